@@ -1,0 +1,3 @@
+from neurocredit.cli import main
+
+raise SystemExit(main())

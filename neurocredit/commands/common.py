@@ -1,0 +1,52 @@
+"""Helpers shared by the subcommands: JSON output and data/model arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def print_json(payload: Any) -> None:
+    """Print ``payload`` as indented, key-sorted JSON on stdout."""
+    json.dump(payload, sys.stdout, indent=2, sort_keys=True, default=_default)
+    sys.stdout.write("\n")
+
+
+def _default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    parser.add_argument("--data", default=default, metavar="NAME",
+                        help="data set: digits, fashion-mnist, mnist, synthetic (default: the one the model was trained on)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="folder with the IDX files (else $NEUROCREDIT_DATA, then /usr/share/datasets/NAME)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N test samples")
+
+
+def load_test_split(network, args):
+    """The test features and labels the model is evaluated on (``--data``/``--limit``)."""
+    from neurocredit.data import load_dataset
+    from neurocredit.errors import NeurocreditError
+
+    name = args.data or network.provenance.get("data", "digits")
+    dataset = load_dataset(name, args.data_dir)
+    if dataset.n_features != network.n_inputs:
+        raise NeurocreditError(
+            f"data set {name!r} has {dataset.n_features} features but the model expects {network.n_inputs}; "
+            "pass the --data it was trained on"
+        )
+    x, y = dataset.x_test, dataset.y_test
+    if args.limit is not None:
+        if args.limit < 1:
+            raise NeurocreditError(f"--limit must be >= 1, got {args.limit}")
+        x, y = x[: args.limit], y[: args.limit]
+    return name, x, y

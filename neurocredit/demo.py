@@ -1,0 +1,58 @@
+"""`make demo`: the whole path on the bundled digits data, one step after another.
+
+Each step is a small function appended to :data:`STEPS`; it prints what it did and returns
+nothing. Models go to ``models/out/``. Run it with ``python -m neurocredit.demo``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+OUT = Path("models/out")
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _train_and_eval(config_name: str) -> Path:
+    from neurocredit.config import load_config
+    from neurocredit.io import save_network
+    from neurocredit.train import train
+
+    config = load_config(MODELS / f"{config_name}.yaml")
+    result = train(config, progress=True)
+    path = save_network(result.network, OUT / f"{config_name}.h5")
+    print(f"  saved {path}: {result.network.summary()}")
+    print(f"  test accuracy {result.test_accuracy:.2%} on {result.test_samples} samples "
+          f"({result.seconds:.1f} s of training)")
+    return path
+
+
+def step_rate_dfa() -> None:
+    """Train a rate network with DFA on digits, evaluate it, save it."""
+    _train_and_eval("digits-dfa-rate")
+
+
+STEPS = [
+    ("rate network, direct feedback alignment (digits)", step_rate_dfa),
+]
+
+
+def main() -> int:
+    from neurocredit.errors import NeurocreditError
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    for index, (title, step) in enumerate(STEPS, 1):
+        print(f"\n== [{index}/{len(STEPS)}] {title}")
+        try:
+            step()
+        except NeurocreditError as error:
+            print(f"demo step failed: {error}", file=sys.stderr)
+            return 2
+    print(f"\ndemo finished in {time.perf_counter() - began:.0f} s; models in {OUT}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Spike encoders: features in [0, 1] -> network input of shape (steps, batch, n_features).
+
+Every encoder is seeded and *counter based*: the random number for (sample, step, feature) is a
+hash of ``(seed, sample_index, step, feature)``, so a sample gets the same spike train whether it
+is encoded alone, in a batch, or in a different batch order, and every backend receives exactly
+the same input. ``sample_index`` is the sample's position in its data split (pass ``offset``
+when encoding a slice).
+
+* ``bernoulli``: spike with probability ``p = clip(max_rate * x, 0, 1)`` independently per step.
+* ``poisson``: the same per-step Bernoulli approximation of a Poisson process with rate
+  ``max_rate * x`` spikes per step (identical to ``bernoulli`` for rates <= 1; kept as its own
+  name because that is what users call it).
+* ``latency``: one spike per feature at step ``round((1 - x) * (steps - 1))``; ``x = 0`` never
+  fires (time-to-first-spike code, bright pixels first).
+* ``current``: a constant input current ``max_rate * x`` every step (no randomness).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import EncoderSpec
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """A vectorized splitmix64 finalizer: uint64 -> well-mixed uint64."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def counter_uniform(seed: int, sample_index: np.ndarray, steps: int, n_features: int) -> np.ndarray:
+    """Uniform [0, 1) numbers of shape (steps, batch, n_features), a pure function of
+    (seed, sample index, step, feature)."""
+    sample = np.asarray(sample_index, dtype=np.uint64)[None, :, None]
+    step = np.arange(steps, dtype=np.uint64)[:, None, None]
+    feature = np.arange(n_features, dtype=np.uint64)[None, None, :]
+    with np.errstate(over="ignore"):
+        key = _splitmix64(np.uint64(seed) & _MASK64)
+        counter = _splitmix64(key ^ (sample * np.uint64(0x100000001B3)))
+        counter = _splitmix64(counter ^ (step << np.uint64(32)) ^ feature)
+    return (counter >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def encode(
+    spec: EncoderSpec, features: np.ndarray, steps: Optional[int] = None, offset: int = 0
+) -> np.ndarray:
+    """Encode ``features`` (batch, n) in [0, 1] as (steps, batch, n) float32 input.
+
+    ``steps`` overrides ``spec.steps``; ``offset`` is the data-split index of ``features[0]``.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2:
+        raise NeurocreditError(f"encoder input must have shape (batch, features), got {features.shape}")
+    steps = int(spec.steps if steps is None else steps)
+    if steps < 1:
+        raise NeurocreditError(f"number of steps must be >= 1, got {steps}")
+    batch, n_features = features.shape
+    clipped = np.clip(features, 0.0, 1.0)
+    if spec.kind in ("bernoulli", "poisson"):
+        probability = np.clip(spec.max_rate * clipped, 0.0, 1.0)
+        uniform = counter_uniform(spec.seed, np.arange(offset, offset + batch), steps, n_features)
+        return (uniform < probability[None]).astype(np.float32)
+    if spec.kind == "latency":
+        fire_step = np.rint((1.0 - clipped) * (steps - 1)).astype(np.int64)
+        fire_step[clipped <= 0.0] = steps  # never
+        return (np.arange(steps)[:, None, None] == fire_step[None]).astype(np.float32)
+    if spec.kind == "current":
+        return np.broadcast_to((spec.max_rate * clipped)[None], (steps, batch, n_features)).astype(np.float32)
+    raise NeurocreditError(f"encoder kind {spec.kind!r} cannot encode spikes (rate networks take features directly)")
+
+
+def encode_torch(spec: EncoderSpec, features, steps: Optional[int] = None, generator=None):
+    """Fast training-time encoding in torch (not counter based: uses ``generator``).
+
+    Same distributions as :func:`encode`; returns (steps, batch, n) with the features' dtype and
+    device. Use :func:`encode` wherever backends must see identical spikes.
+    """
+    import torch
+
+    steps = int(spec.steps if steps is None else steps)
+    clipped = features.clamp(0.0, 1.0)
+    if spec.kind in ("bernoulli", "poisson"):
+        probability = (spec.max_rate * clipped).clamp(0.0, 1.0)
+        uniform = torch.rand((steps,) + tuple(features.shape), generator=generator, device=features.device,
+                             dtype=features.dtype)
+        return (uniform < probability.unsqueeze(0)).to(features.dtype)
+    if spec.kind == "latency":
+        fire_step = torch.round((1.0 - clipped) * (steps - 1))
+        fire_step = torch.where(clipped <= 0, torch.full_like(fire_step, steps), fire_step)
+        times = torch.arange(steps, device=features.device, dtype=features.dtype).view(-1, 1, 1)
+        return (times == fire_step.unsqueeze(0)).to(features.dtype)
+    if spec.kind == "current":
+        return (spec.max_rate * clipped).unsqueeze(0).expand((steps,) + tuple(features.shape)).contiguous()
+    raise NeurocreditError(f"encoder kind {spec.kind!r} cannot encode spikes")

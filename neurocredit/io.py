@@ -1,0 +1,256 @@
+"""HDF5 checkpoints of ``Network`` and ``RunRecord`` (the only module that knows h5py).
+
+Network file layout (``SCHEMA_VERSION`` 1)::
+
+    /                attrs: format="neurocredit-network", schema_version, neurocredit_version
+    /neuron          attrs: kind, activation, du, dv, vth
+    /encoder         attrs: kind, steps, max_rate, seed
+    /readout         attrs: kind
+    /layers/<i>      datasets weight (n_out, n_in), bias (n_out,); attrs: name
+    /extras/<key>    datasets (rule arrays; '/' in a key makes nested groups)
+    /provenance      attrs (rule, config, seed, data, version, ... ; strings and numbers)
+
+Files are written atomically: to a temporary file in the same directory, flushed and
+fsynced, then renamed over the target, so a crash mid-write never destroys the old file.
+Every problem reading a file is one :class:`NeurocreditError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec, ReadoutSpec
+from neurocredit.record import RunRecord
+
+SCHEMA_VERSION = 1
+NETWORK_FORMAT = "neurocredit-network"
+RUN_FORMAT = "neurocredit-run"
+
+
+def _version() -> str:
+    from neurocredit import __version__
+
+    return __version__
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it over ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        with open(temp, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temp, target)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def save_network(network: Network, path: str | os.PathLike) -> Path:
+    """Write ``network`` to ``path`` (HDF5, atomically). Returns the path."""
+    import h5py
+
+    with atomic_path(path) as temp:
+        with h5py.File(temp, "w") as handle:
+            handle.attrs["format"] = NETWORK_FORMAT
+            handle.attrs["schema_version"] = SCHEMA_VERSION
+            handle.attrs["neurocredit_version"] = _version()
+            neuron = handle.create_group("neuron")
+            neuron.attrs["kind"] = network.neuron.kind
+            neuron.attrs["activation"] = network.neuron.activation
+            for name in ("du", "dv", "vth"):
+                neuron.attrs[name] = float(getattr(network.neuron.lif, name))
+            encoder = handle.create_group("encoder")
+            encoder.attrs["kind"] = network.encoder.kind
+            encoder.attrs["steps"] = int(network.encoder.steps)
+            encoder.attrs["max_rate"] = float(network.encoder.max_rate)
+            encoder.attrs["seed"] = int(network.encoder.seed)
+            handle.create_group("readout").attrs["kind"] = network.readout.kind
+            layers = handle.create_group("layers")
+            for index, layer in enumerate(network.layers):
+                group = layers.create_group(str(index))
+                group.create_dataset("weight", data=layer.weight)
+                group.create_dataset("bias", data=layer.bias)
+                group.attrs["name"] = layer.name
+            extras = handle.create_group("extras")
+            for key, value in network.extras.items():
+                extras.create_dataset(key, data=value)
+            provenance = handle.create_group("provenance")
+            for key, value in network.provenance.items():
+                provenance.attrs[key] = _attr_value(value)
+    return Path(path)
+
+
+def _open_checked(path: str | os.PathLike, expected_format: str):
+    import h5py
+
+    file_path = Path(path)
+    if not file_path.exists():
+        raise NeurocreditError(f"{file_path}: no such file (train one with `neurocredit train CONFIG.yaml`)")
+    try:
+        handle = h5py.File(file_path, "r")
+    except OSError as error:
+        raise NeurocreditError(
+            f"{file_path}: not a readable HDF5 file ({error.__class__.__name__}: truncated or corrupted?); "
+            "restore it from a backup or retrain"
+        ) from None
+    found_format = handle.attrs.get("format")
+    if found_format != expected_format:
+        handle.close()
+        raise NeurocreditError(f"{file_path}: not a {expected_format} file (format attribute is {found_format!r})")
+    version = handle.attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        handle.close()
+        raise NeurocreditError(
+            f"{file_path}: schema version {version!r} is not supported (this neurocredit {_version()} reads "
+            f"version {SCHEMA_VERSION}); retrain the model or use the neurocredit version that wrote it"
+        )
+    return handle
+
+
+def _read_extras(group) -> dict[str, np.ndarray]:
+    import h5py
+
+    extras: dict[str, np.ndarray] = {}
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            extras[name] = item[()]
+
+    group.visititems(visit)
+    return extras
+
+
+def load_network(path: str | os.PathLike) -> Network:
+    """Read a network written by :func:`save_network`; validates it like a new one."""
+    file_path = Path(path)
+    handle = _open_checked(file_path, NETWORK_FORMAT)
+    try:
+        with handle:
+            neuron_attrs = handle["neuron"].attrs
+            neuron = NeuronSpec(
+                kind=str(neuron_attrs["kind"]),
+                activation=str(neuron_attrs["activation"]),
+                lif=LIFParameters(
+                    du=float(neuron_attrs["du"]), dv=float(neuron_attrs["dv"]), vth=float(neuron_attrs["vth"])
+                ),
+            )
+            encoder_attrs = handle["encoder"].attrs
+            encoder = EncoderSpec(
+                kind=str(encoder_attrs["kind"]),
+                steps=int(encoder_attrs["steps"]),
+                max_rate=float(encoder_attrs["max_rate"]),
+                seed=int(encoder_attrs["seed"]),
+            )
+            readout = ReadoutSpec(kind=str(handle["readout"].attrs["kind"]))
+            layer_group = handle["layers"]
+            layers = []
+            for index in range(len(layer_group)):
+                group = layer_group[str(index)]
+                layers.append(Layer(group["weight"][()], group["bias"][()], str(group.attrs["name"])))
+            extras = _read_extras(handle["extras"])
+            provenance = {key: _from_attr(value) for key, value in handle["provenance"].attrs.items()}
+    except NeurocreditError as error:
+        raise NeurocreditError(f"{file_path}: {error}") from None
+    except (KeyError, OSError, ValueError, TypeError) as error:
+        raise NeurocreditError(
+            f"{file_path}: damaged network file ({error.__class__.__name__}: {error}); restore it or retrain"
+        ) from None
+    try:
+        return Network(tuple(layers), neuron, encoder, readout, extras, provenance)
+    except NeurocreditError as error:
+        raise NeurocreditError(f"{file_path}: {error}") from None
+
+
+def _from_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_run(record: RunRecord, path: str | os.PathLike) -> Path:
+    """Write a ``RunRecord`` to HDF5 (atomically): counts always, rasters/voltages when present."""
+    import h5py
+
+    with atomic_path(path) as temp:
+        with h5py.File(temp, "w") as handle:
+            handle.attrs["format"] = RUN_FORMAT
+            handle.attrs["schema_version"] = SCHEMA_VERSION
+            handle.attrs["neurocredit_version"] = _version()
+            handle.attrs["backend"] = record.backend
+            handle.attrs["steps"] = int(record.steps)
+            handle.attrs["seconds"] = float(record.seconds)
+            handle.create_dataset("outputs", data=record.outputs)
+            handle.create_dataset("predictions", data=record.predictions)
+            if record.labels is not None:
+                handle.create_dataset("labels", data=record.labels)
+            if record.input_spike_counts is not None:
+                handle.create_dataset("input_spike_counts", data=record.input_spike_counts)
+            if record.input_spikes is not None:
+                handle.create_dataset("input_spikes", data=record.input_spikes, compression="gzip")
+            for field_name in ("spike_counts", "spikes", "voltages", "currents"):
+                layers = getattr(record, field_name)
+                if layers is None:
+                    continue
+                group = handle.create_group(field_name)
+                for index, array in enumerate(layers):
+                    group.create_dataset(str(index), data=array, compression="gzip" if array.ndim == 3 else None)
+    return Path(path)
+
+
+def load_run(path: str | os.PathLike) -> RunRecord:
+    """Read a ``RunRecord`` written by :func:`save_run`."""
+    file_path = Path(path)
+    handle = _open_checked(file_path, RUN_FORMAT)
+    try:
+        with handle:
+
+            def optional(name):
+                return handle[name][()] if name in handle else None
+
+            def layers(name):
+                if name not in handle:
+                    return None
+                return [handle[name][str(i)][()] for i in range(len(handle[name]))]
+
+            return RunRecord(
+                backend=str(handle.attrs["backend"]),
+                steps=int(handle.attrs["steps"]),
+                outputs=handle["outputs"][()],
+                predictions=handle["predictions"][()],
+                spike_counts=layers("spike_counts") or [],
+                input_spike_counts=optional("input_spike_counts"),
+                labels=optional("labels"),
+                spikes=layers("spikes"),
+                voltages=layers("voltages"),
+                currents=layers("currents"),
+                input_spikes=optional("input_spikes"),
+                seconds=float(handle.attrs["seconds"]),
+            )
+    except (KeyError, OSError, ValueError) as error:
+        raise NeurocreditError(f"{file_path}: damaged run file ({error.__class__.__name__}: {error})") from None
