@@ -1,0 +1,266 @@
+"""Model + rule configs (YAML) and their validation.
+
+A config file (see ``models/*.yaml``)::
+
+    name: digits-dfa-rate
+    description: ...
+    data: {name: digits}                      # digits | fashion-mnist | mnist | synthetic; data_dir optional
+    network:
+      hidden: [256]                           # hidden layer widths; input and output come from the data
+      neuron: {kind: rate, activation: tanh}  # or {kind: lif, du: 0.2, dv: 0.1, vth: 1.0}
+      encoder: {kind: bernoulli, steps: 25, max_rate: 1.0, seed: 0}   # lif only
+      readout: argmax                         # or nearest_prototype (set by rules that need it)
+      init_gain: 1.0                          # weights ~ U(+-gain/sqrt(n_in))
+    rule: {name: dfa, ...rule options...}     # options are checked by the rule (neurocredit.rules)
+    training: {epochs: 20, batch_size: 32, optimizer: adam, learning_rate: 0.001, seed: 0, ...}
+
+Unknown keys and wrong types are one :class:`NeurocreditError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import (
+    EncoderSpec,
+    LIFParameters,
+    Network,
+    NeuronSpec,
+    ReadoutSpec,
+    init_layers,
+)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"
+    data_dir: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    kind: str = "rate"
+    activation: str = "tanh"
+    du: float = 0.2
+    dv: float = 0.1
+    vth: float = 1.0
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    kind: str = "none"
+    steps: int = 0
+    max_rate: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    hidden: list[int] = field(default_factory=lambda: [100])
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    readout: str = "argmax"
+    init_gain: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """epochs; batch_size; optimizer adam|sgd; learning_rate; momentum (sgd); weight_decay;
+    lr_schedule constant|cosine|step (step: x0.1 at 50 % and 75 % of the epochs); seed;
+    eval_batch_size (for the per-epoch test accuracy)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    seed: int = 0
+    eval_batch_size: int = 1000
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    data: DataConfig
+    network: NetworkConfig
+    rule: RuleConfig
+    training: TrainingConfig
+    description: str = ""
+    path: Optional[Path] = None
+
+    def replace_training(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, training=dataclasses.replace(self.training, **changes))
+
+
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", str(kind).replace("typing.", ""))
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``kind``; ints are accepted for floats."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        inner = [option for option in options if option is not type(None)][0]
+        return _coerce(value, inner, where)
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise NeurocreditError(f"{where} must be a list of {_type_name(item)}, got {value!r}")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise NeurocreditError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(kind):
+        return build_dataclass(kind, value, where)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise NeurocreditError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise NeurocreditError(f"{where} must be an integer, got {value!r}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise NeurocreditError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise NeurocreditError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def build_dataclass(cls: type, mapping: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types.
+
+    ``where`` prefixes messages, e.g. ``"models/x.yaml: training"``.
+    """
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise NeurocreditError(f"{where} must be a mapping, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "path"}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise NeurocreditError(
+            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(fields))})"
+        )
+    values = {}
+    for name, spec in fields.items():
+        if name in mapping:
+            values[name] = _coerce(mapping[name], hints[name], f"{where}.{name}")
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise NeurocreditError(f"{where}: missing key '{name}'")
+    return cls(**values)
+
+
+def parse_config(raw: Any, source: str = "<config>") -> Config:
+    """A validated :class:`Config` from already-parsed YAML."""
+    if not isinstance(raw, dict):
+        raise NeurocreditError(f"{source}: a config must be a mapping with name, data, network, rule, training")
+    raw = dict(raw)
+    rule_raw = raw.get("rule")
+    if not isinstance(rule_raw, dict) or not isinstance(rule_raw.get("name"), str):
+        raise NeurocreditError(f"{source}: rule must be a mapping with a 'name' (bp, dfa, sigprop, chl)")
+    raw["rule"] = {"name": rule_raw["name"], "options": {k: v for k, v in rule_raw.items() if k != "name"}}
+    config = build_dataclass(Config, raw, source)
+    config = dataclasses.replace(config, path=Path(source) if source != "<config>" else None)
+    _check_choices(config, source)
+    from neurocredit.rules import rule_class
+
+    rule_class(config.rule.name, config.network.neuron.kind).parse_options(
+        config.rule.options, f"{source}: rule"
+    )
+    return config
+
+
+def _check_choices(config: Config, source: str) -> None:
+    training = config.training
+    if training.optimizer not in ("adam", "sgd"):
+        raise NeurocreditError(f"{source}: training.optimizer must be adam or sgd, got {training.optimizer!r}")
+    if training.lr_schedule not in ("constant", "cosine", "step"):
+        raise NeurocreditError(
+            f"{source}: training.lr_schedule must be constant, cosine or step, got {training.lr_schedule!r}"
+        )
+    for name in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(training, name) < 1:
+            raise NeurocreditError(f"{source}: training.{name} must be >= 1")
+    if not training.learning_rate > 0:
+        raise NeurocreditError(f"{source}: training.learning_rate must be > 0")
+    if any(width < 1 for width in config.network.hidden):
+        raise NeurocreditError(f"{source}: network.hidden widths must be >= 1")
+    try:
+        network_specs(config)
+    except NeurocreditError as error:
+        raise NeurocreditError(f"{source}: network: {error}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; a bare name (``digits-dfa-rate``) means ``models/<name>.yaml``."""
+    import yaml
+
+    file_path = Path(path)
+    if not file_path.exists() and file_path.suffix == "" and (models_dir() / f"{path}.yaml").exists():
+        file_path = models_dir() / f"{path}.yaml"
+    if not file_path.is_file():
+        raise NeurocreditError(f"{file_path}: config file not found (ready configs: `neurocredit models`)")
+    try:
+        raw = yaml.safe_load(file_path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise NeurocreditError(f"{file_path}: malformed YAML{position}: {problem}") from None
+    return parse_config(raw, str(file_path))
+
+
+def models_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def network_specs(config: Config) -> tuple[NeuronSpec, EncoderSpec, ReadoutSpec]:
+    neuron_cfg = config.network.neuron
+    neuron = NeuronSpec(
+        kind=neuron_cfg.kind,
+        activation=neuron_cfg.activation,
+        lif=LIFParameters(du=neuron_cfg.du, dv=neuron_cfg.dv, vth=neuron_cfg.vth),
+    )
+    enc = config.network.encoder
+    encoder = EncoderSpec(kind=enc.kind, steps=enc.steps, max_rate=enc.max_rate, seed=enc.seed)
+    if neuron.spiking and encoder.kind == "none":
+        raise NeurocreditError("a lif network needs network.encoder.kind (bernoulli, poisson, latency, current)")
+    return neuron, encoder, ReadoutSpec(config.network.readout)
+
+
+def build_network(config: Config, n_inputs: int, n_outputs: int, seed: int) -> Network:
+    """The untrained network a config describes (seeded initial weights)."""
+    neuron, encoder, readout = network_specs(config)
+    sizes = (n_inputs, *config.network.hidden, n_outputs)
+    layers = init_layers(sizes, np.random.default_rng(seed), gain=config.network.init_gain)
+    extras = {}
+    if readout.kind == "nearest_prototype":
+        # placeholder prototypes (one-hot); rules that read out by prototypes replace them
+        extras["readout/prototypes"] = np.eye(n_outputs, dtype=np.float32)
+    return Network(layers, neuron, encoder, readout, extras)

@@ -1,0 +1,154 @@
+"""The rule interface every learning rule implements, and what they share.
+
+A rule owns the trainable tensors of one ``Network`` while it trains::
+
+    rule = RuleClass(network, options, training, n_classes)
+    loss = rule.train_batch(features, labels)   # one batch: torch tensors (batch, n_in), (batch,)
+    outputs = rule.predict(features)            # (batch, n_outputs), for per-epoch accuracy
+    network = rule.to_network()                 # trained weights + the rule's arrays (extras)
+
+Batch semantics (the same for every rule): an update is the *mean* over the batch of the
+per-sample updates, handed to the optimizer as the parameter's ``.grad`` (so Adam/SGD apply
+to local rules exactly as they do to backprop). Rules that do not use autograd compute those
+``.grad`` tensors themselves under ``torch.no_grad()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from neurocredit.config import TrainingConfig, build_dataclass
+from neurocredit.network import Network
+from neurocredit.neurons import activation
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """This rule has no options."""
+
+
+def make_optimizer(parameters: list[torch.Tensor], training: TrainingConfig) -> torch.optim.Optimizer:
+    if training.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
+        )
+    return torch.optim.Adam(parameters, lr=training.learning_rate, weight_decay=training.weight_decay)
+
+
+def scheduled_learning_rate(training: TrainingConfig, epoch: int) -> float:
+    """Learning rate for 0-based ``epoch`` under ``training.lr_schedule``."""
+    base = training.learning_rate
+    if training.lr_schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, training.epochs)))
+    if training.lr_schedule == "step":
+        factor = 1.0
+        if epoch >= int(0.5 * training.epochs):
+            factor *= 0.1
+        if epoch >= int(0.75 * training.epochs):
+            factor *= 0.1
+        return base * factor
+    return base
+
+
+def rate_forward(weights, biases, activation_name: str, features: torch.Tensor):
+    """Pre-activations and activities of a rate net; the last layer is linear.
+
+    Returns ``(pre_activations, activities)``, lists over layers; ``activities[-1]`` are logits.
+    """
+    hidden = features
+    pre_activations, activities = [], []
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
+        pre = hidden @ weight.T + bias
+        hidden = pre if index == len(weights) - 1 else activation(activation_name, pre)
+        pre_activations.append(pre)
+        activities.append(hidden)
+    return pre_activations, activities
+
+
+class Rule:
+    """Base class: holds weights/biases as torch tensors and an optimizer over them."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], where: str = "rule") -> Any:
+        """Validated options dataclass (unknown keys / wrong types: clear error)."""
+        return build_dataclass(cls.Options, options, where)
+
+    @classmethod
+    def output_size(cls, options: Any, n_classes: int) -> int:
+        """Width of the last layer for ``n_classes`` classes."""
+        return n_classes
+
+    def __init__(self, network: Network, options: Any, training: TrainingConfig, n_classes: int,
+                 device: str | torch.device = "cpu") -> None:
+        self.spec = network
+        self.options = options
+        self.training = training
+        self.n_classes = n_classes
+        self.device = torch.device(device)
+        self.dtype = torch.float32
+        self.weights = [torch.tensor(w, dtype=self.dtype, device=self.device) for w in network.weights]
+        self.biases = [torch.tensor(b, dtype=self.dtype, device=self.device) for b in network.biases]
+        self.generator = torch.Generator(device="cpu").manual_seed(int(training.seed))
+        self.optimizer = make_optimizer(self.parameters(), training)
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Tensors the optimizer updates (weights and biases; rules may add their own)."""
+        return [*self.weights, *self.biases]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch (0-based): applies the learning-rate schedule."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = scheduled_learning_rate(self.training, epoch)
+
+    def apply_gradients(self, gradients: list[torch.Tensor]) -> None:
+        """One optimizer step with ``gradients`` (same order as :meth:`parameters`)."""
+        for parameter, gradient in zip(self.parameters(), gradients):
+            parameter.grad = gradient
+        self.optimizer.step()
+
+    def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
+        raise TypeError(f"{type(self).__name__} must define train_batch")
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} must define predict")
+
+    def extras(self) -> dict[str, np.ndarray]:
+        """Arrays saved with the network (feedback matrices, learning-signal projections...)."""
+        return {}
+
+    def to_network(self) -> Network:
+        network = self.spec.with_parameters(
+            [w.detach().cpu().numpy().astype(np.float32) for w in self.weights],
+            [b.detach().cpu().numpy().astype(np.float32) for b in self.biases],
+        )
+        extras = dict(self.spec.extras)
+        extras.update(self.extras())
+        return network.replace(extras=extras)
+
+
+class RateRule(Rule):
+    """Shared by rate-network rules: the forward pass and argmax-of-logits prediction."""
+
+    def forward(self, features: torch.Tensor):
+        return rate_forward(self.weights, self.biases, self.spec.neuron.activation, features)
+
+    @torch.no_grad()
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        return self.forward(features)[1][-1]
+
+
+def one_hot(labels: torch.Tensor, n_classes: int, dtype=torch.float32) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, n_classes).to(dtype)
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)

@@ -1,0 +1,32 @@
+"""Backpropagation baselines (the yardstick, not the product's rules).
+
+* ``rate``: plain backpropagation through the rate network, softmax cross-entropy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neurocredit.rules.base import RateRule
+
+
+class Backprop(RateRule):
+    """Backpropagation (autograd) through a rate network; softmax cross-entropy on the logits."""
+
+    name = "bp"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for parameter in self.parameters():
+            parameter.requires_grad_(True)
+
+    def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
+        logits = self.forward(features)[1][-1]
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
+RULES = {"rate": Backprop}

@@ -1,0 +1,408 @@
+"""Brian2 backend: the canonical LIF network (:mod:`neurocredit.neurons`) as Brian2 objects.
+
+The model, exactly as Brian2 computes it (one canonical step = one Brian2 step of
+:data:`STEP_MS` ms; the value of ``dt`` is irrelevant, only steps count)::
+
+    NeuronGroup (per layer)   u : 1   v : 1   a_in : 1   bias : 1 (constant)
+    update (run_regularly, slot 'groups'):
+        u = u * decay_u + a_in          # decay_u = 1 - du
+        a_in = 0
+        v = v * decay_v + u             # decay_v = 1 - dv
+        v = v + bias
+    threshold: v > vth                  (strictly greater)
+    reset:     v = 0                    (u is not reset, no refractory period)
+    Synapses (per layer, w : 1 (constant), no synaptic delay):  on_pre: a_in_post += w
+
+The update is written as explicit assignments, not as differential equations: Brian2 would
+integrate ``du/dt = -du*u`` exactly (decay ``exp(-du)``, 0.9048 instead of 0.9 for 0.1) and
+sympy may reorder sums. One binary operation per term, in the order of
+:func:`neurocredit.neurons.lif_step`, gives the same float64 numbers as the reference; the
+Cython target is compiled without ``-ffast-math`` and with ``-ffp-contract=off`` so the C
+compiler does not fuse or reassociate them either. The only remaining difference is the order
+in which the incoming ``w`` are summed into ``a_in`` (synapse order here, a BLAS product in
+the reference and Norse): about 1e-16 relative, which changes a spike only when ``v`` lands
+within that distance of ``vth``.
+
+Order of operations within step ``t`` (Brian2's schedule: start, groups, thresholds, synapses,
+resets, end):
+
+* ``start``: at the first step of each sample window, ``u = v = a_in = 0`` (a fresh sample);
+  graded (non-0/1) inputs are written into the input group.
+* ``groups``: the LIF update above, consuming ``a_in`` = what the synapses delivered at ``t-1``.
+* ``thresholds``: every layer spikes where ``v > vth``; the ``SpikeGeneratorGroup`` emits the
+  input spikes of step ``t``.
+* ``synapses``: spikes of step ``t`` add ``w`` to ``a_in`` of the next layer, which the next
+  layer consumes at ``t + 1``: Lava's one-step ``Dense`` delay, so layer ``i`` receives
+  ``W_i s_{i-1}[t-1]`` (``s_0`` = the encoded input), as in the reference and Norse backends.
+* ``resets``: ``v = 0`` where spiked.
+* ``end``: ``StateMonitor`` records ``v`` (after reset) and ``u``, as the other backends do.
+
+Many samples: the batch is laid out as ``copies`` parallel copies of the network (neuron index
+``copy * n + j``, block-diagonal synapses; only nonzero weights become synapses) and, when the
+batch is larger than the copies, as consecutive sample windows of ``steps`` steps in the same
+run (sample ``window * copies + copy``; the ``start`` reset above separates the windows). The
+Brian2 network is built once per call and run once; ``copies`` is chosen so that at most
+:data:`MAX_SYNAPSES_PER_RUN` synapses exist.
+
+Inputs: 0/1 spike inputs go through a ``SpikeGeneratorGroup`` (sample spikes at Brian2 time
+``(window * steps + t) * dt``). Graded inputs (the ``current`` encoder) cannot be carried by
+spike events; they drive a ``NeuronGroup`` whose ``x`` is set every step from the encoded
+array, with threshold ``x != 0`` and ``on_pre: a_in_post += w * x_pre`` (the reference
+multiplies the same values by ``W``).
+
+Code generation: ``NEUROCREDIT_BRIAN2_TARGET`` = ``auto`` (default), ``cython`` or ``numpy``.
+``auto`` uses Cython when a C compiler and the Python headers work (see :func:`code_target`),
+else numpy with a one-line notice on stderr. Compiled Cython modules are cached in
+``NEUROCREDIT_BRIAN2_CACHE`` (default ``~/.cache/neurocredit/brian2``), never in the project.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import Network
+from neurocredit.readout import predict
+from neurocredit.record import RunRecord
+
+STEP_MS = 1.0
+"""Brian2 time of one canonical step, in ms (any value works; only step counts matter)."""
+
+MAX_SYNAPSES_PER_RUN = 4_000_000
+"""Upper bound on synapses in one built Brian2 network (parallel copies x synapses per copy):
+about 0.3 GB of Brian2 arrays; larger batches run as consecutive sample windows instead."""
+
+TARGET_ENV = "NEUROCREDIT_BRIAN2_TARGET"
+CACHE_ENV = "NEUROCREDIT_BRIAN2_CACHE"
+TARGETS = ("auto", "cython", "numpy")
+
+LIF_MODEL = """
+u : 1
+v : 1
+a_in : 1
+bias : 1 (constant)
+"""
+LIF_UPDATE = """
+u = u * decay_u + a_in
+a_in = 0
+v = v * decay_v + u
+v = v + bias
+"""
+LIF_THRESHOLD = "v > vth"
+LIF_RESET = "v = 0"
+SAMPLE_START = """
+u = 0
+v = 0
+a_in = 0
+"""
+DENSE_SYNAPSE = "w : 1 (constant)"
+DENSE_ON_PRE = "a_in_post += w"
+GRADED_INPUT_MODEL = "x : 1"
+GRADED_INPUT_THRESHOLD = "x != 0"
+GRADED_ON_PRE = "a_in_post += w * x_pre"
+
+# Compiler flags for the Cython target: Brian2's defaults minus -ffast-math (which allows
+# reassociation) and with contraction into fused multiply-adds switched off.
+EXACT_GCC_FLAGS = ["-w", "-O3", "-fno-fast-math", "-ffp-contract=off", "-std=c++11"]
+
+_cython_checked: Optional[bool] = None
+_notice_given = False
+
+
+def cache_dir() -> Path:
+    """Where compiled Brian2/Cython modules are kept (outside the project tree)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "neurocredit" / "brian2")
+
+
+@contextlib.contextmanager
+def _brian2_preferences(target: str) -> Iterator[None]:
+    """Set Brian2's global preferences for this backend and put the caller's back afterwards."""
+    from brian2 import prefs
+
+    wanted = {
+        "codegen.target": target,
+        "core.default_float_dtype": np.float64,
+        "codegen.runtime.cython.cache_dir": str(cache_dir()),
+        "codegen.cpp.extra_compile_args_gcc": list(EXACT_GCC_FLAGS),
+    }
+    saved = {name: prefs[name] for name in wanted}
+    try:
+        for name, value in wanted.items():
+            prefs[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            prefs[name] = value
+
+
+def _cython_works() -> bool:
+    """Whether Brian2 can compile Cython code here (checked once per process)."""
+    global _cython_checked
+    if _cython_checked is None:
+        from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with _brian2_preferences("numpy"), _quiet_brian2():
+            try:
+                _cython_checked = bool(CythonCodeObject.is_available())
+            except Exception:  # any failure of the test compilation means: no Cython
+                _cython_checked = False
+    return _cython_checked
+
+
+@contextlib.contextmanager
+def _quiet_brian2() -> Iterator[None]:
+    """Silence Brian2's console log (its failed-compilation warning) inside the block."""
+    from brian2.utils.logger import BrianLogger
+
+    handler = BrianLogger.console_handler
+    level = handler.level if handler is not None else None
+    try:
+        if handler is not None:
+            handler.setLevel("ERROR")
+        yield
+    finally:
+        if handler is not None:
+            handler.setLevel(level)
+
+
+def code_target() -> str:
+    """The Brian2 code-generation target to use: ``cython`` or ``numpy`` (see module doc)."""
+    global _notice_given
+    wanted = os.environ.get(TARGET_ENV, "auto").strip().lower() or "auto"
+    if wanted not in TARGETS:
+        raise NeurocreditError(f"{TARGET_ENV}={wanted!r} is not one of {', '.join(TARGETS)}")
+    if wanted == "numpy":
+        return "numpy"
+    if _cython_works():
+        return "cython"
+    if wanted == "cython":
+        raise NeurocreditError(
+            f"{TARGET_ENV}=cython but Cython code cannot be compiled here: install a C compiler "
+            "(gcc) and the Python 3.10 headers (python3.10-dev), or set it to numpy"
+        )
+    if not _notice_given:
+        sys.stderr.write(
+            "neurocredit: brian2 backend uses the numpy target (no working C compiler/Python headers "
+            "for Cython); large batches run several times slower: install gcc and python3.10-dev\n"
+        )
+        _notice_given = True
+    return "numpy"
+
+
+def _is_binary(inputs: np.ndarray) -> bool:
+    return bool(np.all((inputs == 0) | (inputs == 1)))
+
+
+class ParallelCopies:
+    """A Brian2 network holding ``copies`` parallel copies of ``network`` (see module doc).
+
+    Build once, then :meth:`run` any number of times; each call restores the freshly built
+    state (``Network.restore``) and simulates ``inputs`` of shape (steps, batch, n_inputs),
+    batch <= copies * windows, as ``ceil(batch / copies)`` consecutive windows.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        copies: int,
+        steps: int,
+        graded_input: bool = False,
+        record: frozenset = frozenset(),
+        target: Optional[str] = None,
+    ) -> None:
+        if not network.neuron.spiking:
+            raise NeurocreditError("the brian2 backend runs lif networks only; use the rate backend")
+        self.network = network
+        self.copies = int(copies)
+        self.steps = int(steps)
+        self.graded_input = bool(graded_input)
+        self.record = frozenset(record)
+        self.target = target or code_target()
+        with _brian2_preferences(self.target):
+            self._build()
+
+    def _build(self) -> None:
+        import brian2 as b2
+
+        network, copies = self.network, self.copies
+        params = network.neuron.lif
+        self._dt = STEP_MS * b2.ms
+        clock = b2.Clock(dt=self._dt, name="nc_clock")
+        namespace = {"decay_u": 1.0 - params.du, "decay_v": 1.0 - params.dv, "vth": float(params.vth)}
+        n_inputs = network.n_inputs
+        if self.graded_input:
+            source = b2.NeuronGroup(copies * n_inputs, GRADED_INPUT_MODEL, threshold=GRADED_INPUT_THRESHOLD,
+                                    clock=clock, name="nc_input")
+            feed = b2.NetworkOperation(self._feed_graded, clock=clock, when="start", name="nc_feed")
+            extra = [feed]
+        else:
+            source = b2.SpikeGeneratorGroup(copies * n_inputs, np.zeros(0, dtype=np.int64), np.zeros(0) * b2.ms,
+                                            clock=clock, name="nc_input")
+            extra = []
+        self._source = source
+        groups, synapses, spike_monitors, state_monitors = [], [], [], []
+        state_names = [name for name, key in (("v", "voltages"), ("u", "currents")) if key in self.record]
+        previous, previous_n = source, n_inputs
+        for index, layer in enumerate(network.layers):
+            n_out = layer.n_out
+            group = b2.NeuronGroup(
+                copies * n_out, LIF_MODEL, threshold=LIF_THRESHOLD, reset=LIF_RESET,
+                clock=clock, namespace=namespace, name=f"nc_layer{index}",
+            )
+            group.bias = np.tile(np.asarray(layer.bias, dtype=np.float64), copies)
+            group.run_regularly(LIF_UPDATE, when="groups", name=f"nc_layer{index}_update")
+            group.run_regularly(SAMPLE_START, dt=self.steps * self._dt, when="start",
+                                name=f"nc_layer{index}_sample_start")
+            synapse = b2.Synapses(
+                previous, group, DENSE_SYNAPSE,
+                on_pre=GRADED_ON_PRE if (index == 0 and self.graded_input) else DENSE_ON_PRE,
+                clock=clock, name=f"nc_dense{index}",
+            )
+            weight = np.asarray(layer.weight, dtype=np.float64)
+            rows, cols = np.nonzero(weight)  # post (row) and pre (column) of each nonzero weight
+            copy_index = np.arange(copies, dtype=np.int64)[:, None]
+            pre = (copy_index * previous_n + cols[None, :]).ravel()
+            post = (copy_index * n_out + rows[None, :]).ravel()
+            synapse.connect(i=pre, j=post)
+            synapse.w = np.tile(weight[rows, cols], copies)
+            groups.append(group)
+            synapses.append(synapse)
+            spike_monitors.append(b2.SpikeMonitor(group, name=f"nc_spikes{index}"))
+            if state_names:
+                state_monitors.append(
+                    b2.StateMonitor(group, state_names, record=True, when="end", name=f"nc_states{index}")
+                )
+            previous, previous_n = group, n_out
+        self._groups = groups
+        self._spike_monitors = spike_monitors
+        self._state_monitors = state_monitors
+        self._state_names = state_names
+        self._graded_values: Optional[np.ndarray] = None
+        self._net = b2.Network(source, *groups, *synapses, *spike_monitors, *state_monitors, *extra)
+        self._net.store("built")
+        self._runs = 0
+
+    @property
+    def synapse_count(self) -> int:
+        """Synapses in the built network (all copies)."""
+        return int(sum(np.count_nonzero(layer.weight) for layer in self.network.layers)) * self.copies
+
+    def _feed_graded(self, t) -> None:
+        """NetworkOperation: write the graded input of the current step into the input group."""
+        step = int(round(float(t / self._dt)))
+        window, within = divmod(step, self.steps)
+        values = self._graded_values
+        block = values[within, window * self.copies : (window + 1) * self.copies]
+        self._source.variables["x"].get_value()[:] = block.reshape(-1)
+
+    def run(self, inputs: np.ndarray) -> RunRecord:
+        """Simulate ``inputs`` (steps, batch, n_inputs); returns the backend's ``RunRecord``."""
+        import brian2 as b2
+
+        inputs = np.asarray(inputs)
+        steps, batch, n_inputs = inputs.shape
+        if steps != self.steps or n_inputs != self.network.n_inputs:
+            raise NeurocreditError(
+                f"input has shape {inputs.shape}; this Brian2 network was built for "
+                f"({self.steps}, batch, {self.network.n_inputs})"
+            )
+        windows = max(1, math.ceil(batch / self.copies))
+        padded = np.zeros((steps, windows * self.copies, n_inputs), dtype=np.float64)
+        padded[:, :batch] = inputs
+        with _brian2_preferences(self.target):
+            if self._runs:
+                self._net.restore("built")
+            if self.graded_input:
+                self._graded_values = padded
+            else:
+                # (window, t, copy, j) in C order is sorted by time, then by neuron index.
+                by_window = padded.reshape(steps, windows, self.copies * n_inputs).transpose(1, 0, 2)
+                window, t, neuron = np.nonzero(by_window > 0)
+                times = (window * steps + t).astype(np.float64) * STEP_MS
+                self._source.set_spikes(neuron, times * b2.ms, sorted=True)
+            self._net.run(windows * steps * self._dt, namespace={})
+            self._runs += 1
+            return self._collect(inputs, windows)
+
+    def _collect(self, inputs: np.ndarray, windows: int) -> RunRecord:
+        steps, batch, _ = inputs.shape
+        want_spikes = "spikes" in self.record
+        counts, rasters = [], [] if want_spikes else None
+        for layer, monitor in zip(self.network.layers, self._spike_monitors):
+            n = layer.n_out
+            neuron = np.asarray(monitor.i[:], dtype=np.int64)
+            global_step = np.rint(np.asarray(monitor.t_[:]) / float(self._dt)).astype(np.int64)
+            window, t = np.divmod(global_step, steps)
+            copy, j = np.divmod(neuron, n)
+            sample = window * self.copies + copy
+            keep = sample < batch  # padding copies may fire from their bias alone
+            sample, t, j = sample[keep], t[keep], j[keep]
+            counts.append(np.bincount(sample * n + j, minlength=batch * n).reshape(batch, n).astype(np.int64))
+            if want_spikes:
+                raster = np.zeros((steps, batch, n), dtype=bool)
+                raster[t, sample, j] = True
+                rasters.append(raster)
+        states = {name: [] for name in self._state_names}
+        for layer, monitor in zip(self.network.layers, self._state_monitors):
+            n = layer.n_out
+            for name in self._state_names:
+                values = np.asarray(monitor.variables[name].get_value(), dtype=np.float64)
+                values = values.reshape(windows, steps, self.copies, n).transpose(1, 0, 2, 3)
+                states[name].append(np.ascontiguousarray(values.reshape(steps, windows * self.copies, n)[:, :batch]))
+        outputs = counts[-1].astype(np.float64)
+        return RunRecord(
+            backend="brian2",
+            steps=int(steps),
+            outputs=outputs,
+            predictions=predict(self.network, outputs),
+            spike_counts=counts,
+            input_spike_counts=np.asarray(inputs).sum(axis=0).astype(np.int64),
+            spikes=rasters,
+            voltages=states.get("v"),
+            currents=states.get("u"),
+            input_spikes=(np.asarray(inputs) > 0) if want_spikes else None,
+        )
+
+
+def copies_for(network: Network, batch: int) -> int:
+    """Parallel copies for ``batch`` samples: all of them if the synapses fit in
+    :data:`MAX_SYNAPSES_PER_RUN`, else as few equal windows as needed."""
+    per_copy = max(1, int(sum(np.count_nonzero(layer.weight) for layer in network.layers)))
+    most = max(1, MAX_SYNAPSES_PER_RUN // per_copy)
+    windows = math.ceil(batch / most)
+    return max(1, math.ceil(batch / windows))
+
+
+def run(network: Network, inputs: np.ndarray, record=frozenset(), copies: Optional[int] = None) -> RunRecord:
+    """Simulate ``inputs`` (steps, batch, n_inputs) through ``network`` in Brian2, float64.
+
+    ``copies`` overrides the number of parallel copies (default :func:`copies_for`).
+    """
+    if not network.neuron.spiking:
+        raise NeurocreditError("the brian2 backend runs lif networks only; use the rate backend")
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 3 or inputs.shape[2] != network.n_inputs:
+        raise NeurocreditError(
+            f"brian2 backend input has shape {inputs.shape}; expected (steps, batch, {network.n_inputs})"
+        )
+    if not np.all(np.isfinite(inputs)):
+        raise NeurocreditError("brian2 backend input contains NaN/inf values; check the encoder and the data")
+    steps, batch, _ = inputs.shape
+    if batch == 0:
+        raise NeurocreditError("no samples to simulate")
+    simulation = ParallelCopies(
+        network,
+        copies=copies or copies_for(network, batch),
+        steps=steps,
+        graded_input=not _is_binary(inputs),
+        record=frozenset(record),
+    )
+    return simulation.run(inputs)

@@ -1,0 +1,152 @@
+"""The training loop: config -> data -> initial Network -> rule -> trained Network.
+
+Same config and seed give the same weights (torch and numpy are seeded; batches are shuffled
+by a seeded generator). Each epoch prints one line: loss, train accuracy (on the first 2000
+training samples), test accuracy (both by the rule's own fast prediction), seconds of training. The final test
+accuracy is measured on the saved ``Network`` through a simulation backend (``rate`` or
+``norse``), so it is exactly what ``neurocredit eval`` reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from neurocredit.config import Config, build_network
+from neurocredit.data import Dataset, load_dataset
+from neurocredit.network import Network
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    network: Network
+    history: list[EpochStats] = field(default_factory=list)
+    test_accuracy: float = float("nan")
+    test_samples: int = 0
+    seconds: float = 0.0
+
+
+def _batched_outputs(rule, features, batch_size: int):
+    import torch
+
+    outputs = []
+    for start in range(0, len(features), batch_size):
+        chunk = torch.as_tensor(features[start : start + batch_size], device=rule.device)
+        outputs.append(rule.predict(chunk).detach().cpu().numpy())
+    return np.concatenate(outputs, axis=0)
+
+
+def rule_accuracy(rule, network: Network, features: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
+    """Accuracy of the rule's fast predictor on ``features``."""
+    from neurocredit.readout import predict
+
+    outputs = _batched_outputs(rule, features, batch_size)
+    return float(np.mean(predict(network, outputs) == labels))
+
+
+def train(
+    config: Config,
+    *,
+    epochs: Optional[int] = None,
+    seed: Optional[int] = None,
+    data: Optional[str] = None,
+    data_dir: Optional[str] = None,
+    dataset: Optional[Dataset] = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    final_backend: Optional[str] = None,
+    device: str = "cpu",
+) -> TrainResult:
+    """Train the network ``config`` describes; returns the trained Network and its history.
+
+    ``epochs``/``seed``/``data``/``data_dir`` override the config. ``dataset`` skips loading.
+    """
+    import torch
+
+    from neurocredit.rules import rule_class
+    from neurocredit.sim import simulate
+
+    if epochs is not None:
+        config = config.replace_training(epochs=epochs)
+    if seed is not None:
+        config = config.replace_training(seed=seed)
+    training = config.training
+    torch.manual_seed(training.seed)
+    data_name = data or config.data.name
+    if dataset is None:
+        dataset = load_dataset(data_name, data_dir or config.data.data_dir, seed=training.seed)
+    cls = rule_class(config.rule.name, config.network.neuron.kind)
+    options = cls.parse_options(config.rule.options, f"{config.path or config.name}: rule")
+    n_outputs = cls.output_size(options, dataset.n_classes)
+    initial = build_network(config, dataset.n_features, n_outputs, training.seed)
+    initial = initial.replace(
+        provenance={
+            "rule": config.rule.name,
+            "config": config.name,
+            "seed": training.seed,
+            "data": dataset.name,
+            "epochs": training.epochs,
+            "rule_options": options.__dict__ if hasattr(options, "__dict__") else {},
+        }
+    )
+    rule = cls(initial, options, training, dataset.n_classes, device=device)
+    rng = np.random.default_rng(training.seed)
+    result = TrainResult(network=initial)
+    began = time.perf_counter()
+    for epoch in range(training.epochs):
+        rule.set_epoch(epoch)
+        epoch_began = time.perf_counter()
+        order = rng.permutation(len(dataset.x_train))
+        batches = range(0, len(order), training.batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{training.epochs}", unit="batch", leave=False)
+        losses = []
+        for start in batches:
+            index = order[start : start + training.batch_size]
+            features = torch.as_tensor(dataset.x_train[index], device=rule.device)
+            labels = torch.as_tensor(dataset.y_train[index], device=rule.device)
+            loss = rule.train_batch(features, labels)
+            if not np.isfinite(loss):
+                from neurocredit.errors import NeurocreditError
+
+                raise NeurocreditError(
+                    f"training diverged in epoch {epoch + 1} (loss {loss}); lower training.learning_rate "
+                    f"(now {training.learning_rate:g}) in {config.path or config.name}"
+                )
+            losses.append(loss)
+        seconds = time.perf_counter() - epoch_began
+        snapshot = rule.to_network()
+        train_accuracy = rule_accuracy(rule, snapshot, dataset.x_train[:2000], dataset.y_train[:2000],
+                                       training.eval_batch_size)
+        test_accuracy = rule_accuracy(rule, snapshot, dataset.x_test, dataset.y_test, training.eval_batch_size)
+        stats = EpochStats(epoch + 1, float(np.mean(losses)), train_accuracy, test_accuracy, seconds)
+        result.history.append(stats)
+        log(
+            f"epoch {stats.epoch:3d}/{training.epochs}  loss {stats.loss:.4f}  "
+            f"train acc {stats.train_accuracy:6.2%}  test acc {stats.test_accuracy:6.2%}  {stats.seconds:6.1f} s"
+        )
+    result.seconds = time.perf_counter() - began
+    network = rule.to_network()
+    provenance = dict(network.provenance)
+    provenance["history"] = [stats.__dict__ for stats in result.history]
+    provenance["train_seconds"] = round(result.seconds, 3)
+    network = network.replace(provenance=provenance)
+    record = simulate(network, dataset.x_test, dataset.y_test, backend=final_backend)
+    result.network = network
+    result.test_accuracy = float(record.accuracy)
+    result.test_samples = record.samples
+    return result
