@@ -151,6 +151,12 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     return value
 
 
+def _child(where: str, name: str) -> str:
+    """``file.yaml: training`` + ``epochs`` -> ``file.yaml: training.epochs``; a bare file name
+    gets ``file.yaml: epochs``."""
+    return f"{where}.{name}" if ": " in where else f"{where}: {name}"
+
+
 def build_dataclass(cls: type, mapping: Any, where: str) -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types.
 
@@ -170,7 +176,7 @@ def build_dataclass(cls: type, mapping: Any, where: str) -> Any:
     values = {}
     for name, spec in fields.items():
         if name in mapping:
-            values[name] = _coerce(mapping[name], hints[name], f"{where}.{name}")
+            values[name] = _coerce(mapping[name], hints[name], _child(where, name))
         elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
             raise NeurocreditError(f"{where}: missing key '{name}'")
     return cls(**values)

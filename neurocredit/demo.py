@@ -33,8 +33,30 @@ def step_rate_dfa() -> None:
     _train_and_eval("digits-dfa-rate")
 
 
+def step_report() -> None:
+    """The digits report: markdown to the terminal, a self-contained HTML page with plots to a file.
+
+    Reports the spiking DFA model when an earlier step made it, else the rate DFA model."""
+    from neurocredit.data import load_dataset
+    from neurocredit.io import load_network
+    from neurocredit.report import render_html, render_markdown, report_model, write_text
+
+    model = OUT / "digits-dfa-snn.h5"
+    if not model.exists():
+        print(f"  {model} not found: reporting the rate model instead")
+        model = OUT / "digits-dfa-rate.h5"
+    network = load_network(model)
+    dataset = load_dataset(str(network.provenance.get("data", "digits")))
+    report, rasters, _ = report_model(network, dataset.x_test, dataset.y_test, model=str(model), data=dataset.name)
+    print(render_markdown(report))
+    page = OUT / "digits-report.html"
+    write_text(page, render_html(report, rasters))
+    print(f"  wrote {page} (open it in a browser; no network access needed)")
+
+
 STEPS = [
     ("rate network, direct feedback alignment (digits)", step_rate_dfa),
+    ("energy and spike-count report (digits): markdown here, HTML to models/out/digits-report.html", step_report),
 ]
 
 

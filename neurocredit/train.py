@@ -56,6 +56,98 @@ def rule_accuracy(rule, network: Network, features: np.ndarray, labels: np.ndarr
     return float(np.mean(predict(network, outputs) == labels))
 
 
+class TrainingSession:
+    """One network being trained: set up from a config, advanced one epoch at a time.
+
+    :func:`train` runs a whole session; benchmarks interleave the epochs of several sessions in
+    one process so that their timings see the same machine load.
+    """
+
+    def __init__(self, config: Config, *, epochs: Optional[int] = None, seed: Optional[int] = None,
+                 data: Optional[str] = None, data_dir: Optional[str] = None,
+                 dataset: Optional[Dataset] = None, device: str = "cpu") -> None:
+        import torch
+
+        from neurocredit.rules import rule_class
+
+        if epochs is not None:
+            config = config.replace_training(epochs=epochs)
+        if seed is not None:
+            config = config.replace_training(seed=seed)
+        self.config = config
+        training = config.training
+        torch.manual_seed(training.seed)
+        if dataset is None:
+            dataset = load_dataset(data or config.data.name, data_dir or config.data.data_dir, seed=training.seed)
+        self.dataset = dataset
+        cls = rule_class(config.rule.name, config.network.neuron.kind)
+        options = cls.parse_options(config.rule.options, f"{config.path or config.name}: rule")
+        n_outputs = cls.output_size(options, dataset.n_classes)
+        initial = build_network(config, dataset.n_features, n_outputs, training.seed)
+        initial = initial.replace(
+            provenance={
+                "rule": config.rule.name,
+                "config": config.name,
+                "seed": training.seed,
+                "data": dataset.name,
+                "epochs": training.epochs,
+                "rule_options": options.__dict__ if hasattr(options, "__dict__") else {},
+            }
+        )
+        self.rule = cls(initial, options, training, dataset.n_classes, device=device)
+        self.rng = np.random.default_rng(training.seed)
+        self.history: list[EpochStats] = []
+        self.seconds = 0.0
+
+    def run_epoch(self, progress: bool = True, max_batches: Optional[int] = None) -> EpochStats:
+        """Train one epoch (optionally only ``max_batches`` batches) and evaluate."""
+        import torch
+
+        from neurocredit.errors import NeurocreditError
+
+        training, dataset, rule = self.config.training, self.dataset, self.rule
+        epoch = len(self.history)
+        rule.set_epoch(epoch)
+        epoch_began = time.perf_counter()
+        order = self.rng.permutation(len(dataset.x_train))
+        batches = range(0, len(order), training.batch_size)
+        if max_batches is not None:
+            batches = batches[:max_batches]
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{training.epochs}", unit="batch", leave=False)
+        losses = []
+        for start in batches:
+            index = order[start : start + training.batch_size]
+            features = torch.as_tensor(dataset.x_train[index], device=rule.device)
+            labels = torch.as_tensor(dataset.y_train[index], device=rule.device)
+            loss = rule.train_batch(features, labels)
+            if not np.isfinite(loss):
+                raise NeurocreditError(
+                    f"training diverged in epoch {epoch + 1} (loss {loss}); lower training.learning_rate "
+                    f"(now {training.learning_rate:g}) in {self.config.path or self.config.name}"
+                )
+            losses.append(loss)
+        seconds = time.perf_counter() - epoch_began
+        self.seconds += seconds
+        snapshot = rule.to_network()
+        train_accuracy = rule_accuracy(rule, snapshot, dataset.x_train[:2000], dataset.y_train[:2000],
+                                       training.eval_batch_size)
+        test_accuracy = rule_accuracy(rule, snapshot, dataset.x_test, dataset.y_test, training.eval_batch_size)
+        stats = EpochStats(epoch + 1, float(np.mean(losses)), train_accuracy, test_accuracy, seconds)
+        self.history.append(stats)
+        return stats
+
+    def network(self) -> Network:
+        """The trained network with its training history in the provenance."""
+        network = self.rule.to_network()
+        provenance = dict(network.provenance)
+        provenance["history"] = [stats.__dict__ for stats in self.history]
+        provenance["train_seconds"] = round(self.seconds, 3)
+        return network.replace(provenance=provenance)
+
+
 def train(
     config: Config,
     *,
@@ -73,80 +165,18 @@ def train(
 
     ``epochs``/``seed``/``data``/``data_dir`` override the config. ``dataset`` skips loading.
     """
-    import torch
-
-    from neurocredit.rules import rule_class
     from neurocredit.sim import simulate
 
-    if epochs is not None:
-        config = config.replace_training(epochs=epochs)
-    if seed is not None:
-        config = config.replace_training(seed=seed)
-    training = config.training
-    torch.manual_seed(training.seed)
-    data_name = data or config.data.name
-    if dataset is None:
-        dataset = load_dataset(data_name, data_dir or config.data.data_dir, seed=training.seed)
-    cls = rule_class(config.rule.name, config.network.neuron.kind)
-    options = cls.parse_options(config.rule.options, f"{config.path or config.name}: rule")
-    n_outputs = cls.output_size(options, dataset.n_classes)
-    initial = build_network(config, dataset.n_features, n_outputs, training.seed)
-    initial = initial.replace(
-        provenance={
-            "rule": config.rule.name,
-            "config": config.name,
-            "seed": training.seed,
-            "data": dataset.name,
-            "epochs": training.epochs,
-            "rule_options": options.__dict__ if hasattr(options, "__dict__") else {},
-        }
-    )
-    rule = cls(initial, options, training, dataset.n_classes, device=device)
-    rng = np.random.default_rng(training.seed)
-    result = TrainResult(network=initial)
-    began = time.perf_counter()
-    for epoch in range(training.epochs):
-        rule.set_epoch(epoch)
-        epoch_began = time.perf_counter()
-        order = rng.permutation(len(dataset.x_train))
-        batches = range(0, len(order), training.batch_size)
-        if progress:
-            from tqdm import tqdm
-
-            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{training.epochs}", unit="batch", leave=False)
-        losses = []
-        for start in batches:
-            index = order[start : start + training.batch_size]
-            features = torch.as_tensor(dataset.x_train[index], device=rule.device)
-            labels = torch.as_tensor(dataset.y_train[index], device=rule.device)
-            loss = rule.train_batch(features, labels)
-            if not np.isfinite(loss):
-                from neurocredit.errors import NeurocreditError
-
-                raise NeurocreditError(
-                    f"training diverged in epoch {epoch + 1} (loss {loss}); lower training.learning_rate "
-                    f"(now {training.learning_rate:g}) in {config.path or config.name}"
-                )
-            losses.append(loss)
-        seconds = time.perf_counter() - epoch_began
-        snapshot = rule.to_network()
-        train_accuracy = rule_accuracy(rule, snapshot, dataset.x_train[:2000], dataset.y_train[:2000],
-                                       training.eval_batch_size)
-        test_accuracy = rule_accuracy(rule, snapshot, dataset.x_test, dataset.y_test, training.eval_batch_size)
-        stats = EpochStats(epoch + 1, float(np.mean(losses)), train_accuracy, test_accuracy, seconds)
-        result.history.append(stats)
+    session = TrainingSession(config, epochs=epochs, seed=seed, data=data, data_dir=data_dir,
+                              dataset=dataset, device=device)
+    total = session.config.training.epochs
+    for _ in range(total):
+        stats = session.run_epoch(progress=progress)
         log(
-            f"epoch {stats.epoch:3d}/{training.epochs}  loss {stats.loss:.4f}  "
+            f"epoch {stats.epoch:3d}/{total}  loss {stats.loss:.4f}  "
             f"train acc {stats.train_accuracy:6.2%}  test acc {stats.test_accuracy:6.2%}  {stats.seconds:6.1f} s"
         )
-    result.seconds = time.perf_counter() - began
-    network = rule.to_network()
-    provenance = dict(network.provenance)
-    provenance["history"] = [stats.__dict__ for stats in result.history]
-    provenance["train_seconds"] = round(result.seconds, 3)
-    network = network.replace(provenance=provenance)
-    record = simulate(network, dataset.x_test, dataset.y_test, backend=final_backend)
-    result.network = network
-    result.test_accuracy = float(record.accuracy)
-    result.test_samples = record.samples
-    return result
+    network = session.network()
+    record = simulate(network, session.dataset.x_test, session.dataset.y_test, backend=final_backend)
+    return TrainResult(network=network, history=session.history, test_accuracy=float(record.accuracy),
+                       test_samples=record.samples, seconds=session.seconds)

@@ -9,4 +9,7 @@ COMMANDS = [
     "eval",
     "info",
     "models",
+    "targets",
+    "report",
+    "compare",
 ]

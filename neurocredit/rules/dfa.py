@@ -16,6 +16,7 @@ the network as ``extras['dfa/feedback_<i>']`` (1-based hidden layer index).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -23,6 +24,15 @@ import torch
 from neurocredit.errors import NeurocreditError
 from neurocredit.neurons import activation_derivative
 from neurocredit.rules.base import RateRule, one_hot
+from neurocredit.rules.spiking import (
+    SURROGATES,
+    SpikingRule,
+    delayed,
+    run_layer_block,
+    trace_weights,
+    voltage_surrogate,
+    zero_states,
+)
 
 
 @dataclass(frozen=True)
@@ -103,3 +113,147 @@ class RateDFA(RateRule):
 
 
 RULES = {"rate": RateDFA}
+
+
+@dataclass(frozen=True)
+class SpikingDFAOptions(DFAOptions):
+    """Knobs of the online spiking DFA (see :class:`SpikingDFA`).
+
+    error: ``softmax`` (``e = softmax(error_scale * r) - onehot(y)``, r = output spike rate
+    per step) or ``rate`` (``e = r - target_rate * onehot(y)``, the eRBP-style rate error).
+    surrogate / surrogate_width: the function of the pre-reset membrane voltage that replaces
+    f' (``boxcar``, ``triangle``, ``fast_sigmoid``; half-width in units of vth).
+    trace_decay: decay per step of the presynaptic traces (None: the neuron's du, so the trace is
+    the synaptic filter itself; 1: the trace is the spike train).
+    output_surrogate: multiply the output error by the output layer's surrogate too (off: the
+    output layer learns from ``e`` directly, as in rate DFA).
+    block_steps: time steps simulated per block (memory grows with it, not with T).
+    """
+
+    error: str = "softmax"
+    error_scale: float = 10.0
+    target_rate: float = 0.5
+    surrogate: str = "boxcar"
+    surrogate_width: float = 0.5
+    trace_decay: Optional[float] = None
+    output_surrogate: bool = False
+    block_steps: int = 25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.error not in ("softmax", "rate"):
+            raise NeurocreditError(f"rule.error must be softmax or rate, got {self.error!r}")
+        if self.surrogate not in SURROGATES:
+            raise NeurocreditError(f"rule.surrogate must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
+        if not self.surrogate_width > 0:
+            raise NeurocreditError(f"rule.surrogate_width must be > 0, got {self.surrogate_width}")
+        if self.trace_decay is not None and not 0.0 <= self.trace_decay <= 1.0:
+            raise NeurocreditError(f"rule.trace_decay must be in [0, 1] (or null for du), got {self.trace_decay}")
+        if self.block_steps < 1:
+            raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
+        if not self.error_scale > 0:
+            raise NeurocreditError(f"rule.error_scale must be > 0, got {self.error_scale}")
+
+
+def output_error(options: SpikingDFAOptions, rates: torch.Tensor, labels: torch.Tensor, n_classes: int):
+    """``(e, loss)`` for output spike rates (batch, classes) in spikes per step (options doc)."""
+    target = one_hot(labels, n_classes, rates.dtype)
+    if options.error == "softmax":
+        logits = options.error_scale * rates
+        error = torch.softmax(logits, dim=1) - target
+        loss = float(torch.nn.functional.cross_entropy(logits, labels))
+    else:
+        error = rates - options.target_rate * target
+        loss = float(0.5 * error.square().sum(dim=1).mean())
+    return error, loss
+
+
+class SpikingDFA(SpikingRule):
+    """Online direct feedback alignment for canonical LIF networks, one update per presentation.
+
+    Per sample, during the T steps of one presentation (no history kept, only running sums)::
+
+        x_{i-1}[t] = (1 - λ) x_{i-1}[t-1] + s_{i-1}[t-1]    # presynaptic trace of layer i's input
+        X_{i-1}   += x_{i-1}[t]                              # its running sum
+        G_i       += g(v_i[t])                              # voltage surrogate, pre-reset voltage
+        C_i       += s_i[t]                                 # spike counts
+
+    At the end of the window, with ``r = C_N / T`` the output rate and ``e`` the output error
+    (:class:`SpikingDFAOptions`)::
+
+        δ_N = e   (⊙ G_N / T with output_surrogate)
+        δ_i = (e B_iᵀ) ⊙ G_i / T                            # B_i fixed random (n_i, classes)
+        ΔW_i = -η mean_batch(δ_i (X_{i-1} / T)ᵀ),  Δb_i = -η mean_batch(δ_i)
+
+    The sum over time of ``δ_i[t] x_{i-1}[t]ᵀ`` (per-step eRBP) is approximated by the product
+    of the window averages, which costs one small matrix product per layer and batch. No
+    autograd, no backpropagation through time, no weight transport; memory depends on the
+    block size (``block_steps``), not on T. The sums of the traces are exact: they are
+    computed in closed form per block (:func:`neurocredit.rules.spiking.trace_weights`).
+    """
+
+    name = "dfa"
+    Options = SpikingDFAOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.block_steps = self.options.block_steps
+        self.feedback = [
+            torch.tensor(m, device=self.device)
+            for m in feedback_from_network(self.spec, self.n_classes, self.options)
+        ]
+        decay = self.params.du if self.options.trace_decay is None else self.options.trace_decay
+        self.trace_weights = trace_weights(self.encoder.steps, decay, self.dtype, self.device)
+
+    @torch.no_grad()
+    def window_sums(self, features: torch.Tensor):
+        """Run one presentation; returns per-layer (trace sums of the input, surrogate sums, counts)."""
+        steps, batch = self.encoder.steps, features.shape[0]
+        widths = [w.shape[0] for w in self.weights]
+        states = zero_states(widths, batch, self.dtype, self.device)
+        last = [torch.zeros(batch, w.shape[1], dtype=self.dtype, device=self.device) for w in self.weights]
+        traces = [torch.zeros(batch, w.shape[1], dtype=self.dtype, device=self.device) for w in self.weights]
+        surrogates = [torch.zeros(batch, n, dtype=self.dtype, device=self.device) for n in widths]
+        counts = [torch.zeros(batch, n, dtype=self.dtype, device=self.device) for n in widths]
+        options, vth = self.options, self.params.vth
+        for start in range(0, steps, self.block_steps):
+            block_steps = min(self.block_steps, steps - start)
+            source = self.encode(features, block_steps)
+            weights_t = self.trace_weights[start : start + block_steps]
+            for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+                delivered = delayed(source, last[index])
+                last[index] = source[-1]
+                traces[index] += torch.einsum("t,tbn->bn", weights_t, delivered)
+                currents = (delivered.reshape(-1, weight.shape[1]) @ weight.T).view(block_steps, batch, -1)
+                states[index], block = run_layer_block(self.params, states[index], currents, bias)
+                if index < len(widths) - 1 or options.output_surrogate:
+                    surrogates[index] += voltage_surrogate(
+                        options.surrogate, block.voltages, vth, options.surrogate_width
+                    ).sum(dim=0)
+                counts[index] += block.spikes.sum(dim=0)
+                source = block.spikes
+        return traces, surrogates, counts
+
+    @torch.no_grad()
+    def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
+        features = features.to(self.dtype)
+        steps, batch = self.encoder.steps, features.shape[0]
+        traces, surrogates, counts = self.window_sums(features)
+        error, loss = output_error(self.options, counts[-1] / steps, labels, self.n_classes)
+        weight_updates, bias_updates = [], []
+        last_layer = len(self.weights) - 1
+        for index in range(len(self.weights)):
+            if index == last_layer:
+                delta = error * (surrogates[index] / steps) if self.options.output_surrogate else error
+            else:
+                delta = (error @ self.feedback[index].T) * (surrogates[index] / steps)
+            weight_updates.append(delta.T @ (traces[index] / steps) / batch)
+            bias_updates.append(delta.mean(dim=0))
+        self.apply_gradients(weight_updates + bias_updates)
+        return loss
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {f"dfa/feedback_{i + 1}": m.cpu().numpy() for i, m in enumerate(self.feedback)}
+
+
+RULES["lif"] = SpikingDFA

@@ -1,0 +1,123 @@
+"""Report generation time vs simulation time on the Fashion-MNIST test set (issue 9 target:
+the report takes < 2x the time of simulating the same samples).
+
+In one run, on the same seeded LIF network and the same samples:
+
+1. ``simulate`` with the norse backend (the simulation alone);
+2. the whole report: :func:`neurocredit.report.report_model` (simulation + counting + energy per
+   target + the short raster re-run) and rendering it as markdown, JSON and HTML (with plots).
+
+``ratio = report seconds / simulation seconds``. Appends a dated row to benchmarks/RESULTS.md.
+
+The network is a seeded random 784-H-10 LIF network (no trained Fashion-MNIST spiking model is
+needed: the cost of counting and rendering does not depend on the weights' quality, only on the
+sizes and spike counts). Run it niced on a shared machine::
+
+    nice -n 10 .venv/bin/python benchmarks/bench_report.py --samples 10000 --hidden 100 --steps 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+HEADER = "# Benchmark results\n\nRows are appended by the scripts in benchmarks/ (never overwritten).\n"
+
+
+def build_network(hidden: int, steps: int, seed: int):
+    from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec, init_layers
+
+    rng = np.random.default_rng(seed)
+    layers = tuple(Layer(layer.weight.astype(np.float64) * 2.0, rng.normal(0.0, 0.02, layer.n_out), layer.name)
+                   for layer in init_layers((784, hidden, 10), rng, gain=3.0))
+    return Network(layers, NeuronSpec("lif", lif=LIFParameters(0.3, 0.2, 0.8)), EncoderSpec("bernoulli", steps, 0.5, seed),
+                   provenance={"rule": "dfa", "data": "fashion-mnist"})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=2, help="alternating repetitions; the fastest of each counts")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    args = parser.parse_args()
+
+    import norse
+    import torch
+
+    from neurocredit.data import load_dataset
+    from neurocredit.report import render_html, render_json, render_markdown, report_model
+    from neurocredit.sim import simulate
+
+    dataset = load_dataset("fashion-mnist", args.data_dir)
+    x, y = dataset.x_test[: args.samples], dataset.y_test[: args.samples]
+    network = build_network(args.hidden, args.steps, args.seed)
+
+    # alternate the two measurements and keep the fastest of each: the machine is shared
+    simulations, modelled_runs, render_runs = [], [], []
+    for _ in range(args.repeat):
+        began = time.perf_counter()
+        record = simulate(network, x, y, backend="norse")
+        simulations.append(time.perf_counter() - began)
+
+        began = time.perf_counter()
+        report, rasters, report_record = report_model(network, x, y, backend="norse", model="bench",
+                                                      data=dataset.name)
+        modelled_runs.append(time.perf_counter() - began)
+        rendered = time.perf_counter()
+        sizes = [len(render_markdown(report)), len(render_json(report)), len(render_html(report, rasters))]
+        render_runs.append(time.perf_counter() - rendered)
+        assert np.array_equal(record.spike_counts[0], report_record.spike_counts[0])
+    simulation, modelled, render = min(simulations), min(modelled_runs), min(render_runs)
+    total = min(m + r for m, r in zip(modelled_runs, render_runs))
+
+    ratio = total / simulation
+    sizes_text = "-".join(map(str, network.sizes))
+    print(f"{len(x)} Fashion-MNIST test samples, {sizes_text} LIF, {args.steps} steps, norse backend")
+    print(f"  fastest of {args.repeat} alternating runs; load average {os.getloadavg()[0]:.1f}")
+    print(f"  simulation alone          {simulation:8.2f} s")
+    print(f"  report (simulate + count) {modelled:8.2f} s")
+    print(f"  rendering md+json+html    {render:8.2f} s   ({sizes[0]} / {sizes[1]} / {sizes[2]} bytes)")
+    print(f"  report total / simulation {ratio:8.2f}x  (target < 2x): {'met' if ratio < 2 else 'NOT met'}")
+    print(f"  accuracy {record.accuracy:.2%} (random network), spikes/sample "
+          f"{report['totals']['spikes_per_sample']:.1f}, loihi {report['targets']['loihi']['energy_per_sample_j']:.3e} J")
+
+    if args.no_append:
+        return 0
+    if not RESULTS.exists():
+        RESULTS.write_text(HEADER)
+    command = ("nice -n 10 .venv/bin/python benchmarks/bench_report.py "
+               f"--samples {args.samples} --hidden {args.hidden} --steps {args.steps} --repeat {args.repeat}")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, " \
+              f"torch {torch.__version__}, norse {norse.__version__ if hasattr(norse, '__version__') else '?'}, " \
+              f"numpy {np.__version__}"
+    row = (f"\n## {datetime.date.today().isoformat()} report generation vs simulation (bench_report.py)\n\n"
+           f"- command: `{command}`\n- machine: {machine}\n"
+           f"- network: seeded random {sizes_text} LIF, {args.steps} steps, bernoulli encoder, "
+           f"{len(x)} Fashion-MNIST test samples, norse backend (CPU, float64)\n"
+           f"- fastest of {args.repeat} alternating runs: simulation alone {simulation:.2f} s; report (simulate + count + energy + raster re-run) "
+           f"{modelled:.2f} s; rendering md + json + html {render:.2f} s; load average {os.getloadavg()[0]:.1f} "
+           "(2 cores shared with other jobs)\n"
+           f"- **report / simulation = {ratio:.2f}x** (target < 2x: {'met' if ratio < 2 else 'not met'})\n")
+    with open(RESULTS, "a", encoding="utf-8") as stream:
+        stream.write(row)
+    print(f"appended to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""Shared by the benchmark scripts: machine/version facts, peak memory, and RESULTS.md rows.
+
+Every benchmark appends one dated section to ``benchmarks/RESULTS.md`` with the exact command,
+the machine, the package versions and the measured figures. Nothing here is run in CI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = """# Benchmark results
+
+Each section below was appended by a script in `benchmarks/` (command, date, machine, versions,
+figures). Figures are measured, never estimated; speed ratios compare contenders run in the same
+process or the same benchmark run. Newest sections are at the bottom.
+"""
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}"
+
+
+def versions() -> str:
+    from importlib import metadata
+
+    names = ["neurocredit", "torch", "norse", "brian2", "lava-nc", "numpy"]
+    parts = [f"python {platform.python_version()}"]
+    for name in names:
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_child(args: list[str]) -> dict:
+    """Run ``python args...`` in a fresh process; it must print one JSON object as its last line."""
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def append_results(title: str, figures_markdown: str, notes: str = "") -> None:
+    """Append a dated section to RESULTS.md (creating it with a header if missing)."""
+    command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"\n## {title}\n\n- date: {stamp}\n- command: `{command}`\n- machine: {machine()}\n"
+        f"- versions: {versions()}\n\n{figures_markdown.strip()}\n"
+    )
+    if notes:
+        section += f"\n{notes.strip()}\n"
+    if not RESULTS.exists():
+        RESULTS.write_text(HEADER)
+    with open(RESULTS, "a") as stream:
+        stream.write(section)
+    print(section)

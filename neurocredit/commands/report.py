@@ -1,0 +1,59 @@
+"""`neurocredit report MODEL.h5`: spikes, operations and energy per hardware target."""
+
+from __future__ import annotations
+
+import argparse
+
+from neurocredit.commands.common import add_data_arguments
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "report", help="spike counts, operations and energy estimates per hardware target",
+        description="Simulate a saved network on its test split and report spikes and synaptic operations "
+        "per layer, energy estimates per hardware target (hardware_targets/*.yaml, every figure with its "
+        "source) against the dense ANN baseline, and the training cost per learning rule.")
+    parser.add_argument("model", help="network file (.h5) written by `neurocredit train`")
+    add_data_arguments(parser)
+    parser.add_argument("--backend", default=None,
+                        help="norse, reference, brian2, lava, emulator (spiking) or rate (default: norse or rate)")
+    parser.add_argument("--target", default="all", metavar="NAME|all",
+                        help="hardware target(s): all (default), a name or a comma-separated list "
+                        "(see `neurocredit targets`)")
+    parser.add_argument("--format", default="md", choices=("md", "json", "html"),
+                        help="md (default, terminals and diffs), json (scripts) or html (a self-contained page "
+                        "with plots)")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE instead of stdout")
+    parser.add_argument("--steps", type=int, default=None, help="time steps (spiking; default: the encoder's)")
+    parser.add_argument("--raster-samples", type=int, default=3, metavar="K",
+                        help="samples shown in the HTML spike raster (default 3)")
+    return parser
+
+
+def run(args) -> int:
+    import sys
+
+    from neurocredit.commands.common import load_test_split
+    from neurocredit.errors import NeurocreditError
+    from neurocredit.io import load_network
+    from neurocredit.report import render, report_model, write_text
+
+    if args.steps is not None and args.steps < 1:
+        raise NeurocreditError(f"--steps must be >= 1, got {args.steps}")
+    if args.raster_samples < 0:
+        raise NeurocreditError(f"--raster-samples must be >= 0, got {args.raster_samples}")
+    network = load_network(args.model)
+    data_name, x, y = load_test_split(network, args)
+    report, rasters, _ = report_model(
+        network, x, y, backend=args.backend, targets=args.target, steps=args.steps,
+        raster_samples=args.raster_samples if args.format == "html" else 0,
+        model=args.model, data=data_name, progress=args.output is not None and sys.stderr.isatty(),
+    )
+    text = render(report, args.format, rasters, args.raster_samples)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    write_text(args.output, text)
+    print(f"wrote {args.format} report to {args.output} (backend {report['backend']}, {report['samples']} samples)",
+          file=sys.stderr)
+    return 0

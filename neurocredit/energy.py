@@ -1,0 +1,418 @@
+"""Operation counts and energy estimates: spikes -> operations -> joules, per hardware target.
+
+Everything here is arithmetic on counts; every per-operation energy comes from a
+``hardware_targets/*.yaml`` entry (:mod:`neurocredit.targets`) and every figure keeps a
+reference to the file, key and source it used. All energies are **estimates**.
+
+Counting conventions (one *sample* = one inference = one input presented for ``T`` steps)
+---------------------------------------------------------------------------------------
+Layers are numbered ``i = 1..N`` with widths ``n_0`` (inputs) .. ``n_N`` (outputs); layer ``i``
+owns the dense weight ``W_i`` (``n_i x n_{i-1}``) that connects population ``i-1`` to it.
+
+* **spikes** of layer ``i``: the events in ``RunRecord.spike_counts[i-1]``; *input spikes* are
+  the encoder's events (``RunRecord.input_spike_counts``). Per sample = total / samples.
+* **synaptic operations** of layer ``i`` = spikes emitted by population ``i-1`` x ``n_i``: a dense
+  connection delivers every presynaptic spike to all ``n_i`` postsynaptic neurons (fan-out
+  ``n_i``). So the *input* spikes times the fan-out of layer 1 count (as layer 1's synops), and
+  the output layer's spikes cost none (fan-out 0). Every emitted spike counts, including those
+  of the last step: Lava's ``Dense`` accumulates in the step it receives a spike; only the
+  delivery of the sum is delayed. A ``current`` encoder sends a graded value every step, so
+  layer 1 then costs ``n_0 x n_1 x T`` (dense) synops.
+* **neuron updates** of layer ``i`` = ``n_i x T``: a time-stepped neuromorphic core updates every
+  compartment every step, firing or not. The encoder is not a neuron population.
+* **dense ANN baseline** (the same weights run as a conventional network, one pass):
+  ``MACs = sum_i n_i n_{i-1}``; ``activations = sum_i n_i``; memory accesses
+  ``= sum_i (n_i n_{i-1} + n_{i-1} + n_i)`` (each weight read once, each layer input read once,
+  each output written once: the minimum traffic at batch 1). Bias adds are not counted.
+
+Energy per sample on a target (keys of the target's YAML ``energy`` section)::
+
+    spiking target:  synops * synop_j + neuron_updates * neuron_update_j
+                     + static_power_w * T * time_per_step_s      (only where both are given)
+    dense target:    MACs * mac_j + activations * neuron_update_j + memory_accesses * memory_access_j
+
+A key the target does not give contributes nothing and is listed as missing.
+
+Training cost per sample presentation (:func:`training_cost`)
+-------------------------------------------------------------
+With ``S = sum_{i=1..N} n_i n_{i-1}`` (all weights), ``S_up = sum_{i=2..N} n_i n_{i-1}`` (the
+weights a backward pass crosses), ``H = sum_{i<N} n_i`` (hidden neurons), ``M = sum_i n_i`` (all
+neurons), ``C`` classes and ``T`` steps (``T = 1`` for rate networks), each rule costs
+``P`` inference-equivalent forward passes, ``A`` plasticity operations (the multiply-accumulates
+that form the weight changes: one synaptic update on a neuromorphic chip) and ``E`` error-signal
+operations (feedback projections and backward passes: synops on a neuromorphic chip, MACs on a
+dense one):
+
+=========  ===  =============  ======================  ==========================================
+rule       P    A              E                       why
+=========  ===  =============  ======================  ==========================================
+dfa        1    S              C H                     one update per weight per presentation
+                                                       (spiking: presynaptic traces at the end of
+                                                       the window; online per-step DFA is T x
+                                                       this); B_i e is C MACs per hidden neuron
+sigprop    2    T S            n_0 + T M               the learning signal t_0 = S_y (a column,
+                                                       n_0 values) goes through the same layers:
+                                                       a 2nd pass; a local loss gradient per
+                                                       neuron and weight every step
+chl        2    2 T S          2 T S_up                free + clamped phase; pre x post traces
+                                                       accumulated every step of both phases;
+                                                       feedback through the weights above layer 1
+bp         1    T S            T (S_up + M)            backprop (rate) / BPTT (lif): the error
+                                                       crosses every weight above layer 1 and
+                                                       every neuron's derivative at every step
+=========  ===  =============  ======================  ==========================================
+
+Training energy per sample::
+
+    spiking target:  P * (inference synop + neuron energy, from this run's counts)
+                     + A * synaptic_update_j + E * synop_j      (None without synaptic_update_j)
+    dense target:    P * T * (dense ANN inference energy)        (T steps simulated densely)
+                     + (A + E) * mac_j + 2 S * memory_access_j  (each weight read and written)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import Network
+from neurocredit.record import RunRecord
+from neurocredit.targets import Target, targets_dir
+
+TRAINING_RULES = ("dfa", "sigprop", "chl", "bp")
+ESTIMATE_NOTE = (
+    "estimate: operation counts x per-operation energies from hardware_targets/*.yaml "
+    "(each figure names its file, key and source); overheads not in the sources are not modelled"
+)
+
+
+# --------------------------------------------------------------------------- counts
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    """Counts of one layer over a whole run (totals over samples; see module doc).
+
+    ``source_spikes`` are the spikes of the population feeding this layer (the input for layer 1)
+    and ``synops = source_spikes * neurons`` (or ``n_in * neurons * steps * samples`` for a
+    ``current`` encoder on layer 1).
+    """
+
+    name: str
+    neurons: int
+    fan_in: int
+    fan_out: int
+    spikes: int
+    source_spikes: int
+    synops: int
+    neuron_updates: int
+
+
+@dataclass(frozen=True)
+class SpikeCounts:
+    """Operation counts of a spiking run: totals, with per-sample helpers."""
+
+    samples: int
+    steps: int
+    input_neurons: int
+    input_spikes: int
+    layers: tuple[LayerCounts, ...]
+    dense_input: bool = False
+
+    def per_sample(self, total: int) -> float:
+        return total / self.samples
+
+    @property
+    def synops(self) -> int:
+        return sum(layer.synops for layer in self.layers)
+
+    @property
+    def neuron_updates(self) -> int:
+        return sum(layer.neuron_updates for layer in self.layers)
+
+    @property
+    def spikes(self) -> int:
+        return sum(layer.spikes for layer in self.layers)
+
+
+def count_operations(network: Network, record: RunRecord) -> SpikeCounts:
+    """Spikes, synaptic operations and neuron updates of a spiking ``record`` of ``network``.
+
+    Reads only ``spike_counts``, ``input_spike_counts`` and ``steps``; when the record also has
+    rasters they must agree with the counts (a backend bug otherwise).
+    """
+    if not network.neuron.spiking:
+        raise NeurocreditError("spike counts apply to spiking (lif) networks only; this is a rate network")
+    if record.samples == 0:
+        raise NeurocreditError("the run record holds no samples")
+    if len(record.spike_counts) != len(network.layers):
+        raise NeurocreditError(
+            f"the run record has spike counts for {len(record.spike_counts)} layers; the network has "
+            f"{len(network.layers)}"
+        )
+    if record.input_spike_counts is None:
+        raise NeurocreditError(f"the {record.backend} run record has no input spike counts")
+    for index, (counts, layer) in enumerate(zip(record.spike_counts, network.layers)):
+        if counts.shape != (record.samples, layer.n_out):
+            raise NeurocreditError(
+                f"layer {index + 1} spike counts have shape {counts.shape}; expected ({record.samples}, {layer.n_out})"
+            )
+    if record.spikes is not None:
+        for index, (raster, counts) in enumerate(zip(record.spikes, record.spike_counts)):
+            if not np.array_equal(np.asarray(raster).sum(axis=0, dtype=np.int64), counts):
+                raise NeurocreditError(
+                    f"the {record.backend} record's layer {index + 1} raster disagrees with its spike counts"
+                )
+    steps = int(record.steps)
+    dense_input = network.encoder.kind == "current"
+    input_spikes = int(np.asarray(record.input_spike_counts, dtype=np.int64).sum())
+    source_spikes = input_spikes
+    layers = []
+    for index, (layer, counts) in enumerate(zip(network.layers, record.spike_counts)):
+        spikes = int(np.asarray(counts, dtype=np.int64).sum())
+        if index == 0 and dense_input:
+            synops = layer.n_in * layer.n_out * steps * record.samples
+        else:
+            synops = source_spikes * layer.n_out
+        fan_out = network.layers[index + 1].n_out if index + 1 < len(network.layers) else 0
+        layers.append(
+            LayerCounts(
+                name=layer.name or f"layer{index + 1}",
+                neurons=layer.n_out,
+                fan_in=layer.n_in,
+                fan_out=fan_out,
+                spikes=spikes,
+                source_spikes=source_spikes,
+                synops=synops,
+                neuron_updates=layer.n_out * steps * record.samples,
+            )
+        )
+        source_spikes = spikes
+    return SpikeCounts(
+        samples=record.samples,
+        steps=steps,
+        input_neurons=network.n_inputs,
+        input_spikes=input_spikes,
+        layers=tuple(layers),
+        dense_input=dense_input,
+    )
+
+
+@dataclass(frozen=True)
+class DenseCounts:
+    """Per-inference counts of the network run as a dense ANN (see module doc)."""
+
+    macs: int
+    activations: int
+    memory_accesses: int
+
+
+def dense_counts(network: Network) -> DenseCounts:
+    macs = sum(layer.n_in * layer.n_out for layer in network.layers)
+    activations = sum(layer.n_out for layer in network.layers)
+    memory = macs + sum(layer.n_in + layer.n_out for layer in network.layers)
+    return DenseCounts(macs=macs, activations=activations, memory_accesses=memory)
+
+
+# --------------------------------------------------------------------------- energy
+
+
+@dataclass(frozen=True)
+class EnergyTerm:
+    """One line of an estimate: ``count`` operations x ``joules_per_op`` from ``target``'s ``key``."""
+
+    key: str
+    count: float
+    joules_per_op: float
+    file: str
+    source: str
+    note: str = ""
+
+    @property
+    def energy_j(self) -> float:
+        return self.count * self.joules_per_op
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    """Energy per sample on one target: the sum of its terms (each traceable to the YAML)."""
+
+    target: str
+    kind: str  # "snn" (event-driven, measured spikes) or "ann" (dense baseline)
+    terms: tuple[EnergyTerm, ...]
+    missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def energy_j(self) -> float:
+        return float(sum(term.energy_j for term in self.terms))
+
+    def part(self, key: str) -> float:
+        """Energy of the term priced by ``key`` (0.0 where absent)."""
+        return float(sum(term.energy_j for term in self.terms if term.key == key))
+
+
+def target_file(target: Target) -> str:
+    """How a report names the YAML a figure came from: ``hardware_targets/<name>.yaml`` for the
+    shipped folder, else the full path."""
+    if target.path is None:
+        return f"<{target.name}>"
+    path = Path(target.path).resolve()
+    folder = targets_dir().resolve()
+    if path.parent == folder:
+        return f"{folder.name}/{path.name}"
+    return str(path)
+
+
+def _term(target: Target, key: str, count: float) -> Optional[EnergyTerm]:
+    entry = target.energy.get(key)
+    if entry is None:
+        return None
+    return EnergyTerm(key, float(count), float(entry.value), target_file(target), entry.source, entry.note)
+
+
+def _estimate(target: Target, kind: str, counts: list[tuple[str, float]], notes=()) -> EnergyEstimate:
+    terms, missing = [], []
+    for key, count in counts:
+        term = _term(target, key, count)
+        if term is None:
+            missing.append(key)
+        else:
+            terms.append(term)
+    return EnergyEstimate(target.name, kind, tuple(terms), tuple(missing), tuple(notes))
+
+
+def snn_energy(counts: SpikeCounts, target: Target) -> EnergyEstimate:
+    """Energy per sample of the measured spiking activity on a spiking target."""
+    if not target.spiking:
+        raise NeurocreditError(f"target {target.name!r} is not a spiking target; use ann_energy")
+    per = counts.per_sample
+    items = [("synop_j", per(counts.synops)), ("neuron_update_j", per(counts.neuron_updates))]
+    notes = []
+    if "static_power_w" in target.energy:
+        if "time_per_step_s" in target.energy:
+            seconds = counts.steps * target.energy_value("time_per_step_s")
+            items.append(("static_power_w", seconds))
+        else:
+            notes.append("static power given but no time_per_step_s: static energy not added")
+    if counts.dense_input:
+        notes.append("current encoder: layer-1 synops counted densely (n_in x n_1 x T)")
+    estimate = _estimate(target, "snn", items, notes)
+    missing = tuple(key for key in estimate.missing if key != "static_power_w")
+    return EnergyEstimate(estimate.target, "snn", estimate.terms, missing, estimate.notes)
+
+
+def ann_energy(dense: DenseCounts, target: Target) -> EnergyEstimate:
+    """Energy per inference of the network run as a dense ANN on a (non-spiking) target."""
+    items = [("mac_j", dense.macs), ("neuron_update_j", dense.activations), ("memory_access_j", dense.memory_accesses)]
+    estimate = _estimate(target, "ann", items)
+    if "mac_j" in estimate.missing:
+        raise NeurocreditError(f"{target_file(target)}: a dense (spiking: false) target needs energy.mac_j")
+    return estimate
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    """Operations one rule spends per training sample presentation (see module doc table)."""
+
+    rule: str
+    label: str
+    forward_passes: int
+    plasticity_ops: int
+    error_ops: int
+    formula: str
+
+
+RULE_LABELS = {
+    "dfa": "DFA (direct feedback alignment)",
+    "sigprop": "sigprop (signal propagation)",
+    "chl": "CHL (contrastive Hebbian)",
+    "bp": "backprop",
+}
+
+
+def network_sums(network: Network) -> dict[str, int]:
+    """The sizes the training formulas use: S, S_up, H, M, n_0, C, T."""
+    weights = [layer.n_in * layer.n_out for layer in network.layers]
+    widths = [layer.n_out for layer in network.layers]
+    return {
+        "S": sum(weights),
+        "S_up": sum(weights[1:]),
+        "H": sum(widths[:-1]),
+        "M": sum(widths),
+        "n_0": network.n_inputs,
+        "C": network.n_classes,
+        "T": int(network.encoder.steps) if network.neuron.spiking else 1,
+    }
+
+
+def training_cost(network: Network, rule: str, steps: Optional[int] = None) -> TrainingCost:
+    """Per-presentation operation counts of ``rule`` on ``network`` (formulas in the module doc).
+
+    ``steps`` overrides the encoder's steps for spiking networks.
+    """
+    sums = network_sums(network)
+    if steps is not None and network.neuron.spiking:
+        sums["T"] = int(steps)
+    S, S_up, H, M, n0, C, T = (sums[k] for k in ("S", "S_up", "H", "M", "n_0", "C", "T"))
+    label = RULE_LABELS.get(rule)
+    if rule == "dfa":
+        cost = (1, S, C * H, "P=1, A=S, E=C*H")
+    elif rule == "sigprop":
+        cost = (2, T * S, n0 + T * M, "P=2, A=T*S, E=n_0+T*M")
+    elif rule == "chl":
+        cost = (2, 2 * T * S, 2 * T * S_up, "P=2, A=2*T*S, E=2*T*S_up")
+    elif rule == "bp":
+        cost = (1, T * S, T * (S_up + M), "P=1, A=T*S, E=T*(S_up+M)")
+        label = "BPTT (surrogate gradient)" if network.neuron.spiking else "backprop"
+    else:
+        raise NeurocreditError(f"no training cost model for rule {rule!r}; known: {', '.join(TRAINING_RULES)}")
+    return TrainingCost(rule, label, *cost)
+
+
+def training_energy(
+    cost: TrainingCost,
+    target: Target,
+    inference: Optional[EnergyEstimate],
+    dense: DenseCounts,
+    steps: int,
+) -> Optional[EnergyEstimate]:
+    """Energy of one training presentation on ``target`` (module doc); None where the target
+    cannot price it (a spiking target without ``synaptic_update_j``, or no spiking inference)."""
+    if target.spiking:
+        if inference is None or "synaptic_update_j" not in target.energy or "synop_j" not in target.energy:
+            return None
+        terms = [
+            EnergyTerm(
+                f"{term.key} (forward x{cost.forward_passes})", term.count * cost.forward_passes,
+                term.joules_per_op, term.file, term.source, term.note,
+            )
+            for term in inference.terms
+        ]
+        terms.append(_term(target, "synaptic_update_j", cost.plasticity_ops))
+        error = _term(target, "synop_j", cost.error_ops)
+        terms.append(EnergyTerm("synop_j (error signals)", error.count, error.joules_per_op, error.file,
+                                error.source, error.note))
+        return EnergyEstimate(target.name, "snn", tuple(terms))
+    passes = cost.forward_passes * max(1, steps)
+    forward = ann_energy(dense, target)
+    terms = [
+        EnergyTerm(f"{term.key} (forward x{passes})", term.count * passes, term.joules_per_op, term.file,
+                   term.source, term.note)
+        for term in forward.terms
+    ]
+    update = _term(target, "mac_j", cost.plasticity_ops + cost.error_ops)
+    terms.append(EnergyTerm("mac_j (updates + error signals)", update.count, update.joules_per_op, update.file,
+                            update.source, update.note))
+    if "memory_access_j" in target.energy:
+        memory = _term(target, "memory_access_j", 2 * dense.macs)
+        terms.append(EnergyTerm("memory_access_j (weight read + write)", memory.count, memory.joules_per_op,
+                                memory.file, memory.source, memory.note))
+    return EnergyEstimate(target.name, "ann", tuple(terms))

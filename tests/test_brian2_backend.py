@@ -1,0 +1,170 @@
+"""The Brian2 backend emits the same spikes at the same steps as the reference and Norse backends.
+
+Random networks and inputs (several seeds, with and without bias, high and low firing rates, two
+and three layers), spike for spike; voltages and currents within 1e-9. The numpy code target is
+used (identical arithmetic, no compilation); the Cython target has its own slow test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec, init_layers
+from neurocredit.neurons import run_lif_network
+
+pytestmark = pytest.mark.needs_brian2
+
+brian2_backend = pytest.importorskip("neurocredit.sim.brian2_backend")
+pytest.importorskip("brian2")
+
+ALL_STATES = frozenset({"spikes", "voltages", "currents"})
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(autouse=True)
+def numpy_target(monkeypatch):
+    monkeypatch.setenv(brian2_backend.TARGET_ENV, "numpy")
+
+
+def random_network(seed: int, sizes, gain: float, bias_scale: float, lif=LIFParameters()) -> Network:
+    rng = np.random.default_rng(seed)
+    layers = init_layers(tuple(sizes), rng, gain=gain)
+    if bias_scale:
+        layers = tuple(
+            Layer(layer.weight, rng.normal(0.0, bias_scale, layer.n_out).astype(np.float32), layer.name)
+            for layer in layers
+        )
+    return Network(layers, NeuronSpec("lif", lif=lif), EncoderSpec("bernoulli", steps=30, max_rate=1.0, seed=seed))
+
+
+def random_spikes(seed: int, steps: int, batch: int, n_inputs: int, rate: float) -> np.ndarray:
+    rng = np.random.default_rng(1000 + seed)
+    return (rng.random((steps, batch, n_inputs)) < rate).astype(np.float32)
+
+
+# seed, sizes, weight gain, bias std, input spike probability, copies (None: all samples in
+# parallel; fewer than the batch: consecutive sample windows), expected hidden firing
+CASES = [
+    (0, (20, 30, 10), 1.0, 0.0, 0.05, None, "low"),
+    (1, (20, 30, 10), 4.0, 0.1, 0.6, None, "high"),
+    (2, (16, 24, 12, 5), 1.2, 0.05, 0.06, 2, "low"),
+    (3, (16, 24, 12, 5), 5.0, 0.0, 0.7, 3, "high"),
+    (4, (12, 40, 6), 3.0, 0.3, 0.3, None, "high"),
+]
+
+
+@pytest.mark.parametrize("seed, sizes, gain, bias, rate, copies, firing", CASES)
+def test_brian2_matches_reference_and_norse(seed, sizes, gain, bias, rate, copies, firing):
+    from neurocredit.sim import norse_backend
+
+    network = random_network(seed, sizes, gain, bias)
+    inputs = random_spikes(seed, steps=30, batch=7, n_inputs=sizes[0], rate=rate)
+    brian = brian2_backend.run(network, inputs, ALL_STATES, copies=copies)
+    reference = run_lif_network(network, inputs)
+    norse = norse_backend.run(network, inputs, ALL_STATES)
+
+    hidden_rate = float(reference.spikes[0].mean())
+    assert (hidden_rate < 0.1) if firing == "low" else (hidden_rate > 0.25), hidden_rate
+    assert sum(int(s.sum()) for s in reference.spikes[1:]) > 0, "deeper layers must spike for the test to mean anything"
+    assert brian.backend == "brian2" and brian.steps == 30 and len(brian.spikes) == len(sizes) - 1
+    for index in range(len(sizes) - 1):
+        np.testing.assert_array_equal(brian.spikes[index], reference.spikes[index])
+        np.testing.assert_array_equal(brian.spikes[index], norse.spikes[index])
+        np.testing.assert_allclose(brian.voltages[index], reference.voltages[index], rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(brian.currents[index], reference.currents[index], rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(brian.voltages[index], norse.voltages[index], rtol=0, atol=TOLERANCE)
+        np.testing.assert_array_equal(brian.spike_counts[index], reference.spikes[index].sum(axis=0))
+    np.testing.assert_array_equal(brian.outputs, norse.outputs)
+    np.testing.assert_array_equal(brian.predictions, norse.predictions)
+    np.testing.assert_array_equal(brian.input_spike_counts, inputs.sum(axis=0))
+
+
+def test_golden_trace_exact_decay_and_one_step_delay():
+    """One input -> one neuron, du = dv = 0.5, w = 1, vth = 1, input spikes at steps 0 and 1.
+
+    By hand: layer 1 receives at t = 1, 2 (one-step Dense delay); u = 0, 1, 1.5, .75, .375;
+    v = 0, 1, 2 -> spike, reset to 0, then .75, .75. Brian2's exact integration would give
+    decay exp(-0.5) = 0.6065 instead of 0.5, and no delay would spike at t = 1.
+    """
+    layer = Layer(np.ones((1, 1), dtype=np.float64), np.zeros(1), "fc1")
+    network = Network((layer,), NeuronSpec("lif", lif=LIFParameters(du=0.5, dv=0.5, vth=1.0)),
+                      EncoderSpec("bernoulli", steps=5))
+    inputs = np.zeros((5, 1, 1), dtype=np.float32)
+    inputs[:2] = 1.0
+    record = brian2_backend.run(network, inputs, ALL_STATES)
+    np.testing.assert_array_equal(record.currents[0][:, 0, 0], [0.0, 1.0, 1.5, 0.75, 0.375])
+    np.testing.assert_array_equal(record.voltages[0][:, 0, 0], [0.0, 1.0, 0.0, 0.75, 0.75])
+    np.testing.assert_array_equal(record.spikes[0][:, 0, 0], [False, False, True, False, False])
+
+
+def test_no_voltage_leak_and_graded_input_match_reference():
+    """dv = 0 (Norse cannot express it) and graded inputs (the ``current`` encoder) with bias."""
+    network = random_network(5, (10, 15, 4), gain=1.0, bias_scale=0.02, lif=LIFParameters(du=0.3, dv=0.0, vth=2.0))
+    rng = np.random.default_rng(7)
+    inputs = np.broadcast_to(rng.uniform(0.0, 0.6, (1, 6, 10)), (25, 6, 10)).astype(np.float32).copy()
+    inputs[:, 0, :3] = 0.0
+    brian = brian2_backend.run(network, inputs, ALL_STATES, copies=4)
+    reference = run_lif_network(network, inputs)
+    assert sum(int(s.sum()) for s in reference.spikes) > 20
+    for index in range(2):
+        np.testing.assert_array_equal(brian.spikes[index], reference.spikes[index])
+        np.testing.assert_allclose(brian.voltages[index], reference.voltages[index], rtol=0, atol=TOLERANCE)
+
+
+def test_simulate_through_registry_gives_full_agreement():
+    from neurocredit.compare import spike_agreement
+    from neurocredit.sim import simulate
+
+    network = random_network(6, (20, 25, 10), gain=2.0, bias_scale=0.05)
+    features = np.random.default_rng(8).random((9, 20)).astype(np.float32)
+    labels = np.arange(9) % 10
+    brian = simulate(network, features, labels, backend="brian2", steps=20, record={"spikes"}, batch_size=5)
+    norse = simulate(network, features, labels, backend="norse", steps=20, record={"spikes"}, batch_size=9)
+    agreement = spike_agreement(brian, norse)
+    assert agreement["overall"] == 1.0 and brian.spikes[0].sum() > 0
+    assert all(layer["first_diverging_step"] is None for layer in agreement["layers"])
+    assert brian.accuracy == norse.accuracy and brian.samples == 9
+    assert brian.voltages is None and brian.currents is None
+
+
+def test_clear_errors():
+    rate = Network(init_layers((4, 3), np.random.default_rng(0)))
+    with pytest.raises(NeurocreditError, match="lif networks only"):
+        brian2_backend.run(rate, np.zeros((5, 2, 4)))
+    network = random_network(0, (4, 3), gain=1.0, bias_scale=0.0)
+    with pytest.raises(NeurocreditError, match=r"expected \(steps, batch, 4\)"):
+        brian2_backend.run(network, np.zeros((5, 2, 6)))
+    bad = np.zeros((5, 2, 4))
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(NeurocreditError, match="NaN"):
+        brian2_backend.run(network, bad)
+
+
+def test_target_choice(monkeypatch, tmp_path):
+    monkeypatch.setenv(brian2_backend.TARGET_ENV, "fortran")
+    with pytest.raises(NeurocreditError, match="NEUROCREDIT_BRIAN2_TARGET"):
+        brian2_backend.code_target()
+    monkeypatch.setenv(brian2_backend.TARGET_ENV, "auto")
+    monkeypatch.setenv(brian2_backend.CACHE_ENV, str(tmp_path))
+    # small runs never compile on a fresh install
+    assert brian2_backend.code_target(expected_events=1e6, signature="sig") == "numpy"
+    assert brian2_backend.cache_dir() == tmp_path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_cython_target_matches_reference(monkeypatch):
+    """Compiled without -ffast-math and FMA contraction, Cython gives the reference's numbers.
+    (Slow only the first time on a machine: the modules are cached.)"""
+    if not brian2_backend._cython_works():
+        pytest.skip("no working C compiler for Cython here")
+    monkeypatch.setenv(brian2_backend.TARGET_ENV, "cython")
+    network = random_network(9, (20, 30, 10), gain=3.0, bias_scale=0.05)
+    inputs = random_spikes(9, steps=30, batch=6, n_inputs=20, rate=0.4)
+    brian = brian2_backend.run(network, inputs, ALL_STATES, copies=4)
+    reference = run_lif_network(network, inputs)
+    for index in range(2):
+        np.testing.assert_array_equal(brian.spikes[index], reference.spikes[index])
+        np.testing.assert_allclose(brian.voltages[index], reference.voltages[index], rtol=0, atol=TOLERANCE)
