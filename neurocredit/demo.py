@@ -54,9 +54,36 @@ def step_report() -> None:
     print(f"  wrote {page} (open it in a browser; no network access needed)")
 
 
+def step_deploy_lava() -> None:
+    """Deploy the spiking digits model to Lava (Loihi 2 limits, fixed point) and verify it against
+    the float model and the bit-exact emulator on the whole digits test set.
+
+    Uses models/out/digits-dfa-snn.h5 (the spiking DFA step); without it, says so and deploys a
+    LIF network converted from a ReLU network instead (neurocredit.deploy.example)."""
+    from neurocredit.data import load_dataset
+    from neurocredit.deploy.pipeline import deploy
+    from neurocredit.io import load_network, save_network
+
+    model = OUT / "digits-dfa-snn.h5"
+    dataset = load_dataset("digits")
+    if model.exists():
+        network = load_network(model)
+    else:
+        from neurocredit.deploy.example import converted_lif_network
+
+        print(f"  {model} not found (the spiking DFA step did not run): deploying a LIF network converted "
+              "from a ReLU network trained here instead")
+        network = converted_lif_network(dataset.x_train, dataset.y_train, hidden=(100,), steps=20)
+        model = save_network(network, OUT / "digits-converted-snn.h5")
+    result = deploy(network, dataset.x_test, dataset.y_test, target_name="loihi2", mode="fixed_pt",
+                    verify=True, progress=True)
+    print(result.text(str(model)))
+
+
 STEPS = [
     ("rate network, direct feedback alignment (digits)", step_rate_dfa),
     ("energy and spike-count report (digits): markdown here, HTML to models/out/digits-report.html", step_report),
+    ("deploy the spiking digits model to Lava (Loihi 2, fixed point) and verify it", step_deploy_lava),
 ]
 
 

@@ -302,8 +302,16 @@ def snn_energy(counts: SpikeCounts, target: Target) -> EnergyEstimate:
     if counts.dense_input:
         notes.append("current encoder: layer-1 synops counted densely (n_in x n_1 x T)")
     estimate = _estimate(target, "snn", items, notes)
+    terms = []
+    for term in estimate.terms:
+        if term.key == "static_power_w":  # the count is seconds: say where the step duration comes from
+            step = target.energy["time_per_step_s"]
+            how = f"x {counts.steps} steps x {step.value:g} s/step (energy.time_per_step_s: {step.source})"
+            term = EnergyTerm(term.key, term.count, term.joules_per_op, term.file, term.source,
+                              f"{term.note}; {how}" if term.note else how)
+        terms.append(term)
     missing = tuple(key for key in estimate.missing if key != "static_power_w")
-    return EnergyEstimate(estimate.target, "snn", estimate.terms, missing, estimate.notes)
+    return EnergyEstimate(estimate.target, "snn", tuple(terms), missing, estimate.notes)
 
 
 def ann_energy(dense: DenseCounts, target: Target) -> EnergyEstimate:

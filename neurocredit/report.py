@@ -156,10 +156,11 @@ def build_report(
     else:
         per = counts.per_sample
         steps = max(1, counts.steps)
-        report["input"] = {
+        input_rate = counts.input_spikes / (counts.samples * counts.input_neurons * steps)
+        report["input"] = {  # a current encoder sends graded values, not spikes
             "neurons": counts.input_neurons,
-            "spikes_per_sample": per(counts.input_spikes),
-            "firing_rate": counts.input_spikes / (counts.samples * counts.input_neurons * steps),
+            "spikes_per_sample": None if counts.dense_input else per(counts.input_spikes),
+            "firing_rate": None if counts.dense_input else input_rate,
         }
         for layer in counts.layers:
             layers.append({
@@ -274,8 +275,9 @@ def _layer_rows(report: dict) -> list[list[str]]:
     rows = []
     if report["input"] is not None:
         source = report["input"]
+        rate = "–" if source["firing_rate"] is None else f"{source['firing_rate']:.4f}"
         rows.append(["input", _number(source["neurons"]), "–", _number(report["layers"][0]["neurons"]),
-                     _number(source["spikes_per_sample"], 2), f"{source['firing_rate']:.4f}", "–", "–"])
+                     _number(source["spikes_per_sample"], 2), rate, "–", "–"])
     for layer in report["layers"]:
         rate = "–" if layer["firing_rate"] is None else f"{layer['firing_rate']:.4f}"
         rows.append([layer["name"], _number(layer["neurons"]), _number(layer["fan_in"]), _number(layer["fan_out"]),
@@ -302,8 +304,9 @@ def _energy_rows(report: dict) -> list[list[str]]:
             # "–" where the target's file has no figure for this term (not "0 J": unknown, not free)
             return format_joules(entry[field]) if any(key in entry["sources"] for key in keys) else "–"
 
-        rows.append([name, kind, shown("synop_energy_j", "synop_j", "mac_j"), shown("neuron_energy_j", "neuron_update_j"),
-                     shown("memory_energy_j", "memory_access_j"), shown("static_energy_j", "static_power_w"),
+        rows.append([name, kind, shown("synop_energy_j", "synop_j", "mac_j"),
+                     shown("neuron_energy_j", "neuron_update_j"), shown("memory_energy_j", "memory_access_j"),
+                     shown("static_energy_j", "static_power_w"),
                      f"**{format_joules(entry['energy_per_sample_j'])}**"])
     return rows
 
@@ -449,7 +452,7 @@ def _bar_figure(labels, values, colours, xlabel, title, log=False):
 
 def plot_firing_rates(report: dict) -> str:
     labels = ["input"] + [layer["name"] for layer in report["layers"]]
-    values = [report["input"]["firing_rate"]] + [layer["firing_rate"] for layer in report["layers"]]
+    values = [report["input"]["firing_rate"] or 0.0] + [layer["firing_rate"] for layer in report["layers"]]
     return _bar_figure(labels, values, PALETTE["rate"], "mean spikes per neuron per step", "firing rate per layer")
 
 
@@ -539,9 +542,9 @@ def render_html(report: dict, rasters: Optional[Sequence[np.ndarray]] = None, ra
         figures.append(("rates", "", "Mean firing rate per layer", plot_firing_rates(report)))
     if report["targets"]:
         figures.append(("energy", "", "Energy per inference per target (estimates)", plot_energy(report)))
-    if report["training"]["rule"] and any(
-        value is not None for entry in report["training"]["rules"].values() for value in entry["energy_per_sample_j"].values()
-    ):
+    training_values = [value for entry in report["training"]["rules"].values()
+                       for value in entry["energy_per_sample_j"].values()]
+    if report["training"]["rule"] and any(value is not None for value in training_values):
         figures.append(("training", "", "Training cost per sample presentation, per rule (estimates)",
                         plot_training(report)))
     figure_html = "".join(

@@ -32,7 +32,7 @@ def test_every_shipped_target_loads_with_sources(name):
     for key, entry in target.energy.items():
         assert isinstance(entry.value, float) and entry.value > 0, f"{name}: energy.{key} = {entry.value!r}"
     if target.spiking:
-        assert {"synop_j", "neuron_update_j"} <= set(target.energy), f"{name}: a spiking target prices synops and neurons"
+        assert {"synop_j", "neuron_update_j"} <= set(target.energy), f"{name}: spiking targets price synops, neurons"
     else:
         assert "mac_j" in target.energy, f"{name}: a dense target prices MACs"
 

@@ -12,4 +12,7 @@ COMMANDS = [
     "targets",
     "report",
     "compare",
+    "deploy",
+    "convert",
+    "simulate",
 ]

@@ -32,7 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="network file (.h5) written by `neurocredit train`")
     parser.add_argument("--backends", default="norse,brian2", metavar="A,B[,...]",
-                        help="comma-separated backends: reference, norse, brian2, lava, emulator (default: norse,brian2)")
+                        help="comma-separated backends: reference, norse, brian2, lava, emulator "
+                        "(default: norse,brian2)")
     add_data_arguments(parser)
     parser.set_defaults(limit=DEFAULT_LIMIT)
     parser.add_argument("--steps", type=int, default=None, help="time steps (default: the encoder's)")
@@ -95,7 +96,8 @@ def run(args) -> int:
         print_json(payload)
         return 0
     print(f"{args.model}: {network.summary()}")
-    print(f"{first_record.samples} {data_name} test samples, {first_record.steps} steps, same encoded input for every backend")
+    print(f"{first_record.samples} {data_name} test samples, {first_record.steps} steps, "
+          "same encoded input for every backend")
     for name in names:
         record = records[name]
         print(f"  {name:<10} accuracy {record.accuracy:.2%}   {record.seconds:.2f} s")

@@ -34,7 +34,9 @@ def run(args) -> int:
 
     targets = list_targets()
     if not targets:
-        raise NeurocreditError(f"no hardware targets in {targets_dir()} (set $NEUROCREDIT_TARGETS to a folder of *.yaml)")
+        raise NeurocreditError(
+            f"no hardware targets in {targets_dir()} (set $NEUROCREDIT_TARGETS to a folder of *.yaml)"
+        )
     if args.json:
         print_json({target.name: target_dict(target) for target in targets})
         return 0

@@ -167,6 +167,12 @@ class SpikingCHLOptions:
             raise NeurocreditError(f"rule.nudged_start must be one of {', '.join(NUDGED_STARTS)}, got {self.nudged_start!r}")
         if not 0 <= self.free_settle < self.free_steps or not 0 <= self.nudged_settle < self.nudged_steps:
             raise NeurocreditError("rule.free_settle / nudged_settle must be >= 0 and smaller than free_steps / nudged_steps")
+        if self.nudged_start == "rest" and (self.free_steps, self.free_settle) != (self.nudged_steps, self.nudged_settle):
+            raise NeurocreditError(
+                "rule.nudged_start: rest runs both phases from rest on the same input train and compares them "
+                "step by step: set free_steps = nudged_steps and free_settle = nudged_settle "
+                f"(got {self.free_steps}/{self.free_settle} and {self.nudged_steps}/{self.nudged_settle})"
+            )
         if not 0.0 < self.target_rate <= 1.0:
             raise NeurocreditError(f"rule.target_rate={self.target_rate!r} must be in (0, 1] spikes per step")
         if not 0.0 <= self.trace_decay < 1.0:
@@ -241,14 +247,15 @@ def feedforward_states(weights, biases, activation_name: str, features: torch.Te
 
 def settle_step(
     weights, biases, feedback, gain: float, activation_name: str, features: torch.Tensor,
-    states: Sequence[torch.Tensor], nudge: Nudge = Nudge(),
+    states: Sequence[torch.Tensor], nudge: Nudge = Nudge(), input_drive: Optional[torch.Tensor] = None,
 ) -> list[torch.Tensor]:
     """One settling iteration (bottom-up, each layer sees the already-updated layer below and
-    the previous state of the layer above); returns the new states. Pure: no tensor is modified."""
+    the previous state of the layer above); returns the new states. Pure: no tensor is modified.
+    ``input_drive``: ``W_1 x + b_1``, constant while the input is clamped (computed once per phase)."""
     new_states, below = [], features
     last = len(weights) - 1
     for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = below @ weight.T + bias
+        pre = input_drive if index == 0 and input_drive is not None else below @ weight.T + bias
         if index < last:
             pre = pre + gain * (states[index + 1] @ feedback[index].T)
             state = activation(activation_name, pre)
@@ -270,9 +277,10 @@ def settle(weights, biases, feedback, gain, activation_name, features, states, s
     """``steps`` iterations of :func:`settle_step`; returns the states and the largest absolute
     change of any state in the last iteration (the convergence measure)."""
     change = float("inf")
+    drive = features @ weights[0].T + biases[0]
     for _ in range(steps):
-        new_states = settle_step(weights, biases, feedback, gain, activation_name, features, states, nudge)
-        change = max(float((new - old).abs().max()) for new, old in zip(new_states, states))
+        new_states = settle_step(weights, biases, feedback, gain, activation_name, features, states, nudge, drive)
+        change = max(float((new - old).detach().abs().max()) for new, old in zip(new_states, states))
         states = new_states
     return list(states), change
 
@@ -586,18 +594,10 @@ class SpikingCHL(Rule):
         nudged_w = torch.tensor(self.nudged_weights, dtype=self.dtype)
         symmetric = o.nudge == "symmetric"
         if o.nudged_start == "rest":
-            # free copy (or -β copy) and nudged copy side by side, from rest, same input train
-            steps = max(o.free_steps, o.nudged_steps)
-            first_w = torch.zeros(steps, dtype=self.dtype)
-            second_w = torch.zeros(steps, dtype=self.dtype)
-            second_w[: o.nudged_steps] = nudged_w
-            if symmetric:
-                first_w[: o.nudged_steps] = -nudged_w
-                first_beta = -o.beta
-            else:
-                first_w[: o.free_steps] = free_w
-                first_beta = 0.0
-            per_step = torch.cat([first_w[:, None].expand(steps, batch), second_w[:, None].expand(steps, batch)], 1)
+            # two copies side by side from rest on the same input train: free (or -β) and +β
+            steps = o.nudged_steps
+            first_w, first_beta = (-nudged_w, -o.beta) if symmetric else (free_w, 0.0)
+            per_step = torch.cat([first_w[:, None].expand(steps, batch), nudged_w[:, None].expand(steps, batch)], 1)
             betas = torch.cat([torch.full((batch,), first_beta), torch.full((batch,), o.beta)]).to(self.dtype)
             state = spiking_initial_state(sizes, 2 * batch, self.dtype, self.device)
             traces = self._fresh_traces(2 * batch)

@@ -27,10 +27,10 @@ from neurocredit.rules.base import RateRule, one_hot
 from neurocredit.rules.spiking import (
     SURROGATES,
     SpikingRule,
-    delayed,
+    add_voltage_surrogate,
+    block_currents,
+    delayed_trace_weights,
     run_layer_block,
-    trace_weights,
-    voltage_surrogate,
     zero_states,
 )
 
@@ -203,35 +203,39 @@ class SpikingDFA(SpikingRule):
             for m in feedback_from_network(self.spec, self.n_classes, self.options)
         ]
         decay = self.params.du if self.options.trace_decay is None else self.options.trace_decay
-        self.trace_weights = trace_weights(self.encoder.steps, decay, self.dtype, self.device)
+        self.trace_weights = delayed_trace_weights(self.encoder.steps, decay, self.dtype, self.device)
 
     @torch.no_grad()
     def window_sums(self, features: torch.Tensor):
-        """Run one presentation; returns per-layer (trace sums of the input, surrogate sums, counts)."""
+        """Run one presentation; returns per layer the sums over time of (its input's trace,
+        its voltage surrogate, its spikes), each (batch, n)."""
         steps, batch = self.encoder.steps, features.shape[0]
         widths = [w.shape[0] for w in self.weights]
+        zeros = lambda n: torch.zeros(batch, n, dtype=self.dtype, device=self.device)  # noqa: E731
         states = zero_states(widths, batch, self.dtype, self.device)
-        last = [torch.zeros(batch, w.shape[1], dtype=self.dtype, device=self.device) for w in self.weights]
-        traces = [torch.zeros(batch, w.shape[1], dtype=self.dtype, device=self.device) for w in self.weights]
-        surrogates = [torch.zeros(batch, n, dtype=self.dtype, device=self.device) for n in widths]
-        counts = [torch.zeros(batch, n, dtype=self.dtype, device=self.device) for n in widths]
+        carries = [zeros(n) for n in widths]
+        traces = [zeros(w.shape[1]) for w in self.weights]
+        surrogates = [zeros(n) for n in widths]
+        counts = [zeros(n) for n in widths]
         options, vth = self.options, self.params.vth
         for start in range(0, steps, self.block_steps):
             block_steps = min(self.block_steps, steps - start)
             source = self.encode(features, block_steps)
-            weights_t = self.trace_weights[start : start + block_steps]
+            trace_weights = self.trace_weights[start : start + block_steps]
             for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-                delivered = delayed(source, last[index])
-                last[index] = source[-1]
-                traces[index] += torch.einsum("t,tbn->bn", weights_t, delivered)
-                currents = (delivered.reshape(-1, weight.shape[1]) @ weight.T).view(block_steps, batch, -1)
-                states[index], block = run_layer_block(self.params, states[index], currents, bias)
+                traces[index] += torch.einsum("t,tbn->bn", trace_weights, source)
+                on_voltage = None
                 if index < len(widths) - 1 or options.output_surrogate:
-                    surrogates[index] += voltage_surrogate(
-                        options.surrogate, block.voltages, vth, options.surrogate_width
-                    ).sum(dim=0)
-                counts[index] += block.spikes.sum(dim=0)
-                source = block.spikes
+                    total = surrogates[index]
+
+                    def on_voltage(voltage, total=total):
+                        add_voltage_surrogate(total, options.surrogate, voltage, vth, options.surrogate_width)
+
+                currents = block_currents(source, weight)
+                states[index], source, carries[index] = run_layer_block(
+                    self.params, states[index], currents, carries[index], bias, on_voltage
+                )
+                counts[index] += source.sum(dim=0)
         return traces, surrogates, counts
 
     @torch.no_grad()

@@ -17,7 +17,7 @@ The output of a spiking network is its output layer's spike counts; the class is
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -59,20 +59,25 @@ def voltage_surrogate(kind: str, voltage: torch.Tensor, vth: float, width: float
     raise NeurocreditError(f"unknown surrogate {kind!r}; choose one of {', '.join(SURROGATES)}")
 
 
-def delayed(block: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-    """The input a Dense connection delivers during ``block`` (steps, batch, n): the source's
-    spikes one step late, ``last`` being what it emitted just before the block."""
-    return torch.cat([last.unsqueeze(0), block[:-1]], dim=0)
+def add_voltage_surrogate(total: torch.Tensor, kind: str, voltage: torch.Tensor, vth: float, width: float) -> None:
+    """``total += voltage_surrogate(kind, voltage, vth, width)``, in place, with fewer temporaries
+    (``voltage`` is overwritten)."""
+    distance = voltage.sub_(vth).abs_()
+    if kind == "boxcar":
+        total.add_(distance < width * vth)
+    else:
+        total.add_(voltage_surrogate(kind, distance + vth, vth, width))
 
 
-def trace_weights(steps: int, decay: float, dtype=torch.float32, device=None) -> torch.Tensor:
-    """``a_k`` such that ``sum_t trace[t] = sum_k a_k x[k]`` for the filtered trace
-    ``trace[t] = (1 - decay) trace[t-1] + x[t]`` over ``steps`` steps:
-    ``a_k = sum_{j=0}^{steps-1-k} (1 - decay)^j``. Shape (steps,)."""
-    remaining = torch.arange(steps, 0, -1, dtype=torch.float64)  # steps - k
+def delayed_trace_weights(steps: int, decay: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``c_j`` such that ``sum_t trace[t] = sum_j c_j s[j]`` where ``trace[t] = (1 - decay)
+    trace[t-1] + s[t-1]`` is the trace of what a Dense connection delivers (its source's spikes
+    ``s``, one step late), over ``steps`` steps: ``c_j = sum_{i=0}^{steps-2-j} (1 - decay)^i``
+    (0 for the last step, whose spikes arrive after the run). Shape (steps,)."""
+    remaining = torch.arange(steps - 1, -1, -1, dtype=torch.float64)  # steps - 1 - j
     keep = 1.0 - float(decay)
     if keep <= 0.0:
-        weights = torch.ones(steps, dtype=torch.float64)
+        weights = (remaining > 0).to(torch.float64)
     elif keep >= 1.0:
         weights = remaining
     else:
@@ -80,22 +85,34 @@ def trace_weights(steps: int, decay: float, dtype=torch.float32, device=None) ->
     return weights.to(dtype=dtype, device=device)
 
 
-class BlockResult(NamedTuple):
-    """What one layer produced during one block: spikes and pre-reset voltages (steps, batch, n)."""
-
-    spikes: torch.Tensor
-    voltages: torch.Tensor
-
-
 def run_layer_block(
-    params: LIFParameters, state: LIFState, currents: torch.Tensor, bias: torch.Tensor
-) -> tuple[LIFState, BlockResult]:
-    """Step one LIF population through a block of input currents (steps, batch, n)."""
-    spikes = torch.empty_like(currents)
-    voltages = torch.empty_like(currents)
-    for t in range(currents.shape[0]):
-        state, spikes[t], voltages[t] = lif_step_with_voltage(params, state, currents[t], bias)
-    return state, BlockResult(spikes, voltages)
+    params: LIFParameters,
+    state: LIFState,
+    source_currents: torch.Tensor,
+    carry: torch.Tensor,
+    bias: torch.Tensor,
+    on_voltage: Optional[Callable[[torch.Tensor], None]] = None,
+) -> tuple[LIFState, torch.Tensor, torch.Tensor]:
+    """Step one LIF population through a block of steps, with the one-step Dense delay.
+
+    ``source_currents`` (steps, batch, n) is ``W s[t]`` for the source's spikes of this block;
+    the population receives them one step late: ``carry`` (``W s`` of the source's last step
+    before the block, zeros at the start) at the first step, then ``source_currents[t-1]``.
+    ``on_voltage(v)`` receives every step's pre-reset voltage (and may overwrite it).
+    Returns ``(state, spikes (steps, batch, n), carry for the next block)``.
+    """
+    spikes = []
+    per_step = source_currents.unbind(0)
+    for t in range(len(per_step)):
+        current = carry if t == 0 else per_step[t - 1]
+        if on_voltage is None:
+            state, fired = lif_step(params, state, current, bias)
+        else:
+            state, fired, voltage = lif_step_with_voltage(params, state, current, bias)
+            on_voltage(voltage)
+        spikes.append(fired)
+    # the carry is copied: a view would keep the whole block of currents alive
+    return state, torch.stack(spikes), per_step[-1].clone()
 
 
 def zero_states(widths: Sequence[int], batch: int, dtype, device) -> list[LIFState]:
@@ -103,6 +120,12 @@ def zero_states(widths: Sequence[int], batch: int, dtype, device) -> list[LIFSta
         LIFState(torch.zeros(batch, n, dtype=dtype, device=device), torch.zeros(batch, n, dtype=dtype, device=device))
         for n in widths
     ]
+
+
+def block_currents(source: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``W s[t]`` for every step of a block ``source`` (steps, batch, n_in): one matrix product."""
+    steps, batch, n_in = source.shape
+    return (source.reshape(steps * batch, n_in) @ weight.T).view(steps, batch, -1)
 
 
 @torch.no_grad()
@@ -120,17 +143,15 @@ def output_counts(
     batch = features.shape[0]
     widths = [w.shape[0] for w in weights]
     states = zero_states(widths, batch, features.dtype, features.device)
-    last = [torch.zeros(batch, w.shape[1], dtype=features.dtype, device=features.device) for w in weights]
+    carries = [torch.zeros(batch, n, dtype=features.dtype, device=features.device) for n in widths]
     counts = torch.zeros(batch, widths[-1], dtype=features.dtype, device=features.device)
     for start in range(0, encoder.steps, block_steps):
         steps = min(block_steps, encoder.steps - start)
         source = encode_torch(encoder, features, steps, generator)
         for index, (weight, bias) in enumerate(zip(weights, biases)):
-            delivered = delayed(source, last[index])
-            last[index] = source[-1]
-            currents = (delivered.reshape(-1, weight.shape[1]) @ weight.T).view(steps, batch, -1)
-            states[index], block = run_layer_block(params, states[index], currents, bias)
-            source = block.spikes
+            currents = block_currents(source, weight)
+            states[index], source, carries[index] = run_layer_block(params, states[index], currents,
+                                                                    carries[index], bias)
         counts += source.sum(dim=0)
     return counts
 

@@ -51,9 +51,13 @@ array, with threshold ``x != 0`` and ``on_pre: a_in_post += w * x_pre`` (the ref
 multiplies the same values by ``W``).
 
 Code generation: ``NEUROCREDIT_BRIAN2_TARGET`` = ``auto`` (default), ``cython`` or ``numpy``.
-``auto`` uses Cython when a C compiler and the Python headers work (see :func:`code_target`),
-else numpy with a one-line notice on stderr. Compiled Cython modules are cached in
+Both give the same numbers. Cython runs large batches about 2x faster but its first use costs
+minutes of compilation per network depth; ``auto`` therefore uses it only when it is already
+compiled or the run is large enough to pay for it, and otherwise numpy (see :func:`code_target`);
+a missing compiler is a one-line notice on stderr. Compiled modules are cached in
 ``NEUROCREDIT_BRIAN2_CACHE`` (default ``~/.cache/neurocredit/brian2``), never in the project.
+For the numpy target the ``SpikeGeneratorGroup`` uses our own template (see
+:data:`SPIKE_GENERATOR_NUMPY_TEMPLATE`): Brian2's costs O(all input spikes) per step.
 """
 
 from __future__ import annotations
@@ -77,14 +81,17 @@ STEP_MS = 1.0
 
 MAX_SYNAPSES_PER_RUN = 4_000_000
 """Upper bound on synapses in one built Brian2 network (parallel copies x synapses per copy):
-about 0.3 GB of Brian2 arrays; larger batches run as consecutive sample windows instead."""
+about 0.2 GB of Brian2 arrays (with the stored copy); larger batches run as consecutive sample
+windows instead. More copies gain little: 25, 50 and 100 copies of a 784-100-10 net ran within
+20 % of each other per sample."""
 
 TARGET_ENV = "NEUROCREDIT_BRIAN2_TARGET"
 CACHE_ENV = "NEUROCREDIT_BRIAN2_CACHE"
 TARGETS = ("auto", "cython", "numpy")
 CYTHON_MIN_EVENTS = 1e9
-"""Synaptic events (spikes x fan-out) from which ``auto`` compiles Cython code: about 430
-Fashion-MNIST samples of 100 steps, where Cython saves tens of seconds per run."""
+"""Input synaptic events (input spikes x fan-out) from which ``auto`` compiles Cython code:
+about 430 Fashion-MNIST samples of 100 steps, where Cython saves about 10 s per run (26 ms per
+sample in benchmarks/bench_brian2.py), so a compilation of a minute or two pays back quickly."""
 
 LIF_MODEL = """
 u : 1
@@ -221,13 +228,54 @@ def code_target(expected_events: float = 0.0, signature: str = "") -> str:
 
 
 def code_signature(network: Network, graded_input: bool, record: frozenset) -> str:
-    """What the generated code depends on (not sizes or parameters): Brian2 version, number of
-    layers, input kind, recorded states. Names the compiled-modules marker in :func:`cache_dir`."""
+    """What the compiled code depends on (not sizes or parameters): Brian2 version, number of
+    layers, input kind, recorded states, and the interpreter path (part of Brian2's Cython cache
+    key). Names the compiled-modules marker in :func:`cache_dir`."""
+    import hashlib
+
     from brian2 import __version__ as brian2_version
 
     states = "-".join(sorted(frozenset(record) & {"voltages", "currents"})) or "nostates"
     kind = "graded" if graded_input else "spikes"
-    return f"brian2-{brian2_version}-{len(network.layers)}layers-{kind}-{states}"
+    interpreter = hashlib.sha1(sys.executable.encode()).hexdigest()[:8]
+    return f"brian2-{brian2_version}-{len(network.layers)}layers-{kind}-{states}-{interpreter}"
+
+
+# Brian2's numpy template for SpikeGeneratorGroup calls numpy.searchsorted(int32 time bins,
+# int64 current step), which converts the whole remaining spike array to int64 every step
+# (milliseconds per step for a large batch). Ours casts the step to int32 instead; same result
+# (this backend never uses a period, and runs stay far below 2**31 steps).
+SPIKE_GENERATOR_NUMPY_TEMPLATE = """\
+{# USES_VARIABLES { _spikespace, neuron_index, _timebins, _lastindex, t_in_timesteps } #}
+{% extends 'common_group.py_' %}
+{% block maincode %}
+_first = {{_lastindex}}
+_count = _numpy.searchsorted({{_timebins}}[_first:], _numpy.int32({{t_in_timesteps}}), side='right')
+{{_lastindex}} = _first + _count
+{{_spikespace}}[:_count] = {{neuron_index}}[_first:_first + _count]
+{{_spikespace}}[-1] = _count
+{% endblock %}
+"""
+_spike_generator_numpy_class = None
+
+
+def _spike_generator_numpy_code_object():
+    """A ``NumpyCodeObject`` whose ``spikegenerator`` template is the one above."""
+    global _spike_generator_numpy_class
+    if _spike_generator_numpy_class is None:
+        from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+        from brian2.codegen.templates import Templater
+        from jinja2 import ChoiceLoader, DictLoader
+
+        base = NumpyCodeObject.templater
+        templater = Templater(base.package_names, base.extension, dict(base.env_globals), base.templates_dir)
+        templater.env.loader = ChoiceLoader(
+            [DictLoader({"spikegenerator.py_": SPIKE_GENERATOR_NUMPY_TEMPLATE}), templater.env.loader]
+        )
+        _spike_generator_numpy_class = type(
+            "SpikeGeneratorNumpyCodeObject", (NumpyCodeObject,), {"templater": templater}
+        )
+    return _spike_generator_numpy_class
 
 
 def _is_binary(inputs: np.ndarray) -> bool:
@@ -238,8 +286,8 @@ class ParallelCopies:
     """A Brian2 network holding ``copies`` parallel copies of ``network`` (see module doc).
 
     Build once, then :meth:`run` any number of times; each call restores the freshly built
-    state (``Network.restore``) and simulates ``inputs`` of shape (steps, batch, n_inputs),
-    batch <= copies * windows, as ``ceil(batch / copies)`` consecutive windows.
+    state (``Network.restore``) and simulates ``inputs`` of shape (steps, batch, n_inputs), any
+    batch, as ``ceil(batch / copies)`` consecutive sample windows in one Brian2 run.
     """
 
     def __init__(
@@ -279,6 +327,8 @@ class ParallelCopies:
         else:
             source = b2.SpikeGeneratorGroup(copies * n_inputs, np.zeros(0, dtype=np.int64), np.zeros(0) * b2.ms,
                                             clock=clock, name="nc_input")
+            if self.target == "numpy":
+                source.codeobj_class = _spike_generator_numpy_code_object()
             extra = []
         self._source = source
         groups, synapses, spike_monitors, state_monitors = [], [], [], []
@@ -294,22 +344,22 @@ class ParallelCopies:
             group.run_regularly(LIF_UPDATE, when="groups", name=f"nc_layer{index}_update")
             group.run_regularly(SAMPLE_START, dt=self.steps * self._dt, when="start",
                                 name=f"nc_layer{index}_sample_start")
-            synapse = b2.Synapses(
-                previous, group, DENSE_SYNAPSE,
-                on_pre=GRADED_ON_PRE if (index == 0 and self.graded_input) else DENSE_ON_PRE,
-                clock=clock, name=f"nc_dense{index}",
-            )
             weight = np.asarray(layer.weight, dtype=np.float64)
             # Presynaptic-major order: each source's synapses are contiguous in memory, so a
             # spike reads its weights and targets sequentially (much faster than row order).
             cols, rows = np.nonzero(weight.T)  # pre (column) and post (row) of each nonzero weight
-            copy_index = np.arange(copies, dtype=np.int64)[:, None]
-            pre = (copy_index * previous_n + cols[None, :]).ravel()
-            post = (copy_index * n_out + rows[None, :]).ravel()
-            synapse.connect(i=pre, j=post)
-            synapse.w = np.tile(weight[rows, cols], copies)
+            if cols.size:  # an all-zero weight matrix leaves the layer without synapses
+                synapse = b2.Synapses(
+                    previous, group, DENSE_SYNAPSE,
+                    on_pre=GRADED_ON_PRE if (index == 0 and self.graded_input) else DENSE_ON_PRE,
+                    clock=clock, name=f"nc_dense{index}",
+                )
+                copy_index = np.arange(copies, dtype=np.int64)[:, None]
+                synapse.connect(i=(copy_index * previous_n + cols[None, :]).ravel(),
+                                j=(copy_index * n_out + rows[None, :]).ravel())
+                synapse.w = np.tile(weight[rows, cols], copies)
+                synapses.append(synapse)
             groups.append(group)
-            synapses.append(synapse)
             spike_monitors.append(b2.SpikeMonitor(group, name=f"nc_spikes{index}"))
             if state_names:
                 state_monitors.append(
@@ -329,18 +379,14 @@ class ParallelCopies:
     def signature(self) -> str:
         return code_signature(self.network, self.graded_input, self.record)
 
-    @property
-    def synapse_count(self) -> int:
-        """Synapses in the built network (all copies)."""
-        return int(sum(np.count_nonzero(layer.weight) for layer in self.network.layers)) * self.copies
-
     def _feed_graded(self, t) -> None:
         """NetworkOperation: write the graded input of the current step into the input group."""
         step = int(round(float(t / self._dt)))
         window, within = divmod(step, self.steps)
-        values = self._graded_values
-        block = values[within, window * self.copies : (window + 1) * self.copies]
-        self._source.variables["x"].get_value()[:] = block.reshape(-1)
+        block = self._graded_values[within, window * self.copies : (window + 1) * self.copies].reshape(-1)
+        values = self._source.variables["x"].get_value()
+        values[: block.size] = block
+        values[block.size :] = 0.0  # unused copies of the last window stay silent
 
     def run(self, inputs: np.ndarray) -> RunRecord:
         """Simulate ``inputs`` (steps, batch, n_inputs); returns the backend's ``RunRecord``."""
@@ -354,19 +400,19 @@ class ParallelCopies:
                 f"({self.steps}, batch, {self.network.n_inputs})"
             )
         windows = max(1, math.ceil(batch / self.copies))
-        padded = np.zeros((steps, windows * self.copies, n_inputs), dtype=np.float64)
-        padded[:, :batch] = inputs
         with _brian2_preferences(self.target):
             if self._runs:
                 self._net.restore("built")
             if self.graded_input:
-                self._graded_values = padded
+                self._graded_values = inputs
             else:
-                # (window, t, copy, j) in C order is sorted by time, then by neuron index.
-                by_window = padded.reshape(steps, windows, self.copies * n_inputs).transpose(1, 0, 2)
-                window, t, neuron = np.nonzero(by_window > 0)
-                times = (window * steps + t).astype(np.float64) * STEP_MS
-                self._source.set_spikes(neuron, times * b2.ms, sorted=True)
+                neurons, times = [], []
+                for window in range(windows):
+                    block = inputs[:, window * self.copies : (window + 1) * self.copies]
+                    t, copy, j = np.nonzero(block)  # C order: sorted by step, then neuron index
+                    neurons.append(copy * n_inputs + j)
+                    times.append((window * steps + t).astype(np.float64) * STEP_MS)
+                self._source.set_spikes(np.concatenate(neurons), np.concatenate(times) * b2.ms, sorted=True)
             self._net.run(windows * steps * self._dt, namespace={})
             self._runs += 1
         if self.target == "cython":

@@ -1,0 +1,219 @@
+"""Backend ``emulator``: Lava's fixed-point LIF + Dense re-implemented in batched integer numpy.
+
+It reproduces ``lava.proc.lif.models.PyLifModelBitAcc`` and
+``lava.proc.dense.models.PyDenseModelBitAcc`` (lava-nc 0.10.0) bit for bit -- the same spikes and
+the same integer ``u`` and ``v`` at every step -- for a whole batch at once, so full test sets
+take seconds instead of the hours Lava's multi-process simulation needs.
+
+Per step, per layer, in Lava's order (all integers; ``M = 2**23``)::
+
+    a_in   = a_buff                                   # Dense output computed last step
+    a_buff = (sum of weights of inputs that spiked now) << weight_exp   (>> if negative, floor)
+    u = sign(u*(4096-(du+1))) * (|u*(4096-(du+1))| >> 12)      # decay toward zero
+    u = int32(u + int32(a_in << 6))
+    u = u - 2M if u > M;  u + 2M if u <= -M                    # wrap, as Lava writes it
+    v = sign(v*(4096-dv)) * (|v*(4096-dv)| >> 12)
+    v = clip(int32(int32(v + u) + (bias_mant << bias_exp)), -(M-1), M-1)   # saturate
+    s = v > (vth << 6);  v[s] = 0
+
+Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
+(:func:`lava_dense_weights`). The spike sums are computed with a float BLAS matrix product,
+which is exact here: the operands are 0/1 and integers of at most 9 bits, and every partial sum
+stays far below 2**24 (float32) or 2**53 (float64, used for wide layers).
+
+Voltages and currents in the returned :class:`RunRecord` are the raw integers (as float64),
+in each layer's fixed-point units (divide by ``FixedLayer.scale`` for float units).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable, NamedTuple, Optional
+
+import numpy as np
+
+from neurocredit.deploy.quantize import LAVA, FixedLayer, QuantizedNetwork, quantize
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import Network
+from neurocredit.readout import predict
+from neurocredit.record import RunRecord
+
+_INT32_SPAN = 1 << 32
+_INT32_HALF = 1 << 31
+# Batch chunk for the first layer's all-steps matrix product (bounds memory to ~100 MB).
+FIRST_LAYER_CHUNK_ELEMENTS = 25_000_000
+
+
+class FixedLIFParameters(NamedTuple):
+    """Shared 12-bit decays and the layer's scaled threshold ``vth << 6``."""
+
+    du: int
+    dv: int
+    effective_vth: int
+
+
+class FixedLIFState(NamedTuple):
+    """Integer state, each (batch, n) int64 holding Lava's int32 values."""
+
+    current: np.ndarray
+    voltage: np.ndarray
+
+
+class EmulatorTrace(NamedTuple):
+    """Per layer (steps, batch, n): ``spikes`` bool; ``currents``/``voltages`` int32 or None."""
+
+    spikes: list[np.ndarray]
+    currents: Optional[list[np.ndarray]]
+    voltages: Optional[list[np.ndarray]]
+
+
+def wrap_int32(values: np.ndarray) -> np.ndarray:
+    """Two's-complement int32 overflow of int64 values (what numpy's int32 arithmetic does)."""
+    return ((values + _INT32_HALF) % _INT32_SPAN) - _INT32_HALF
+
+
+def decay_toward_zero(values: np.ndarray, factor: int) -> np.ndarray:
+    """``sign(x * f) * (|x * f| >> 12)`` in int64, as Lava's fixed-point LIF decays u and v."""
+    product = values * factor
+    return np.sign(product) * (np.abs(product) >> LAVA.decay_bits)
+
+
+def lava_dense_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
+    """The weights Lava's bit-accurate ``Dense`` actually uses: ``clip_weights(w, mode, 8)`` then
+    ``truncate_weights(w, mode, num_weight_bits)`` (lava/utils/weightutils.py). int64."""
+    weights = np.asarray(weights).astype(np.int64)
+    mixed = sign_mode == "mixed"
+    inhibitory = sign_mode == "inhibitory"
+    if inhibitory:
+        weights = -weights
+    top = (1 << LAVA.dense_weight_bits) - 1
+    bottom = -(1 << LAVA.dense_weight_bits) if mixed else 0
+    weights = np.clip(weights, bottom, top)
+    dropped = LAVA.dense_weight_bits - int(num_weight_bits) + int(mixed)
+    weights = (weights >> dropped) << dropped
+    return -weights if inhibitory else weights
+
+
+def dense_accumulate(spikes: np.ndarray, weights_float: np.ndarray, weight_exp: int) -> np.ndarray:
+    """``sum of weights of active inputs`` shifted by ``weight_exp``, sent through Lava's int32
+    port. ``spikes`` (..., n_in) 0/1 float, ``weights_float`` (n_in, n_out) exact-integer float."""
+    summed = np.rint(spikes @ weights_float).astype(np.int64)
+    shifted = summed << weight_exp if weight_exp > 0 else summed >> (-weight_exp)
+    return wrap_int32(shifted)
+
+
+def lif_fixed_step(params: FixedLIFParameters, state: FixedLIFState, activation: np.ndarray,
+                   effective_bias: np.ndarray) -> tuple[FixedLIFState, np.ndarray]:
+    """One step of ``PyLifModelBitAcc`` (see module doc). Returns ``(new_state, spikes bool)``."""
+    limit = LAVA.state_limit
+    decayed = decay_toward_zero(state.current, LAVA.decay_unity - (params.du + LAVA.du_offset))
+    current = wrap_int32(decayed + wrap_int32(activation << LAVA.activation_shift))
+    wrapped = np.where(current > limit, current - 2 * limit, current)
+    current = np.where(wrapped <= -limit, current + 2 * limit, wrapped)
+    decayed_voltage = decay_toward_zero(state.voltage, LAVA.decay_unity - (params.dv + LAVA.dv_offset))
+    voltage = wrap_int32(wrap_int32(decayed_voltage + current) + effective_bias)
+    voltage = np.clip(voltage, -limit + 1, limit - 1)
+    spikes = voltage > params.effective_vth
+    voltage = np.where(spikes, 0, voltage)
+    return FixedLIFState(current, voltage), spikes
+
+
+def _float_weights(layer: FixedLayer) -> np.ndarray:
+    """(n_in, n_out) float matrix of Lava's effective weights; float32 when every partial sum
+    of a spike count is exact in float32, else float64."""
+    weights = lava_dense_weights(layer.weights, layer.sign_mode, layer.num_weight_bits).T
+    exact32 = float(np.max(np.abs(weights), initial=0)) * layer.n_in < 2**24
+    return weights.astype(np.float32 if exact32 else np.float64)
+
+
+def is_binary(inputs: np.ndarray) -> bool:
+    """True when every input value is 0 or 1 (spikes)."""
+    return not bool(np.any((inputs != 0) & (inputs != 1)))
+
+
+def check_binary(inputs: np.ndarray) -> None:
+    if not is_binary(inputs):
+        raise NeurocreditError(
+            "Loihi fixed point takes binary spike inputs, but these inputs are graded (the 'current' "
+            "encoder); use a spike encoder (bernoulli, poisson, latency) or Lava floating point"
+        )
+
+
+def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states: bool = False) -> EmulatorTrace:
+    """Run ``input_spikes`` (steps, batch, n_inputs) 0/1 through ``quantized``, batched.
+
+    Timing is Lava's: layer i at step t receives its Dense output of step t-1 (zero at t=0).
+    """
+    input_spikes = np.asarray(input_spikes)
+    if input_spikes.ndim != 3 or input_spikes.shape[2] != quantized.network.n_inputs:
+        raise NeurocreditError(
+            f"emulator input has shape {input_spikes.shape}; expected (steps, batch, {quantized.network.n_inputs})"
+        )
+    check_binary(input_spikes)
+    steps, batch, n_inputs = input_spikes.shape
+    weights = [_float_weights(layer) for layer in quantized.layers]
+    trace = EmulatorTrace(
+        [np.zeros((steps, batch, layer.n_out), bool) for layer in quantized.layers],
+        [np.zeros((steps, batch, layer.n_out), np.int32) for layer in quantized.layers] if record_states else None,
+        [np.zeros((steps, batch, layer.n_out), np.int32) for layer in quantized.layers] if record_states else None,
+    )
+    first = quantized.layers[0]
+    chunk = max(1, FIRST_LAYER_CHUNK_ELEMENTS // max(1, steps * max(n_inputs, first.n_out)))
+    for start in range(0, batch, chunk):
+        stop = min(batch, start + chunk)
+        _emulate_chunk(quantized, weights, input_spikes[:, start:stop], trace, start)
+    return trace
+
+
+def _emulate_chunk(quantized: QuantizedNetwork, weights: list[np.ndarray], input_spikes: np.ndarray,
+                   trace: EmulatorTrace, offset: int) -> None:
+    steps, batch, _ = input_spikes.shape
+    layers = quantized.layers
+    columns = slice(offset, offset + batch)
+    # The first layer's Dense output for every step at once; layer 1 uses step t-1's at step t.
+    first_drive = dense_accumulate(input_spikes.astype(weights[0].dtype), weights[0], layers[0].weight_exp)
+    states = [FixedLIFState(np.zeros((batch, layer.n_out), np.int64), np.zeros((batch, layer.n_out), np.int64))
+              for layer in layers]
+    params = [FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth) for layer in layers]
+    biases = [layer.effective_bias[None, :] for layer in layers]
+    buffers = [np.zeros((batch, layer.n_out), np.int64) for layer in layers]
+    for t in range(steps):
+        spikes = None
+        for index, layer in enumerate(layers):
+            if index == 0:
+                activation = first_drive[t - 1] if t > 0 else buffers[0]
+            else:
+                activation = buffers[index]
+                buffers[index] = dense_accumulate(spikes.astype(weights[index].dtype), weights[index], layer.weight_exp)
+            states[index], spikes = lif_fixed_step(params[index], states[index], activation, biases[index])
+            trace.spikes[index][t, columns] = spikes
+            if trace.currents is not None:
+                trace.currents[index][t, columns] = states[index].current
+                trace.voltages[index][t, columns] = states[index].voltage
+
+
+def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(),
+        quantized: Optional[QuantizedNetwork] = None) -> RunRecord:
+    """Backend entry point: ``inputs`` (steps, batch, n_inputs) 0/1 through the fixed-point
+    network (``quantize(network)`` unless ``quantized`` is given)."""
+    record = frozenset(record)
+    began = time.perf_counter()
+    quantized = quantized if quantized is not None else quantize(network)
+    trace = emulate(quantized, inputs, record_states=bool({"voltages", "currents"} & record))
+    counts = [spikes.sum(axis=0).astype(np.int64) for spikes in trace.spikes]
+    outputs = counts[-1].astype(np.float64)
+    inputs = np.asarray(inputs)
+    result = RunRecord(
+        backend="emulator",
+        steps=int(inputs.shape[0]),
+        outputs=outputs,
+        predictions=predict(network, outputs),
+        spike_counts=counts,
+        input_spike_counts=inputs.sum(axis=0).astype(np.int64),
+        spikes=trace.spikes if "spikes" in record else None,
+        voltages=[v.astype(np.float64) for v in trace.voltages] if "voltages" in record else None,
+        currents=[u.astype(np.float64) for u in trace.currents] if "currents" in record else None,
+        input_spikes=(inputs > 0) if "spikes" in record else None,
+    )
+    result.seconds = time.perf_counter() - began
+    return result

@@ -1,0 +1,372 @@
+"""Backend ``lava``: a LIF ``Network`` as Lava processes, run on ``Loihi2SimCfg``.
+
+Process graph (one population per layer, Lava's own neuron and synapse models)::
+
+    SpikeFileSource -> Dense(W1) -> LIF1 -> Dense(W2) -> LIF2 -> ... -> LIF_N
+                                      |                   |              |
+                                 SpikeFileSink       SpikeFileSink   SpikeFileSink
+
+Timing: Lava's ``Dense`` sends the accumulation of the previous step, so layer i receives
+``W_i s_{i-1}[t-1]`` -- exactly the convention of :func:`neurocredit.neurons.run_lif_network`;
+no alignment is needed.
+
+Modes (``Loihi2SimCfg(select_tag=...)``):
+
+* ``fixed_pt`` (default): ``PyLifModelBitAcc`` / ``PyDenseModelBitAcc`` on the integers of
+  :func:`neurocredit.deploy.quantize.quantize`; equal bit for bit to the ``emulator`` backend.
+* ``floating_pt``: ``PyLifModelFloat`` / ``PyDenseModelFloat`` on the float parameters; equal to
+  the ``reference``/``norse`` backends up to float rounding in the weight sums.
+
+Choose the mode with ``run(..., mode=)``, or for ``neurocredit eval --backend lava`` and
+:func:`neurocredit.sim.simulate` with the environment variable ``NEUROCREDIT_LAVA_MODE``
+(``fixed_pt`` or ``floating_pt``). Before anything is built the network is checked against a
+hardware target (:mod:`neurocredit.deploy.partition`): ``run(..., target=)`` or
+``NEUROCREDIT_LAVA_TARGET`` (default ``loihi2``; ``none`` skips the check).
+
+Many samples, one compiled graph: samples run back to back in one long input buffer (a
+"window" of ``steps`` time steps each). Between windows the state is cleared exactly:
+``LIFReset`` zeroes u and v at the first step of every window, and a ``lava.proc.io.reset.Reset``
+process zeroes each ``Dense``'s one-step buffer ``a_buff`` after the last step of every window
+(without it the last spikes of one sample would reach the next one). Several samples also run
+side by side ("lanes"): each layer becomes ``lanes`` copies of itself, one ``Dense`` with a
+block-diagonal weight matrix and one ``LIF`` population ``lanes`` times wider -- the same
+arithmetic per neuron, far fewer time steps. ``lanes`` defaults to :func:`choose_lanes`
+(override with ``run(..., lanes=)`` or ``NEUROCREDIT_LAVA_LANES``).
+
+The runtime is always stopped (``try``/``finally``, also on Ctrl-C): children ignore SIGINT
+while they are forked, so an interrupt reaches only this process, which stops them; a runtime
+that does not stop within :data:`STOP_TIMEOUT_S` has its worker processes terminated.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, NamedTuple, Optional
+
+import numpy as np
+
+from neurocredit.deploy.emulator import check_binary, is_binary
+from neurocredit.deploy.quantize import QuantizedNetwork, quantize
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import Network
+from neurocredit.readout import predict
+from neurocredit.record import RunRecord
+
+MODES = ("fixed_pt", "floating_pt")
+MODE_ENV = "NEUROCREDIT_LAVA_MODE"
+TARGET_ENV = "NEUROCREDIT_LAVA_TARGET"
+LANES_ENV = "NEUROCREDIT_LAVA_LANES"
+DEFAULT_TARGET = "loihi2"
+# Lane choice (a speed knob, not a hardware number): a block-diagonal Dense with L lanes holds
+# L**2 times the layer's weights and Lava sums a column slice of it every step, so L is capped
+# where that cost starts to exceed the per-step messaging cost it saves.
+MAX_LANES = 16
+LANE_WEIGHT_BUDGET = 2_000_000
+STOP_TIMEOUT_S = 20.0
+# Graded (non-binary) input in floating point is sent as a value: Dense's num_message_bits > 0.
+GRADED_MESSAGE_BITS = 24
+
+
+def import_lava() -> None:
+    """Import Lava's runtime. Lava calls ``multiprocessing.set_start_method('fork')`` at import and
+    fails if anything (e.g. a tqdm progress bar's lock) fixed the start method before; a start
+    method that is already ``fork`` is therefore reset first, so Lava can set it again."""
+    import sys
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    current = multiprocessing.get_start_method(allow_none=True)
+    if current not in (None, "fork"):
+        raise NeurocreditError(f"Lava needs the 'fork' multiprocessing start method, but {current!r} is already set")
+    if current == "fork":
+        multiprocessing.set_start_method(None, force=True)
+    import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+
+
+def default_mode() -> str:
+    """``$NEUROCREDIT_LAVA_MODE`` or ``fixed_pt``."""
+    mode = os.environ.get(MODE_ENV, "fixed_pt")
+    if mode not in MODES:
+        raise NeurocreditError(f"{MODE_ENV}={mode!r} must be one of {', '.join(MODES)}")
+    return mode
+
+
+def choose_lanes(network: Network, samples: int) -> int:
+    """Samples run side by side: ``$NEUROCREDIT_LAVA_LANES`` if set, else the largest L <=
+    :data:`MAX_LANES` whose block-diagonal weight matrices stay within :data:`LANE_WEIGHT_BUDGET`
+    entries per layer (never more than ``samples``)."""
+    wanted = os.environ.get(LANES_ENV)
+    if wanted:
+        try:
+            lanes = int(wanted)
+        except ValueError:
+            raise NeurocreditError(f"{LANES_ENV}={wanted!r} must be a positive integer") from None
+        if lanes < 1:
+            raise NeurocreditError(f"{LANES_ENV}={wanted!r} must be a positive integer")
+        return max(1, min(lanes, samples))
+    largest = max(layer.n_in * layer.n_out for layer in network.layers)
+    lanes = int(math.isqrt(max(1, LANE_WEIGHT_BUDGET // max(1, largest))))
+    return max(1, min(MAX_LANES, lanes, samples))
+
+
+def check_target(network: Network, target: Optional[str], weight_bits: Optional[int] = None):
+    """The partition of ``network`` on ``target`` (name or path; default ``$NEUROCREDIT_LAVA_TARGET``
+    or loihi2), or None for ``none``. Raises the limit violation as a NeurocreditError."""
+    from neurocredit.deploy.partition import check_and_partition
+    from neurocredit.targets import load_target
+
+    name = target if target is not None else os.environ.get(TARGET_ENV, DEFAULT_TARGET)
+    if str(name).lower() == "none":
+        return None
+    return check_and_partition(network, load_target(name), weight_bits=weight_bits)
+
+
+def to_lanes(inputs: np.ndarray, lanes: int) -> np.ndarray:
+    """(steps, batch, n) -> (windows * steps, lanes * n): sample ``w * lanes + l`` occupies rows
+    ``w*steps .. w*steps+steps-1`` and columns of lane ``l`` (missing samples are zeros)."""
+    steps, batch, n = inputs.shape
+    windows = math.ceil(batch / lanes)
+    padded = np.zeros((steps, windows * lanes, n), dtype=inputs.dtype)
+    padded[:, :batch] = inputs
+    return padded.reshape(steps, windows, lanes, n).transpose(1, 0, 2, 3).reshape(windows * steps, lanes * n)
+
+
+def from_lanes(rows: np.ndarray, steps: int, batch: int, lanes: int) -> np.ndarray:
+    """Inverse of :func:`to_lanes`: (windows * steps, lanes * n) -> (steps, batch, n)."""
+    total, width = rows.shape
+    windows, n = total // steps, width // lanes
+    return rows.reshape(windows, steps, lanes, n).transpose(1, 0, 2, 3).reshape(steps, windows * lanes, n)[:, :batch]
+
+
+class LavaGraph(NamedTuple):
+    """The processes of one compiled run, and the files they read and write."""
+
+    source: object
+    denses: list
+    neurons: list
+    resets: list
+    sinks: list
+    probes: list  # per layer (u_probe, v_probe) or empty
+    spike_files: list[Path]
+    state_files: list[tuple[Path, Path]]
+
+
+def _block_diagonal(matrix: np.ndarray, lanes: int) -> np.ndarray:
+    return matrix if lanes == 1 else np.kron(np.eye(lanes, dtype=matrix.dtype), matrix)
+
+
+def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: str, steps: int, windows: int,
+                lanes: int, folder: Path, input_dtype: str, record_states: bool) -> LavaGraph:
+    """Create the Lava processes (not compiled yet). ``quantized`` is used in ``fixed_pt``."""
+    import_lava()
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.reset import Reset
+    from lava.proc.lif.process import LIF, LIFReset
+    from lava.utils.weightutils import SignMode
+
+    from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource, VarFileProbe
+
+    total = windows * steps
+    source = SpikeFileSource(shape=(lanes * network.n_inputs,), path=str(folder / "input.bin"), steps=total,
+                             dtype=input_dtype)
+    graded = input_dtype != "uint8"
+    params = network.neuron.lif
+    denses, neurons, resets, sinks, probes, spike_files, state_files = [], [], [], [], [], [], []
+    previous = source.s_out
+    for index, layer in enumerate(network.layers):
+        name = layer.name or f"layer{index + 1}"
+        width = lanes * layer.n_out
+        if mode == "fixed_pt":
+            fixed = quantized.layers[index]
+            dense = Dense(weights=_block_diagonal(fixed.weights.astype(np.int32), lanes), name=f"{name}.dense",
+                          weight_exp=int(fixed.weight_exp), num_weight_bits=int(fixed.num_weight_bits),
+                          sign_mode=SignMode[fixed.sign_mode.upper()])
+            neuron_args = dict(shape=(width,), du=int(quantized.du), dv=int(quantized.dv), vth=int(fixed.vth),
+                               bias_mant=np.tile(fixed.bias_mant, lanes), bias_exp=np.tile(fixed.bias_exp, lanes))
+        else:
+            dense = Dense(weights=_block_diagonal(layer.weight.astype(np.float64), lanes), name=f"{name}.dense",
+                          num_message_bits=GRADED_MESSAGE_BITS if (graded and index == 0) else 0)
+            neuron_args = dict(shape=(width,), du=float(params.du), dv=float(params.dv), vth=float(params.vth),
+                               bias_mant=np.tile(layer.bias.astype(np.float64), lanes), bias_exp=0)
+        if windows > 1:
+            # u, v <- 0 before the first step of each window (time_step % steps == 1, 1-based).
+            neuron = LIFReset(reset_interval=steps, reset_offset=1 % steps, name=f"{name}.lif", **neuron_args)
+            # a_buff <- 0 after the last step of each window ((time_step - 1) % steps == steps - 1).
+            reset = Reset(reset_value=0, interval=steps, offset=steps - 1)
+            reset.connect_var(dense.a_buff)
+            resets.append(reset)
+        else:
+            neuron = LIF(name=f"{name}.lif", **neuron_args)
+        previous.connect(dense.s_in)
+        dense.a_out.connect(neuron.a_in)
+        spike_file = folder / f"spikes{index}.bin"
+        np.memmap(spike_file, dtype=np.uint8, mode="w+", shape=(total, width)).flush()
+        sink = SpikeFileSink(shape=(width,), path=str(spike_file), steps=total)
+        neuron.s_out.connect(sink.a_in)
+        if record_states:
+            state_dtype = np.int32 if mode == "fixed_pt" else np.float64
+            pair = (folder / f"current{index}.bin", folder / f"voltage{index}.bin")
+            for path in pair:
+                np.memmap(path, dtype=state_dtype, mode="w+", shape=(total, width)).flush()
+            probes.append((VarFileProbe(var=neuron.u, path=str(pair[0]), steps=total),
+                           VarFileProbe(var=neuron.v, path=str(pair[1]), steps=total)))
+            state_files.append(pair)
+        denses.append(dense)
+        neurons.append(neuron)
+        sinks.append(sink)
+        spike_files.append(spike_file)
+        previous = neuron.s_out
+    return LavaGraph(source, denses, neurons, resets, sinks, probes, spike_files, state_files)
+
+
+def _create_runtime_ignoring_sigint(process, run_config) -> None:
+    """Compile and start the worker processes; they inherit SIGINT = ignore, so Ctrl-C reaches
+    only this process (which then stops them cleanly)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    try:
+        process.create_runtime(run_cfg=run_config)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def stop_runtime(runtime, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop a Lava runtime; if it does not stop within ``timeout`` s (workers dead or hung),
+    terminate its worker processes and its shared-memory manager."""
+    if runtime is None:
+        return
+
+    def stop():
+        try:
+            runtime.stop()
+        except BaseException:  # a half-dead runtime can fail in many ways; we clean up below
+            pass
+
+    thread = threading.Thread(target=stop, name="lava-stop", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    infrastructure = getattr(runtime, "_messaging_infrastructure", None)
+    for actor in list(getattr(infrastructure, "actors", None) or []):
+        try:
+            alive = actor.is_alive()
+        except ValueError:  # already joined and closed by a clean stop
+            continue
+        if alive:
+            actor.terminate()
+            multiprocessing.Process.join(actor, 5)
+            if actor.is_alive():
+                actor.kill()
+                multiprocessing.Process.join(actor, 5)
+    manager = getattr(infrastructure, "smm", None)
+    if thread.is_alive() and manager is not None:
+        try:
+            manager.shutdown()
+        except Exception:
+            pass
+
+
+def _read_rows(path: Path, dtype, total: int, width: int) -> np.ndarray:
+    return np.array(np.memmap(path, dtype=dtype, mode="r", shape=(total, width)))
+
+
+def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[str] = frozenset(),
+             quantized: Optional[QuantizedNetwork] = None, lanes: Optional[int] = None,
+             progress: bool = False) -> RunRecord:
+    """Run ``inputs`` (steps, batch, n_inputs) through one compiled Lava graph (see module doc)."""
+    import_lava()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    if mode not in MODES:
+        raise NeurocreditError(f"Lava mode {mode!r} must be one of {', '.join(MODES)}")
+    if not network.neuron.spiking:
+        raise NeurocreditError("the lava backend runs spiking (lif) networks only")
+    record = frozenset(record)
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 3 or inputs.shape[2] != network.n_inputs:
+        raise NeurocreditError(f"lava input has shape {inputs.shape}; expected (steps, batch, {network.n_inputs})")
+    steps, batch, _ = inputs.shape
+    if batch == 0:
+        raise NeurocreditError("no samples to run through Lava")
+    binary = is_binary(inputs)
+    if mode == "fixed_pt":
+        check_binary(inputs)
+        quantized = quantized if quantized is not None else quantize(network)
+    lanes = choose_lanes(network, batch) if lanes is None else max(1, min(int(lanes), batch))
+    windows = math.ceil(batch / lanes)
+    total = windows * steps
+    record_states = bool({"voltages", "currents"} & record)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="neurocredit-lava-") as temp:
+        folder = Path(temp)
+        input_dtype = "uint8" if binary else "float32"
+        rows = to_lanes(inputs.astype(input_dtype), lanes)
+        np.asarray(rows).tofile(folder / "input.bin")
+        graph = build_graph(network, quantized, mode, steps, windows, lanes, folder, input_dtype, record_states)
+        runtime = None
+        try:
+            _create_runtime_ignoring_sigint(graph.source, Loihi2SimCfg(select_tag=mode))
+            runtime = graph.source.runtime
+            chunk = total if not progress else max(steps, steps * math.ceil(windows / 50))
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=batch, desc=f"lava ({mode})", unit="sample", leave=False)
+            done = 0
+            while done < total:
+                count = min(chunk, total - done)
+                graph.source.run(condition=RunSteps(num_steps=count, blocking=True))
+                done += count
+                if bar is not None:
+                    bar.update(min(batch, (done // steps) * lanes) - bar.n)
+            if bar is not None:
+                bar.close()
+            widths = [lanes * layer.n_out for layer in network.layers]
+            spikes = [from_lanes(_read_rows(path, np.uint8, total, width), steps, batch, lanes).astype(bool)
+                      for path, width in zip(graph.spike_files, widths)]
+            currents = voltages = None
+            if record_states:
+                dtype = np.int32 if mode == "fixed_pt" else np.float64
+                currents = [from_lanes(_read_rows(pair[0], dtype, total, w), steps, batch, lanes).astype(np.float64)
+                            for pair, w in zip(graph.state_files, widths)]
+                voltages = [from_lanes(_read_rows(pair[1], dtype, total, w), steps, batch, lanes).astype(np.float64)
+                            for pair, w in zip(graph.state_files, widths)]
+        finally:
+            stop_runtime(runtime if runtime is not None else getattr(graph.source, "runtime", None))
+    counts = [raster.sum(axis=0).astype(np.int64) for raster in spikes]
+    outputs = counts[-1].astype(np.float64)
+    result = RunRecord(
+        backend="lava",
+        steps=int(steps),
+        outputs=outputs,
+        predictions=predict(network, outputs),
+        spike_counts=counts,
+        input_spike_counts=np.rint(inputs.sum(axis=0)).astype(np.int64),
+        spikes=spikes if "spikes" in record else None,
+        voltages=voltages if "voltages" in record else None,
+        currents=currents if "currents" in record else None,
+        input_spikes=(inputs > 0) if "spikes" in record else None,
+    )
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(), mode: Optional[str] = None,
+        quantized: Optional[QuantizedNetwork] = None, lanes: Optional[int] = None, target: Optional[str] = None,
+        progress: bool = False) -> RunRecord:
+    """Backend entry point (see module doc): check the target's limits, then run through Lava
+    in ``mode`` (default :func:`default_mode`)."""
+    mode = default_mode() if mode is None else mode
+    if mode not in MODES:
+        raise NeurocreditError(f"Lava mode {mode!r} must be one of {', '.join(MODES)}")
+    check_target(network, target, weight_bits=quantized.weight_bits if quantized is not None else None)
+    return run_lava(network, inputs, mode, record, quantized=quantized, lanes=lanes, progress=progress)

@@ -1,0 +1,190 @@
+"""The deployment pipeline behind ``neurocredit deploy`` (and the demo):
+
+1. check the network against the hardware target and place its layers on cores
+   (:func:`neurocredit.deploy.partition.check_and_partition`);
+2. quantize it (:func:`neurocredit.deploy.quantize.quantize`) and report the error per layer;
+3. run the test samples through Lava (``fixed_pt`` or ``floating_pt``), one compiled graph per
+   chunk of samples;
+4. with ``verify``: run the same encoded inputs through the float model (Norse; the numpy
+   reference when ``dv = 0``), the fast emulator and Lava in both modes, and report accuracy,
+   accuracy drop and per-layer spike agreement (emulator vs Lava fixed point, float vs Lava
+   floating point -- the Dense delay is the same convention everywhere, so no shift is needed).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from neurocredit.compare import spike_agreement
+from neurocredit.deploy.partition import Partition, check_and_partition
+from neurocredit.deploy.quantize import LAVA, QuantizedNetwork, quantize
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import Network
+from neurocredit.record import RunRecord
+
+CHUNK = 1000  # samples per compiled Lava graph (and per emulator/float batch)
+
+
+@dataclass
+class DeployResult:
+    """What one deployment produced (see :meth:`to_dict` for the JSON layout)."""
+
+    target: str
+    mode: str
+    partition: Partition
+    quantized: QuantizedNetwork
+    records: dict[str, RunRecord] = field(default_factory=dict)
+    agreement: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def lava_record(self) -> RunRecord:
+        return self.records[f"lava_{self.mode}"]
+
+    def accuracy(self) -> dict[str, Optional[float]]:
+        result = {"lava": self.lava_record.accuracy}
+        if "float" in self.records:
+            result["float"] = self.records["float"].accuracy
+            result["emulator"] = self.records["emulator"].accuracy
+            result["lava_fixed_pt"] = self.records["lava_fixed_pt"].accuracy
+            result["lava_floating_pt"] = self.records["lava_floating_pt"].accuracy
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        accuracy = self.accuracy()
+        payload = {
+            "target": self.target,
+            "mode": self.mode,
+            "samples": self.lava_record.samples,
+            "steps": self.lava_record.steps,
+            "cores": self.partition.cores,
+            "chips": self.partition.chips,
+            "partition": self.partition.to_dict(),
+            "quantization": self.quantized.report(),
+            "accuracy": accuracy,
+            "seconds": {name: round(record.seconds, 3) for name, record in self.records.items()},
+            "mean_spikes_per_sample": self.lava_record.mean_spikes_per_sample(),
+        }
+        if "float" in self.records and accuracy["float"] is not None:
+            payload["accuracy_drop"] = {
+                "emulator": accuracy["float"] - accuracy["emulator"],
+                "lava": accuracy["float"] - accuracy["lava"],
+            }
+        if self.agreement:
+            payload["spike_agreement"] = {name: value["overall"] for name, value in self.agreement.items()}
+            payload["spike_agreement_layers"] = {name: value["layers"] for name, value in self.agreement.items()}
+        return payload
+
+    def text(self, model: str) -> str:
+        """The human-readable summary ``neurocredit deploy`` prints."""
+        payload = self.to_dict()
+        lines = [f"{model} -> {self.target} ({self.mode}), {payload['samples']} samples x {payload['steps']} steps",
+                 f"  cores: {self.partition.cores} on {self.partition.chips} chip(s): "
+                 + ", ".join(f"{p.layer} {p.n_in}->{p.n_out} on {p.cores} core(s) from #{p.first_core}"
+                             for p in self.partition.layers)]
+        report = payload["quantization"]
+        lines.append(f"  quantization: {report['weight_bits']}-bit weights, du={report['du']} dv={report['dv']} "
+                     f"(12 bit; effective {report['effective_du']:.5f}/{report['effective_dv']:.5f})")
+        for layer in report["layers"]:
+            lines.append(f"    {layer['layer']}: weight_exp {layer['weight_exp']:+d}, vth {layer['vth']}, "
+                         f"weight rms error {layer['weight_rms_relative_error']:.2%} "
+                         f"(max {layer['weight_max_error']:.3g}), bias max error {layer['bias_max_error']:.3g}, "
+                         f"current headroom {layer['current_headroom']:.2f}")
+        accuracy = payload["accuracy"]
+        if "float" in accuracy and accuracy["float"] is not None:
+            lines.append(f"  accuracy: float {accuracy['float']:.2%}, emulator {accuracy['emulator']:.2%}, "
+                         f"lava fixed_pt {accuracy['lava_fixed_pt']:.2%}, "
+                         f"lava floating_pt {accuracy['lava_floating_pt']:.2%}")
+            drop = payload["accuracy_drop"]
+            lines.append(f"  accuracy drop from float: emulator {drop['emulator'] * 100:+.2f} points, "
+                         f"lava ({self.mode}) {drop['lava'] * 100:+.2f} points")
+            for name, layers in payload["spike_agreement_layers"].items():
+                per_layer = ", ".join(
+                    f"layer {item['layer']}: {item['agreement']:.2%}"
+                    + ("" if item["first_diverging_step"] is None
+                       else f" (first diverging step {item['first_diverging_step']})")
+                    for item in layers)
+                lines.append(f"  spike agreement {name.replace('_', ' ')}: {payload['spike_agreement'][name]:.2%} "
+                             f"({per_layer})")
+        elif accuracy["lava"] is not None:
+            lines.append(f"  accuracy (lava {self.mode}): {accuracy['lava']:.2%}")
+        lines.append("  seconds: " + ", ".join(f"{name} {value:.2f}" for name, value in payload["seconds"].items()))
+        return "\n".join(lines)
+
+
+def default_weight_bits(target) -> int:
+    """The target's weight width, at most what Lava's Dense holds (8)."""
+    limit = target.limit("weight_bits")
+    return int(min(LAVA.dense_weight_bits, limit)) if limit is not None else LAVA.dense_weight_bits
+
+
+def float_backend(network: Network) -> str:
+    """Norse, or the numpy reference when Norse cannot express the network (``dv = 0``)."""
+    return "norse" if network.neuron.lif.dv > 0 else "reference"
+
+
+def _run_chunked(run_chunk, network: Network, features: np.ndarray, labels: Optional[np.ndarray],
+                 steps: Optional[int], progress: bool, label: str) -> RunRecord:
+    """Encode ``features`` chunk by chunk (sample index = position, as in ``simulate``) and run each
+    chunk with ``run_chunk(inputs)``; ``seconds`` counts the runs only, not the encoding."""
+    from neurocredit.sim import encode_inputs
+
+    result: Optional[RunRecord] = None
+    starts = range(0, len(features), CHUNK)
+    if progress and len(starts) > 1:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=label, unit="chunk", leave=False)
+    for start in starts:
+        inputs = encode_inputs(network, features[start : start + CHUNK], steps=steps, offset=start)
+        began = time.perf_counter()
+        part = run_chunk(inputs)
+        part.seconds = time.perf_counter() - began
+        result = part if result is None else result.concatenate(part)
+    if result is None:
+        raise NeurocreditError("no samples to deploy")
+    if labels is not None:
+        result.labels = np.asarray(labels, dtype=np.int64)
+    return result
+
+
+def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray], target_name: str = "loihi2",
+           mode: str = "fixed_pt", verify: bool = False, weight_bits: Optional[int] = None,
+           steps: Optional[int] = None, lanes: Optional[int] = None, progress: bool = False) -> DeployResult:
+    """Check, quantize, run through Lava (and verify); see the module doc."""
+    from neurocredit.deploy import emulator, lava_backend
+    from neurocredit.sim import get_backend
+    from neurocredit.targets import load_target
+
+    if not network.neuron.spiking:
+        raise NeurocreditError("only spiking (lif) networks deploy to Loihi; this is a rate network "
+                               "(train a spiking model, e.g. models/digits-dfa-snn.yaml)")
+    if mode not in lava_backend.MODES:
+        raise NeurocreditError(f"Lava mode {mode!r} must be one of {', '.join(lava_backend.MODES)}")
+    target = load_target(target_name)
+    weight_bits = default_weight_bits(target) if weight_bits is None else int(weight_bits)
+    partition = check_and_partition(network, target, weight_bits=weight_bits)
+    quantized = quantize(network, weight_bits=weight_bits, steps=steps)
+    result = DeployResult(target.name, mode, partition, quantized)
+    record = {"spikes"} if verify else set()
+    modes = lava_backend.MODES if verify else (mode,)
+    for lava_mode in modes:
+        result.records[f"lava_{lava_mode}"] = _run_chunked(
+            lambda inputs, m=lava_mode: lava_backend.run_lava(network, inputs, m, record, quantized=quantized,
+                                                              lanes=lanes, progress=progress),
+            network, features, labels, steps, progress, f"lava {lava_mode}")
+    if verify:
+        result.records["emulator"] = _run_chunked(
+            lambda inputs: emulator.run(network, inputs, record, quantized=quantized),
+            network, features, labels, steps, progress, "emulator")
+        backend = get_backend(float_backend(network))
+        result.records["float"] = _run_chunked(lambda inputs: backend.run(network, inputs, record),
+                                               network, features, labels, steps, progress, float_backend(network))
+        result.agreement["emulator_vs_lava"] = spike_agreement(result.records["emulator"],
+                                                               result.records["lava_fixed_pt"])
+        result.agreement["float_vs_lava_floating"] = spike_agreement(result.records["float"],
+                                                                     result.records["lava_floating_pt"])
+    return result

@@ -1,0 +1,348 @@
+"""Float ``Network`` -> Loihi fixed point, exactly as Lava's bit-accurate models consume it.
+
+What Lava's fixed-point models do with the numbers we give them (lava-nc 0.10.0,
+``lava/proc/dense/models.py`` ``AbstractPyDenseModelBitAcc`` and ``lava/proc/lif/models.py``
+``AbstractPyLifModelFixed`` / ``PyLifModelBitAcc``):
+
+* ``Dense`` clips its integer weights to the 8-bit range of the sign mode (mixed: [-256, 255];
+  excitatory: [0, 255]; inhibitory: [-255, 0]), drops ``8 - num_weight_bits (+1 if mixed)``
+  low bits, sums the weights of the active inputs and shifts the sum by ``weight_exp``
+  (``<<`` if positive, arithmetic ``>>`` if negative). It sends that one step later.
+* ``LIF`` shifts the received activation left by 6 (``a_in << 6``), decays
+  ``u * (4096 - (du + 1)) >> 12`` and ``v * (4096 - dv) >> 12`` (magnitudes, toward zero),
+  adds the bias ``bias_mant << bias_exp``, and fires when ``v > vth << 6``.
+
+So one layer's fixed-point voltage unit is tied to its float voltage by a scale ``S`` (fixed
+units per float unit, after the ``<< 6``): a float weight ``W`` becomes the integer
+``w = W * S / 2**(weight_exp + 6)``. We choose, per layer:
+
+1. the weight step ``delta`` so that the largest weight magnitude uses the full signed 8-bit
+   mantissa (``m = round(W / delta)``, ``m`` in [-128, 127] for mixed signs, [0, 255] for one
+   sign; Lava's mixed mode stores ``w = 2 m``);
+2. the largest ``weight_exp`` (finest voltage resolution) such that the threshold mantissa fits
+   17 bits and the synaptic current cannot leave the 24-bit range even if every input spiked at
+   every step (so ``u`` never wraps);
+3. ``vth = round(S * vth_float / 64)`` and per neuron ``bias_mant << bias_exp = round(bias * S)``
+   with the smallest exponent whose mantissa fits 13 signed bits.
+
+``du`` and ``dv`` become 12-bit integers: ``du_fixed = round(du * 4096) - 1`` (Lava adds 1 back,
+its ``ds_offset``) and ``dv_fixed = round(dv * 4096)``, clipped to [0, 4095].
+
+:func:`quantize` returns a :class:`QuantizedNetwork`; :meth:`QuantizedNetwork.report` gives the
+quantization error per layer in float units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import Network
+
+
+@dataclass(frozen=True)
+class LavaFixedPoint:
+    """Bit widths and shifts of Lava's fixed-point LIF and Dense (lava-nc 0.10.0).
+
+    Sources: ``lava/proc/lif/models.py`` (``AbstractPyLifModelFixed.__init__``: ds_offset=1,
+    dm_offset=0, uv_bitwidth=24, decay_shift=12, vth_shift=6, act_shift=6; ``PyLifModelBitAcc``
+    docstring: du/dv unsigned 12 bit, bias_mant signed 13 bit, bias_exp unsigned 3 bit, vth
+    unsigned 17 bit) and ``lava/utils/weightutils.py`` (``clip_weights(..., num_bits=8)``).
+    These are properties of the simulated arithmetic we must match bit for bit, not of a
+    hardware target (those live in ``hardware_targets/*.yaml``).
+    """
+
+    decay_bits: int = 12
+    du_offset: int = 1
+    dv_offset: int = 0
+    state_bits: int = 24
+    activation_shift: int = 6
+    threshold_shift: int = 6
+    vth_bits: int = 17
+    bias_mantissa_bits: int = 13
+    bias_exponent_max: int = 7
+    dense_weight_bits: int = 8
+
+    @property
+    def decay_unity(self) -> int:
+        return 1 << self.decay_bits
+
+    @property
+    def state_limit(self) -> int:
+        """``max_uv_val`` = 2**23: u wraps beyond it, v saturates at +-(2**23 - 1)."""
+        return 1 << (self.state_bits - 1)
+
+    @property
+    def vth_max(self) -> int:
+        return (1 << self.vth_bits) - 1
+
+    @property
+    def bias_mantissa_range(self) -> tuple[int, int]:
+        half = 1 << (self.bias_mantissa_bits - 1)
+        return -half, half - 1
+
+
+LAVA = LavaFixedPoint()
+SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+# Search range for the per-layer weight exponent: wide enough that the constraints above
+# (17-bit threshold, 24-bit current), not this range, decide it.
+WEIGHT_EXP_SEARCH = range(-24, 25)
+
+
+@dataclass(frozen=True)
+class FixedLayer:
+    """One layer in Lava's fixed-point units (the arguments of Lava's ``Dense`` and ``LIF``).
+
+    weights: (n_out, n_in) int32, the ``Dense`` weights (already multiples of the truncation
+        step, so Lava's clip/truncate leaves them unchanged).
+    weight_exp: the ``Dense`` ``weight_exp``; num_weight_bits and sign_mode likewise.
+    bias_mant, bias_exp: (n_out,) int32, the ``LIF`` bias mantissa and exponent.
+    vth: the ``LIF`` threshold mantissa (spike when ``v > vth << 6``).
+    scale: fixed-point voltage units per float voltage unit (after Lava's ``<< 6``).
+    """
+
+    name: str
+    weights: np.ndarray
+    weight_exp: int
+    num_weight_bits: int
+    sign_mode: str
+    bias_mant: np.ndarray
+    bias_exp: np.ndarray
+    vth: int
+    scale: float
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def effective_bias(self) -> np.ndarray:
+        """``bias_mant << bias_exp`` as Lava computes it (int64)."""
+        return self.bias_mant.astype(np.int64) << self.bias_exp.astype(np.int64)
+
+    @property
+    def effective_vth(self) -> int:
+        return int(self.vth) << LAVA.threshold_shift
+
+    def float_weights(self) -> np.ndarray:
+        """The float weights this layer represents (``w * 2**(weight_exp + 6) / scale``)."""
+        return self.weights.astype(np.float64) * 2.0 ** (self.weight_exp + LAVA.activation_shift) / self.scale
+
+    def float_bias(self) -> np.ndarray:
+        return self.effective_bias.astype(np.float64) / self.scale
+
+    def float_vth(self) -> float:
+        return self.effective_vth / self.scale
+
+
+@dataclass(frozen=True)
+class QuantizedNetwork:
+    """A LIF ``Network`` in Lava fixed point: per-layer :class:`FixedLayer` plus the shared
+    12-bit ``du``/``dv`` (the values passed to Lava's ``LIF``). ``network`` is the float source
+    (its encoder and readout are used unchanged)."""
+
+    network: Network
+    layers: tuple[FixedLayer, ...]
+    du: int
+    dv: int
+    weight_bits: int
+
+    @property
+    def effective_du(self) -> float:
+        return (self.du + LAVA.du_offset) / LAVA.decay_unity
+
+    @property
+    def effective_dv(self) -> float:
+        return (self.dv + LAVA.dv_offset) / LAVA.decay_unity
+
+    def report(self) -> dict[str, Any]:
+        """Quantization error per layer, in float units of the source network.
+
+        Per layer: ``weight_exp``, ``scale``, ``vth`` (mantissa), ``weight_max_error`` (largest
+        |W - W_q|), ``weight_rms_relative_error`` (rms(W - W_q) / rms(W)), ``bias_max_error``,
+        ``bias_clipped`` (neurons whose bias did not fit 13+3 bits), ``vth_relative_error`` and
+        ``current_headroom`` (2**23 over the worst-case |u|; >= 1 means u can never wrap).
+        Shared: ``du``/``dv`` (fixed), their effective float values and errors.
+        """
+        params = self.network.neuron.lif
+        layers = []
+        for float_layer, fixed in zip(self.network.layers, self.layers):
+            weight = float_layer.weight.astype(np.float64)
+            bias = float_layer.bias.astype(np.float64)
+            weight_error = weight - fixed.float_weights()
+            rms = float(np.sqrt(np.mean(weight**2)))
+            layers.append(
+                {
+                    "layer": fixed.name,
+                    "shape": [fixed.n_out, fixed.n_in],
+                    "sign_mode": fixed.sign_mode,
+                    "weight_exp": fixed.weight_exp,
+                    "num_weight_bits": fixed.num_weight_bits,
+                    "scale": fixed.scale,
+                    "vth": fixed.vth,
+                    "weight_max_error": float(np.max(np.abs(weight_error))) if weight.size else 0.0,
+                    "weight_rms_relative_error": float(np.sqrt(np.mean(weight_error**2)) / rms) if rms > 0 else 0.0,
+                    "bias_max_error": float(np.max(np.abs(bias - fixed.float_bias()))) if bias.size else 0.0,
+                    "bias_clipped": int(np.count_nonzero(_bias_clipped(bias * fixed.scale))),
+                    "vth_relative_error": abs(fixed.float_vth() - params.vth) / params.vth,
+                    "current_headroom": _current_headroom(fixed, self.effective_du, self.network.encoder.steps),
+                }
+            )
+        return {
+            "weight_bits": self.weight_bits,
+            "du": self.du,
+            "dv": self.dv,
+            "effective_du": self.effective_du,
+            "effective_dv": self.effective_dv,
+            "du_error": abs(self.effective_du - params.du),
+            "dv_error": abs(self.effective_dv - params.dv),
+            "layers": layers,
+        }
+
+
+def decay_to_fixed(du: float, dv: float) -> tuple[int, int]:
+    """Lava's 12-bit ``(du, dv)`` for float decays: ``round(du*4096) - 1`` and ``round(dv*4096)``,
+    clipped to [0, 4095] (so ``du = 0`` becomes the smallest decay 1/4096, ``dv = 1`` 4095/4096)."""
+    top = LAVA.decay_unity - 1
+    du_fixed = int(np.clip(round(du * LAVA.decay_unity) - LAVA.du_offset, 0, top))
+    dv_fixed = int(np.clip(round(dv * LAVA.decay_unity) - LAVA.dv_offset, 0, top))
+    return du_fixed, dv_fixed
+
+
+def sign_mode_of(weight: np.ndarray) -> str:
+    """Lava's ``determine_sign_mode``: excitatory if min >= 0, inhibitory if max <= 0, else mixed."""
+    if weight.size == 0 or float(np.min(weight)) >= 0:
+        return "excitatory"
+    if float(np.max(weight)) <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
+def mantissa_range(sign_mode: str, weight_bits: int) -> tuple[int, int, int]:
+    """``(lowest, highest, step)``: the mantissa range of ``weight_bits`` bits and the integer
+    step between representable Lava weights (``w = m * step``)."""
+    if sign_mode == "mixed":
+        half = 1 << (weight_bits - 1)
+        return -half, half - 1, 1 << (LAVA.dense_weight_bits - weight_bits + 1)
+    top = (1 << weight_bits) - 1
+    step = 1 << (LAVA.dense_weight_bits - weight_bits)
+    return (0, top, step) if sign_mode == "excitatory" else (-top, 0, step)
+
+
+def _bias_clipped(bias_fixed: np.ndarray) -> np.ndarray:
+    low, high = LAVA.bias_mantissa_range
+    shift = 2.0**LAVA.bias_exponent_max
+    return (np.rint(bias_fixed / shift) > high) | (np.rint(bias_fixed / shift) < low)
+
+
+def quantize_bias(bias_fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron the smallest exponent e in [0, 7] with ``round(b / 2**e)`` in the signed 13-bit
+    range; mantissas beyond it at e = 7 are clipped. Returns int32 ``(bias_mant, bias_exp)``."""
+    low, high = LAVA.bias_mantissa_range
+    exponents = np.arange(LAVA.bias_exponent_max + 1)
+    mantissas = np.rint(bias_fixed[None, :] / (2.0 ** exponents)[:, None])
+    fits = (mantissas >= low) & (mantissas <= high)
+    exponent = np.where(fits.any(axis=0), np.argmax(fits, axis=0), LAVA.bias_exponent_max)
+    mantissa = np.clip(np.rint(bias_fixed / 2.0**exponent), low, high)
+    return mantissa.astype(np.int32), exponent.astype(np.int32)
+
+
+def _worst_case_gain(effective_du: float, steps: int) -> float:
+    """Largest factor by which a constant input accumulates in u over ``steps`` steps."""
+    steps = max(int(steps), 1)
+    if effective_du >= 1.0:
+        return 1.0
+    return (1.0 - (1.0 - effective_du) ** steps) / effective_du
+
+
+def _current_headroom(layer: FixedLayer, effective_du: float, steps: int) -> float:
+    """2**23 over the largest |u| reachable if every input spiked at every step (>= 1: no wrap)."""
+    weights = layer.weights.astype(np.float64)
+    drive = max(float(np.max(np.clip(weights, 0, None).sum(axis=1), initial=0.0)),
+                float(np.max(np.clip(-weights, 0, None).sum(axis=1), initial=0.0)))
+    worst = drive * 2.0 ** (layer.weight_exp + LAVA.activation_shift) * _worst_case_gain(effective_du, steps)
+    return math.inf if worst == 0 else LAVA.state_limit / worst
+
+
+def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, weight_bits: int,
+                   effective_du: float, steps: int) -> FixedLayer:
+    """One layer to fixed point (see the module doc for the three choices)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    bias = np.asarray(bias, dtype=np.float64)
+    sign_mode = sign_mode_of(weight)
+    low, high, step = mantissa_range(sign_mode, weight_bits)
+    largest_positive = float(np.max(weight, initial=0.0))
+    largest_negative = float(-np.min(weight, initial=0.0))
+    candidates = []
+    if largest_positive > 0 and high > 0:
+        candidates.append(largest_positive / high)
+    if largest_negative > 0 and low < 0:
+        candidates.append(largest_negative / -low)
+    # All-zero weights: any step works; tie it to vth so the exponent search is well posed.
+    delta = max(candidates) if candidates else vth
+    mantissa = np.clip(np.rint(weight / delta), low, high)
+    lava_weights = (mantissa * step).astype(np.int32)
+    step_bits = int(round(math.log2(step)))
+
+    def scale_for(exponent: int) -> float:
+        return 2.0 ** (step_bits + exponent + LAVA.activation_shift) / delta
+
+    def vth_for(exponent: int) -> int:
+        return int(round(scale_for(exponent) * vth / 2**LAVA.threshold_shift))
+
+    chosen = None
+    for exponent in reversed(WEIGHT_EXP_SEARCH):
+        if vth_for(exponent) > LAVA.vth_max:
+            continue
+        trial = FixedLayer(name, lava_weights, exponent, weight_bits, sign_mode,
+                           np.zeros(len(bias), np.int32), np.zeros(len(bias), np.int32),
+                           vth_for(exponent), scale_for(exponent))
+        if _current_headroom(trial, effective_du, steps) >= 1.0:
+            chosen = exponent
+            break
+    if chosen is None:
+        # The current could wrap whatever we do; keep the finest scale whose threshold fits and
+        # let the report's current_headroom (< 1) say so.
+        fitting = [e for e in WEIGHT_EXP_SEARCH if vth_for(e) <= LAVA.vth_max]
+        chosen = max(fitting) if fitting else min(WEIGHT_EXP_SEARCH)
+    scale = scale_for(chosen)
+    vth_mantissa = vth_for(chosen)
+    if vth_mantissa < 1:
+        raise NeurocreditError(
+            f"layer {name}: the threshold vth={vth:g} is too small for weights up to "
+            f"{max(largest_positive, largest_negative):g} at {weight_bits}-bit weights (its mantissa rounds "
+            "to 0); rescale the network (larger vth or smaller weights)"
+        )
+    bias_mant, bias_exp = quantize_bias(bias * scale)
+    return FixedLayer(name, lava_weights, chosen, weight_bits, sign_mode, bias_mant, bias_exp, vth_mantissa, scale)
+
+
+def quantize(network: Network, weight_bits: int = LAVA.dense_weight_bits,
+             steps: Optional[int] = None) -> QuantizedNetwork:
+    """``network`` (LIF) in Lava fixed point with ``weight_bits``-bit weights (1..8).
+
+    ``steps`` (default: the encoder's) bounds the worst-case current used to choose each
+    layer's weight exponent. Deterministic: the same network always gives the same integers.
+    """
+    if not network.neuron.spiking:
+        raise NeurocreditError("only spiking (lif) networks can be deployed to Loihi; this is a rate network")
+    if not 1 <= int(weight_bits) <= LAVA.dense_weight_bits:
+        raise NeurocreditError(f"weight_bits={weight_bits!r} must be between 1 and {LAVA.dense_weight_bits}")
+    params = network.neuron.lif
+    du, dv = decay_to_fixed(params.du, params.dv)
+    effective_du = (du + LAVA.du_offset) / LAVA.decay_unity
+    steps = network.encoder.steps if steps is None else steps
+    layers = tuple(
+        quantize_layer(layer.weight, layer.bias, params.vth, layer.name or f"layer{index + 1}", int(weight_bits),
+                       effective_du, steps)
+        for index, layer in enumerate(network.layers)
+    )
+    return QuantizedNetwork(network, layers, du, dv, int(weight_bits))

@@ -1,0 +1,137 @@
+"""The STDP-style CHL plasticity of :mod:`neurocredit.rules.chl`, written natively as Brian2
+``Synapses`` (equations, ``on_pre`` / ``on_post``), for Brian2 users and as an independent
+check of the torch implementation (:func:`neurocredit.rules.chl.chl_trace_step`).
+
+The rule, as Brian2 runs it (one canonical step = one Brian2 step of :data:`STEP_MS` ms)::
+
+    Synapses model:
+        elig : 1                                          # eligibility, summed over phases
+        copy : integer (constant)                         # which sample (parallel copy) it belongs to
+        dapre/dt  = -apre / tau_pre   : 1 (event-driven)
+        dapost/dt = -apost / tau_post : 1 (event-driven)
+    on_pre:                                               # pre pathway (Brian2 runs it first)
+        apre += 1
+        elig += phase_weight(t, copy) * apost
+    on_post:                                              # post pathway (runs second)
+        apost += 1
+        elig += phase_weight(t, copy) * apre
+
+``tau = -dt / ln(λ)`` makes Brian2's exact exponential decay between events equal the
+per-step decay ``x <- λ x`` of the torch rule. Because the pre pathway runs before the post
+pathway in the same step, a pre spike meets the post trace of *earlier* post spikes, and a
+post spike meets the pre trace *including* a coincident pre spike: a coincident pair counts
+once, as in :func:`~neurocredit.rules.chl.chl_trace_step`. ``phase_weight`` is a
+``TimedArray`` (steps, copies): ``-1/window`` while the free phase is counted, ``+1/window``
+while the nudged phase is counted, 0 while settling. The weight change of synapse (j -> k) is
+``-(α/β) Σ_copies elig / (κ · batch)`` (:mod:`neurocredit.rules.chl`); this module returns
+the summed ``elig`` (n_post, n_pre).
+
+Given the same spike trains (``SpikeGeneratorGroup`` for pre and post), :func:`eligibility`
+equals the torch rule to float64 rounding (``tests/test_chl_brian2.py``). The bias term of
+the torch rule (``φ s_post``, a per-neuron quantity) is not a synaptic variable and is not
+part of this module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.rules.chl import TraceParameters
+
+STEP_MS = 1.0
+"""Brian2 time of one canonical step, in ms (only step counts matter)."""
+
+CHL_SYNAPSE_MODEL = """
+elig : 1
+copy : integer (constant)
+dapre/dt = -apre / tau_pre : 1 (event-driven)
+dapost/dt = -apost / tau_post : 1 (event-driven)
+"""
+CHL_ON_PRE = """
+apre += 1
+elig += phase_weight(t, copy) * apost
+"""
+CHL_ON_POST = """
+apost += 1
+elig += phase_weight(t, copy) * apre
+"""
+
+
+def trace_time_constants(params: TraceParameters) -> tuple[float, float]:
+    """``(tau_pre, tau_post)`` in steps such that ``exp(-1/tau) = λ``; λ must be > 0 here."""
+    for name in ("pre_decay", "post_decay"):
+        if getattr(params, name) <= 0.0:
+            raise NeurocreditError(f"the Brian2 CHL synapses need trace {name} > 0 (a time constant); got 0")
+    return -1.0 / math.log(params.pre_decay), -1.0 / math.log(params.post_decay)
+
+
+def _spike_generator_arguments(spikes: np.ndarray):
+    """Indices and step numbers of a (steps, copies, n) 0/1 array, neuron index ``copy * n + j``."""
+    steps, copies, n = spikes.shape
+    step, copy, neuron = np.nonzero(spikes)
+    return (copy * n + neuron).astype(np.int64), step.astype(np.float64)
+
+
+def eligibility(
+    pre_spikes: np.ndarray, post_spikes: np.ndarray, phase_weight: np.ndarray, params: TraceParameters,
+    target: str = "numpy",
+) -> np.ndarray:
+    """Run the Brian2 CHL synapses on fixed spike trains; returns ``Σ_copies elig`` (n_post, n_pre).
+
+    ``pre_spikes`` (steps, batch, n_pre) and ``post_spikes`` (steps, batch, n_post) are 0/1;
+    ``phase_weight`` is (steps,) or (steps, batch). Every sample is one copy of an all-to-all
+    ``Synapses`` between its pre and post neurons (``copy`` = sample index). float64.
+    ``target``: Brian2 code-generation target (``numpy`` needs no compiler).
+    """
+    import brian2 as b2
+
+    pre_spikes = np.asarray(pre_spikes)
+    post_spikes = np.asarray(post_spikes)
+    if pre_spikes.ndim != 3 or post_spikes.ndim != 3 or pre_spikes.shape[:2] != post_spikes.shape[:2]:
+        raise NeurocreditError(
+            f"pre/post spikes must be (steps, batch, n) with the same steps and batch; got {pre_spikes.shape} "
+            f"and {post_spikes.shape}"
+        )
+    steps, copies, n_pre = pre_spikes.shape
+    n_post = post_spikes.shape[2]
+    weights = np.asarray(phase_weight, dtype=np.float64)
+    if weights.ndim == 1:
+        weights = np.repeat(weights[:, None], copies, axis=1)
+    if weights.shape != (steps, copies):
+        raise NeurocreditError(f"phase_weight must be (steps,) or (steps, batch) = ({steps}, {copies}); got {weights.shape}")
+    tau_pre, tau_post = trace_time_constants(params)
+    saved = {name: b2.prefs[name] for name in ("codegen.target", "core.default_float_dtype")}
+    try:
+        b2.prefs["codegen.target"] = target
+        b2.prefs["core.default_float_dtype"] = np.float64
+        dt = STEP_MS * b2.ms
+        clock = b2.Clock(dt=dt, name="chl_clock")
+        pre_index, pre_step = _spike_generator_arguments(pre_spikes)
+        post_index, post_step = _spike_generator_arguments(post_spikes)
+        pre = b2.SpikeGeneratorGroup(copies * n_pre, pre_index, pre_step * dt, clock=clock, name="chl_pre")
+        post = b2.SpikeGeneratorGroup(copies * n_post, post_index, post_step * dt, clock=clock, name="chl_post")
+        namespace = {
+            "tau_pre": tau_pre * dt,
+            "tau_post": tau_post * dt,
+            "phase_weight": b2.TimedArray(weights, dt=dt, name="chl_phase_weight"),
+        }
+        synapses = b2.Synapses(pre, post, model=CHL_SYNAPSE_MODEL, on_pre=CHL_ON_PRE, on_post=CHL_ON_POST,
+                               clock=clock, namespace=namespace, name="chl_synapses")
+        # all-to-all within each copy: pre copy*n_pre + j -> post copy*n_post + k
+        copy_index = np.repeat(np.arange(copies), n_pre * n_post)
+        j = np.tile(np.repeat(np.arange(n_pre), n_post), copies)
+        k = np.tile(np.tile(np.arange(n_post), n_pre), copies)
+        synapses.connect(i=copy_index * n_pre + j, j=copy_index * n_post + k)
+        synapses.copy = copy_index
+        network = b2.Network(pre, post, synapses)
+        network.run(steps * dt, namespace={})
+        values = np.asarray(synapses.elig[:], dtype=np.float64)
+    finally:
+        for name, value in saved.items():
+            b2.prefs[name] = value
+    total = np.zeros((n_post, n_pre))
+    np.add.at(total, (k, j), values)
+    return total

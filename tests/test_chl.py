@@ -1,0 +1,238 @@
+"""Contrastive Hebbian learning / equilibrium propagation (neurocredit.rules.chl)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from neurocredit.config import load_config
+from neurocredit.data import load_digits
+from neurocredit.errors import NeurocreditError
+from neurocredit.io import load_network, save_network
+from neurocredit.rules import rule_class
+from neurocredit.rules.chl import (
+    RateCHLOptions,
+    SpikingCHLOptions,
+    TraceParameters,
+    chl_trace_step,
+    cost_value,
+    ep_gradients,
+    feedforward_states,
+    layer_scales,
+    make_feedback,
+    phase_weights,
+    settle,
+    trace_initial_state,
+)
+from neurocredit.sim import simulate
+from neurocredit.train import train
+
+DTYPE = torch.float64
+
+
+def quiet(line):
+    pass
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def tiny_network(sizes=(6, 5, 4, 3), seed=0, scale=0.6):
+    generator = torch.Generator().manual_seed(seed)
+    weights = [scale * torch.randn(n_out, n_in, generator=generator, dtype=DTYPE) / n_in ** 0.5
+               for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    biases = [0.1 * torch.randn(n_out, generator=generator, dtype=DTYPE) for n_out in sizes[1:]]
+    features = torch.rand(7, sizes[0], generator=generator, dtype=DTYPE)
+    labels = torch.randint(0, sizes[-1], (7,), generator=generator)
+    return weights, biases, features, labels
+
+
+def transposes(weights):
+    return [w.T for w in weights[1:]]
+
+
+def cosine(a, b):
+    return float((a * b).sum() / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.3])
+def test_free_phase_settles(gain):
+    weights, biases, features, _ = tiny_network()
+    start = feedforward_states(weights, biases, "tanh", features)
+    states, change = settle(weights, biases, transposes(weights), gain, "tanh", features, start, 100)
+    assert change < 1e-9
+    # the settled state is a fixed point: one more step changes nothing
+    again, change_again = settle(weights, biases, transposes(weights), gain, "tanh", features, states, 1)
+    assert change_again < 1e-9
+    # feedback moved the state away from the feed-forward pass, less so for a smaller gain
+    assert max(float((s - f).abs().max()) for s, f in zip(states, start)) > 1e-4
+
+
+def test_smaller_gain_keeps_the_fixed_point_closer_to_the_feedforward_pass():
+    weights, biases, features, _ = tiny_network()
+    start = feedforward_states(weights, biases, "tanh", features)
+    distances = []
+    for gain in (1.0, 0.3, 0.05):
+        states, _ = settle(weights, biases, transposes(weights), gain, "tanh", features, start, 80)
+        distances.append(float((states[-1] - start[-1]).abs().max()))
+    assert distances[0] > distances[1] > distances[2] > 0
+
+
+def recurrent_backprop(weights, biases, features, labels, gain, cost, steps=120):
+    """Gradient of the cost at the free equilibrium by autograd through the unrolled settling."""
+    weights = [w.clone().requires_grad_(True) for w in weights]
+    biases = [b.clone().requires_grad_(True) for b in biases]
+    start = feedforward_states(weights, biases, "tanh", features)
+    states, _ = settle(weights, biases, transposes(weights), gain, "tanh", features, start, steps)
+    loss = cost_value(cost, states[-1], labels)
+    grads = torch.autograd.grad(loss, weights + biases)
+    return list(grads[: len(weights)]), list(grads[len(weights):])
+
+
+@pytest.mark.parametrize("gain,cost,nudge", [(1.0, "cross_entropy", "symmetric"), (0.5, "mse", "symmetric"),
+                                             (1.0, "mse", "positive")])
+def test_ep_update_approaches_the_gradient_at_the_free_equilibrium(gain, cost, nudge):
+    """The EP theorem: with symmetric feedback and β -> 0 the contrastive update is the gradient
+    of the cost at the free fixed point, here computed independently by recurrent backprop."""
+    weights, biases, features, labels = tiny_network()
+    expected_w, expected_b = recurrent_backprop(weights, biases, features, labels, gain, cost)
+    for beta in (1e-3,):
+        got_w, got_b, _ = ep_gradients(weights, biases, transposes(weights), gain, "tanh", features, labels, 3,
+                                       beta, nudge, cost, free_steps=120, nudged_steps=120)
+        for got, expected in zip(got_w + got_b, expected_w + expected_b):
+            assert cosine(got, expected) > 0.99
+            assert float((got - expected).norm() / expected.norm()) < 0.05
+
+
+def test_ep_error_shrinks_with_beta():
+    weights, biases, features, labels = tiny_network()
+    expected_w, _ = recurrent_backprop(weights, biases, features, labels, 1.0, "cross_entropy")
+    errors = []
+    for beta in (0.5, 0.05, 0.005):
+        got_w, _, _ = ep_gradients(weights, biases, transposes(weights), 1.0, "tanh", features, labels, 3, beta,
+                                   "positive", "cross_entropy", 120, 120)
+        errors.append(sum(float((g - e).norm()) for g, e in zip(got_w, expected_w)))
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_layer_scales_compensate_the_feedback_gain():
+    assert layer_scales(3, 0.5) == [4.0, 2.0, 1.0]
+    assert layer_scales(1, 0.1) == [1.0]
+
+
+def test_clamped_and_random_feedback_give_finite_updates():
+    weights, biases, features, labels = tiny_network()
+    options = RateCHLOptions(feedback="random")
+    feedback = [torch.tensor(m, dtype=DTYPE) for m in make_feedback((6, 5, 4, 3), options)]
+    assert [tuple(m.shape) for m in feedback] == [(5, 4), (4, 3)]
+    for nudge, cost in (("clamped", "mse"), ("positive", "cross_entropy")):
+        got_w, got_b, _ = ep_gradients(weights, biases, feedback, 0.5, "tanh", features, labels, 3, 0.5, nudge,
+                                       cost, 30, 30)
+        assert all(torch.isfinite(g).all() and g.abs().max() > 0 for g in got_w + got_b)
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(NeurocreditError, match="clamped"):
+        RateCHLOptions(nudge="clamped", cost="cross_entropy")
+    with pytest.raises(NeurocreditError, match="feedback_gain"):
+        RateCHLOptions(feedback_gain=0.0)
+    with pytest.raises(NeurocreditError, match="free_steps = nudged_steps"):
+        SpikingCHLOptions(nudged_start="rest", free_steps=20, nudged_steps=30)
+    with pytest.raises(NeurocreditError, match="unknown key 'gamma'"):
+        rule_class("chl", "rate").parse_options({"gamma": 0.1}, "x.yaml: rule")
+
+
+# --------------------------------------------------------------------------- STDP-style traces
+
+
+def test_trace_step_pairs_by_hand():
+    params = TraceParameters(pre_decay=0.5, post_decay=0.25)
+    state = trace_initial_state(1, 1, 1, np.zeros(1))
+    pre = [1.0, 0.0, 0.0, 1.0]
+    post = [0.0, 0.0, 1.0, 1.0]
+    for p, q in zip(pre, post):
+        state = chl_trace_step(params, state, np.array([[p]]), np.array([[q]]), 2.0)
+    # t=2: post meets the pre trace 0.5^2; t=3: the pre spike meets post trace 0.25 (t=2's spike),
+    # then the post spike meets the pre trace 0.5^3 + 1 (coincident pair counted once)
+    expected = 2.0 * (0.25 + 0.25 + (0.125 + 1.0))
+    assert state.eligibility[0, 0] == pytest.approx(expected, abs=1e-15)
+    assert state.post_eligibility[0] == pytest.approx(2.0 * 2)
+    assert state.pre_trace[0, 0] == pytest.approx(0.125 + 1.0)
+    assert state.post_trace[0, 0] == pytest.approx(0.25 + 1.0)
+
+
+def test_trace_step_is_pure_and_constant_in_memory():
+    params = TraceParameters(0.8, 0.8)
+    state = trace_initial_state(4, 3, 2, torch.zeros(1, dtype=DTYPE))
+    generator = torch.Generator().manual_seed(0)
+    shapes = [tuple(x.shape) for x in state]
+    for _ in range(50):
+        pre = (torch.rand(4, 3, generator=generator, dtype=DTYPE) < 0.4).to(DTYPE)
+        post = (torch.rand(4, 2, generator=generator, dtype=DTYPE) < 0.4).to(DTYPE)
+        before = [x.clone() for x in state]
+        new = chl_trace_step(params, state, pre, post, torch.full((4,), 0.1, dtype=DTYPE))
+        assert all(torch.equal(a, b) for a, b in zip(before, state))  # input untouched
+        state = new
+    assert [tuple(x.shape) for x in state] == shapes
+
+
+def test_normalised_eligibility_estimates_the_rate_product():
+    params = TraceParameters(0.8, 0.7)
+    generator = torch.Generator().manual_seed(1)
+    steps, batch = 400, 200
+    rate_pre, rate_post = torch.tensor([0.2, 0.6], dtype=DTYPE), torch.tensor([0.1, 0.5, 0.9], dtype=DTYPE)
+    state = trace_initial_state(batch, 2, 3, torch.zeros(1, dtype=DTYPE))
+    for _ in range(steps):
+        pre = (torch.rand(batch, 2, generator=generator, dtype=DTYPE) < rate_pre).to(DTYPE)
+        post = (torch.rand(batch, 3, generator=generator, dtype=DTYPE) < rate_post).to(DTYPE)
+        state = chl_trace_step(params, state, pre, post, 1.0 / steps)
+    estimate = state.eligibility / (params.pair_window * batch)
+    np.testing.assert_allclose(estimate.numpy(), torch.outer(rate_post, rate_pre).numpy(), rtol=0.05, atol=0.004)
+
+
+def test_phase_weights_sum_to_minus_and_plus_one():
+    free, nudged = phase_weights(30, 5, 20, 4)
+    assert free[:5].tolist() == [0.0] * 5 and nudged[:4].tolist() == [0.0] * 4
+    assert free.sum() == pytest.approx(-1.0) and nudged.sum() == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- learning, saving, evaluating
+
+
+def test_rate_chl_learns_digits_above_90_percent_and_saves_feedback(digits, tmp_path):
+    config = load_config("digits-chl-rate")
+    result = train(config, epochs=4, dataset=digits, progress=False, log=quiet)
+    assert result.test_accuracy > 0.90  # the saved feed-forward network, through the rate backend
+    assert result.history[-1].test_accuracy > 0.90  # the settled network (rule's own prediction)
+    network = result.network
+    assert network.extras["chl/feedback_1"].shape == (256, 256)
+    np.testing.assert_array_equal(network.extras["chl/feedback_2"], network.weights[2].T)
+    path = save_network(network, tmp_path / "chl.h5")
+    loaded = load_network(path)
+    assert loaded.extras["chl/feedback_gain"][0] == pytest.approx(0.05)
+    assert simulate(loaded, digits.x_test, digits.y_test).accuracy == result.test_accuracy
+
+
+def test_random_feedback_stays_fixed_and_is_reloaded(digits):
+    config = load_config("digits-chl-rate")
+    raw_options = dict(config.rule.options, feedback="random")
+    config = dataclasses.replace(config, rule=dataclasses.replace(config.rule, options=raw_options))
+    result = train(config, epochs=1, dataset=digits, progress=False, log=quiet)
+    options = rule_class("chl", "rate").parse_options(raw_options)
+    fresh = make_feedback(result.network.sizes, options)
+    for i, matrix in enumerate(fresh):
+        np.testing.assert_array_equal(result.network.extras[f"chl/feedback_{i + 1}"], matrix)
+    rule = rule_class("chl", "rate")(result.network, options, config.training, 10)
+    np.testing.assert_array_equal(rule.random_feedback[0].numpy(), fresh[0])
+
+
+@pytest.mark.timeout(120)
+def test_spiking_chl_learns_digits_above_80_percent(digits):
+    config = load_config("digits-chl-snn")
+    result = train(config, epochs=3, dataset=digits, progress=False, log=quiet)
+    assert result.test_accuracy > 0.80  # the saved feed-forward LIF network, through the norse backend
+    assert result.network.neuron.spiking
+    assert result.network.extras["chl/feedback_1"].shape == (result.network.sizes[1], 10)

@@ -1,0 +1,88 @@
+"""`neurocredit deploy`: verification through the float model, the emulator and Lava in both
+modes; limit violations and rate networks as one-line errors; `neurocredit eval --backend
+emulator|lava`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurocredit.cli import main
+
+
+@pytest.fixture(scope="module")
+def spiking_model(tmp_path_factory):
+    """A small converted digits LIF network (64-40-10, 16 steps) saved to disk."""
+    from neurocredit.data import load_dataset
+    from neurocredit.deploy.example import converted_lif_network
+    from neurocredit.io import save_network
+
+    dataset = load_dataset("digits")
+    network = converted_lif_network(dataset.x_train, dataset.y_train, hidden=(40,), steps=16, epochs=20)
+    return str(save_network(network, tmp_path_factory.mktemp("deploy") / "digits-snn.h5"))
+
+
+def test_deploy_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["deploy", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--target", "--fixed-point", "--floating-point", "--verify", "--limit", "--json", "--weight-bits"):
+        assert option in text
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(240)
+def test_deploy_verify_reports_identical_spikes(spiking_model, capsys):
+    assert main(["deploy", spiking_model, "--target", "loihi2", "--verify", "--limit", "24", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload["accuracy"]) >= {"float", "emulator", "lava"}
+    assert payload["spike_agreement"] == {"emulator_vs_lava": 1.0, "float_vs_lava_floating": 1.0}
+    assert payload["accuracy"]["lava"] == payload["accuracy"]["emulator"]
+    assert abs(payload["accuracy_drop"]["emulator"]) <= 0.1
+    assert isinstance(payload["cores"], int) and payload["cores"] >= 2
+    assert payload["samples"] == 24 and payload["mode"] == "fixed_pt"
+    layers = payload["quantization"]["layers"]
+    assert [layer["layer"] for layer in layers] == ["fc1", "fc2"]
+    assert all(layer["weight_rms_relative_error"] < 0.02 for layer in layers)
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(180)
+def test_deploy_floating_point_text_and_eval_backends(spiking_model, capsys, monkeypatch):
+    assert main(["deploy", spiking_model, "--floating-point", "--limit", "12"]) == 0
+    text = capsys.readouterr().out
+    assert "(floating_pt)" in text and "cores:" in text and "accuracy (lava floating_pt)" in text
+    monkeypatch.delenv("NEUROCREDIT_LAVA_MODE", raising=False)
+    results = {}
+    for backend in ("emulator", "lava"):
+        assert main(["eval", spiking_model, "--backend", backend, "--limit", "30", "--json"]) == 0
+        results[backend] = json.loads(capsys.readouterr().out)
+    assert results["emulator"]["samples"] == results["lava"]["samples"] == 30
+    assert results["emulator"]["accuracy"] == results["lava"]["accuracy"]
+    assert results["emulator"]["mean_spikes_per_sample"] == results["lava"]["mean_spikes_per_sample"]
+
+
+def test_limit_violation_is_one_line_and_exit_2(spiking_model, tmp_path, run_cli):
+    target = tmp_path / "tiny.yaml"
+    target.write_text('name: tiny\nspiking: true\nlimits:\n  fan_in_per_core: {value: 32, source: "test sheet"}\n'
+                      "energy: {}\n")
+    result = run_cli("deploy", spiking_model, "--target", target, "--limit", "4", check_rc=2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "layer fc1" in lines[0] and "fan_in_per_core is 32" in lines[0] and "needs 64" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_rate_network_and_bad_options_are_clear_errors(tmp_path, capsys):
+    from neurocredit.io import save_network
+    from neurocredit.network import Network, init_layers
+
+    rate = Network(init_layers((64, 10), np.random.default_rng(0)), provenance={"data": "digits"})
+    path = save_network(rate, tmp_path / "rate.h5")
+    assert main(["deploy", str(path)]) == 2
+    assert "rate network" in capsys.readouterr().err
+    assert main(["deploy", str(path), "--target", "no-such-target"]) == 2
+    assert "error" in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""The fixed-point emulator: a hand-computed integer trace, Lava's rounding/wrap/saturation rules,
+batching, and -- the key test -- bit-exact agreement with Lava's own fixed_pt models (same spikes,
+same integer u and v at every step) on random nets and on nets built to hit every edge case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import small_lif_network
+from neurocredit.compare import spike_agreement
+from neurocredit.deploy import emulator
+from neurocredit.deploy.emulator import (
+    FixedLIFParameters,
+    FixedLIFState,
+    decay_toward_zero,
+    emulate,
+    lava_dense_weights,
+    lif_fixed_step,
+)
+from neurocredit.deploy.quantize import FixedLayer, QuantizedNetwork, quantize
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec
+from neurocredit.sim import encode_inputs, reference_backend
+
+M = 2**23
+
+
+def _state(u, v):
+    return FixedLIFState(np.array([u], dtype=np.int64), np.array([v], dtype=np.int64))
+
+
+def test_golden_integer_trace():
+    # du = 1023 -> u decays by (4096 - 1024) / 4096 = 3/4; dv = 2048 -> v halves; input 10 -> 640 after << 6;
+    # vth = 20 -> 1280. By hand:  t0: u 640, v 640;  t1: u 480+640 = 1120, v 320+1120 = 1440 > 1280: spike;
+    # t2: u 840+640 = 1480, v 0+1480: spike;  t3: u 1110+640 = 1750, v 1750: spike.
+    params = FixedLIFParameters(du=1023, dv=2048, effective_vth=20 << 6)
+    state = _state(0, 0)
+    trace = []
+    for _ in range(4):
+        state, spikes = lif_fixed_step(params, state, np.array([10]), np.array([0]))
+        trace.append((int(state.current[0]), int(state.voltage[0]), bool(spikes[0])))
+    assert trace == [(640, 640, False), (1120, 0, True), (1480, 0, True), (1750, 0, True)]
+
+
+def test_decay_rounds_toward_zero():
+    assert decay_toward_zero(np.array([5, -5, 4095, -4095]), 3072).tolist() == [3, -3, 3071, -3071]
+
+
+def test_current_wraps_and_voltage_saturates_as_lava_writes_it():
+    params = FixedLIFParameters(du=4095, dv=0, effective_vth=131071 << 6)  # u fully decays each step
+    # u = a_in << 6: 2**23 exactly stays 2**23; one more wraps to -2**23 + 1; -2**23 becomes +2**23.
+    for a_in, expected in ((M >> 6, M), ((M >> 6) + 1, -M + 64), (-(M >> 6), M)):
+        state, _ = lif_fixed_step(params, _state(0, 0), np.array([a_in]), np.array([0]))
+        assert int(state.current[0]) == expected
+    # v saturates at -(2**23 - 1) and spikes at +(2**23 - 1) > vth << 6.
+    state, spikes = lif_fixed_step(params, _state(0, -M + 10), np.array([-1000]), np.array([0]))
+    assert int(state.voltage[0]) == -M + 1 and not spikes[0]
+    state, spikes = lif_fixed_step(params, _state(0, M - 10), np.array([1000]), np.array([0]))
+    assert spikes[0] and int(state.voltage[0]) == 0
+
+
+def test_dense_weights_follow_lavas_clip_and_truncate():
+    from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
+
+    rng = np.random.default_rng(0)
+    for mode, low, high in (("mixed", -300, 300), ("excitatory", 0, 300), ("inhibitory", -300, 0)):
+        weights = rng.integers(low, high + 1, (20, 30))
+        for bits in (1, 3, 5, 8):
+            sign = SignMode[mode.upper()]
+            expected = truncate_weights(clip_weights(weights, sign, num_bits=8), sign, bits)
+            assert np.array_equal(lava_dense_weights(weights, mode, bits), expected), (mode, bits)
+
+
+def test_batch_is_independent_of_grouping():
+    network = small_lif_network(1, bias_scale=0.2)
+    quantized = quantize(network)
+    inputs = encode_inputs(network, np.random.default_rng(0).random((7, network.n_inputs)))
+    together = emulate(quantized, inputs, record_states=True)
+    for sample in (0, 4, 6):
+        alone = emulate(quantized, inputs[:, sample : sample + 1], record_states=True)
+        for layer in range(len(network.layers)):
+            assert np.array_equal(together.spikes[layer][:, sample], alone.spikes[layer][:, 0])
+            assert np.array_equal(together.voltages[layer][:, sample], alone.voltages[layer][:, 0])
+
+
+def test_emulator_tracks_the_float_model_and_its_timing():
+    network = small_lif_network(2)
+    inputs = encode_inputs(network, np.random.default_rng(1).random((20, network.n_inputs)))
+    fixed = emulator.run(network, inputs, {"spikes"})
+    reference = reference_backend.run(network, inputs, {"spikes"})
+    assert fixed.backend == "emulator" and fixed.outputs.shape == (20, network.n_outputs)
+    assert spike_agreement(fixed, reference)["overall"] > 0.9
+    # Lava timing: with zero bias, layer i (1-based) cannot fire before step i.
+    quiet = network.with_parameters(network.weights, [np.zeros_like(b) for b in network.biases])
+    trace = emulate(quantize(quiet), inputs)
+    for index, spikes in enumerate(trace.spikes):
+        assert not spikes[: index + 1].any()
+
+
+def test_graded_input_is_a_clear_error():
+    network = small_lif_network(0)
+    with pytest.raises(NeurocreditError, match="binary spike inputs"):
+        emulator.run(network, np.full((5, 2, network.n_inputs), 0.5, np.float32))
+
+
+def edge_case_network() -> tuple[Network, QuantizedNetwork]:
+    """Integers chosen to hit every edge of Lava's arithmetic: current wrap (large weights,
+    weight_exp 7, almost no current decay), negative voltage saturation, weights Lava must clip
+    and truncate, a negative weight_exp (floor shift), 5-bit weights, excitatory and inhibitory
+    layers, biases with exponents, a threshold at the 17-bit maximum."""
+    rng = np.random.default_rng(7)
+    w1 = rng.integers(-256, 256, (6, 4))
+    w1[0] = 254  # drives u past 2**23 within a few steps: wrap
+    w1[1] = -256  # drives v to the negative saturation bound
+    w1[2, :2] = (255, -255)  # not representable in mixed 8-bit: Lava truncates
+    w2 = rng.integers(0, 256, (5, 6))
+    w3 = -rng.integers(0, 256, (3, 5))
+    layers = (
+        FixedLayer("fc1", w1.astype(np.int32), 7, 8, "mixed", rng.integers(-4096, 4096, 6).astype(np.int32),
+                   rng.integers(0, 8, 6).astype(np.int32), 131071, 1.0),
+        FixedLayer("fc2", w2.astype(np.int32), -3, 5, "excitatory", np.full(5, -300, np.int32),
+                   np.full(5, 2, np.int32), 200, 1.0),
+        FixedLayer("fc3", w3.astype(np.int32), 0, 8, "inhibitory", np.full(3, 3000, np.int32),
+                   np.full(3, 3, np.int32), 500, 1.0),
+    )
+    float_layers = tuple(Layer(layer.weights.astype(np.float64), np.zeros(layer.n_out), layer.name) for layer in layers)
+    network = Network(float_layers, NeuronSpec("lif", lif=LIFParameters(0.0, 0.05, 1.0)),
+                      EncoderSpec("bernoulli", 24, 0.8, 3))
+    return network, QuantizedNetwork(network, layers, du=0, dv=200, weight_bits=8)
+
+
+def edge_case_inputs(network: Network, samples: int = 2) -> np.ndarray:
+    inputs = encode_inputs(network, np.random.default_rng(3).random((samples, network.n_inputs)))
+    inputs[:, :, :2] = 1.0  # channels 0 and 1 spike at every step
+    return inputs
+
+
+def test_edge_case_network_really_wraps_and_saturates():
+    network, quantized = edge_case_network()
+    trace = emulate(quantized, edge_case_inputs(network), record_states=True)
+    current, voltage = trace.currents[0].astype(np.int64), trace.voltages[0].astype(np.int64)
+    assert (current[:, :, 0] < 0).any(), "neuron 0 only gets positive input: a negative u means it wrapped"
+    assert voltage[:, :, 1].min() == -(M - 1), "neuron 1 saturates at -(2**23 - 1)"
+    assert all(spikes.any() for spikes in trace.spikes)
+
+
+def _assert_bit_exact(expected, lava):
+    for layer in range(len(expected.spikes)):
+        first = np.flatnonzero((expected.spikes[layer] != lava.spikes[layer]).reshape(expected.steps, -1).any(axis=1))
+        assert first.size == 0, f"layer {layer}: spikes differ from step {first[:1]}"
+        assert np.array_equal(expected.currents[layer], lava.currents[layer]), f"layer {layer}: u differs"
+        assert np.array_equal(expected.voltages[layer], lava.voltages[layer]), f"layer {layer}: v differs"
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bit_exact_against_lava_fixed_point(seed):
+    from neurocredit.deploy import lava_backend
+
+    # Positive and negative weights, biases; 5 samples on 2 lanes = 3 windows, so the state resets
+    # between samples inside one Lava run are checked too.
+    network = small_lif_network(seed, bias_scale=0.3)
+    inputs = encode_inputs(network, np.random.default_rng(seed).random((5, network.n_inputs)))
+    record = {"spikes", "voltages", "currents"}
+    expected = emulator.run(network, inputs, record)
+    lava = lava_backend.run(network, inputs, record, mode="fixed_pt", lanes=2, target="none")
+    _assert_bit_exact(expected, lava)
+    assert sum(int(s.sum()) for s in expected.spikes) > 100, "a silent network would prove nothing"
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(180)
+def test_bit_exact_against_lava_on_wrap_saturation_and_truncation():
+    from neurocredit.deploy import lava_backend
+
+    network, quantized = edge_case_network()
+    inputs = edge_case_inputs(network)
+    record = {"spikes", "voltages", "currents"}
+    expected = emulator.run(network, inputs, record, quantized=quantized)
+    lava = lava_backend.run(network, inputs, record, mode="fixed_pt", quantized=quantized, lanes=1, target="none")
+    _assert_bit_exact(expected, lava)

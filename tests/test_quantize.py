@@ -1,0 +1,162 @@
+"""Quantization to Lava fixed point: integers Lava accepts unchanged, errors within half a step,
+12-bit decays with Lava's du offset, 17-bit thresholds, 13+3-bit biases, the per-layer report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import small_lif_network
+from neurocredit.deploy.emulator import lava_dense_weights
+from neurocredit.deploy.quantize import (
+    LAVA,
+    decay_to_fixed,
+    mantissa_range,
+    quantize,
+    quantize_bias,
+    quantize_layer,
+    sign_mode_of,
+)
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec
+
+
+def test_decays_follow_lavas_offsets():
+    # du = round(du * 4096) - 1 (Lava adds ds_offset = 1 back); dv = round(dv * 4096).
+    assert decay_to_fixed(0.2, 0.1) == (818, 410)
+    assert decay_to_fixed(1.0, 1.0) == (4095, 4095)
+    assert decay_to_fixed(0.0, 0.0) == (0, 0)
+    assert decay_to_fixed(0.5, 0.25) == (2047, 1024)
+
+
+def test_sign_modes_match_lavas_rule():
+    assert sign_mode_of(np.array([[0.0, 1.0]])) == "excitatory"
+    assert sign_mode_of(np.array([[-1.0, 0.0]])) == "inhibitory"
+    assert sign_mode_of(np.array([[-1.0, 1.0]])) == "mixed"
+    assert mantissa_range("mixed", 8) == (-128, 127, 2)
+    assert mantissa_range("excitatory", 8) == (0, 255, 1)
+    assert mantissa_range("inhibitory", 4) == (-15, 0, 16)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_quantized_network_uses_the_int8_range_and_survives_lava_clipping(seed):
+    network = small_lif_network(seed, bias_scale=0.2)
+    quantized = quantize(network)
+    assert (quantized.du, quantized.dv) == decay_to_fixed(0.2, 0.1)
+    for float_layer, layer in zip(network.layers, quantized.layers):
+        low, high, step = mantissa_range(layer.sign_mode, 8)
+        mantissa = layer.weights // step
+        assert np.array_equal(mantissa * step, layer.weights)
+        assert mantissa.min() >= low and mantissa.max() <= high
+        assert max(-mantissa.min() / -low if low else 0, mantissa.max() / high) == pytest.approx(1.0, abs=0.01)
+        # Lava's clip_weights + truncate_weights leave our integers exactly as they are.
+        assert np.array_equal(lava_dense_weights(layer.weights, layer.sign_mode, 8), layer.weights)
+        # Reconstruction within half a weight step (the step is max|W| / 127 for mixed signs).
+        delta = np.abs(float_layer.weight).max() / 127
+        assert np.abs(layer.float_weights() - float_layer.weight).max() <= delta / 2 + 1e-12
+        assert 1 <= layer.vth <= LAVA.vth_max
+        assert abs(layer.float_vth() - 1.0) <= 0.5 * 64 / layer.scale + 1e-12
+        assert np.all((layer.bias_exp >= 0) & (layer.bias_exp <= LAVA.bias_exponent_max))
+        assert np.all((layer.bias_mant >= -4096) & (layer.bias_mant <= 4095))
+
+
+def test_weight_exponent_is_the_largest_that_keeps_threshold_and_current_in_range():
+    network = small_lif_network(3)
+    quantized = quantize(network)
+    for float_layer, layer in zip(network.layers, quantized.layers):
+        report = {item["layer"]: item for item in quantized.report()["layers"]}[layer.name]
+        assert report["current_headroom"] >= 1.0
+        bigger = quantize_layer(float_layer.weight, float_layer.bias, 1.0, layer.name, 8,
+                                quantized.effective_du, network.encoder.steps)
+        assert bigger.weight_exp == layer.weight_exp
+        # One more exponent step would break the 17-bit threshold or the 24-bit current bound.
+        doubled_vth = 2 * layer.vth
+        doubled_headroom = report["current_headroom"] / 2
+        assert doubled_vth > LAVA.vth_max or doubled_headroom < 1.0
+
+
+def test_bias_mantissa_and_exponent():
+    mant, exp = quantize_bias(np.array([0.0, 100.4, -4096.0, 4095.6, 10_000.0, -1e9]))
+    assert mant.tolist()[:3] == [0, 100, -4096] and exp.tolist()[:3] == [0, 0, 0]
+    assert (mant[3], exp[3]) == (2048, 1)  # 4096 does not fit 13 signed bits: 2048 << 1
+    assert int(mant[4]) << int(exp[4]) == pytest.approx(10_000, abs=2 ** (int(exp[4]) - 1))
+    assert (mant[5], exp[5]) == (-4096, 7)  # clipped at the largest exponent
+    report = quantize(small_lif_network(0, bias_scale=0.3)).report()
+    assert all(layer["bias_clipped"] == 0 for layer in report["layers"])
+
+
+def test_one_sign_layers_and_zero_layers():
+    rng = np.random.default_rng(0)
+    weights = [np.abs(rng.normal(0, 0.3, (6, 5))), -np.abs(rng.normal(0, 0.3, (4, 6))), np.zeros((3, 4))]
+    layers = tuple(Layer(w, np.zeros(w.shape[0]), f"fc{i + 1}") for i, w in enumerate(weights))
+    network = Network(layers, NeuronSpec("lif", lif=LIFParameters(0.3, 0.2, 1.0)), EncoderSpec("bernoulli", 10, 0.5, 0))
+    quantized = quantize(network, weight_bits=6)
+    modes = [layer.sign_mode for layer in quantized.layers]
+    assert modes == ["excitatory", "inhibitory", "excitatory"]
+    assert quantized.layers[0].weights.min() >= 0 and quantized.layers[0].weights.max() == 252  # 63 << 2
+    assert quantized.layers[1].weights.max() <= 0 and quantized.layers[1].weights.min() == -252
+    assert not quantized.layers[2].weights.any()
+    for layer in quantized.layers:
+        assert np.array_equal(lava_dense_weights(layer.weights, layer.sign_mode, 6), layer.weights)
+
+
+def test_fewer_bits_give_larger_error():
+    network = small_lif_network(4)
+    errors = [quantize(network, weight_bits=bits).report()["layers"][0]["weight_rms_relative_error"]
+              for bits in (2, 3, 4, 6, 8)]
+    assert errors == sorted(errors, reverse=True)
+    assert errors[-1] < 0.01 < errors[0]
+
+
+def test_report_lists_every_layer_and_the_decay_errors():
+    network = small_lif_network(5)
+    report = quantize(network).report()
+    assert [layer["layer"] for layer in report["layers"]] == [layer.name for layer in network.layers]
+    assert report["du_error"] == pytest.approx(abs((818 + 1) / 4096 - 0.2))
+    assert report["dv_error"] == pytest.approx(abs(410 / 4096 - 0.1))
+    for layer in report["layers"]:
+        assert 0 < layer["weight_rms_relative_error"] < 0.01
+        assert layer["vth_relative_error"] < 1e-3
+
+
+def test_quantize_is_deterministic():
+    network = small_lif_network(6)
+    first, second = quantize(network), quantize(network)
+    for a, b in zip(first.layers, second.layers):
+        assert np.array_equal(a.weights, b.weights) and a.weight_exp == b.weight_exp and a.vth == b.vth
+        assert np.array_equal(a.bias_mant, b.bias_mant) and np.array_equal(a.bias_exp, b.bias_exp)
+
+
+def test_bad_requests_are_clear_errors():
+    with pytest.raises(NeurocreditError, match="weight_bits"):
+        quantize(small_lif_network(0), weight_bits=9)
+    rate = Network(small_lif_network(0).layers)
+    with pytest.raises(NeurocreditError, match="rate network"):
+        quantize(rate)
+    tiny_threshold = Network(small_lif_network(0).layers, NeuronSpec("lif", lif=LIFParameters(0.2, 0.1, 1e-9)),
+                             EncoderSpec("bernoulli", 10, 0.5, 0))
+    with pytest.raises(NeurocreditError, match="threshold"):
+        quantize(tiny_threshold)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), bits=st.integers(1, 8), scale=st.floats(1e-3, 1e3),
+       shift=st.sampled_from([-1.0, 0.0, 1.0]))
+def test_any_layer_quantizes_to_integers_lava_keeps(seed, bits, scale, shift):
+    rng = np.random.default_rng(seed)
+    weight = (rng.normal(0, 1, (7, 9)) + shift) * scale
+    layer = quantize_layer(weight, rng.normal(0, scale, 7), 1.0 * scale * 3, "fc", bits, 0.2, 20)
+    assert np.array_equal(lava_dense_weights(layer.weights, layer.sign_mode, bits), layer.weights)
+    assert 1 <= layer.vth <= LAVA.vth_max
+    low, high, _ = mantissa_range(layer.sign_mode, bits)
+    # The step uses the whole mantissa range; weights beyond a 1-bit range are clipped to its end.
+    candidates = []
+    if high > 0 and weight.max() > 0:
+        candidates.append(weight.max() / high)
+    if low < 0 and weight.min() < 0:
+        candidates.append(weight.min() / low)
+    delta = max(candidates)
+    expected = np.clip(weight, low * delta, high * delta)
+    assert np.abs(layer.float_weights() - expected).max() <= delta / 2 * (1 + 1e-9)
