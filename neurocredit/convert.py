@@ -116,7 +116,8 @@ def convert(network: Network, features: np.ndarray, options: ConversionOptions =
     previous = 1.0 / options.max_rate
     weights, biases = [], []
     for layer, scale in zip(network.layers, scales):
-        weights.append((layer.weight.astype(np.float64) * options.vth * options.du * previous / scale).astype(np.float32))
+        gain = options.vth * options.du * previous / scale
+        weights.append((layer.weight.astype(np.float64) * gain).astype(np.float32))
         biases.append((layer.bias.astype(np.float64) * options.vth / scale).astype(np.float32))
         previous = scale
     provenance = {

@@ -33,6 +33,23 @@ def step_rate_dfa() -> None:
     _train_and_eval("digits-dfa-rate")
 
 
+def step_spiking_dfa() -> None:
+    """Train a spiking (canonical LIF) network on digits with online spiking DFA, save it as
+    models/out/digits-dfa-snn.h5 (the later steps report and deploy that file) and evaluate it
+    through the Norse backend: accuracy and spikes per sample per layer."""
+    from neurocredit.data import load_dataset
+    from neurocredit.io import load_network
+    from neurocredit.sim import simulate
+
+    path = _train_and_eval("digits-dfa-snn")
+    network = load_network(path)
+    dataset = load_dataset("digits")
+    record = simulate(network, dataset.x_test, dataset.y_test, backend="norse")
+    counts = record.mean_spikes_per_sample()
+    spikes = ", ".join(f"{layer.name} {count:.1f}" for layer, count in zip(network.layers, counts))
+    print(f"  norse backend: accuracy {record.accuracy:.2%}, {record.steps} steps, mean spikes per sample: {spikes}")
+
+
 def step_report() -> None:
     """The digits report: markdown to the terminal, a self-contained HTML page with plots to a file.
 
@@ -80,10 +97,29 @@ def step_deploy_lava() -> None:
     print(result.text(str(model)))
 
 
+def step_rate_chl() -> None:
+    """Train a rate network with equilibrium propagation (contrastive Hebbian learning with
+    symmetric feedback) on digits, save it, and report both accuracies: the settled network with
+    feedback (the rule's own prediction) and the saved feed-forward network (rate backend)."""
+    import json
+
+    from neurocredit.io import load_network
+
+    path = _train_and_eval("digits-chl-rate")
+    history = load_network(path).provenance.get("history") or []
+    if isinstance(history, str):  # provenance lists are stored as JSON text
+        history = json.loads(history)
+    if history:
+        print(f"  settled free phase (with feedback) test accuracy {history[-1]['test_accuracy']:.2%}; "
+              "the saved feed-forward network's is the line above")
+
+
 STEPS = [
     ("rate network, direct feedback alignment (digits)", step_rate_dfa),
-    ("energy and spike-count report (digits): markdown here, HTML to models/out/digits-report.html", step_report),
+    ("spiking LIF network, online spiking DFA (digits), evaluated in Norse", step_spiking_dfa),
     ("deploy the spiking digits model to Lava (Loihi 2, fixed point) and verify it", step_deploy_lava),
+    ("rate network, equilibrium propagation / contrastive Hebbian learning (digits)", step_rate_chl),
+    ("energy and spike-count report (digits): markdown here, HTML to models/out/digits-report.html", step_report),
 ]
 
 

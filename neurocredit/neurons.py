@@ -108,15 +108,16 @@ def activation(name: str, pre_activation: Any) -> Any:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def activation_derivative(name: str, pre_activation: Any) -> Any:
-    """``f'(a)`` for the same nonlinearities (relu'(0) = 0)."""
+def activation_derivative(name: str, pre_activation: Any, activity: Any = None) -> Any:
+    """``f'(a)`` for the same nonlinearities (relu'(0) = 0). Pass ``activity = f(a)`` when it
+    is at hand: tanh and sigmoid derivatives then reuse it instead of recomputing ``f``."""
     if name == "tanh":
-        h = activation("tanh", pre_activation)
+        h = activation("tanh", pre_activation) if activity is None else activity
         return 1.0 - h * h
     if name == "relu":
         return (pre_activation > 0) * 1.0
     if name == "sigmoid":
-        h = activation("sigmoid", pre_activation)
+        h = activation("sigmoid", pre_activation) if activity is None else activity
         return h * (1.0 - h)
     raise ValueError(f"unknown activation {name!r}")
 

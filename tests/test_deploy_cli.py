@@ -36,14 +36,17 @@ def test_deploy_help_lists_the_options(capsys):
 @pytest.mark.needs_lava
 @pytest.mark.timeout(240)
 def test_deploy_verify_reports_identical_spikes(spiking_model, capsys):
-    assert main(["deploy", spiking_model, "--target", "loihi2", "--verify", "--limit", "24", "--json"]) == 0
+    # The float model and the emulator on 40 samples, Lava (both modes) on the first 24.
+    assert main(["deploy", spiking_model, "--target", "loihi2", "--verify", "--limit", "40", "--lava-limit", "24",
+                 "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert set(payload["accuracy"]) >= {"float", "emulator", "lava"}
     assert payload["spike_agreement"] == {"emulator_vs_lava": 1.0, "float_vs_lava_floating": 1.0}
-    assert payload["accuracy"]["lava"] == payload["accuracy"]["emulator"]
+    assert payload["accuracy"]["lava"] == payload["accuracy"]["emulator_on_lava_samples"]
+    assert payload["accuracy"]["lava_floating_pt"] == payload["accuracy"]["float_on_lava_samples"]
     assert abs(payload["accuracy_drop"]["emulator"]) <= 0.1
     assert isinstance(payload["cores"], int) and payload["cores"] >= 2
-    assert payload["samples"] == 24 and payload["mode"] == "fixed_pt"
+    assert (payload["samples"], payload["lava_samples"], payload["mode"]) == (40, 24, "fixed_pt")
     layers = payload["quantization"]["layers"]
     assert [layer["layer"] for layer in layers] == ["fc1", "fc2"]
     assert all(layer["weight_rms_relative_error"] < 0.02 for layer in layers)

@@ -24,7 +24,8 @@ def random_network(seed, sizes, du, dv, vth, gain, bias_scale, steps=25):
         Layer(layer.weight.astype(np.float64), rng.normal(0.0, bias_scale, layer.n_out), layer.name)
         for layer in init_layers(tuple(sizes), rng, gain=gain)
     )
-    return Network(layers, NeuronSpec("lif", lif=LIFParameters(du, dv, vth)), EncoderSpec("bernoulli", steps, 0.8, seed))
+    neuron = NeuronSpec("lif", lif=LIFParameters(du, dv, vth))
+    return Network(layers, neuron, EncoderSpec("bernoulli", steps, 0.8, seed))
 
 
 def assert_same_run(network, inputs):

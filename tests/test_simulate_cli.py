@@ -19,7 +19,8 @@ from neurocredit.sim import BACKENDS, simulate
 def digits_snn(tmp_path):
     """A random but active 64-40-10 LIF network on digits (simulation does not need training)."""
     network = small_lif_network(0, sizes=(64, 40, 10), steps=20, bias_scale=0.1)
-    network = network.replace(encoder=EncoderSpec("bernoulli", 20, 1.0, 0), provenance={"rule": "test", "data": "digits"})
+    network = network.replace(encoder=EncoderSpec("bernoulli", 20, 1.0, 0),
+                              provenance={"rule": "test", "data": "digits"})
     return network, save_network(network, tmp_path / "snn.h5")
 
 

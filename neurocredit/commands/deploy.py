@@ -30,6 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--weight-bits", type=int, default=None, metavar="B",
                         help="weight bits (1-8; default: the target's weight_bits)")
     parser.add_argument("--steps", type=int, default=None, help="time steps per sample (default: the encoder's)")
+    parser.add_argument("--lava-limit", type=int, default=None, metavar="N",
+                        help="run only the first N samples through Lava (with --verify the float model and the "
+                        "emulator still run all of them: full test set through the emulator, a subset through Lava)")
     parser.add_argument("--lanes", type=int, default=None, metavar="L",
                         help="samples Lava runs side by side (default: chosen from the layer sizes)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -50,7 +53,8 @@ def run(args) -> int:
         raise NeurocreditError(f"--lanes must be >= 1, got {args.lanes}")
     _, x, y = load_test_split(network, args)
     result = deploy(network, x, y, target_name=args.target, mode=args.mode, verify=args.verify,
-                    weight_bits=args.weight_bits, steps=args.steps, lanes=args.lanes, progress=not args.json)
+                    weight_bits=args.weight_bits, steps=args.steps, lanes=args.lanes, lava_limit=args.lava_limit,
+                    progress=not args.json)
     if args.json:
         payload = result.to_dict()
         payload["model"] = args.model

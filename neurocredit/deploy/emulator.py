@@ -10,10 +10,10 @@ Per step, per layer, in Lava's order (all integers; ``M = 2**23``)::
     a_in   = a_buff                                   # Dense output computed last step
     a_buff = (sum of weights of inputs that spiked now) << weight_exp   (>> if negative, floor)
     u = sign(u*(4096-(du+1))) * (|u*(4096-(du+1))| >> 12)      # decay toward zero
-    u = int32(u + int32(a_in << 6))
+    u = u + (a_in << 6)                                        # int32 arithmetic
     u = u - 2M if u > M;  u + 2M if u <= -M                    # wrap, as Lava writes it
     v = sign(v*(4096-dv)) * (|v*(4096-dv)| >> 12)
-    v = clip(int32(int32(v + u) + (bias_mant << bias_exp)), -(M-1), M-1)   # saturate
+    v = clip(v + u + (bias_mant << bias_exp), -(M-1), M-1)     # int32, then saturate
     s = v > (vth << 6);  v[s] = 0
 
 Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
@@ -38,8 +38,6 @@ from neurocredit.network import Network
 from neurocredit.readout import predict
 from neurocredit.record import RunRecord
 
-_INT32_SPAN = 1 << 32
-_INT32_HALF = 1 << 31
 # Batch chunk for the first layer's all-steps matrix product (bounds memory to ~100 MB).
 FIRST_LAYER_CHUNK_ELEMENTS = 25_000_000
 
@@ -53,7 +51,7 @@ class FixedLIFParameters(NamedTuple):
 
 
 class FixedLIFState(NamedTuple):
-    """Integer state, each (batch, n) int64 holding Lava's int32 values."""
+    """Integer state, each (batch, n) int32 as in Lava: synaptic current u, membrane voltage v."""
 
     current: np.ndarray
     voltage: np.ndarray
@@ -67,15 +65,11 @@ class EmulatorTrace(NamedTuple):
     voltages: Optional[list[np.ndarray]]
 
 
-def wrap_int32(values: np.ndarray) -> np.ndarray:
-    """Two's-complement int32 overflow of int64 values (what numpy's int32 arithmetic does)."""
-    return ((values + _INT32_HALF) % _INT32_SPAN) - _INT32_HALF
-
-
 def decay_toward_zero(values: np.ndarray, factor: int) -> np.ndarray:
-    """``sign(x * f) * (|x * f| >> 12)`` in int64, as Lava's fixed-point LIF decays u and v."""
-    product = values * factor
-    return np.sign(product) * (np.abs(product) >> LAVA.decay_bits)
+    """``values * factor / 4096`` rounded toward zero, int64 -- Lava's
+    ``sign(x * f) * (|x * f| >> 12)``, computed as ``(p + (4095 if p < 0 else 0)) >> 12``."""
+    product = values.astype(np.int64) * factor
+    return (product + ((product >> 63) & (LAVA.decay_unity - 1))) >> LAVA.decay_bits
 
 
 def lava_dense_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
@@ -95,26 +89,30 @@ def lava_dense_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int
 
 
 def dense_accumulate(spikes: np.ndarray, weights_float: np.ndarray, weight_exp: int) -> np.ndarray:
-    """``sum of weights of active inputs`` shifted by ``weight_exp``, sent through Lava's int32
-    port. ``spikes`` (..., n_in) 0/1 float, ``weights_float`` (n_in, n_out) exact-integer float."""
-    summed = np.rint(spikes @ weights_float).astype(np.int64)
-    shifted = summed << weight_exp if weight_exp > 0 else summed >> (-weight_exp)
-    return wrap_int32(shifted)
+    """``sum of weights of active inputs`` shifted by ``weight_exp`` and sent through Lava's int32
+    port: int32. ``spikes`` (..., n_in) 0/1 float, ``weights_float`` (n_in, n_out) exact-integer
+    float. Lava sums and shifts in int64 and the port keeps the low 32 bits; since every sum fits
+    int32 exactly, shifting in int32 (numpy wraps left shifts, floors right shifts) is the same."""
+    summed = (spikes @ weights_float).astype(np.int32)  # exact integers (see module doc)
+    return np.left_shift(summed, weight_exp) if weight_exp > 0 else np.right_shift(summed, -weight_exp)
 
 
 def lif_fixed_step(params: FixedLIFParameters, state: FixedLIFState, activation: np.ndarray,
                    effective_bias: np.ndarray) -> tuple[FixedLIFState, np.ndarray]:
-    """One step of ``PyLifModelBitAcc`` (see module doc). Returns ``(new_state, spikes bool)``."""
+    """One step of ``PyLifModelBitAcc`` (see module doc), in Lava's own dtypes: int32 state and
+    activation (numpy's int32 arithmetic wraps exactly as Lava's does), int64 decay products.
+    Returns ``(new_state, spikes bool)``."""
     limit = LAVA.state_limit
-    decayed = decay_toward_zero(state.current, LAVA.decay_unity - (params.du + LAVA.du_offset))
-    current = wrap_int32(decayed + wrap_int32(activation << LAVA.activation_shift))
+    activation = np.asarray(activation).astype(np.int32, copy=False)
+    current = decay_toward_zero(state.current, LAVA.decay_unity - (params.du + LAVA.du_offset)).astype(np.int32)
+    current += np.left_shift(activation, LAVA.activation_shift)
     wrapped = np.where(current > limit, current - 2 * limit, current)
     current = np.where(wrapped <= -limit, current + 2 * limit, wrapped)
-    decayed_voltage = decay_toward_zero(state.voltage, LAVA.decay_unity - (params.dv + LAVA.dv_offset))
-    voltage = wrap_int32(wrap_int32(decayed_voltage + current) + effective_bias)
+    voltage = decay_toward_zero(state.voltage, LAVA.decay_unity - (params.dv + LAVA.dv_offset)).astype(np.int32)
+    voltage = voltage + current + np.asarray(effective_bias).astype(np.int32, copy=False)
     voltage = np.clip(voltage, -limit + 1, limit - 1)
     spikes = voltage > params.effective_vth
-    voltage = np.where(spikes, 0, voltage)
+    voltage[spikes] = 0
     return FixedLIFState(current, voltage), spikes
 
 
@@ -170,13 +168,15 @@ def _emulate_chunk(quantized: QuantizedNetwork, weights: list[np.ndarray], input
     steps, batch, _ = input_spikes.shape
     layers = quantized.layers
     columns = slice(offset, offset + batch)
-    # The first layer's Dense output for every step at once; layer 1 uses step t-1's at step t.
-    first_drive = dense_accumulate(input_spikes.astype(weights[0].dtype), weights[0], layers[0].weight_exp)
-    states = [FixedLIFState(np.zeros((batch, layer.n_out), np.int64), np.zeros((batch, layer.n_out), np.int64))
+    # The first layer's Dense output for every step at once (the last step's is never delivered);
+    # layer 1 receives step t-1's at step t.
+    first_drive = dense_accumulate(input_spikes[:-1].astype(weights[0].dtype, copy=False), weights[0],
+                                   layers[0].weight_exp)
+    states = [FixedLIFState(np.zeros((batch, layer.n_out), np.int32), np.zeros((batch, layer.n_out), np.int32))
               for layer in layers]
     params = [FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth) for layer in layers]
-    biases = [layer.effective_bias[None, :] for layer in layers]
-    buffers = [np.zeros((batch, layer.n_out), np.int64) for layer in layers]
+    biases = [layer.effective_bias.astype(np.int32)[None, :] for layer in layers]
+    buffers = [np.zeros((batch, layer.n_out), np.int32) for layer in layers]
     for t in range(steps):
         spikes = None
         for index, layer in enumerate(layers):

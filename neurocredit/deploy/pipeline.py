@@ -44,13 +44,23 @@ class DeployResult:
     def lava_record(self) -> RunRecord:
         return self.records[f"lava_{self.mode}"]
 
+    @property
+    def samples(self) -> int:
+        return self.records["float"].samples if "float" in self.records else self.lava_record.samples
+
     def accuracy(self) -> dict[str, Optional[float]]:
+        """``lava`` (the chosen mode), and with verification ``float`` and ``emulator`` on all samples,
+        both Lava modes, and ``float_on_lava_samples``/``emulator_on_lava_samples`` on the samples
+        Lava ran (all of them unless ``lava_limit`` was given)."""
         result = {"lava": self.lava_record.accuracy}
         if "float" in self.records:
+            lava_samples = self.lava_record.samples
             result["float"] = self.records["float"].accuracy
             result["emulator"] = self.records["emulator"].accuracy
             result["lava_fixed_pt"] = self.records["lava_fixed_pt"].accuracy
             result["lava_floating_pt"] = self.records["lava_floating_pt"].accuracy
+            result["float_on_lava_samples"] = head(self.records["float"], lava_samples).accuracy
+            result["emulator_on_lava_samples"] = head(self.records["emulator"], lava_samples).accuracy
         return result
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,7 +68,8 @@ class DeployResult:
         payload = {
             "target": self.target,
             "mode": self.mode,
-            "samples": self.lava_record.samples,
+            "samples": self.samples,
+            "lava_samples": self.lava_record.samples,
             "steps": self.lava_record.steps,
             "cores": self.partition.cores,
             "chips": self.partition.chips,
@@ -71,7 +82,7 @@ class DeployResult:
         if "float" in self.records and accuracy["float"] is not None:
             payload["accuracy_drop"] = {
                 "emulator": accuracy["float"] - accuracy["emulator"],
-                "lava": accuracy["float"] - accuracy["lava"],
+                "lava": accuracy["float_on_lava_samples"] - accuracy["lava"],
             }
         if self.agreement:
             payload["spike_agreement"] = {name: value["overall"] for name, value in self.agreement.items()}
@@ -81,7 +92,10 @@ class DeployResult:
     def text(self, model: str) -> str:
         """The human-readable summary ``neurocredit deploy`` prints."""
         payload = self.to_dict()
-        lines = [f"{model} -> {self.target} ({self.mode}), {payload['samples']} samples x {payload['steps']} steps",
+        lava_samples = payload["lava_samples"]
+        through = "" if lava_samples == payload["samples"] else f" (Lava: the first {lava_samples})"
+        lines = [f"{model} -> {self.target} ({self.mode}), {payload['samples']} samples{through} "
+                 f"x {payload['steps']} steps",
                  f"  cores: {self.partition.cores} on {self.partition.chips} chip(s): "
                  + ", ".join(f"{p.layer} {p.n_in}->{p.n_out} on {p.cores} core(s) from #{p.first_core}"
                              for p in self.partition.layers)]
@@ -95,7 +109,10 @@ class DeployResult:
                          f"current headroom {layer['current_headroom']:.2f}")
         accuracy = payload["accuracy"]
         if "float" in accuracy and accuracy["float"] is not None:
-            lines.append(f"  accuracy: float {accuracy['float']:.2%}, emulator {accuracy['emulator']:.2%}, "
+            lines.append(f"  accuracy: float {accuracy['float']:.2%}, emulator {accuracy['emulator']:.2%}")
+            lines.append(f"  accuracy on the {lava_samples} Lava samples: float "
+                         f"{accuracy['float_on_lava_samples']:.2%}, "
+                         f"emulator {accuracy['emulator_on_lava_samples']:.2%}, "
                          f"lava fixed_pt {accuracy['lava_fixed_pt']:.2%}, "
                          f"lava floating_pt {accuracy['lava_floating_pt']:.2%}")
             drop = payload["accuracy_drop"]
@@ -113,6 +130,24 @@ class DeployResult:
             lines.append(f"  accuracy (lava {self.mode}): {accuracy['lava']:.2%}")
         lines.append("  seconds: " + ", ".join(f"{name} {value:.2f}" for name, value in payload["seconds"].items()))
         return "\n".join(lines)
+
+
+def head(record: RunRecord, count: int) -> RunRecord:
+    """The first ``count`` samples of ``record``."""
+
+    def first(array, axis=0):
+        return None if array is None else np.take(array, np.arange(min(count, array.shape[axis])), axis=axis)
+
+    def first_layers(arrays, axis):
+        return None if arrays is None else [first(array, axis) for array in arrays]
+
+    return RunRecord(
+        backend=record.backend, steps=record.steps, outputs=first(record.outputs),
+        predictions=first(record.predictions), spike_counts=first_layers(record.spike_counts, 0) or [],
+        input_spike_counts=first(record.input_spike_counts), labels=first(record.labels),
+        spikes=first_layers(record.spikes, 1), voltages=first_layers(record.voltages, 1),
+        currents=first_layers(record.currents, 1), input_spikes=first(record.input_spikes, 1), seconds=record.seconds,
+    )
 
 
 def default_weight_bits(target) -> int:
@@ -153,8 +188,10 @@ def _run_chunked(run_chunk, network: Network, features: np.ndarray, labels: Opti
 
 def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray], target_name: str = "loihi2",
            mode: str = "fixed_pt", verify: bool = False, weight_bits: Optional[int] = None,
-           steps: Optional[int] = None, lanes: Optional[int] = None, progress: bool = False) -> DeployResult:
-    """Check, quantize, run through Lava (and verify); see the module doc."""
+           steps: Optional[int] = None, lanes: Optional[int] = None, lava_limit: Optional[int] = None,
+           progress: bool = False) -> DeployResult:
+    """Check, quantize, run through Lava (and verify); see the module doc. ``lava_limit`` runs only
+    the first samples through Lava (the float model and the emulator still run all of them)."""
     from neurocredit.deploy import emulator, lava_backend
     from neurocredit.sim import get_backend
     from neurocredit.targets import load_target
@@ -171,11 +208,15 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
     result = DeployResult(target.name, mode, partition, quantized)
     record = {"spikes"} if verify else set()
     modes = lava_backend.MODES if verify else (mode,)
+    if lava_limit is not None and lava_limit < 1:
+        raise NeurocreditError(f"the number of Lava samples must be >= 1, got {lava_limit}")
+    lava_count = len(features) if lava_limit is None else min(int(lava_limit), len(features))
+    lava_labels = None if labels is None else labels[:lava_count]
     for lava_mode in modes:
         result.records[f"lava_{lava_mode}"] = _run_chunked(
             lambda inputs, m=lava_mode: lava_backend.run_lava(network, inputs, m, record, quantized=quantized,
                                                               lanes=lanes, progress=progress),
-            network, features, labels, steps, progress, f"lava {lava_mode}")
+            network, features[:lava_count], lava_labels, steps, progress, f"lava {lava_mode}")
     if verify:
         result.records["emulator"] = _run_chunked(
             lambda inputs: emulator.run(network, inputs, record, quantized=quantized),
@@ -183,8 +224,8 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
         backend = get_backend(float_backend(network))
         result.records["float"] = _run_chunked(lambda inputs: backend.run(network, inputs, record),
                                                network, features, labels, steps, progress, float_backend(network))
-        result.agreement["emulator_vs_lava"] = spike_agreement(result.records["emulator"],
+        result.agreement["emulator_vs_lava"] = spike_agreement(head(result.records["emulator"], lava_count),
                                                                result.records["lava_fixed_pt"])
-        result.agreement["float_vs_lava_floating"] = spike_agreement(result.records["float"],
+        result.agreement["float_vs_lava_floating"] = spike_agreement(head(result.records["float"], lava_count),
                                                                      result.records["lava_floating_pt"])
     return result

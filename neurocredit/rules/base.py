@@ -38,7 +38,9 @@ def make_optimizer(parameters: list[torch.Tensor], training: TrainingConfig) -> 
         return torch.optim.SGD(
             parameters, lr=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
         )
-    return torch.optim.Adam(parameters, lr=training.learning_rate, weight_decay=training.weight_decay)
+    # the fused kernel does Adam's elementwise work in one pass (a quarter of a rate DFA step otherwise)
+    fused = all(p.dtype in (torch.float32, torch.float64) for p in parameters)
+    return torch.optim.Adam(parameters, lr=training.learning_rate, weight_decay=training.weight_decay, fused=fused)
 
 
 def scheduled_learning_rate(training: TrainingConfig, epoch: int) -> float:

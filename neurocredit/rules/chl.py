@@ -33,9 +33,13 @@ equilibrium (the EP theorem; tested against recurrent backprop in ``tests/test_c
 Deployment: backends run feed-forward stacks only, so the saved network is ``W_i, b_i``; the
 feedback matrices are saved in ``extras['chl/feedback_<i>']`` (i = 1-based hidden layer) and
 the gain in ``extras['chl/feedback_gain']``. The free fixed point differs from the
-feed-forward pass by terms of order γ; for ``γ -> 0`` they coincide, which is why the configs
-use a small gain (0.1 to 0.3): the saved feed-forward network then predicts as well as the
-settled one (``rule.predict`` is the settled free phase; ``neurocredit eval`` is feed-forward).
+feed-forward pass by terms of order γ; for ``γ -> 0`` they coincide (and EP becomes
+backpropagation, Xie & Seung 2003), which is why the rate configs use a small gain (0.05): the
+saved feed-forward network then predicts about as well as the settled one (``rule.predict`` is
+the settled free phase; ``neurocredit eval`` is feed-forward). The settling starts from one
+feed-forward sweep, so few iterations suffice; the nudge needs about one iteration per layer
+to reach the first layer (Gauss-Seidel order), so ``nudged_steps`` should be at least the
+number of layers plus a few.
 
 Spiking networks (``RULES['lif']``): STDP-style CHL
 ---------------------------------------------------
@@ -113,12 +117,12 @@ class RateCHLOptions:
     feedback_seed: the random feedback matrices (uniform or gaussian with scale/sqrt(n_{i+1}))."""
 
     feedback: str = "symmetric"
-    feedback_gain: float = 0.2
+    feedback_gain: float = 0.05
     beta: float = 0.5
     nudge: str = "symmetric"
     cost: str = "cross_entropy"
-    free_steps: int = 20
-    nudged_steps: int = 10
+    free_steps: int = 10
+    nudged_steps: int = 6
     feedback_init: str = "uniform"
     feedback_scale: float = 1.0
     feedback_seed: int = 1234
@@ -144,15 +148,15 @@ class SpikingCHLOptions:
     learn_bias: also train the biases (post-only term ``φ s_post``)."""
 
     feedback: str = "symmetric"
-    feedback_gain: float = 0.2
-    beta: float = 1.0
+    feedback_gain: float = 0.5
+    beta: float = 4.0
     nudge: str = "positive"
     nudged_start: str = "rest"
-    free_steps: int = 30
-    nudged_steps: int = 30
-    free_settle: int = 5
-    nudged_settle: int = 5
-    target_rate: float = 0.5
+    free_steps: int = 20
+    nudged_steps: int = 20
+    free_settle: int = 4
+    nudged_settle: int = 4
+    target_rate: float = 0.8
     trace_decay: float = 0.8
     learn_bias: bool = True
     feedback_init: str = "uniform"

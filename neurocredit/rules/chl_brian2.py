@@ -68,6 +68,18 @@ def trace_time_constants(params: TraceParameters) -> tuple[float, float]:
     return -1.0 / math.log(params.pre_decay), -1.0 / math.log(params.post_decay)
 
 
+def chl_synapses(source, target, params: TraceParameters, phase_weight, clock, name: str = "chl_synapses"):
+    """Unconnected Brian2 ``Synapses`` from ``source`` to ``target`` carrying the CHL plasticity
+    (module doc). ``phase_weight`` is a Brian2 ``TimedArray`` indexed ``(t, copy)``; set the
+    ``copy`` variable of every synapse after connecting it. Traces decay per step of ``clock``."""
+    import brian2 as b2
+
+    tau_pre, tau_post = trace_time_constants(params)
+    namespace = {"tau_pre": tau_pre * clock.dt, "tau_post": tau_post * clock.dt, "phase_weight": phase_weight}
+    return b2.Synapses(source, target, model=CHL_SYNAPSE_MODEL, on_pre=CHL_ON_PRE, on_post=CHL_ON_POST,
+                       clock=clock, namespace=namespace, name=name)
+
+
 def _spike_generator_arguments(spikes: np.ndarray):
     """Indices and step numbers of a (steps, copies, n) 0/1 array, neuron index ``copy * n + j``."""
     steps, copies, n = spikes.shape
@@ -102,7 +114,7 @@ def eligibility(
         weights = np.repeat(weights[:, None], copies, axis=1)
     if weights.shape != (steps, copies):
         raise NeurocreditError(f"phase_weight must be (steps,) or (steps, batch) = ({steps}, {copies}); got {weights.shape}")
-    tau_pre, tau_post = trace_time_constants(params)
+    trace_time_constants(params)  # λ > 0, checked before Brian2 is touched
     saved = {name: b2.prefs[name] for name in ("codegen.target", "core.default_float_dtype")}
     try:
         b2.prefs["codegen.target"] = target
@@ -113,13 +125,7 @@ def eligibility(
         post_index, post_step = _spike_generator_arguments(post_spikes)
         pre = b2.SpikeGeneratorGroup(copies * n_pre, pre_index, pre_step * dt, clock=clock, name="chl_pre")
         post = b2.SpikeGeneratorGroup(copies * n_post, post_index, post_step * dt, clock=clock, name="chl_post")
-        namespace = {
-            "tau_pre": tau_pre * dt,
-            "tau_post": tau_post * dt,
-            "phase_weight": b2.TimedArray(weights, dt=dt, name="chl_phase_weight"),
-        }
-        synapses = b2.Synapses(pre, post, model=CHL_SYNAPSE_MODEL, on_pre=CHL_ON_PRE, on_post=CHL_ON_POST,
-                               clock=clock, namespace=namespace, name="chl_synapses")
+        synapses = chl_synapses(pre, post, params, b2.TimedArray(weights, dt=dt, name="chl_phase_weight"), clock)
         # all-to-all within each copy: pre copy*n_pre + j -> post copy*n_post + k
         copy_index = np.repeat(np.arange(copies), n_pre * n_post)
         j = np.tile(np.repeat(np.arange(n_pre), n_post), copies)

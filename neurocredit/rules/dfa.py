@@ -95,16 +95,16 @@ class RateDFA(RateRule):
         loss = float(torch.nn.functional.cross_entropy(logits, labels))
         inputs = [features] + activities[:-1]
         weight_updates, bias_updates = [], []
-        batch = features.shape[0]
+        error = error / features.shape[0]  # batch mean, applied to the small factor
         for index in range(len(self.weights)):
             if index == len(self.weights) - 1:
                 delta = error
             else:
                 delta = (error @ self.feedback[index].T) * activation_derivative(
-                    self.spec.neuron.activation, pre_activations[index]
+                    self.spec.neuron.activation, pre_activations[index], activities[index]
                 )
-            weight_updates.append(delta.T @ inputs[index] / batch)
-            bias_updates.append(delta.mean(dim=0))
+            weight_updates.append(delta.T @ inputs[index])
+            bias_updates.append(delta.sum(dim=0))
         self.apply_gradients(weight_updates + bias_updates)
         return loss
 

@@ -1,0 +1,220 @@
+"""Online spiking DFA vs. surrogate-gradient BPTT through Norse on Fashion-MNIST (issue 4 targets).
+
+Same network (``models/fmnist-dfa-snn.yaml`` and ``models/fmnist-bptt-snn.yaml``: 784-1000-10
+canonical LIF, Bernoulli rate-coded input, batch 128, the same T), in one run:
+
+1. test accuracy (the saved network through the ``norse`` backend, float64, all 10000 test
+   samples) and training seconds per epoch, each rule trained in its own subprocess;
+2. peak RSS of training at T=25 and T=100 (``--memory-steps``): one fresh subprocess per rule and T
+   that loads the data, builds the rule and trains ``--memory-batches`` batches, so the peak is
+   that configuration's alone; also its seconds per batch.
+
+Targets (issue 4): DFA accuracy >= 88 %; DFA s/epoch <= 0.35x BPTT's; DFA peak RSS at T=100 <=
+1.2x its peak at T=25. Appends a dated section to benchmarks/RESULTS.md. Torch runs with
+``--threads`` threads (default 1: the machine's cores are shared; both rules get the same).
+Run it niced::
+
+    nice -n 10 .venv/bin/python benchmarks/bench_spiking.py --dfa-epochs 10 --bptt-epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import append_results, peak_rss_mb, run_child  # noqa: E402
+
+DFA_CONFIG = ROOT / "models" / "fmnist-dfa-snn.yaml"
+BPTT_CONFIG = ROOT / "models" / "fmnist-bptt-snn.yaml"
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _config(path: str, steps: int | None = None, epochs: int | None = None):
+    from neurocredit.config import load_config
+
+    config = load_config(path)
+    if steps is not None:
+        encoder = dataclasses.replace(config.network.encoder, steps=steps)
+        config = dataclasses.replace(config, network=dataclasses.replace(config.network, encoder=encoder))
+    if epochs is not None:
+        config = config.replace_training(epochs=epochs)
+    return config
+
+
+def worker_train(args) -> dict:
+    """Train one config; accuracy through the norse backend, seconds per epoch, peak RSS."""
+    from neurocredit.io import save_network
+    from neurocredit.train import train
+
+    _set_threads(args.threads)
+    config = _config(args.config, epochs=args.epochs)
+    result = train(config, data_dir=args.data_dir, progress=False, log=lambda line: print(line, file=sys.stderr))
+    if args.save:
+        save_network(result.network, args.save)
+    seconds = [stats.seconds for stats in result.history]
+    return {
+        "config": config.name,
+        "rule": config.rule.name,
+        "steps": config.network.encoder.steps,
+        "epochs": len(result.history),
+        "accuracy": result.test_accuracy,
+        "samples": result.test_samples,
+        "seconds_per_epoch": sum(seconds) / len(seconds),
+        "epoch_seconds": seconds,
+        "epoch_test_accuracy": [stats.test_accuracy for stats in result.history],
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def worker_memory(args) -> dict:
+    """Peak RSS and seconds per batch of ``--memory-batches`` training batches at ``--steps``."""
+    import numpy as np
+    import torch
+
+    from neurocredit.config import build_network
+    from neurocredit.data import load_dataset
+    from neurocredit.rules import rule_class
+
+    _set_threads(args.threads)
+    config = _config(args.config, steps=args.steps)
+    training = config.training
+    torch.manual_seed(training.seed)
+    dataset = load_dataset(config.data.name, args.data_dir or config.data.data_dir)
+    cls = rule_class(config.rule.name, config.network.neuron.kind)
+    options = cls.parse_options(config.rule.options)
+    network = build_network(config, dataset.n_features, cls.output_size(options, dataset.n_classes), training.seed)
+    rule = cls(network, options, training, dataset.n_classes)
+    order = np.random.default_rng(training.seed).permutation(len(dataset.x_train))
+    before = peak_rss_mb()
+    times = []
+    for batch in range(args.memory_batches):
+        index = order[(batch * training.batch_size) % len(order):][: training.batch_size]
+        began = time.perf_counter()
+        rule.train_batch(torch.as_tensor(dataset.x_train[index]), torch.as_tensor(dataset.y_train[index]))
+        times.append(time.perf_counter() - began)
+    return {
+        "rule": config.rule.name,
+        "steps": args.steps,
+        "batches": args.memory_batches,
+        "rss_before_training_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+        "seconds_per_batch": float(np.median(times)),
+    }
+
+
+def child_args(args, worker: str, config: Path, **extra) -> list[str]:
+    command = [__file__, "--worker", worker, "--config", str(config), "--threads", str(args.threads)]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    for key, value in extra.items():
+        if value is not None:
+            command += [f"--{key.replace('_', '-')}", str(value)]
+    return command
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dfa-epochs", type=int, default=None, help="default: the config's")
+    parser.add_argument("--bptt-epochs", type=int, default=None, help="default: the config's")
+    parser.add_argument("--memory-steps", type=int, nargs=2, default=[25, 100], metavar=("T1", "T2"))
+    parser.add_argument("--memory-batches", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--skip-training", action="store_true", help="memory measurements only")
+    parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--save-dir", default=None, help="save the trained networks here")
+    # worker mode (internal)
+    parser.add_argument("--worker", choices=["train", "memory"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--save", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    if args.worker == "train":
+        print(json.dumps(worker_train(args)))
+        return 0
+    if args.worker == "memory":
+        print(json.dumps(worker_memory(args)))
+        return 0
+
+    began = time.perf_counter()
+    trained = {}
+    if not args.skip_training:
+        for name, config, epochs in (("dfa", DFA_CONFIG, args.dfa_epochs), ("bptt", BPTT_CONFIG, args.bptt_epochs)):
+            save = str(Path(args.save_dir) / f"{name}.h5") if args.save_dir else None
+            trained[name] = run_child(child_args(args, "train", config, epochs=epochs, save=save))
+            print(f"{name}: {json.dumps(trained[name])}", flush=True)
+    memory = {}
+    for name, config in (("dfa", DFA_CONFIG), ("bptt", BPTT_CONFIG)):
+        for steps in args.memory_steps:
+            memory[(name, steps)] = run_child(child_args(args, "memory", config, steps=steps,
+                                                         memory_batches=args.memory_batches))
+            print(f"{name} T={steps}: {json.dumps(memory[(name, steps)])}", flush=True)
+
+    low, high = args.memory_steps
+    lines = []
+    if trained:
+        dfa, bptt = trained["dfa"], trained["bptt"]
+        ratio = dfa["seconds_per_epoch"] / bptt["seconds_per_epoch"]
+        lines += [
+            f"Training ({dfa['steps']} steps, {args.threads} torch thread(s); accuracy = saved network through "
+            "the norse backend, float64, 10000 test samples):",
+            "",
+            "| rule | epochs | test accuracy | s/epoch | accuracy after each epoch (rule's float32 predictor) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in (("spiking DFA", dfa), ("BPTT (Norse, surrogate)", bptt)):
+            per_epoch = ", ".join(f"{a:.2%}" for a in row["epoch_test_accuracy"])
+            lines.append(f"| {name} | {row['epochs']} | {row['accuracy']:.2%} | {row['seconds_per_epoch']:.1f} | "
+                         f"{per_epoch} |")
+        lines += ["", f"- DFA s/epoch / BPTT s/epoch = **{ratio:.2f}x** (target <= 0.35x: "
+                      f"{'met' if ratio <= 0.35 else 'not met'})",
+                  f"- DFA accuracy {dfa['accuracy']:.2%} (target >= 88 %: "
+                  f"{'met' if dfa['accuracy'] >= 0.88 else 'not met'})", ""]
+    lines += [
+        f"Peak RSS of training ({args.memory_batches} batches of 128 per configuration, each in a fresh process):",
+        "",
+        "| rule | T | RSS before training (MiB) | peak RSS (MiB) | s/batch (median) |",
+        "|---|---|---|---|---|",
+    ]
+    for (name, steps), row in memory.items():
+        lines.append(f"| {'spiking DFA' if name == 'dfa' else 'BPTT'} | {steps} | {row['rss_before_training_mb']:.0f} | "
+                     f"{row['peak_rss_mb']:.0f} | {row['seconds_per_batch']:.3f} |")
+    dfa_growth = memory[("dfa", high)]["peak_rss_mb"] / memory[("dfa", low)]["peak_rss_mb"]
+    bptt_growth = memory[("bptt", high)]["peak_rss_mb"] / memory[("bptt", low)]["peak_rss_mb"]
+    batch_ratio = {steps: memory[("dfa", steps)]["seconds_per_batch"] / memory[("bptt", steps)]["seconds_per_batch"]
+                   for steps in args.memory_steps}
+    lines += [
+        "",
+        f"- DFA peak RSS T={high} / T={low} = **{dfa_growth:.3f}x** (target <= 1.2x: "
+        f"{'met' if dfa_growth <= 1.2 else 'not met'}); BPTT: {bptt_growth:.2f}x",
+        "- DFA s/batch / BPTT s/batch: " + ", ".join(f"T={s}: {r:.2f}x" for s, r in batch_ratio.items()),
+        f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine); "
+        f"benchmark wall time {time.perf_counter() - began:.0f} s",
+    ]
+    figures = "\n".join(lines)
+    if args.no_append:
+        print(figures)
+    else:
+        append_results("Spiking DFA vs Norse BPTT, Fashion-MNIST (bench_spiking.py)", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
