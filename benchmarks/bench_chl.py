@@ -81,8 +81,8 @@ def load(data: str, data_dir, train_limit):
 def child(args) -> None:
     """Memory of ``--memory-batches`` training batches of one contender in its own process:
     peak RSS over the whole process, and the peak during training above the RSS before it
-    (the kernel's peak mark is reset after loading data and building the rule; one warm-up
-    batch first, so lazy imports and allocator pools are not counted as training memory)."""
+    (the kernel's peak mark is reset after loading data, building the rule and one warm-up
+    batch of 2 samples, so lazy imports are not counted as training memory)."""
     import torch
 
     from neurocredit.train import TrainingSession
@@ -97,8 +97,7 @@ def child(args) -> None:
         config = dataclasses.replace(config, network=network)
     session = TrainingSession(config, epochs=1, dataset=dataset)
     rule = session.rule
-    warm = torch.as_tensor(dataset.x_train[: config.training.batch_size])
-    rule.train_batch(warm, torch.as_tensor(dataset.y_train[: config.training.batch_size]))
+    rule.train_batch(torch.as_tensor(dataset.x_train[:2]), torch.as_tensor(dataset.y_train[:2]))  # lazy imports
     baseline = status_mb("VmRSS")
     reset = reset_peak_rss()
     order = np.random.default_rng(0).permutation(len(dataset.x_train))
@@ -226,7 +225,7 @@ def main() -> None:
             f"{time.perf_counter() - began:.0f} s. " + " ".join(notes) + ". 'rule's own prediction' of CHL is the "
             "settled free phase with feedback; of BP/BPTT the feed-forward network itself. Peak RSS: whole child "
             f"process (imports and data included) training {args.memory_batches} batches; RSS growth: the peak "
-            "during those batches above the RSS before them (kernel peak mark reset after one warm-up batch).")
+            "during those batches above the RSS before them (kernel peak mark reset after a warm-up batch of 2 samples).")
     append_results(f"CHL / EP vs BP and BPTT, {args.data}", table, text)
 
 

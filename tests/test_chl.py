@@ -236,3 +236,51 @@ def test_spiking_chl_learns_digits_above_80_percent(digits):
     assert result.test_accuracy > 0.80  # the saved feed-forward LIF network, through the norse backend
     assert result.network.neuron.spiking
     assert result.network.extras["chl/feedback_1"].shape == (result.network.sizes[1], 10)
+
+
+def spiking_rule(**changes):
+    from neurocredit.config import TrainingConfig
+    from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
+
+    layers = init_layers((12, 16, 4), np.random.default_rng(0), gain=2.0)
+    network = Network(layers, NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0)), EncoderSpec("bernoulli", 10, 1.0, 0))
+    options = SpikingCHLOptions(**{"free_steps": 12, "nudged_steps": 12, "free_settle": 2, "nudged_settle": 2,
+                                   **changes})
+    return rule_class("chl", "lif")(network, options, TrainingConfig(seed=0), 4)
+
+
+def test_spiking_phases_from_rest_differ_only_by_the_teaching_current():
+    """Free and nudged copies from rest on the same input train: with the teaching current off,
+    every eligibility cancels (to float32 rounding); with it on, the output layer's does not."""
+    from neurocredit.rules.chl import spiking_initial_state
+
+    rule = spiking_rule()
+    features = torch.rand(3, 12, generator=torch.Generator().manual_seed(0))
+    free, nudged = (torch.tensor(w, dtype=torch.float32) for w in phase_weights(12, 2, 12, 2))
+    per_step = torch.cat([free[:, None].expand(12, 3), nudged[:, None].expand(12, 3)], 1)
+    targets = torch.zeros(6, 4)
+    targets[:, 0] = 0.8
+    results = []
+    for beta in (0.0, 4.0):
+        betas = torch.tensor([0.0] * 3 + [beta] * 3)
+        state = spiking_initial_state(rule.spec.sizes, 6, torch.float32, "cpu")
+        _, traces, counts = rule._run(features, state, rule._fresh_traces(6), 12, per_step, betas, targets,
+                                      torch.Generator().manual_seed(1), copies=2)
+        assert counts.sum() > 0
+        results.append(traces)
+    nudged_size = float(results[1][-1].eligibility.abs().max())
+    assert nudged_size > 0.01
+    # cancellation up to float32 rounding of the batch sums
+    assert all(float(t.eligibility.abs().max()) < 1e-5 * nudged_size for t in results[0])
+
+
+@pytest.mark.parametrize("nudged_start", ["rest", "free_state"])
+@pytest.mark.parametrize("nudge", ["positive", "symmetric"])
+def test_spiking_modes_update_every_layer(nudged_start, nudge):
+    rule = spiking_rule(nudged_start=nudged_start, nudge=nudge)
+    before = [w.clone() for w in rule.weights]
+    generator = torch.Generator().manual_seed(2)
+    loss = rule.train_batch(torch.rand(8, 12, generator=generator), torch.randint(0, 4, (8,), generator=generator))
+    assert np.isfinite(loss)
+    assert all(float((w - b).abs().max()) > 0 for w, b in zip(rule.weights, before))
+    assert rule.predict(torch.rand(5, 12)).shape == (5, 4)

@@ -168,10 +168,15 @@ class SpikingCHLOptions:
         if self.nudge not in ("positive", "symmetric"):
             raise NeurocreditError(f"rule.nudge must be positive or symmetric for lif networks, got {self.nudge!r}")
         if self.nudged_start not in NUDGED_STARTS:
-            raise NeurocreditError(f"rule.nudged_start must be one of {', '.join(NUDGED_STARTS)}, got {self.nudged_start!r}")
+            raise NeurocreditError(
+                f"rule.nudged_start must be one of {', '.join(NUDGED_STARTS)}, got {self.nudged_start!r}"
+            )
         if not 0 <= self.free_settle < self.free_steps or not 0 <= self.nudged_settle < self.nudged_steps:
-            raise NeurocreditError("rule.free_settle / nudged_settle must be >= 0 and smaller than free_steps / nudged_steps")
-        if self.nudged_start == "rest" and (self.free_steps, self.free_settle) != (self.nudged_steps, self.nudged_settle):
+            raise NeurocreditError(
+                "rule.free_settle / nudged_settle must be >= 0 and smaller than free_steps / nudged_steps"
+            )
+        same_schedule = (self.free_steps, self.free_settle) == (self.nudged_steps, self.nudged_settle)
+        if self.nudged_start == "rest" and not same_schedule:
             raise NeurocreditError(
                 "rule.nudged_start: rest runs both phases from rest on the same input train and compares them "
                 "step by step: set free_steps = nudged_steps and free_settle = nudged_settle "
@@ -448,7 +453,8 @@ def chl_trace_step(params: TraceParameters, state: TraceState, pre_spikes: Any, 
     """One step of the STDP-style CHL eligibility (module doc), batched, numpy or torch.
 
     ``pre_spikes`` (batch, n_pre) and ``post_spikes`` (batch, n_post) are this step's spikes
-    (0/1); ``phase_weight`` is a scalar or one weight per sample, shape (batch,): ``+1/window``
+    (0/1; the ``current`` encoder's graded input enters with its value); ``phase_weight`` is a
+    scalar or one weight per sample, shape (batch,): ``+1/window``
     in a counted nudged step, ``-1/window`` in a counted free step, 0 otherwise. Within a step
     the pre spikes are paired first (with the post trace of earlier steps), then the post
     spikes (with the pre trace including this step), so a coincident pair counts once: the
@@ -464,7 +470,16 @@ def chl_trace_step(params: TraceParameters, state: TraceState, pre_spikes: Any, 
     return TraceState(pre_trace, post_decayed + post_spikes, eligibility, post_eligibility)
 
 
-def phase_weights(free_steps: int, free_settle: int, nudged_steps: int, nudged_settle: int) -> tuple[np.ndarray, np.ndarray]:
+def trace_decay_step(params: TraceParameters, state: TraceState, pre_spikes: Any, post_spikes: Any) -> TraceState:
+    """:func:`chl_trace_step` with phase weight 0 (settling): the traces move, the eligibilities
+    do not; skips the two outer products."""
+    return TraceState(state.pre_trace * params.pre_decay + pre_spikes,
+                      state.post_trace * params.post_decay + post_spikes,
+                      state.eligibility, state.post_eligibility)
+
+
+def phase_weights(free_steps: int, free_settle: int, nudged_steps: int,
+                  nudged_settle: int) -> tuple[np.ndarray, np.ndarray]:
     """Phase weight per step of the free phase (``-1/(free_steps - free_settle)`` after settling)
     and of the nudged phase (``+1/(nudged_steps - nudged_settle)``), float64 arrays."""
     free = np.zeros(free_steps)
@@ -575,10 +590,8 @@ class SpikingCHL(Rule):
                 if bool((phase != 0).any()):
                     traces = [chl_trace_step(self.trace_params, trace, state.emitted[i], state.emitted[i + 1], phase)
                               for i, trace in enumerate(traces)]
-                else:  # settling: only the traces move (identical to a step with weight 0)
-                    traces = [TraceState(trace.pre_trace * self.trace_params.pre_decay + state.emitted[i],
-                                         trace.post_trace * self.trace_params.post_decay + state.emitted[i + 1],
-                                         trace.eligibility, trace.post_eligibility)
+                else:
+                    traces = [trace_decay_step(self.trace_params, trace, state.emitted[i], state.emitted[i + 1])
                               for i, trace in enumerate(traces)]
         return state, traces, counts
 
@@ -637,7 +650,8 @@ class SpikingCHL(Rule):
         for scale, trace in zip(self.scales, traces):
             factor = -scale / (denominator * batch)
             weight_grads.append(factor * trace.eligibility / self.trace_params.pair_window)
-            bias_grads.append(factor * trace.post_eligibility if o.learn_bias else torch.zeros_like(trace.post_eligibility))
+            bias_grads.append(factor * trace.post_eligibility if o.learn_bias
+                              else torch.zeros_like(trace.post_eligibility))
         self.apply_gradients(weight_grads + bias_grads)
         rates = free_counts / o.free_steps
         return float(0.5 * ((rates - target_rates) ** 2).sum(dim=1).mean())

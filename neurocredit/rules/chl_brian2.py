@@ -113,7 +113,9 @@ def eligibility(
     if weights.ndim == 1:
         weights = np.repeat(weights[:, None], copies, axis=1)
     if weights.shape != (steps, copies):
-        raise NeurocreditError(f"phase_weight must be (steps,) or (steps, batch) = ({steps}, {copies}); got {weights.shape}")
+        raise NeurocreditError(
+            f"phase_weight must be (steps,) or (steps, batch) = ({steps}, {copies}); got {weights.shape}"
+        )
     trace_time_constants(params)  # λ > 0, checked before Brian2 is touched
     saved = {name: b2.prefs[name] for name in ("codegen.target", "core.default_float_dtype")}
     try:
