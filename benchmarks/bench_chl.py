@@ -74,7 +74,8 @@ def load(data: str, data_dir, train_limit):
 
     dataset = load_dataset(data, data_dir)
     if train_limit:
-        dataset = dataclasses.replace(dataset, x_train=dataset.x_train[:train_limit], y_train=dataset.y_train[:train_limit])
+        dataset = dataclasses.replace(dataset, x_train=dataset.x_train[:train_limit],
+                                      y_train=dataset.y_train[:train_limit])
     return dataset
 
 
@@ -191,7 +192,8 @@ def main() -> None:
             if name.startswith("chl"):
                 steps = f"free {options.get('free_steps')}, nudged {options.get('nudged_steps')}"
                 if name == "chl-snn":
-                    steps += f" (settle {options.get('free_settle')}/{options.get('nudged_settle')}, {options.get('nudged_start')})"
+                    steps += (f" (settle {options.get('free_settle')}/{options.get('nudged_settle')}, "
+                              f"{options.get('nudged_start')})")
             elif name == "bptt-snn":
                 steps = f"{session.config.network.encoder.steps} (BPTT through all)"
             else:
@@ -225,7 +227,8 @@ def main() -> None:
             f"{time.perf_counter() - began:.0f} s. " + " ".join(notes) + ". 'rule's own prediction' of CHL is the "
             "settled free phase with feedback; of BP/BPTT the feed-forward network itself. Peak RSS: whole child "
             f"process (imports and data included) training {args.memory_batches} batches; RSS growth: the peak "
-            "during those batches above the RSS before them (kernel peak mark reset after a warm-up batch of 2 samples).")
+            "during those batches above the RSS before them (kernel peak mark reset after a warm-up batch of 2 "
+            "samples).")
     append_results(f"CHL / EP vs BP and BPTT, {args.data}", table, text)
 
 
@@ -247,7 +250,8 @@ def sweep(args, dataset, log) -> list[str]:
             session.run_epoch(progress=False)
         record = simulate(session.network(), dataset.x_test, dataset.y_test)
         seconds = sum(s.seconds for s in session.history) / len(session.history)
-        rows.append(f"| {name} | {label} | {record.accuracy:.2%} | {session.history[-1].test_accuracy:.2%} | {seconds:.2f} |")
+        rows.append(f"| {name} | {label} | {record.accuracy:.2%} | {session.history[-1].test_accuracy:.2%} | "
+                    f"{seconds:.2f} |")
         log(rows[-1])
     return rows
 

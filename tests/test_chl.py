@@ -143,6 +143,10 @@ def test_bad_options_are_clear_errors():
         SpikingCHLOptions(nudged_start="rest", free_steps=20, nudged_steps=30)
     with pytest.raises(NeurocreditError, match="unknown key 'gamma'"):
         rule_class("chl", "rate").parse_options({"gamma": 0.1}, "x.yaml: rule")
+    with pytest.raises(NeurocreditError, match="^x.yaml: rule.nudge: clamped"):
+        rule_class("chl", "rate").parse_options({"nudge": "clamped"}, "x.yaml: rule")
+    with pytest.raises(NeurocreditError, match="^x.yaml: rule.trace_decay"):
+        rule_class("chl", "lif").parse_options({"trace_decay": 1.0}, "x.yaml: rule")
 
 
 # --------------------------------------------------------------------------- STDP-style traces

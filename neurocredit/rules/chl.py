@@ -349,7 +349,22 @@ def ep_gradients(
     return grads[0], grads[1], free
 
 
-class RateCHL(RateRule):
+class SourceNamedOptions:
+    """Mixin: ``parse_options`` puts the config file in front of the options' own messages
+    (which name the field, ``rule.<field>``): ``models/x.yaml: rule.nudge: ...``."""
+
+    @classmethod
+    def parse_options(cls, options: dict, where: str = "rule") -> Any:
+        try:
+            return super().parse_options(options, where)
+        except NeurocreditError as error:
+            message = str(error)
+            if where.endswith("rule") and message.startswith("rule."):
+                raise NeurocreditError(f"{where[: -len('rule')]}{message}") from None
+            raise
+
+
+class RateCHL(SourceNamedOptions, RateRule):
     """Rate CHL / equilibrium propagation (module doc)."""
 
     name = "chl"
@@ -543,7 +558,7 @@ def spiking_settle_step(
     return SpikingState(neurons, emitted)
 
 
-class SpikingCHL(Rule):
+class SpikingCHL(SourceNamedOptions, Rule):
     """STDP-style spiking CHL on canonical LIF neurons (module doc)."""
 
     name = "chl"

@@ -119,8 +119,13 @@ RULES = {"rate": RateDFA}
 class SpikingDFAOptions(DFAOptions):
     """Knobs of the online spiking DFA (see :class:`SpikingDFA`).
 
-    error: ``softmax`` (``e = softmax(error_scale * r) - onehot(y)``, r = output spike rate
-    per step) or ``rate`` (``e = r - target_rate * onehot(y)``, the eRBP-style rate error).
+    error: ``rate`` (``e = r - target_rate * onehot(y)``, r = output spike rate per step: the
+    eRBP-style rate error; the correct output is pulled toward ``target_rate`` spikes per step,
+    below saturation, the others toward silence) or ``softmax`` (``e = softmax(error_scale * r)
+    - onehot(y)``). With ``softmax`` the outputs saturate (one spike every step) and ties between
+    saturated outputs cost accuracy under the argmax-of-counts readout (measured on
+    Fashion-MNIST: ~10 % of test samples tied at T=25 vs ~4 % with ``rate``), so ``rate`` is
+    the default.
     surrogate / surrogate_width: the function of the pre-reset membrane voltage that replaces
     f' (``boxcar``, ``triangle``, ``fast_sigmoid``; half-width in units of vth).
     trace_decay: decay per step of the presynaptic traces (None: the neuron's du, so the trace is
@@ -130,11 +135,11 @@ class SpikingDFAOptions(DFAOptions):
     block_steps: time steps simulated per block (memory grows with it, not with T).
     """
 
-    error: str = "softmax"
+    error: str = "rate"
     error_scale: float = 10.0
-    target_rate: float = 0.5
-    surrogate: str = "boxcar"
-    surrogate_width: float = 0.5
+    target_rate: float = 0.7
+    surrogate: str = "triangle"
+    surrogate_width: float = 1.0
     trace_decay: Optional[float] = None
     output_surrogate: bool = False
     block_steps: int = 25
@@ -149,6 +154,8 @@ class SpikingDFAOptions(DFAOptions):
             raise NeurocreditError(f"rule.surrogate_width must be > 0, got {self.surrogate_width}")
         if self.trace_decay is not None and not 0.0 <= self.trace_decay <= 1.0:
             raise NeurocreditError(f"rule.trace_decay must be in [0, 1] (or null for du), got {self.trace_decay}")
+        if not 0.0 < self.target_rate <= 1.0:
+            raise NeurocreditError(f"rule.target_rate must be in (0, 1] spikes per step, got {self.target_rate}")
         if self.block_steps < 1:
             raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
         if not self.error_scale > 0:
@@ -189,7 +196,7 @@ class SpikingDFA(SpikingRule):
     of the window averages, which costs one small matrix product per layer and batch. No
     autograd, no backpropagation through time, no weight transport; memory depends on the
     block size (``block_steps``), not on T. The sums of the traces are exact: they are
-    computed in closed form per block (:func:`neurocredit.rules.spiking.trace_weights`).
+    computed in closed form per block (:func:`neurocredit.rules.spiking.delayed_trace_weights`).
     """
 
     name = "dfa"

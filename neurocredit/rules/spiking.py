@@ -8,8 +8,10 @@ a block of ``C`` steps can be simulated one layer at a time: the whole block's i
 of a layer are one matrix product ``(C*batch, n_in) @ W.T``, then the layer's neurons step
 through the block, and their spikes, shifted by one step (the delay), are the next layer's
 input. This gives the same spikes as stepping all layers together (up to float rounding of the
-larger product) and is 2-3x faster on a CPU. Only the current block is held in memory, so
-memory does not grow with the number of steps ``T``.
+larger product); on this project's 2-core CPU the one (25*128, 784) @ (784, 1000) product took
+0.17 s against 0.39 s for 25 per-step products. Only the current block is held in memory, so
+memory does not grow with the number of steps ``T`` (the carry between blocks is copied, so no
+view keeps a finished block alive).
 
 The output of a spiking network is its output layer's spike counts; the class is their argmax
 (:mod:`neurocredit.readout`).
@@ -128,6 +130,15 @@ def block_currents(source: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (source.reshape(steps * batch, n_in) @ weight.T).view(steps, batch, -1)
 
 
+def encode_cpu_generator(encoder: EncoderSpec, features: torch.Tensor, steps: int,
+                         generator: Optional[torch.Generator]) -> torch.Tensor:
+    """:func:`encode_torch` with a CPU generator for features on any device (random numbers are
+    drawn on the CPU, so a seed gives the same spikes on CPU and GPU)."""
+    if features.device.type == "cpu":
+        return encode_torch(encoder, features, steps, generator)
+    return encode_torch(encoder, features.cpu(), steps, generator).to(features.device)
+
+
 @torch.no_grad()
 def output_counts(
     weights: Sequence[torch.Tensor],
@@ -147,7 +158,7 @@ def output_counts(
     counts = torch.zeros(batch, widths[-1], dtype=features.dtype, device=features.device)
     for start in range(0, encoder.steps, block_steps):
         steps = min(block_steps, encoder.steps - start)
-        source = encode_torch(encoder, features, steps, generator)
+        source = encode_cpu_generator(encoder, features, steps, generator)
         for index, (weight, bias) in enumerate(zip(weights, biases)):
             currents = block_currents(source, weight)
             states[index], source, carries[index] = run_layer_block(params, states[index], currents,
@@ -170,7 +181,7 @@ class SpikingRule(Rule):
 
     def encode(self, features: torch.Tensor, steps: int) -> torch.Tensor:
         """Training input (steps, batch, n_in), from the rule's seeded generator."""
-        return encode_torch(self.encoder, features.to(self.dtype), steps, self.generator)
+        return encode_cpu_generator(self.encoder, features.to(self.dtype), steps, self.generator)
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:
