@@ -35,7 +35,7 @@ import numpy as np
 from neurocredit.deploy.quantize import LAVA, FixedLayer, QuantizedNetwork, quantize
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
-from neurocredit.readout import predict
+from neurocredit.sim import record_from_rasters
 from neurocredit.record import RunRecord
 
 # Batch chunk for the first layer's all-steps matrix product (bounds memory to ~100 MB).
@@ -200,20 +200,6 @@ def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(
     began = time.perf_counter()
     quantized = quantized if quantized is not None else quantize(network)
     trace = emulate(quantized, inputs, record_states=bool({"voltages", "currents"} & record))
-    counts = [spikes.sum(axis=0).astype(np.int64) for spikes in trace.spikes]
-    outputs = counts[-1].astype(np.float64)
-    inputs = np.asarray(inputs)
-    result = RunRecord(
-        backend="emulator",
-        steps=int(inputs.shape[0]),
-        outputs=outputs,
-        predictions=predict(network, outputs),
-        spike_counts=counts,
-        input_spike_counts=inputs.sum(axis=0).astype(np.int64),
-        spikes=trace.spikes if "spikes" in record else None,
-        voltages=[v.astype(np.float64) for v in trace.voltages] if "voltages" in record else None,
-        currents=[u.astype(np.float64) for u in trace.currents] if "currents" in record else None,
-        input_spikes=(inputs > 0) if "spikes" in record else None,
-    )
+    result = record_from_rasters("emulator", network, inputs, trace.spikes, trace.voltages, trace.currents, record)
     result.seconds = time.perf_counter() - began
     return result

@@ -163,27 +163,11 @@ def float_backend(network: Network) -> str:
 
 def _run_chunked(run_chunk, network: Network, features: np.ndarray, labels: Optional[np.ndarray],
                  steps: Optional[int], progress: bool, label: str) -> RunRecord:
-    """Encode ``features`` chunk by chunk (sample index = position, as in ``simulate``) and run each
-    chunk with ``run_chunk(inputs)``; ``seconds`` counts the runs only, not the encoding."""
-    from neurocredit.sim import encode_inputs
+    """:func:`neurocredit.sim.run_chunked` in chunks of :data:`CHUNK` samples."""
+    from neurocredit.sim import run_chunked
 
-    result: Optional[RunRecord] = None
-    starts = range(0, len(features), CHUNK)
-    if progress and len(starts) > 1:
-        from tqdm import tqdm
-
-        starts = tqdm(starts, desc=label, unit="chunk", leave=False)
-    for start in starts:
-        inputs = encode_inputs(network, features[start : start + CHUNK], steps=steps, offset=start)
-        began = time.perf_counter()
-        part = run_chunk(inputs)
-        part.seconds = time.perf_counter() - began
-        result = part if result is None else result.concatenate(part)
-    if result is None:
-        raise NeurocreditError("no samples to deploy")
-    if labels is not None:
-        result.labels = np.asarray(labels, dtype=np.int64)
-    return result
+    return run_chunked(run_chunk, network, features, labels, steps=steps, batch_size=CHUNK,
+                       progress=progress, label=label)
 
 
 def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray], target_name: str = "loihi2",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -89,17 +89,33 @@ def simulate(
     if not network.neuron.spiking and name != "rate":
         raise NeurocreditError(f"backend {name!r} runs spiking (lif) networks; this is a rate network (use 'rate')")
     module = get_backend(name)
+    return run_chunked(lambda inputs: module.run(network, inputs, record), network, features, labels,
+                       steps=steps, batch_size=batch_size, progress=progress, label=f"simulate ({name})")
+
+
+def run_chunked(
+    run_chunk: Callable[[np.ndarray], RunRecord],
+    network: Network,
+    features: np.ndarray,
+    labels: Optional[np.ndarray] = None,
+    steps: Optional[int] = None,
+    batch_size: int = 1000,
+    progress: bool = False,
+    label: str = "simulate",
+) -> RunRecord:
+    """Encode ``features`` chunk by chunk (sample index = position in ``features``) and run each
+    chunk with ``run_chunk(inputs)``; ``seconds`` counts the runs only, not the encoding."""
     features = np.asarray(features, dtype=np.float32)
     chunks = range(0, len(features), max(1, batch_size))
-    if progress:
+    if progress and len(chunks) > 1:
         from tqdm import tqdm
 
-        chunks = tqdm(chunks, desc=f"simulate ({name})", unit="batch", leave=False)
+        chunks = tqdm(chunks, desc=label, unit="batch", leave=False)
     result: Optional[RunRecord] = None
     for start in chunks:
         inputs = encode_inputs(network, features[start : start + batch_size], steps=steps, offset=start)
         began = time.perf_counter()
-        part = module.run(network, inputs, record)
+        part = run_chunk(inputs)
         part.seconds = time.perf_counter() - began
         result = part if result is None else result.concatenate(part)
     if result is None:
@@ -107,3 +123,31 @@ def simulate(
     if labels is not None:
         result.labels = np.asarray(labels, dtype=np.int64)
     return result
+
+
+def record_from_rasters(backend: str, network: Network, inputs: np.ndarray, spikes: list[np.ndarray],
+                        voltages: Optional[list[np.ndarray]], currents: Optional[list[np.ndarray]],
+                        record: Iterable[str]) -> RunRecord:
+    """A RunRecord from per-layer rasters (steps, batch, n) of a simulation of ``inputs``."""
+    from neurocredit.readout import predict
+
+    record = frozenset(record)
+    inputs = np.asarray(inputs)
+    counts = [raster.sum(axis=0).astype(np.int64) for raster in spikes]
+    outputs = counts[-1].astype(np.float64)
+
+    def states(layers):
+        return [np.asarray(layer, dtype=np.float64) for layer in layers] if layers is not None else None
+
+    return RunRecord(
+        backend=backend,
+        steps=int(inputs.shape[0]),
+        outputs=outputs,
+        predictions=predict(network, outputs),
+        spike_counts=counts,
+        input_spike_counts=inputs.sum(axis=0).astype(np.int64),
+        spikes=spikes if "spikes" in record else None,
+        voltages=states(voltages) if "voltages" in record else None,
+        currents=states(currents) if "currents" in record else None,
+        input_spikes=(inputs > 0) if "spikes" in record else None,
+    )
