@@ -47,8 +47,8 @@ RULES = {"rate": Backprop}
 @dataclass(frozen=True)
 class BPTTOptions:
     """surrogate: Norse's threshold method whose derivative replaces the step's (``super``:
-    SuperSpike ``1/(|v - vth| + 1)^2``; ``tanh``, ``triangle``, ``circ``, ``heavi_erfc`` with
-    sharpness ``surrogate_alpha``). loss_scale: the logits of the cross-entropy are
+    SuperSpike ``1/(|v - vth| + 1)^2``, whose backward in Norse 1.1 ignores alpha; ``tanh``,
+    ``triangle``, ``circ``, ``heavi_erfc`` with sharpness ``surrogate_alpha``). loss_scale: the logits of the cross-entropy are
     ``loss_scale * output spike rate`` (spikes per step), the quantity the readout takes the
     argmax of."""
 
