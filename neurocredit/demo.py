@@ -103,9 +103,18 @@ def step_rate_chl() -> None:
     feedback (the rule's own prediction) and the saved feed-forward network (rate backend)."""
     import json
 
+    import torch
+
     from neurocredit.io import load_network
 
-    path = _train_and_eval("digits-chl-rate")
+    # 64-256-256-10 with batch 32: one torch thread is faster than several (and on a busy
+    # machine multi-threaded torch waits for cores: minutes instead of ~30 s)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        path = _train_and_eval("digits-chl-rate")
+    finally:
+        torch.set_num_threads(threads)
     history = load_network(path).provenance.get("history") or []
     if isinstance(history, str):  # provenance lists are stored as JSON text
         history = json.loads(history)
