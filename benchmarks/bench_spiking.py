@@ -5,7 +5,11 @@ canonical LIF, Bernoulli rate-coded input, batch 128, the same T), in one run:
 
 1. test accuracy (the saved network through the ``norse`` backend, float64, all 10000 test
    samples) and training seconds per epoch, each rule trained in its own subprocess;
-2. peak RSS of training at T=25 and T=100 (``--memory-steps``): one fresh subprocess per rule and T
+2. seconds per batch of both rules measured in *one* process, alternating DFA and BPTT batches
+   (``--speed-batches`` each, at every ``--memory-steps`` T): on a shared machine this ratio is
+   the fair one, because both rules see the same load; the per-epoch times of step 1 come from
+   runs minutes apart;
+3. peak RSS of training at T=25 and T=100 (``--memory-steps``): one fresh subprocess per rule and T
    that loads the data, builds the rule and trains ``--memory-batches`` batches, so the peak is
    that configuration's alone; also its seconds per batch.
 
@@ -116,6 +120,40 @@ def worker_memory(args) -> dict:
     }
 
 
+def worker_speed(args) -> dict:
+    """Seconds per batch of DFA and BPTT at ``--steps``, alternating batches in this process."""
+    import numpy as np
+    import torch
+
+    from neurocredit.config import build_network
+    from neurocredit.data import load_dataset
+    from neurocredit.rules import rule_class
+
+    _set_threads(args.threads)
+    rules = {}
+    for name, path in (("dfa", DFA_CONFIG), ("bptt", BPTT_CONFIG)):
+        config = _config(str(path), steps=args.steps)
+        cls = rule_class(config.rule.name, config.network.neuron.kind)
+        options = cls.parse_options(config.rule.options)
+        if not rules:
+            dataset = load_dataset(config.data.name, args.data_dir or config.data.data_dir)
+        network = build_network(config, dataset.n_features, cls.output_size(options, dataset.n_classes),
+                                config.training.seed)
+        rules[name] = (cls(network, options, config.training, dataset.n_classes), config.training.batch_size)
+    times = {name: [] for name in rules}
+    for batch in range(args.speed_batches + 1):
+        for name, (rule, size) in rules.items():
+            index = slice(batch * size, (batch + 1) * size)
+            features, labels = torch.as_tensor(dataset.x_train[index]), torch.as_tensor(dataset.y_train[index])
+            began = time.perf_counter()
+            rule.train_batch(features, labels)
+            if batch > 0:  # the first batch of each warms up
+                times[name].append(time.perf_counter() - began)
+    return {"steps": args.steps, "batches": args.speed_batches,
+            **{f"{name}_median": float(np.median(t)) for name, t in times.items()},
+            **{f"{name}_min": float(np.min(t)) for name, t in times.items()}}
+
+
 def child_args(args, worker: str, config: Path, **extra) -> list[str]:
     command = [__file__, "--worker", worker, "--config", str(config), "--threads", str(args.threads)]
     if args.data_dir:
@@ -134,11 +172,14 @@ def main() -> int:
     parser.add_argument("--memory-batches", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--skip-training", action="store_true", help="memory measurements only")
+    parser.add_argument("--speed-batches", type=int, default=30,
+                        help="batches of each rule in the alternating speed measurement")
+    parser.add_argument("--skip-training", action="store_true", help="no training runs (steps 2 and 3 only)")
+    parser.add_argument("--skip-memory", action="store_true", help="no peak-RSS runs")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
     parser.add_argument("--save-dir", default=None, help="save the trained networks here")
     # worker mode (internal)
-    parser.add_argument("--worker", choices=["train", "memory"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["train", "memory", "speed"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
@@ -152,6 +193,9 @@ def main() -> int:
     if args.worker == "memory":
         print(json.dumps(worker_memory(args)))
         return 0
+    if args.worker == "speed":
+        print(json.dumps(worker_speed(args)))
+        return 0
 
     began = time.perf_counter()
     trained = {}
@@ -160,14 +204,20 @@ def main() -> int:
             save = str(Path(args.save_dir) / f"{name}.h5") if args.save_dir else None
             trained[name] = run_child(child_args(args, "train", config, epochs=epochs, save=save))
             print(f"{name}: {json.dumps(trained[name])}", flush=True)
+    speed = {}
+    for steps in args.memory_steps:
+        speed[steps] = run_child(child_args(args, "speed", DFA_CONFIG, steps=steps,
+                                            speed_batches=args.speed_batches))
+        print(f"speed T={steps}: {json.dumps(speed[steps])}", flush=True)
     memory = {}
     for name, config in (("dfa", DFA_CONFIG), ("bptt", BPTT_CONFIG)):
+        if args.skip_memory:
+            break
         for steps in args.memory_steps:
             memory[(name, steps)] = run_child(child_args(args, "memory", config, steps=steps,
                                                          memory_batches=args.memory_batches))
             print(f"{name} T={steps}: {json.dumps(memory[(name, steps)])}", flush=True)
 
-    low, high = args.memory_steps
     lines = []
     if trained:
         dfa, bptt = trained["dfa"], trained["bptt"]
@@ -188,32 +238,51 @@ def main() -> int:
                   f"- DFA accuracy {dfa['accuracy']:.2%} (target >= 88 %: "
                   f"{'met' if dfa['accuracy'] >= 0.88 else 'not met'})", ""]
     lines += [
-        f"Peak RSS of training ({args.memory_batches} batches of 128 per configuration, each in a fresh process):",
+        f"Seconds per training batch, DFA and BPTT alternating in one process ({args.speed_batches} batches each):",
         "",
-        "| rule | T | RSS before training (MiB) | peak RSS (MiB) | s/batch (median) |",
-        "|---|---|---|---|---|",
+        "| T | DFA median | BPTT median | DFA / BPTT (median) | DFA min | BPTT min | DFA / BPTT (min) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for (name, steps), row in memory.items():
-        lines.append(f"| {'spiking DFA' if name == 'dfa' else 'BPTT'} | {steps} | {row['rss_before_training_mb']:.0f} | "
-                     f"{row['peak_rss_mb']:.0f} | {row['seconds_per_batch']:.3f} |")
-    dfa_growth = memory[("dfa", high)]["peak_rss_mb"] / memory[("dfa", low)]["peak_rss_mb"]
-    bptt_growth = memory[("bptt", high)]["peak_rss_mb"] / memory[("bptt", low)]["peak_rss_mb"]
-    batch_ratio = {steps: memory[("dfa", steps)]["seconds_per_batch"] / memory[("bptt", steps)]["seconds_per_batch"]
-                   for steps in args.memory_steps}
-    lines += [
-        "",
-        f"- DFA peak RSS T={high} / T={low} = **{dfa_growth:.3f}x** (target <= 1.2x: "
-        f"{'met' if dfa_growth <= 1.2 else 'not met'}); BPTT: {bptt_growth:.2f}x",
-        "- DFA s/batch / BPTT s/batch: " + ", ".join(f"T={s}: {r:.2f}x" for s, r in batch_ratio.items()),
-        f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine); "
-        f"benchmark wall time {time.perf_counter() - began:.0f} s",
-    ]
+    for steps, row in speed.items():
+        lines.append(f"| {steps} | {row['dfa_median']:.3f} | {row['bptt_median']:.3f} | "
+                     f"**{row['dfa_median'] / row['bptt_median']:.2f}x** | {row['dfa_min']:.3f} | "
+                     f"{row['bptt_min']:.3f} | {row['dfa_min'] / row['bptt_min']:.2f}x |")
+    lines.append("")
+    if memory:
+        lines += memory_lines(args, memory)
+    lines.append(f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine); "
+                 f"benchmark wall time {time.perf_counter() - began:.0f} s")
     figures = "\n".join(lines)
     if args.no_append:
         print(figures)
     else:
         append_results("Spiking DFA vs Norse BPTT, Fashion-MNIST (bench_spiking.py)", figures)
     return 0
+
+
+def memory_lines(args, memory) -> list[str]:
+    low, high = args.memory_steps
+    lines = [
+        f"Peak RSS of training ({args.memory_batches} batches of 128 per configuration, each in a fresh process):",
+        "",
+        "| rule | T | RSS before training (MiB) | peak RSS (MiB) | s/batch (median) |",
+        "|---|---|---|---|---|",
+    ]
+    for (name, steps), row in memory.items():
+        label = "spiking DFA" if name == "dfa" else "BPTT"
+        lines.append(f"| {label} | {steps} | {row['rss_before_training_mb']:.0f} | "
+                     f"{row['peak_rss_mb']:.0f} | {row['seconds_per_batch']:.3f} |")
+    dfa_growth = memory[("dfa", high)]["peak_rss_mb"] / memory[("dfa", low)]["peak_rss_mb"]
+    bptt_growth = memory[("bptt", high)]["peak_rss_mb"] / memory[("bptt", low)]["peak_rss_mb"]
+    batch_ratio = {steps: memory[("dfa", steps)]["seconds_per_batch"] / memory[("bptt", steps)]["seconds_per_batch"]
+                   for steps in args.memory_steps}
+    return lines + [
+        "",
+        f"- DFA peak RSS T={high} / T={low} = **{dfa_growth:.3f}x** (target <= 1.2x: "
+        f"{'met' if dfa_growth <= 1.2 else 'not met'}); BPTT: {bptt_growth:.2f}x",
+        "- DFA s/batch / BPTT s/batch in these separate runs: "
+        + ", ".join(f"T={s}: {r:.2f}x" for s, r in batch_ratio.items()),
+    ]
 
 
 if __name__ == "__main__":
