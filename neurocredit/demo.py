@@ -123,11 +123,32 @@ def step_rate_chl() -> None:
               "the saved feed-forward network's is the line above")
 
 
+def step_spiking_sigprop() -> None:
+    """Train a spiking (canonical LIF) network on digits with signal propagation without surrogate
+    gradients (each layer learns from its own membrane voltage; no spike is ever differentiated),
+    save it as models/out/digits-sigprop-snn.h5 and evaluate the saved file through Norse."""
+    from neurocredit.data import load_dataset
+    from neurocredit.io import load_network
+    from neurocredit.sim import simulate
+
+    path = _train_and_eval("digits-sigprop-snn")
+    network = load_network(path)
+    dataset = load_dataset("digits")
+    record = simulate(network, dataset.x_test, dataset.y_test, backend="norse")
+    counts = record.mean_spikes_per_sample()
+    spikes = ", ".join(f"{layer.name} {count:.1f}" for layer, count in zip(network.layers, counts))
+    projection = network.extras["sigprop/signal_projection"]
+    print(f"  norse backend: accuracy {record.accuracy:.2%}, {record.steps} steps, mean spikes per sample: {spikes}; "
+          f"learning-signal projection {projection.shape[0]}x{projection.shape[1]} saved with the network")
+
+
 STEPS = [
     ("rate network, direct feedback alignment (digits)", step_rate_dfa),
     ("spiking LIF network, online spiking DFA (digits), evaluated in Norse", step_spiking_dfa),
     ("deploy the spiking digits model to Lava (Loihi 2, fixed point) and verify it", step_deploy_lava),
     ("rate network, equilibrium propagation / contrastive Hebbian learning (digits)", step_rate_chl),
+    ("spiking LIF network, signal propagation without surrogate gradients (digits), evaluated in Norse",
+     step_spiking_sigprop),
     ("energy and spike-count report (digits): markdown here, HTML to models/out/digits-report.html", step_report),
 ]
 

@@ -48,9 +48,9 @@ RULES = {"rate": Backprop}
 class BPTTOptions:
     """surrogate: Norse's threshold method whose derivative replaces the step's (``super``:
     SuperSpike ``1/(|v - vth| + 1)^2``, whose backward in Norse 1.1 ignores alpha; ``tanh``,
-    ``triangle``, ``circ``, ``heavi_erfc`` with sharpness ``surrogate_alpha``). loss_scale: the logits of the cross-entropy are
-    ``loss_scale * output spike rate`` (spikes per step), the quantity the readout takes the
-    argmax of."""
+    ``triangle``, ``circ``, ``heavi_erfc`` with sharpness ``surrogate_alpha``). loss_scale: the
+    logits of the cross-entropy are ``loss_scale * output spike rate`` (spikes per step), the
+    quantity the readout takes the argmax of."""
 
     surrogate: str = "super"
     surrogate_alpha: float = 2.0

@@ -18,7 +18,8 @@ feedback weights, no gradient across layers. Losses (``loss``):
   with cross-entropy toward the same-class entries, ``L = -mean_b sum_m P_bm log softmax_m Q_bm``
   with ``P_bm = [y_b = y_m] / #{m: y_m = y_b}``. This is the reference code's
   ``v9_input_target_max_all`` (soft-target cross-entropy on ``h tᵀ`` toward the best-matching
-  signals), with the target normalised to a distribution. ``similarity``: ``dot`` (``h tᵀ``, the
+  signals), with the target normalised to a distribution and taken from the labels (the
+  reference code recovers it from the signals' own similarities). ``similarity``: ``dot`` (``h tᵀ``, the
   reference code's choice) or ``cosine`` (rows centred and scaled to unit norm first, the
   reference code's ``similarity_format``).
 * ``l2``: the squared error between the (centred) cosine-similarity matrix and the same-class
@@ -39,16 +40,20 @@ Prediction (``readout``):
 The projection ``S`` is saved as ``extras['sigprop/signal_projection']`` and reused when a
 network that has it is trained further. ``signal_trainable`` (rate networks) makes ``S`` a
 parameter of the first layer, trained by that layer's loss (the reference code trains its signal
-generator with the first layer's loss in the same way).
+generator with the first layer's loss in the same way; its signal enters at the first hidden
+layer's width, ours at the input, so that it passes through every layer of the saved network).
 
 Spiking networks without surrogate gradients (:class:`SpikingSigprop`): the same scheme on the
-canonical LIF with the canonical one-step Dense delay; the signals are spike trains from the
-network's own encoder. Each layer's loss is computed at every step on its pre-reset membrane
-voltage (or synaptic current), with the previous step's state detached, so the gradient reaches
-the layer's own ``W_i`` and ``b_i`` through that step's input current only: it never passes
-through the spike function (:class:`SpikeWithoutGradient` has no backward at all), never crosses
-layers and never crosses time steps. The gradients of a presentation are accumulated block by
-block, so memory does not grow with the number of steps.
+canonical LIF with the canonical one-step Dense delay; the signals are spike trains made from
+``t_0`` by the network's own encoder. Each layer's loss reads its pre-reset membrane voltage (or
+synaptic current) with the previous step's state detached, so the gradient reaches the layer's
+own ``W_i`` and ``b_i`` through one step's input current only: it never passes through the spike
+function (:class:`SpikeWithoutGradient` has no backward at all), never crosses layers and never
+crosses time steps. The loss is taken at every step (``timing: step``) or on the presentation
+average of the per-step observable (``timing: window``, cheaper; the same per-step derivatives,
+summed). The local readout layer learns from its own voltage the same way. Gradients are
+accumulated block by block (or as running sums), so memory does not grow with the number of
+steps; each layer's optimizer steps once per presentation.
 """
 
 from __future__ import annotations
@@ -63,13 +68,15 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.network import ReadoutSpec
 from neurocredit.neurons import LIFState, activation
 from neurocredit.rules.base import RateRule, make_optimizer, one_hot, scheduled_learning_rate
-from neurocredit.rules.spiking import PREDICT_SEED, SpikingRule, zero_states
+from neurocredit.rules.spiking import PREDICT_SEED, SpikingRule, output_counts
 
 LOSSES = ("similarity_ce", "l2")
 SIMILARITIES = ("cosine", "dot")
 SIGNAL_KINDS = ("class", "sample")
 READOUTS = ("local", "prototype")
 OBSERVABLES = ("voltage", "current")
+TIMINGS = ("step", "window")
+READOUT_LOSSES = ("mse", "ce")
 PROJECTION_KEY = "sigprop/signal_projection"
 PROTOTYPES_KEY = "readout/prototypes"
 
@@ -358,14 +365,21 @@ class SpikeWithoutGradient(torch.autograd.Function):
 
 @dataclass(frozen=True)
 class SpikingSigpropOptions(SigpropOptions):
-    """observable: what each layer's loss reads at every step, the pre-reset membrane
-    ``voltage`` or the synaptic ``current``. readout_scale: logits of the local readout's
-    cross-entropy are ``readout_scale * observable`` of the output layer. prototype_repeats:
-    encodings of each class's signal averaged into the prototypes (``prototype`` readout).
-    block_steps: time steps simulated per block (memory grows with it, not with T)."""
+    """observable: what each layer's loss reads, the pre-reset membrane ``voltage`` or the
+    synaptic ``current``. timing: ``step`` (a loss at every step, averaged over the
+    presentation) or ``window`` (one loss on the presentation average of the per-step
+    observable); see :class:`SpikingSigpropLayer`. readout_loss (local readout, the last layer):
+    ``ce``, softmax cross-entropy of ``readout_scale * observable`` toward the label, or ``mse``,
+    ``0.5 |observable - readout_target * onehot(y)|^2`` (the label's neuron driven to
+    ``readout_target``, the others to 0; units of the observable). prototype_repeats: encodings
+    of each class's signal averaged into the prototypes (``prototype`` readout). block_steps:
+    time steps simulated per block (memory grows with it, not with T)."""
 
     observable: str = "voltage"
+    timing: str = "step"
+    readout_loss: str = "ce"
     readout_scale: float = 5.0
+    readout_target: float = 2.0
     prototype_repeats: int = 8
     block_steps: int = 25
 
@@ -373,9 +387,14 @@ class SpikingSigpropOptions(SigpropOptions):
         super().__post_init__()
         if self.observable not in OBSERVABLES:
             raise NeurocreditError(f"rule.observable must be one of {', '.join(OBSERVABLES)}, got {self.observable!r}")
+        if self.timing not in TIMINGS:
+            raise NeurocreditError(f"rule.timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}")
         if self.signal_trainable:
             raise NeurocreditError("rule.signal_trainable is for rate networks: a lif network's signals are "
                                    "encoded spikes, which carry no gradient back to the projection; set it to false")
+        if self.readout_loss not in READOUT_LOSSES:
+            raise NeurocreditError(
+                f"rule.readout_loss must be one of {', '.join(READOUT_LOSSES)}, got {self.readout_loss!r}")
         if not self.readout_scale > 0:
             raise NeurocreditError(f"rule.readout_scale must be > 0, got {self.readout_scale}")
         if self.prototype_repeats < 1:
@@ -391,52 +410,107 @@ class SpikingSigpropLayer:
     ``t - 1``, detached)::
 
         u[t] = detach(u[t-1]) (1 - du) + W x[t-1]
-        v[t] = detach(v[t-1]) (1 - dv) + u[t] + b        # pre-reset voltage: the observable
+        v[t] = detach(v[t-1]) (1 - dv) + u[t] + b        # pre-reset voltage
         s[t] = SpikeWithoutGradient(v[t]);  v[t] <- v[t] (1 - s[t])
 
-    ``loss(observables of the block)`` is backpropagated once per block; because the state is
-    detached, ``dv[t]/dW = x[t-1]`` only: one step, this layer. Gradients of the blocks add up
-    in ``.grad``; :meth:`finish` steps the layer's optimizer once per presentation.
+    The observable ``o[t]`` is ``v[t]`` (pre-reset) or ``u[t]``. Because the state is detached,
+    ``do[t]/dW = x[t-1]`` (and ``dv[t]/db = 1``): one step, this layer, never a spike.
+
+    * ``timing: step``: the loss of every step's ``o[t]``, averaged over the presentation, is
+      backpropagated by autograd once per block (through the step's own ops only); the
+      gradients of the blocks add up in ``.grad``.
+    * ``timing: window``: the loss of the presentation average ``mean_t o[t]``; its gradient is
+      ``dL/dō (mean_t x[t-1])ᵀ`` — the same per-step derivatives, summed — so the layer keeps
+      two running sums and does one small matrix product per presentation.
+
+    :meth:`finish` steps the layer's own optimizer once per presentation.
     """
 
-    def __init__(self, weight, bias, params, training, observable: str, loss: Callable) -> None:
+    def __init__(self, weight, bias, params, training, observable: str, timing: str) -> None:
         self.weight, self.bias, self.params = weight, bias, params
-        self.observable, self.loss = observable, loss
+        self.observable, self.timing = observable, timing
+        self.loss: Callable = None
         self.learner = LocalLearner([weight, bias], training)
 
-    def begin(self, rows: int, n_in: int) -> None:
-        """Zero state for a presentation of ``rows`` rows (inputs and signals)."""
-        self.state = zero_states([self.weight.shape[0]], rows, self.weight.dtype, self.weight.device)[0]
-        self.last_source = torch.zeros(rows, n_in, dtype=self.weight.dtype, device=self.weight.device)
+    def begin(self, rows: int, n_in: int, loss: Callable) -> None:
+        """Zero state for a presentation of ``rows`` rows (inputs and signals); ``loss`` maps the
+        observables (steps, rows, n) to this layer's scalar loss."""
+        zeros = lambda n: torch.zeros(rows, n, dtype=self.weight.dtype, device=self.weight.device)  # noqa: E731
+        self.state = LIFState(zeros(self.weight.shape[0]), zeros(self.weight.shape[0]))
+        self.last_source = zeros(n_in)
+        self.observed_sum, self.input_sum = zeros(self.weight.shape[0]), zeros(n_in)
+        self.loss = loss
         self.learner.zero_grad()
         self.loss_sum = 0.0
 
     def learn_block(self, source: torch.Tensor, steps_total: int) -> torch.Tensor:
         """Run a block ``source`` (steps, rows, n_in) of the source's spikes; returns this layer's
-        spikes (steps, rows, n_out), detached, and adds the block's gradients to ``.grad``."""
+        spikes (steps, rows, n_out), detached."""
         source = source.detach()
-        steps, rows, n_in = source.shape
-        delivered = torch.cat([self.last_source.unsqueeze(0), source[:-1]])  # the Dense delay
+        if self.timing == "window":
+            with torch.no_grad():
+                spikes = self._run_block_window(source)
+        else:
+            spikes = self._run_block_step(source, steps_total)
         self.last_source = source[-1].clone()
-        currents = (delivered.reshape(steps * rows, n_in) @ self.weight.T).view(steps, rows, -1)
+        return spikes
+
+    def _delivered(self, source: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``W x[t-1]`` for every step of the block (the Dense delay): the first step receives
+        the previous block's last step, recomputed here so that no graph spans two blocks."""
+        steps, rows, n_in = source.shape
+        carry = self.last_source @ self.weight.T
+        currents = (source[:-1].reshape((steps - 1) * rows, n_in) @ self.weight.T).view(steps - 1, rows,
+                                                                                        self.weight.shape[0])
+        # unbind, not indexing: its backward stacks the per-step gradients instead of filling
+        # a zero block per step
+        return (carry, *currents.unbind(0))
+
+    def _run_block_step(self, source: torch.Tensor, steps_total: int) -> torch.Tensor:
         params = self.params
         current, voltage = self.state
         observed, spikes = [], []
-        for t in range(steps):
-            current = current.detach() * (1.0 - params.du) + currents[t]
+        for delivered in self._delivered(source):
+            current = current.detach() * (1.0 - params.du) + delivered
             voltage = voltage.detach() * (1.0 - params.dv) + current + self.bias
             fired = SpikeWithoutGradient.apply(voltage, params.vth)
             observed.append(voltage if self.observable == "voltage" else current)
             spikes.append(fired.detach())
             voltage = voltage * (1.0 - fired)
         self.state = LIFState(current.detach(), voltage.detach())
-        # the per-step losses are averaged over the whole presentation (steps / steps_total)
-        loss = self.loss(torch.stack(observed)) * (steps / steps_total)
+        # per-step losses averaged over the whole presentation (steps / steps_total)
+        loss = self.loss(torch.stack(observed)) * (source.shape[0] / steps_total)
         loss.backward()
         self.loss_sum += float(loss.detach())
         return torch.stack(spikes)
 
-    def finish(self) -> float:
+    def _run_block_window(self, source: torch.Tensor) -> torch.Tensor:
+        """The same dynamics in place (no graph: the window loss needs only running sums)."""
+        params = self.params
+        current, voltage = self.state.synaptic_current.clone(), self.state.membrane_voltage.clone()
+        spikes = []
+        for delivered in self._delivered(source):
+            current.mul_(1.0 - params.du).add_(delivered)
+            voltage.mul_(1.0 - params.dv).add_(current).add_(self.bias)
+            fired = SpikeWithoutGradient.apply(voltage, params.vth)
+            self.observed_sum.add_(voltage if self.observable == "voltage" else current)
+            spikes.append(fired)
+            voltage.mul_(1.0 - fired)
+        self.state = LIFState(current, voltage)
+        self.input_sum += self.last_source + source[:-1].sum(dim=0)
+        return torch.stack(spikes)
+
+    def finish(self, steps_total: int) -> float:
+        """Apply the presentation's update; returns its loss."""
+        if self.timing == "window":
+            # mean_t o[t] as a value, with the within-step dependence on W (and b) as its graph
+            dependent = (self.input_sum / steps_total) @ self.weight.T
+            if self.observable == "voltage":
+                dependent = dependent + self.bias
+            mean_observed = self.observed_sum / steps_total + (dependent - dependent.detach())
+            loss = self.loss(mean_observed.unsqueeze(0))
+            loss.backward()
+            self.loss_sum = float(loss.detach())
         self.learner.step()
         return self.loss_sum
 
@@ -445,10 +519,10 @@ class SpikingSigprop(_SigpropMixin, SpikingRule):
     """Sigprop for canonical LIF networks without surrogate gradients (module doc).
 
     Rows of a presentation: the B samples' input spikes, then the M signals' spikes (the
-    projection's rows encoded by the network's encoder). Every layer learns from the
-    observables of its own rows at every step; the local readout (last layer, ``n_classes``
-    neurons) learns with ``cross_entropy(readout_scale * observable[t], y)`` on the sample rows;
-    the prediction is the argmax of its spike counts.
+    projection's rows encoded by the network's encoder). Every sigprop layer learns from the
+    observables of its own rows; the local readout (last layer, ``n_classes`` neurons) learns
+    from its observable on the sample rows (``readout_loss``); the prediction is the argmax of
+    its spike counts (``prototype`` readout: nearest prototype of the output counts).
     """
 
     Options = SpikingSigpropOptions
@@ -462,7 +536,8 @@ class SpikingSigprop(_SigpropMixin, SpikingRule):
             raise NeurocreditError("sigprop with readout 'local' needs at least one hidden layer "
                                    "(network.hidden), or use readout 'prototype'")
         self.layers = [
-            SpikingSigpropLayer(weight, bias, self.params, self.training, self.options.observable, None)
+            SpikingSigpropLayer(weight, bias, self.params, self.training, self.options.observable,
+                                self.options.timing)
             for weight, bias in zip(self.weights, self.biases)
         ]
         self.readout_index = last if self.options.readout == "local" else None
@@ -470,7 +545,10 @@ class SpikingSigprop(_SigpropMixin, SpikingRule):
     def _layer_loss(self, index: int, labels: torch.Tensor, classes: torch.Tensor) -> Callable:
         batch, options = labels.shape[0], self.options
         if index == self.readout_index:
-            return lambda observed: readout_loss(options.readout_scale * observed[:, :batch], labels)
+            if options.readout_loss == "ce":
+                return lambda observed: readout_loss(options.readout_scale * observed[:, :batch], labels)
+            target = options.readout_target * one_hot(labels, self.n_classes, self.dtype)
+            return lambda observed: 0.5 * (observed[:, :batch] - target).square().sum(dim=-1).mean()
         return lambda observed: layer_loss(options, observed[:, :batch], observed[:, batch:], labels, classes)
 
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
@@ -479,20 +557,17 @@ class SpikingSigprop(_SigpropMixin, SpikingRule):
         stacked = torch.cat([features, learning_signals(self.projection, classes)])
         steps = self.encoder.steps
         for index, layer in enumerate(self.layers):
-            layer.loss = self._layer_loss(index, labels, classes)
-            layer.begin(stacked.shape[0], layer.weight.shape[1])
+            layer.begin(stacked.shape[0], layer.weight.shape[1], self._layer_loss(index, labels, classes))
         for start in range(0, steps, self.block_steps):
             source = self.encode(stacked, min(self.block_steps, steps - start))
             for layer in self.layers:
                 source = layer.learn_block(source, steps)
-        return float(np.mean([layer.finish() for layer in self.layers]))
+        return float(np.mean([layer.finish(steps) for layer in self.layers]))
 
     @torch.no_grad()
     def prototypes(self) -> torch.Tensor:
         """Mean output spike counts of each class's signal over ``prototype_repeats`` encodings
         (a fixed seed), (n_classes, n_outputs)."""
-        from neurocredit.rules.spiking import output_counts
-
         classes = torch.arange(self.n_classes, device=self.device).repeat(self.options.prototype_repeats)
         generator = torch.Generator(device="cpu").manual_seed(PREDICT_SEED)
         counts = output_counts(self.weights, self.biases, self.params, self.encoder,
