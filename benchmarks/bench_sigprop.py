@@ -86,6 +86,11 @@ def worker_pair(args) -> dict:
     result = {}
     for name, session in sessions.items():
         network = session.network()
+        if args.save_dir:
+            from neurocredit.io import save_network
+
+            kind = "snn" if network.neuron.spiking else "rate"
+            save_network(network, Path(args.save_dir) / f"fmnist-{'sigprop' if name == 'sigprop' else 'baseline'}-{kind}.h5")
         began = time.perf_counter()
         record = simulate(network, dataset.x_test, dataset.y_test)
         seconds = [stats.seconds for stats in session.history]
@@ -140,6 +145,8 @@ def child_args(args, worker: str, config: Path, **extra) -> list[str]:
         command += ["--data", args.data]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
+    if args.save_dir:
+        command += ["--save-dir", args.save_dir]
     for key, value in extra.items():
         if value is True:
             command.append(f"--{key.replace('_', '-')}")
@@ -184,6 +191,7 @@ def main() -> int:
     parser.add_argument("--skip-rate", action="store_true")
     parser.add_argument("--skip-snn", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--save-dir", default=None, help="save the trained networks here (e.g. for bench_deploy.py)")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
     # worker mode (internal)
     parser.add_argument("--worker", choices=["pair", "memory"], default=None, help=argparse.SUPPRESS)

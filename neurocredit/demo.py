@@ -33,21 +33,28 @@ def step_rate_dfa() -> None:
     _train_and_eval("digits-dfa-rate")
 
 
-def step_spiking_dfa() -> None:
-    """Train a spiking (canonical LIF) network on digits with online spiking DFA, save it as
-    models/out/digits-dfa-snn.h5 (the later steps report and deploy that file) and evaluate it
-    through the Norse backend: accuracy and spikes per sample per layer."""
+def _train_spiking_and_simulate(config_name: str) -> tuple:
+    """Train ``config_name`` (a spiking config), load the saved file and run the digits test set
+    through the Norse backend; prints accuracy and spikes per sample per layer."""
     from neurocredit.data import load_dataset
     from neurocredit.io import load_network
     from neurocredit.sim import simulate
 
-    path = _train_and_eval("digits-dfa-snn")
+    path = _train_and_eval(config_name)
     network = load_network(path)
     dataset = load_dataset("digits")
     record = simulate(network, dataset.x_test, dataset.y_test, backend="norse")
     counts = record.mean_spikes_per_sample()
     spikes = ", ".join(f"{layer.name} {count:.1f}" for layer, count in zip(network.layers, counts))
     print(f"  norse backend: accuracy {record.accuracy:.2%}, {record.steps} steps, mean spikes per sample: {spikes}")
+    return network, record
+
+
+def step_spiking_dfa() -> None:
+    """Train a spiking (canonical LIF) network on digits with online spiking DFA, save it as
+    models/out/digits-dfa-snn.h5 (the later steps report and deploy that file) and evaluate it
+    through the Norse backend: accuracy and spikes per sample per layer."""
+    _train_spiking_and_simulate("digits-dfa-snn")
 
 
 def step_report() -> None:
@@ -127,19 +134,9 @@ def step_spiking_sigprop() -> None:
     """Train a spiking (canonical LIF) network on digits with signal propagation without surrogate
     gradients (each layer learns from its own membrane voltage; no spike is ever differentiated),
     save it as models/out/digits-sigprop-snn.h5 and evaluate the saved file through Norse."""
-    from neurocredit.data import load_dataset
-    from neurocredit.io import load_network
-    from neurocredit.sim import simulate
-
-    path = _train_and_eval("digits-sigprop-snn")
-    network = load_network(path)
-    dataset = load_dataset("digits")
-    record = simulate(network, dataset.x_test, dataset.y_test, backend="norse")
-    counts = record.mean_spikes_per_sample()
-    spikes = ", ".join(f"{layer.name} {count:.1f}" for layer, count in zip(network.layers, counts))
+    network, _ = _train_spiking_and_simulate("digits-sigprop-snn")
     projection = network.extras["sigprop/signal_projection"]
-    print(f"  norse backend: accuracy {record.accuracy:.2%}, {record.steps} steps, mean spikes per sample: {spikes}; "
-          f"learning-signal projection {projection.shape[0]}x{projection.shape[1]} saved with the network")
+    print(f"  learning-signal projection {projection.shape[0]}x{projection.shape[1]} saved with the network")
 
 
 STEPS = [

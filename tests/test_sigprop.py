@@ -29,6 +29,7 @@ from neurocredit.rules.sigprop import (
 )
 from neurocredit.sim import simulate
 from neurocredit.train import train
+from test_spiking_dfa import peak_allocated_bytes
 
 LIF = NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0))
 
@@ -120,6 +121,8 @@ def test_bad_options_are_clear_errors():
         rule_class("sigprop", "rate").parse_options({"observable": "voltage"})
     with pytest.raises(NeurocreditError, match="signal_trainable is for rate networks"):
         rule_class("sigprop", "lif").parse_options({"signal_trainable": True})
+    with pytest.raises(NeurocreditError, match="rule.observable_activation must be one of identity, relu"):
+        rule_class("sigprop", "lif").parse_options({"observable_activation": "gelu"})
     with pytest.raises(NeurocreditError, match="needs at least one hidden layer"):
         make_rule("rate", (64, 10))
 
@@ -132,6 +135,7 @@ def test_bad_options_are_clear_errors():
     ("rate", {"signal_trainable": True, "signals": "sample", "loss": "l2"}),
     ("lif", {"timing": "step"}),
     ("lif", {"timing": "window", "observable": "current"}),
+    ("lif", {"timing": "window", "observable_activation": "relu"}),
 ])
 def test_layer_update_does_not_depend_on_the_layers_above(digits, kind, options):
     """Layer 1 after three updates is bit for bit the same whatever sits above it."""
@@ -180,6 +184,7 @@ def test_spike_function_has_no_backward():
     {"timing": "step", "observable": "current", "readout_loss": "mse"},
     {"timing": "window", "observable": "voltage", "signals": "sample"},
     {"timing": "step", "readout": "prototype", "output_width": 12},
+    {"timing": "step", "observable_activation": "relu"},
 ])
 def test_spiking_training_never_calls_a_spike_backward(digits, monkeypatch, options):
     calls = {"backward": 0, "in_graph": 0}
@@ -234,20 +239,6 @@ def test_training_dynamics_are_the_canonical_lif_network():
                 outputs[index].append(source)
         for index, spikes in enumerate(outputs):
             assert np.array_equal(torch.cat(spikes).numpy() > 0, reference.spikes[index]), (timing, index)
-
-
-def peak_allocated_bytes(function) -> int:
-    """Peak of the bytes allocated (minus freed) by torch while ``function`` runs."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        function()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    total = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        total += event.nbytes()
-        peak = max(peak, total)
-    return peak
 
 
 @pytest.mark.parametrize("timing", ["step", "window"])

@@ -50,3 +50,15 @@ def load_test_split(network, args):
             raise NeurocreditError(f"--limit must be >= 1, got {args.limit}")
         x, y = x[: args.limit], y[: args.limit]
     return name, x, y
+
+
+def record_payload(record, backend: str, data_name: str, model: str) -> dict:
+    """The JSON fields every evaluation command prints for a run."""
+    return {
+        "accuracy": record.accuracy,
+        "samples": record.samples,
+        "backend": backend,
+        "data": data_name,
+        "model": model,
+        "seconds": round(record.seconds, 3),
+    }

@@ -20,7 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from neurocredit.commands.common import load_test_split, print_json
+    from neurocredit.commands.common import load_test_split, print_json, record_payload
     from neurocredit.io import load_network
     from neurocredit.sim import default_backend, simulate
 
@@ -28,14 +28,7 @@ def run(args) -> int:
     data_name, x, y = load_test_split(network, args)
     backend = args.backend or default_backend(network)
     record = simulate(network, x, y, backend=backend, steps=args.steps, progress=not args.json)
-    payload = {
-        "accuracy": record.accuracy,
-        "samples": record.samples,
-        "backend": backend,
-        "data": data_name,
-        "model": args.model,
-        "seconds": round(record.seconds, 3),
-    }
+    payload = record_payload(record, backend, data_name, args.model)
     if network.neuron.spiking:
         payload["steps"] = record.steps
         payload["mean_spikes_per_sample"] = record.mean_spikes_per_sample()

@@ -28,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from neurocredit.commands.common import load_test_split, print_json
+    from neurocredit.commands.common import load_test_split, print_json, record_payload
     from neurocredit.errors import NeurocreditError
     from neurocredit.io import load_network, save_run
     from neurocredit.sim import default_backend, simulate
@@ -45,17 +45,9 @@ def run(args) -> int:
     backend = args.backend or default_backend(network)
     record = simulate(network, x, y, backend=backend, steps=args.steps, record=record_names,
                       batch_size=args.batch_size, progress=not args.json)
-    payload = {
-        "accuracy": record.accuracy,
-        "samples": record.samples,
-        "backend": backend,
-        "data": data_name,
-        "model": args.model,
-        "steps": record.steps,
-        "sizes": list(network.sizes),
-        "mean_spikes_per_sample": record.mean_spikes_per_sample(),
-        "seconds": round(record.seconds, 3),
-    }
+    payload = record_payload(record, backend, data_name, args.model)
+    payload.update(steps=record.steps, sizes=list(network.sizes),
+                   mean_spikes_per_sample=record.mean_spikes_per_sample())
     if record.input_spike_counts is not None:
         payload["mean_input_spikes_per_sample"] = float(record.input_spike_counts.sum(axis=1).mean())
     if args.out:

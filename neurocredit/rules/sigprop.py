@@ -75,6 +75,7 @@ SIMILARITIES = ("cosine", "dot")
 SIGNAL_KINDS = ("class", "sample")
 READOUTS = ("local", "prototype")
 OBSERVABLES = ("voltage", "current")
+OBSERVABLE_ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid")
 TIMINGS = ("step", "window")
 READOUT_LOSSES = ("mse", "ce")
 PROJECTION_KEY = "sigprop/signal_projection"
@@ -371,11 +372,18 @@ class SpikingSigpropOptions(SigpropOptions):
     observable); see :class:`SpikingSigpropLayer`. readout_loss (local readout, the last layer):
     ``ce``, softmax cross-entropy of ``readout_scale * observable`` toward the label, or ``mse``,
     ``0.5 |observable - readout_target * onehot(y)|^2`` (the label's neuron driven to
-    ``readout_target``, the others to 0; units of the observable). prototype_repeats: encodings
+    ``readout_target``, the others to 0; units of the observable). observable_activation:
+    ``identity``, or a rate nonlinearity (``relu``, ``tanh``, ``sigmoid``) applied to each
+    hidden layer's observable before its sigprop loss (``timing: window``: to the presentation
+    average). A loss on ``relu(v)`` learns nonlinear features, as rate sigprop's loss on
+    ``relu(W x + b)`` does, where a loss on ``v`` itself only shapes a linear projection of the
+    input. It is a function of the voltage, not of the spikes: the gradient still never passes
+    through a spike. prototype_repeats: encodings
     of each class's signal averaged into the prototypes (``prototype`` readout). block_steps:
     time steps simulated per block (memory grows with it, not with T)."""
 
     observable: str = "voltage"
+    observable_activation: str = "identity"
     timing: str = "step"
     readout_loss: str = "ce"
     readout_scale: float = 5.0
@@ -387,6 +395,9 @@ class SpikingSigpropOptions(SigpropOptions):
         super().__post_init__()
         if self.observable not in OBSERVABLES:
             raise NeurocreditError(f"rule.observable must be one of {', '.join(OBSERVABLES)}, got {self.observable!r}")
+        if self.observable_activation not in OBSERVABLE_ACTIVATIONS:
+            raise NeurocreditError(f"rule.observable_activation must be one of {', '.join(OBSERVABLE_ACTIVATIONS)}, "
+                                   f"got {self.observable_activation!r}")
         if self.timing not in TIMINGS:
             raise NeurocreditError(f"rule.timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}")
         if self.signal_trainable:
@@ -549,7 +560,14 @@ class SpikingSigprop(_SigpropMixin, SpikingRule):
                 return lambda observed: readout_loss(options.readout_scale * observed[:, :batch], labels)
             target = options.readout_target * one_hot(labels, self.n_classes, self.dtype)
             return lambda observed: 0.5 * (observed[:, :batch] - target).square().sum(dim=-1).mean()
-        return lambda observed: layer_loss(options, observed[:, :batch], observed[:, batch:], labels, classes)
+        name = options.observable_activation
+
+        def sigprop_loss(observed: torch.Tensor) -> torch.Tensor:
+            if name != "identity":
+                observed = activation(name, observed)
+            return layer_loss(options, observed[:, :batch], observed[:, batch:], labels, classes)
+
+        return sigprop_loss
 
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         features = features.to(self.dtype)
