@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import append_results, peak_rss_mb, run_child  # noqa: E402
+from common import append_results, config_with, peak_rss_mb, run_child  # noqa: E402
 
 RATE_CONFIG = ROOT / "models" / "fmnist-sigprop-rate.yaml"
 SNN_CONFIG = ROOT / "models" / "fmnist-sigprop-snn.yaml"
@@ -46,9 +46,9 @@ BASELINE_RULES = {"rate": {"name": "bp"}, "lif": {"name": "bp", "surrogate": "su
 def _config(path: str, baseline: bool = False, steps: int | None = None, epochs: int | None = None,
             data: str | None = None):
     """The sigprop config, or the same config with the baseline rule (BP / BPTT)."""
-    from neurocredit.config import DataConfig, RuleConfig, load_config
+    from neurocredit.config import DataConfig, RuleConfig
 
-    config = load_config(path)
+    config = config_with(path, steps=steps, epochs=epochs)
     if data is not None:
         config = dataclasses.replace(config, data=DataConfig(data, config.data.data_dir))
     if baseline:
@@ -56,11 +56,6 @@ def _config(path: str, baseline: bool = False, steps: int | None = None, epochs:
         name = options.pop("name")
         config = dataclasses.replace(config, name=f"{config.name} (baseline {name})",
                                      rule=RuleConfig(name, options))
-    if steps is not None:
-        encoder = dataclasses.replace(config.network.encoder, steps=steps)
-        config = dataclasses.replace(config, network=dataclasses.replace(config.network, encoder=encoder))
-    if epochs is not None:
-        config = config.replace_training(epochs=epochs)
     return config
 
 

@@ -24,7 +24,6 @@ Run it niced::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import append_results, peak_rss_mb, run_child  # noqa: E402
+from common import append_results, config_with, peak_rss_mb, run_child  # noqa: E402
 
 DFA_CONFIG = ROOT / "models" / "fmnist-dfa-snn.yaml"
 BPTT_CONFIG = ROOT / "models" / "fmnist-bptt-snn.yaml"
@@ -47,25 +46,13 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _config(path: str, steps: int | None = None, epochs: int | None = None):
-    from neurocredit.config import load_config
-
-    config = load_config(path)
-    if steps is not None:
-        encoder = dataclasses.replace(config.network.encoder, steps=steps)
-        config = dataclasses.replace(config, network=dataclasses.replace(config.network, encoder=encoder))
-    if epochs is not None:
-        config = config.replace_training(epochs=epochs)
-    return config
-
-
 def worker_train(args) -> dict:
     """Train one config; accuracy through the norse backend, seconds per epoch, peak RSS."""
     from neurocredit.io import save_network
     from neurocredit.train import train
 
     _set_threads(args.threads)
-    config = _config(args.config, epochs=args.epochs)
+    config = config_with(args.config, epochs=args.epochs)
     result = train(config, data_dir=args.data_dir, progress=False, log=lambda line: print(line, file=sys.stderr))
     if args.save:
         save_network(result.network, args.save)
@@ -94,7 +81,7 @@ def worker_memory(args) -> dict:
     from neurocredit.rules import rule_class
 
     _set_threads(args.threads)
-    config = _config(args.config, steps=args.steps)
+    config = config_with(args.config, steps=args.steps)
     training = config.training
     torch.manual_seed(training.seed)
     dataset = load_dataset(config.data.name, args.data_dir or config.data.data_dir)
@@ -132,7 +119,7 @@ def worker_speed(args) -> dict:
     _set_threads(args.threads)
     rules = {}
     for name, path in (("dfa", DFA_CONFIG), ("bptt", BPTT_CONFIG)):
-        config = _config(str(path), steps=args.steps)
+        config = config_with(str(path), steps=args.steps)
         cls = rule_class(config.rule.name, config.network.neuron.kind)
         options = cls.parse_options(config.rule.options)
         if not rules:

@@ -82,3 +82,18 @@ def append_results(title: str, figures_markdown: str, notes: str = "") -> None:
     with open(RESULTS, "a") as stream:
         stream.write(section)
     print(section)
+
+
+def config_with(path, steps: int | None = None, epochs: int | None = None):
+    """A config file's Config with the encoder's steps and/or the training epochs replaced."""
+    import dataclasses
+
+    from neurocredit.config import load_config
+
+    config = load_config(path)
+    if steps is not None:
+        encoder = dataclasses.replace(config.network.encoder, steps=steps)
+        config = dataclasses.replace(config, network=dataclasses.replace(config.network, encoder=encoder))
+    if epochs is not None:
+        config = config.replace_training(epochs=epochs)
+    return config

@@ -50,3 +50,18 @@ def test_missing_model_and_bad_flags(run_cli, tmp_path):
     assert "no such file" in one_line_error(run_cli("eval", tmp_path / "nope.h5"))
     assert "unrecognized arguments" in one_line_error(run_cli("eval", "x.h5", "--bogus"))
     assert "config file not found" in one_line_error(run_cli("train", "no-such-config"))
+    assert "--threads must be >= 1, got 0" in one_line_error(run_cli("--threads", "0", "targets"))
+
+
+def test_threads_option_sets_torch_threads(capsys):
+    import torch
+
+    from neurocredit.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "targets", "--json"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert '"loihi2"' in capsys.readouterr().out
