@@ -80,18 +80,23 @@ def encode(
 def encode_torch(spec: EncoderSpec, features, steps: Optional[int] = None, generator=None):
     """Fast training-time encoding in torch (not counter based: uses ``generator``).
 
-    Same distributions as :func:`encode`; returns (steps, batch, n) with the features' dtype and
-    device. Use :func:`encode` wherever backends must see identical spikes.
+    Same distributions as :func:`encode` (Bernoulli probabilities resolved to 1/65536); returns
+    (steps, batch, n) with the features' dtype and device. Use :func:`encode` wherever backends must see identical spikes.
     """
     import torch
 
     steps = int(spec.steps if steps is None else steps)
     clipped = features.clamp(0.0, 1.0)
     if spec.kind in ("bernoulli", "poisson"):
+        # 16-bit uniform integers, four per 64-bit random word (a quarter of the random draws of
+        # one float per spike): P(spike) = round(65536 p) / 65536, exactly 0 at p = 0 and 1 at p = 1
         probability = (spec.max_rate * clipped).clamp(0.0, 1.0)
-        uniform = torch.rand((steps,) + tuple(features.shape), generator=generator, device=features.device,
-                             dtype=features.dtype)
-        return (uniform < probability.unsqueeze(0)).to(features.dtype)
+        count = steps * features.numel()
+        words = torch.empty(-(-count // 4), dtype=torch.int64, device=features.device)
+        words.random_(-(2**63), None, generator=generator)  # the full 64-bit range
+        uniform = words.view(torch.int16)[:count].view((steps,) + tuple(features.shape))
+        threshold = (torch.round(probability * 65536.0) - 32768.0).to(torch.int32)
+        return (uniform.to(torch.int32) < threshold.unsqueeze(0)).to(features.dtype)
     if spec.kind == "latency":
         fire_step = torch.round((1.0 - clipped) * (steps - 1))
         fire_step = torch.where(clipped <= 0, torch.full_like(fire_step, steps), fire_step)

@@ -82,5 +82,12 @@ def test_torch_training_encoder_has_the_same_rates_and_is_seeded():
     again = encode_torch(spec, features, generator=torch.Generator().manual_seed(4))
     assert torch.equal(first, again)
     np.testing.assert_allclose(first.mean(dim=(0, 1)).numpy(), 0.8 * np.clip(FEATURES[0], 0, 1), atol=0.03)
+    # exact at the ends: a zero feature never fires, a full-rate one always does; odd sizes
+    # (not a multiple of the four 16-bit draws per random word) work
+    full = encode_torch(EncoderSpec("bernoulli", 5001, 1.0), torch.tensor([[0.0, 1.0, 0.25]], dtype=torch.float64),
+                        generator=torch.Generator().manual_seed(1))
+    assert full.shape == (5001, 1, 3) and full.dtype == torch.float64
+    assert full[:, 0, 0].sum() == 0 and full[:, 0, 1].sum() == 5001
+    assert abs(full[:, 0, 2].mean().item() - 0.25) < 0.02
     latency = encode_torch(EncoderSpec("latency", 11), torch.tensor([[1.0, 0.5, 0.1, 0.0]]))
     assert np.array_equal(latency.numpy(), encode(EncoderSpec("latency", 11), np.array([[1.0, 0.5, 0.1, 0.0]])))

@@ -142,21 +142,28 @@ def test_block_simulation_equals_step_by_step():
     params = LIFParameters(0.3, 0.1, 1.0)
     weight, bias = torch.randn(7, 5, dtype=torch.float64), torch.randn(7, dtype=torch.float64) * 0.1
     source = (torch.rand(12, 3, 5) < 0.5).double()
-    expected = []
+    expected, pre_reset = [], []
     state = zero_states([7], 3, torch.float64, None)[0]
     from neurocredit.neurons import lif_step
 
     for t in range(12):
         delivered = source[t - 1] @ weight.T if t > 0 else torch.zeros(3, 7, dtype=torch.float64)
+        pre_reset.append(state.membrane_voltage * (1 - params.dv) + state.synaptic_current * (1 - params.du)
+                         + delivered + bias)
         state, spikes = lif_step(params, state, delivered, bias)
         expected.append(spikes)
+    stepped = state
     state = zero_states([7], 3, torch.float64, None)[0]
-    carry, blocks = torch.zeros(3, 7, dtype=torch.float64), []
+    carry, blocks, seen = torch.zeros(3, 7, dtype=torch.float64), [], []
     for start in range(0, 12, 5):
         state, spikes, carry = run_layer_block(params, state, block_currents(source[start:start + 5], weight),
-                                               carry, bias)
+                                               carry, bias, on_voltage=lambda v: seen.append(v.clone()))
         blocks.append(spikes)
     assert torch.equal(torch.cat(blocks), torch.stack(expected))
+    # the in-place block stepping keeps lif_step's bits: state, and the pre-reset voltages it hands on
+    assert torch.equal(state.synaptic_current, stepped.synaptic_current)
+    assert torch.equal(state.membrane_voltage, stepped.membrane_voltage)
+    np.testing.assert_allclose(torch.stack(seen).numpy(), torch.stack(pre_reset).numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["boxcar", "triangle", "fast_sigmoid"])

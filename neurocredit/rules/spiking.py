@@ -26,22 +26,11 @@ import torch
 from neurocredit.encoders import encode_torch
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import EncoderSpec, LIFParameters
-from neurocredit.neurons import LIFState, lif_step
+from neurocredit.neurons import LIFState
 from neurocredit.rules.base import Rule
 
 SURROGATES = ("boxcar", "triangle", "fast_sigmoid")
 PREDICT_SEED = 12345  # seed of the (training-time) encoder used for per-epoch accuracy
-
-
-def lif_step_with_voltage(params: LIFParameters, state: LIFState, input_current, bias):
-    """:func:`lif_step` that also returns the voltage *before* threshold and reset, (batch, n).
-
-    The voltage is recomputed with the same operations in the same order as inside
-    :func:`lif_step`, so it is bit for bit the value that was compared with ``vth``.
-    """
-    new_state, spikes = lif_step(params, state, input_current, bias)
-    voltage = state.membrane_voltage * (1.0 - params.dv) + new_state.synaptic_current + bias
-    return new_state, spikes, voltage
 
 
 def voltage_surrogate(kind: str, voltage: torch.Tensor, vth: float, width: float) -> torch.Tensor:
@@ -103,18 +92,24 @@ def run_layer_block(
     ``on_voltage(v)`` receives every step's pre-reset voltage (and may overwrite it).
     Returns ``(state, spikes (steps, batch, n), carry for the next block)``.
     """
-    spikes = []
-    per_step = source_currents.unbind(0)
-    for t in range(len(per_step)):
-        current = carry if t == 0 else per_step[t - 1]
-        if on_voltage is None:
-            state, fired = lif_step(params, state, current, bias)
-        else:
-            state, fired, voltage = lif_step_with_voltage(params, state, current, bias)
-            on_voltage(voltage)
-        spikes.append(fired)
+    # in place, without autograd (every caller runs under no_grad): the same operations in the
+    # same order as lif_step, so the same bits, without a fresh tensor per operation and step
+    keep_current, keep_voltage, vth = 1.0 - params.du, 1.0 - params.dv, params.vth
+    current = state.synaptic_current.clone()
+    voltage = state.membrane_voltage.clone()
+    spikes = torch.empty_like(source_currents)
+    fired = torch.empty(voltage.shape, dtype=torch.bool, device=voltage.device)
+    scratch = torch.empty_like(voltage) if on_voltage is not None else None
+    for t in range(source_currents.shape[0]):
+        current.mul_(keep_current).add_(carry if t == 0 else source_currents[t - 1])
+        voltage.mul_(keep_voltage).add_(current).add_(bias)
+        torch.gt(voltage, vth, out=fired)
+        spikes[t].copy_(fired)
+        if on_voltage is not None:
+            on_voltage(scratch.copy_(voltage))
+        voltage.mul_(fired.logical_not_())
     # the carry is copied: a view would keep the whole block of currents alive
-    return state, torch.stack(spikes), per_step[-1].clone()
+    return LIFState(current, voltage), spikes, source_currents[-1].clone()
 
 
 def zero_states(widths: Sequence[int], batch: int, dtype, device) -> list[LIFState]:
