@@ -69,15 +69,20 @@ def _attr_value(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _write_header(handle, file_format: str) -> None:
+    """What every file this module writes starts with: its format, schema version and writer."""
+    handle.attrs["format"] = file_format
+    handle.attrs["schema_version"] = SCHEMA_VERSION
+    handle.attrs["neurocredit_version"] = _version()
+
+
 def save_network(network: Network, path: str | os.PathLike) -> Path:
     """Write ``network`` to ``path`` (HDF5, atomically). Returns the path."""
     import h5py
 
     with atomic_path(path) as temp:
         with h5py.File(temp, "w") as handle:
-            handle.attrs["format"] = NETWORK_FORMAT
-            handle.attrs["schema_version"] = SCHEMA_VERSION
-            handle.attrs["neurocredit_version"] = _version()
+            _write_header(handle, NETWORK_FORMAT)
             neuron = handle.create_group("neuron")
             neuron.attrs["kind"] = network.neuron.kind
             neuron.attrs["activation"] = network.neuron.activation
@@ -199,9 +204,7 @@ def save_run(record: RunRecord, path: str | os.PathLike) -> Path:
 
     with atomic_path(path) as temp:
         with h5py.File(temp, "w") as handle:
-            handle.attrs["format"] = RUN_FORMAT
-            handle.attrs["schema_version"] = SCHEMA_VERSION
-            handle.attrs["neurocredit_version"] = _version()
+            _write_header(handle, RUN_FORMAT)
             handle.attrs["backend"] = record.backend
             handle.attrs["steps"] = int(record.steps)
             handle.attrs["seconds"] = float(record.seconds)

@@ -20,9 +20,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dv", type=float, default=0.001, help="membrane-voltage decay of the LIF (default 0.001)")
     parser.add_argument("--norm-samples", type=int, default=10000, metavar="N",
                         help="training samples used for the normalization (default 10000)")
-    parser.add_argument("--data", default=None, metavar="NAME", help="data set (default: the model's)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder with the IDX files")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate on the first N test samples")
+    from neurocredit.commands.common import add_data_arguments
+
+    add_data_arguments(parser)
     parser.add_argument("--backend", default="norse", help="backend that evaluates the spiking network (default norse)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
