@@ -157,7 +157,7 @@ def test_block_simulation_equals_step_by_step():
     carry, blocks, seen = torch.zeros(3, 7, dtype=torch.float64), [], []
     for start in range(0, 12, 5):
         state, spikes, carry = run_layer_block(params, state, block_currents(source[start:start + 5], weight),
-                                               carry, bias, on_voltage=lambda v: seen.append(v.clone()))
+                                               carry, bias, on_step=lambda v, u: seen.append(v.clone()))
         blocks.append(spikes)
     assert torch.equal(torch.cat(blocks), torch.stack(expected))
     # the in-place block stepping keeps lif_step's bits: state, and the pre-reset voltages it hands on

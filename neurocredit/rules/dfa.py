@@ -15,6 +15,8 @@ the network as ``extras['dfa/feedback_<i>']`` (1-based hidden layer index).
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -27,7 +29,7 @@ from neurocredit.rules.base import RateRule, one_hot
 from neurocredit.rules.spiking import (
     SURROGATES,
     SpikingRule,
-    add_voltage_surrogate,
+    accumulate_voltage_surrogate,
     block_currents,
     delayed_trace_weights,
     run_layer_block,
@@ -231,16 +233,13 @@ class SpikingDFA(SpikingRule):
             trace_weights = self.trace_weights[start : start + block_steps]
             for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
                 traces[index] += torch.einsum("t,tbn->bn", trace_weights, source)
-                on_voltage = None
+                on_step = None
                 if index < len(widths) - 1 or options.output_surrogate:
-                    total = surrogates[index]
-
-                    def on_voltage(voltage, total=total):
-                        add_voltage_surrogate(total, options.surrogate, voltage, vth, options.surrogate_width)
-
+                    on_step = functools.partial(accumulate_voltage_surrogate, surrogates[index], options.surrogate,
+                                                vth, options.surrogate_width)
                 currents = block_currents(source, weight)
                 states[index], source, carries[index] = run_layer_block(
-                    self.params, states[index], currents, carries[index], bias, on_voltage
+                    self.params, states[index], currents, carries[index], bias, on_step
                 )
                 counts[index] += source.sum(dim=0)
         return traces, surrogates, counts

@@ -68,7 +68,7 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.network import ReadoutSpec
 from neurocredit.neurons import LIFState, activation
 from neurocredit.rules.base import RateRule, make_optimizer, one_hot, scheduled_learning_rate
-from neurocredit.rules.spiking import PREDICT_SEED, SpikingRule, output_counts
+from neurocredit.rules.spiking import PREDICT_SEED, SpikingRule, block_currents, output_counts, run_layer_block
 
 LOSSES = ("similarity_ce", "l2")
 SIMILARITIES = ("cosine", "dot")
@@ -497,19 +497,16 @@ class SpikingSigpropLayer:
 
     def _run_block_window(self, source: torch.Tensor) -> torch.Tensor:
         """The same dynamics in place (no graph: the window loss needs only running sums)."""
-        params = self.params
-        current, voltage = self.state.synaptic_current.clone(), self.state.membrane_voltage.clone()
-        spikes = []
-        for delivered in self._delivered(source):
-            current.mul_(1.0 - params.du).add_(delivered)
-            voltage.mul_(1.0 - params.dv).add_(current).add_(self.bias)
-            fired = SpikeWithoutGradient.apply(voltage, params.vth)
-            self.observed_sum.add_(voltage if self.observable == "voltage" else current)
-            spikes.append(fired)
-            voltage.mul_(1.0 - fired)
-        self.state = LIFState(current, voltage)
+        observed_sum, use_voltage = self.observed_sum, self.observable == "voltage"
+
+        def observe(voltage: torch.Tensor, current: torch.Tensor) -> None:
+            observed_sum.add_(voltage if use_voltage else current)
+
+        carry = self.last_source @ self.weight.T
+        self.state, spikes, _ = run_layer_block(self.params, self.state, block_currents(source, self.weight),
+                                                carry, self.bias, observe)
         self.input_sum += self.last_source + source[:-1].sum(dim=0)
-        return torch.stack(spikes)
+        return spikes
 
     def finish(self, steps_total: int) -> float:
         """Apply the presentation's update; returns its loss."""

@@ -60,6 +60,13 @@ def add_voltage_surrogate(total: torch.Tensor, kind: str, voltage: torch.Tensor,
         total.add_(voltage_surrogate(kind, distance + vth, vth, width))
 
 
+def accumulate_voltage_surrogate(total: torch.Tensor, kind: str, vth: float, width: float,
+                                 voltage: torch.Tensor, current: torch.Tensor) -> None:
+    """A :func:`run_layer_block` ``on_step`` callback (bind the first four arguments):
+    ``total += voltage_surrogate(kind, voltage, vth, width)``; ``current`` is not used."""
+    add_voltage_surrogate(total, kind, voltage, vth, width)
+
+
 def delayed_trace_weights(steps: int, decay: float, dtype=torch.float32, device=None) -> torch.Tensor:
     """``c_j`` such that ``sum_t trace[t] = sum_j c_j s[j]`` where ``trace[t] = (1 - decay)
     trace[t-1] + s[t-1]`` is the trace of what a Dense connection delivers (its source's spikes
@@ -82,14 +89,15 @@ def run_layer_block(
     source_currents: torch.Tensor,
     carry: torch.Tensor,
     bias: torch.Tensor,
-    on_voltage: Optional[Callable[[torch.Tensor], None]] = None,
+    on_step: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None,
 ) -> tuple[LIFState, torch.Tensor, torch.Tensor]:
     """Step one LIF population through a block of steps, with the one-step Dense delay.
 
     ``source_currents`` (steps, batch, n) is ``W s[t]`` for the source's spikes of this block;
     the population receives them one step late: ``carry`` (``W s`` of the source's last step
     before the block, zeros at the start) at the first step, then ``source_currents[t-1]``.
-    ``on_voltage(v)`` receives every step's pre-reset voltage (and may overwrite it).
+    ``on_step(v, u)`` receives every step's pre-reset voltage ``v`` (a copy it may overwrite) and
+    synaptic current ``u`` (read only).
     Returns ``(state, spikes (steps, batch, n), carry for the next block)``.
     """
     # in place, without autograd (every caller runs under no_grad): the same operations in the
@@ -99,14 +107,14 @@ def run_layer_block(
     voltage = state.membrane_voltage.clone()
     spikes = torch.empty_like(source_currents)
     fired = torch.empty(voltage.shape, dtype=torch.bool, device=voltage.device)
-    scratch = torch.empty_like(voltage) if on_voltage is not None else None
+    scratch = torch.empty_like(voltage) if on_step is not None else None
     for t in range(source_currents.shape[0]):
         current.mul_(keep_current).add_(carry if t == 0 else source_currents[t - 1])
         voltage.mul_(keep_voltage).add_(current).add_(bias)
         torch.gt(voltage, vth, out=fired)
         spikes[t].copy_(fired)
-        if on_voltage is not None:
-            on_voltage(scratch.copy_(voltage))
+        if on_step is not None:
+            on_step(scratch.copy_(voltage), current)
         voltage.mul_(fired.logical_not_())
     # the carry is copied: a view would keep the whole block of currents alive
     return LIFState(current, voltage), spikes, source_currents[-1].clone()
