@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import append_results  # noqa: E402
+from common import publish  # noqa: E402
 
 TARGET_DROP_POINTS = 1.0
 
@@ -90,11 +90,8 @@ def main() -> int:
         lines.append(f"- {payload['rule']} (`{payload['model']}`): drop {drop:+.2f} points ({verdict}); "
                      f"cores {payload['cores']}; wall {payload['wall_seconds']:.0f} s")
     figures = "\n".join(lines)
-    if args.no_append:
-        print(figures)
-    else:
-        append_results("Float -> Loihi fixed point on trained Fashion-MNIST spiking models (bench_deploy.py)",
-                       figures)
+    publish("Float -> Loihi fixed point on trained Fashion-MNIST spiking models (bench_deploy.py)", figures,
+            args.no_append)
     return 0
 
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import append_results, config_with, peak_rss_mb, run_child  # noqa: E402
+from common import config_with, peak_rss_mb, publish, run_child  # noqa: E402
 
 RATE_CONFIG = ROOT / "models" / "fmnist-sigprop-rate.yaml"
 SNN_CONFIG = ROOT / "models" / "fmnist-sigprop-snn.yaml"
@@ -248,10 +248,7 @@ def main() -> int:
                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs); "
                  f"benchmark wall time {time.perf_counter() - began:.0f} s")
     figures = "\n".join(lines)
-    if args.no_append:
-        print(figures)
-    else:
-        append_results("Signal propagation vs BP / BPTT, Fashion-MNIST (bench_sigprop.py)", figures)
+    publish("Signal propagation vs BP / BPTT, Fashion-MNIST (bench_sigprop.py)", figures, args.no_append)
     return 0
 
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import append_results, config_with, peak_rss_mb, run_child  # noqa: E402
+from common import config_with, peak_rss_mb, publish, run_child  # noqa: E402
 
 DFA_CONFIG = ROOT / "models" / "fmnist-dfa-snn.yaml"
 BPTT_CONFIG = ROOT / "models" / "fmnist-bptt-snn.yaml"
@@ -259,10 +259,7 @@ def main() -> int:
     lines.append(f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine); "
                  f"benchmark wall time {time.perf_counter() - began:.0f} s")
     figures = "\n".join(lines)
-    if args.no_append:
-        print(figures)
-    else:
-        append_results("Spiking DFA vs Norse BPTT, Fashion-MNIST (bench_spiking.py)", figures)
+    publish("Spiking DFA vs Norse BPTT, Fashion-MNIST (bench_spiking.py)", figures, args.no_append)
     return 0
 
 

@@ -67,6 +67,14 @@ def run_child(args: list[str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def publish(title: str, figures_markdown: str, print_only: bool) -> None:
+    """Print the figures (``--no-append``) or append them to RESULTS.md as a dated section."""
+    if print_only:
+        print(figures_markdown)
+    else:
+        append_results(title, figures_markdown)
+
+
 def append_results(title: str, figures_markdown: str, notes: str = "") -> None:
     """Append a dated section to RESULTS.md (creating it with a header if missing)."""
     command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
