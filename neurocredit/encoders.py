@@ -81,7 +81,8 @@ def encode_torch(spec: EncoderSpec, features, steps: Optional[int] = None, gener
     """Fast training-time encoding in torch (not counter based: uses ``generator``).
 
     Same distributions as :func:`encode` (Bernoulli probabilities resolved to 1/65536); returns
-    (steps, batch, n) with the features' dtype and device. Use :func:`encode` wherever backends must see identical spikes.
+    (steps, batch, n) with the features' dtype and device. Use :func:`encode` wherever backends
+    must see identical spikes.
     """
     import torch
 

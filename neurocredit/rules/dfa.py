@@ -16,7 +16,6 @@ the network as ``extras['dfa/feedback_<i>']`` (1-based hidden layer index).
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from typing import Optional
 

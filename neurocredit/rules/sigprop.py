@@ -19,8 +19,8 @@ feedback weights, no gradient across layers. Losses (``loss``):
   with ``P_bm = [y_b = y_m] / #{m: y_m = y_b}``. This is the reference code's
   ``v9_input_target_max_all`` (soft-target cross-entropy on ``h tᵀ`` toward the best-matching
   signals), with the target normalised to a distribution and taken from the labels (the
-  reference code recovers it from the signals' own similarities). ``similarity``: ``dot`` (``h tᵀ``, the
-  reference code's choice) or ``cosine`` (rows centred and scaled to unit norm first, the
+  reference code recovers it from the signals' own similarities). ``similarity``: ``dot``
+  (``h tᵀ``, the reference code's choice) or ``cosine`` (rows centred and scaled to unit norm first, the
   reference code's ``similarity_format``).
 * ``l2``: the squared error between the (centred) cosine-similarity matrix and the same-class
   matrix, ``L = mean_bm (cos(h_b, t_m) - [y_b = y_m])^2``: pulls same-class pairs together and
@@ -103,10 +103,12 @@ class SigpropOptions:
     readout: str = "local"
     output_width: int = 0
 
+    def choices(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(option name, allowed values) of every option that is one of a fixed set."""
+        return (("loss", LOSSES), ("similarity", SIMILARITIES), ("signals", SIGNAL_KINDS), ("readout", READOUTS))
+
     def __post_init__(self) -> None:
-        choices = (("loss", LOSSES), ("similarity", SIMILARITIES), ("signals", SIGNAL_KINDS),
-                   ("readout", READOUTS))
-        for name, allowed in choices:
+        for name, allowed in self.choices():
             if getattr(self, name) not in allowed:
                 raise NeurocreditError(f"rule.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not self.temperature > 0:
@@ -378,9 +380,9 @@ class SpikingSigpropOptions(SigpropOptions):
     average). A loss on ``relu(v)`` learns nonlinear features, as rate sigprop's loss on
     ``relu(W x + b)`` does, where a loss on ``v`` itself only shapes a linear projection of the
     input. It is a function of the voltage, not of the spikes: the gradient still never passes
-    through a spike. prototype_repeats: encodings
-    of each class's signal averaged into the prototypes (``prototype`` readout). block_steps:
-    time steps simulated per block (memory grows with it, not with T)."""
+    through a spike. prototype_repeats: encodings of each class's signal averaged into the
+    prototypes (``prototype`` readout). block_steps: time steps simulated per block (memory
+    grows with it, not with T)."""
 
     observable: str = "voltage"
     observable_activation: str = "identity"
@@ -391,21 +393,15 @@ class SpikingSigpropOptions(SigpropOptions):
     prototype_repeats: int = 8
     block_steps: int = 25
 
+    def choices(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return super().choices() + (("observable", OBSERVABLES), ("observable_activation", OBSERVABLE_ACTIVATIONS),
+                                    ("timing", TIMINGS), ("readout_loss", READOUT_LOSSES))
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.observable not in OBSERVABLES:
-            raise NeurocreditError(f"rule.observable must be one of {', '.join(OBSERVABLES)}, got {self.observable!r}")
-        if self.observable_activation not in OBSERVABLE_ACTIVATIONS:
-            raise NeurocreditError(f"rule.observable_activation must be one of {', '.join(OBSERVABLE_ACTIVATIONS)}, "
-                                   f"got {self.observable_activation!r}")
-        if self.timing not in TIMINGS:
-            raise NeurocreditError(f"rule.timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}")
         if self.signal_trainable:
             raise NeurocreditError("rule.signal_trainable is for rate networks: a lif network's signals are "
                                    "encoded spikes, which carry no gradient back to the projection; set it to false")
-        if self.readout_loss not in READOUT_LOSSES:
-            raise NeurocreditError(
-                f"rule.readout_loss must be one of {', '.join(READOUT_LOSSES)}, got {self.readout_loss!r}")
         if not self.readout_scale > 0:
             raise NeurocreditError(f"rule.readout_scale must be > 0, got {self.readout_scale}")
         if self.prototype_repeats < 1:
@@ -450,6 +446,7 @@ class SpikingSigpropLayer:
         self.state = LIFState(zeros(self.weight.shape[0]), zeros(self.weight.shape[0]))
         self.last_source = zeros(n_in)
         self.observed_sum, self.input_sum = zeros(self.weight.shape[0]), zeros(n_in)
+        self.window_carry = zeros(self.weight.shape[0])  # W x of the previous block's last step
         self.loss = loss
         self.learner.zero_grad()
         self.loss_sum = 0.0
@@ -502,9 +499,8 @@ class SpikingSigpropLayer:
         def observe(voltage: torch.Tensor, current: torch.Tensor) -> None:
             observed_sum.add_(voltage if use_voltage else current)
 
-        carry = self.last_source @ self.weight.T
-        self.state, spikes, _ = run_layer_block(self.params, self.state, block_currents(source, self.weight),
-                                                carry, self.bias, observe)
+        self.state, spikes, self.window_carry = run_layer_block(
+            self.params, self.state, block_currents(source, self.weight), self.window_carry, self.bias, observe)
         self.input_sum += self.last_source + source[:-1].sum(dim=0)
         return spikes
 
