@@ -6,6 +6,7 @@ nothing. Models go to ``models/out/``. Run it with ``python -m neurocredit.demo`
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -104,30 +105,63 @@ def step_deploy_lava() -> None:
     print(result.text(str(model)))
 
 
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Digits-sized CHL batches (32 samples): one torch thread is faster than several, and on a
+    busy machine multi-threaded torch waits for cores (minutes instead of ~30 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def step_rate_chl() -> None:
     """Train a rate network with equilibrium propagation (contrastive Hebbian learning with
     symmetric feedback) on digits, save it, and report both accuracies: the settled network with
     feedback (the rule's own prediction) and the saved feed-forward network (rate backend)."""
     import json
 
-    import torch
-
     from neurocredit.io import load_network
 
-    # 64-256-256-10 with batch 32: one torch thread is faster than several (and on a busy
-    # machine multi-threaded torch waits for cores: minutes instead of ~30 s)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_torch_thread():
         path = _train_and_eval("digits-chl-rate")
-    finally:
-        torch.set_num_threads(threads)
     history = load_network(path).provenance.get("history") or []
     if isinstance(history, str):  # provenance lists are stored as JSON text
         history = json.loads(history)
     if history:
         print(f"  settled free phase (with feedback) test accuracy {history[-1]['test_accuracy']:.2%}; "
               "the saved feed-forward network's is the line above")
+
+
+def step_spiking_chl() -> None:
+    """Train a spiking (canonical LIF) network on digits with STDP-style CHL (pre/post spike
+    traces, subtracted in the free phase and added in the nudged one), evaluate the saved file
+    through Norse, then compute the weight change of one two-phase run of the trained network
+    twice from the same spikes: with the torch rule and with the rule written as Brian2
+    ``Synapses`` (``on_pre``/``on_post``), and print how far apart they are."""
+    import torch
+
+    from neurocredit.config import load_config
+    from neurocredit.data import load_dataset
+    from neurocredit.rules import rule_class
+    from neurocredit.rules.chl_brian2 import agreement_on_rule
+
+    with _one_torch_thread():
+        network, _ = _train_spiking_and_simulate("digits-chl-snn")
+    config = load_config(MODELS / "digits-chl-snn.yaml")
+    cls = rule_class("chl", "lif")
+    rule = cls(network, cls.parse_options(config.rule.options), config.training, network.sizes[-1])
+    dataset = load_dataset("digits")
+    samples = 4
+    differences = agreement_on_rule(rule, torch.tensor(dataset.x_test[:samples]),
+                                    torch.tensor(dataset.y_test[:samples]))
+    worst = ", ".join(f"{layer.name} {difference:.1e}" for layer, difference in zip(network.layers, differences))
+    print(f"  Brian2 CHL synapses vs torch, weight change from the spikes of {samples} test samples "
+          f"(free and nudged phase, float64): max relative difference per layer {worst}")
 
 
 def step_spiking_sigprop() -> None:
@@ -144,6 +178,8 @@ STEPS = [
     ("spiking LIF network, online spiking DFA (digits), evaluated in Norse", step_spiking_dfa),
     ("deploy the spiking digits model to Lava (Loihi 2, fixed point) and verify it", step_deploy_lava),
     ("rate network, equilibrium propagation / contrastive Hebbian learning (digits)", step_rate_chl),
+    ("spiking LIF network, STDP-style CHL (digits), evaluated in Norse; the same plasticity in Brian2",
+     step_spiking_chl),
     ("spiking LIF network, signal propagation without surrogate gradients (digits), evaluated in Norse",
      step_spiking_sigprop),
     ("energy and spike-count report (digits): markdown here, HTML to models/out/digits-report.html", step_report),

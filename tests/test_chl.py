@@ -1,12 +1,15 @@
 """Contrastive Hebbian learning / equilibrium propagation (neurocredit.rules.chl)."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 
-from neurocredit.config import load_config
+from conftest import small_spiking_chl_rule
+
+from neurocredit.config import load_config, models_dir
 from neurocredit.data import load_digits
 from neurocredit.errors import NeurocreditError
 from neurocredit.io import load_network, save_network
@@ -220,6 +223,24 @@ def test_rate_chl_learns_digits_above_90_percent_and_saves_feedback(digits, tmp_
     assert simulate(loaded, digits.x_test, digits.y_test).accuracy == result.test_accuracy
 
 
+@pytest.mark.needs_brian2
+def test_spiking_chl_through_the_cli(run_cli, tmp_path):
+    """train -> HDF5 -> eval/info/simulate from the command line; Brian2 and Norse give the same
+    spike counts for the saved CHL network."""
+    model = tmp_path / "chl.h5"
+    result = run_cli("--threads", "1", "train", models_dir() / "digits-chl-snn.yaml", "--epochs", "1", "--out", model,
+                     "--no-progress", check_rc=0)
+    assert "epoch   1/1" in result.stdout
+    evaluated = json.loads(run_cli("eval", model, "--json", check_rc=0).stdout)
+    assert evaluated["backend"] == "norse" and evaluated["samples"] == 359 and evaluated["accuracy"] > 0.6
+    info = json.loads(run_cli("info", model, "--json", check_rc=0).stdout)
+    assert info["provenance"]["rule"] == "chl" and info["sizes"] == [64, 256, 10]
+    runs = {backend: json.loads(run_cli("simulate", model, "--backend", backend, "--limit", "5", "--json",
+                                        check_rc=0).stdout) for backend in ("norse", "brian2")}
+    assert runs["norse"]["mean_spikes_per_sample"] == runs["brian2"]["mean_spikes_per_sample"]
+    assert runs["norse"]["accuracy"] == runs["brian2"]["accuracy"]
+
+
 def test_random_feedback_stays_fixed_and_is_reloaded(digits):
     config = load_config("digits-chl-rate")
     raw_options = dict(config.rule.options, feedback="random")
@@ -242,23 +263,12 @@ def test_spiking_chl_learns_digits_above_80_percent(digits):
     assert result.network.extras["chl/feedback_1"].shape == (result.network.sizes[1], 10)
 
 
-def spiking_rule(**changes):
-    from neurocredit.config import TrainingConfig
-    from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
-
-    layers = init_layers((12, 16, 4), np.random.default_rng(0), gain=2.0)
-    network = Network(layers, NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0)), EncoderSpec("bernoulli", 10, 1.0, 0))
-    options = SpikingCHLOptions(**{"free_steps": 12, "nudged_steps": 12, "free_settle": 2, "nudged_settle": 2,
-                                   **changes})
-    return rule_class("chl", "lif")(network, options, TrainingConfig(seed=0), 4)
-
-
 def test_spiking_phases_from_rest_differ_only_by_the_teaching_current():
     """Free and nudged copies from rest on the same input train: with the teaching current off,
     every eligibility cancels (to float32 rounding); with it on, the output layer's does not."""
     from neurocredit.rules.chl import spiking_initial_state
 
-    rule = spiking_rule()
+    rule = small_spiking_chl_rule()
     features = torch.rand(3, 12, generator=torch.Generator().manual_seed(0))
     free, nudged = (torch.tensor(w, dtype=torch.float32) for w in phase_weights(12, 2, 12, 2))
     per_step = torch.cat([free[:, None].expand(12, 3), nudged[:, None].expand(12, 3)], 1)
@@ -281,10 +291,41 @@ def test_spiking_phases_from_rest_differ_only_by_the_teaching_current():
 @pytest.mark.parametrize("nudged_start", ["rest", "free_state"])
 @pytest.mark.parametrize("nudge", ["positive", "symmetric"])
 def test_spiking_modes_update_every_layer(nudged_start, nudge):
-    rule = spiking_rule(nudged_start=nudged_start, nudge=nudge)
+    rule = small_spiking_chl_rule(nudged_start=nudged_start, nudge=nudge)
     before = [w.clone() for w in rule.weights]
     generator = torch.Generator().manual_seed(2)
     loss = rule.train_batch(torch.rand(8, 12, generator=generator), torch.randint(0, 4, (8,), generator=generator))
     assert np.isfinite(loss)
     assert all(float((w - b).abs().max()) > 0 for w, b in zip(rule.weights, before))
     assert rule.predict(torch.rand(5, 12)).shape == (5, 4)
+
+
+@pytest.mark.parametrize("nudge", ["positive", "symmetric"])
+def test_recorded_phase_trains_replay_to_the_weight_change_of_a_training_step(nudge):
+    """phase_spike_trains records the spikes a training step sees (the same input train for the
+    same seed); replaying them through the trace rule gives that step's weight change (SGD, lr 1)."""
+    from neurocredit.config import TrainingConfig
+    from neurocredit.rules.chl import replay_eligibility
+
+    training = TrainingConfig(seed=5, optimizer="sgd", learning_rate=1.0, momentum=0.0)
+    rule = small_spiking_chl_rule(training=training, nudge=nudge)
+    features = torch.rand(6, 12, generator=torch.Generator().manual_seed(3))
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    trains, schedule = rule.phase_spike_trains(features, labels, seed=5)
+    assert [t.shape for t in trains] == [(12, 12, 12), (12, 12, 16), (12, 12, 4)] and schedule.shape == (12, 12)
+    assert not np.array_equal(trains[-1][:, :6], trains[-1][:, 6:])  # the teaching current acts
+    before = [w.clone() for w in rule.weights]
+    rule.train_batch(features, labels)
+    denominator = (2.0 if nudge == "symmetric" else 1.0) * rule.options.beta
+    for layer, (scale, weight, old) in enumerate(zip(rule.scales, rule.weights, before)):
+        eligibility = replay_eligibility(trains[layer], trains[layer + 1], schedule, rule.trace_params)
+        expected = scale / (denominator * 6) * eligibility / rule.trace_params.pair_window
+        assert np.abs(expected).max() > 1e-3
+        np.testing.assert_allclose((weight - old).double().numpy(), expected, rtol=0,
+                                   atol=1e-5 * np.abs(expected).max())
+
+
+def test_phase_spike_trains_need_the_phases_from_rest():
+    rule = small_spiking_chl_rule(nudged_start="free_state")
+    with pytest.raises(NeurocreditError, match="phase_spike_trains needs rule.nudged_start: rest"):
+        rule.phase_spike_trains(torch.rand(2, 12), torch.tensor([0, 1]))

@@ -3,31 +3,21 @@
 import numpy as np
 import pytest
 import torch
+from conftest import small_spiking_chl_rule
 
 from neurocredit.network import LIFParameters
 from neurocredit.rules.chl import (
     TraceParameters,
-    chl_trace_step,
     encode_step,
     phase_weights,
+    replay_eligibility,
     spiking_initial_state,
     spiking_settle_step,
-    trace_initial_state,
 )
 from neurocredit.network import EncoderSpec
 
 pytestmark = pytest.mark.needs_brian2
 DTYPE = torch.float64
-
-
-def torch_eligibility(pre, post, weights, params):
-    """The torch rule on fixed spike trains (steps, batch, n); weights (steps, batch)."""
-    steps, batch, n_pre = pre.shape
-    state = trace_initial_state(batch, n_pre, post.shape[2], torch.zeros(1, dtype=DTYPE))
-    for t in range(steps):
-        state = chl_trace_step(params, state, torch.as_tensor(pre[t], dtype=DTYPE),
-                               torch.as_tensor(post[t], dtype=DTYPE), torch.as_tensor(weights[t], dtype=DTYPE))
-    return state.eligibility.numpy()
 
 
 def relative_difference(a, b):
@@ -45,7 +35,7 @@ def test_brian2_equals_torch_on_random_trains_sequential_phases():
     free, nudged = phase_weights(30, 5, 30, 5)
     schedule = np.repeat(np.concatenate([free, nudged])[:, None], batch, axis=1)
     params = TraceParameters(pre_decay=0.8, post_decay=0.6)
-    expected = torch_eligibility(pre, post, schedule, params)
+    expected = replay_eligibility(pre, post, schedule, params)
     got = eligibility(pre, post, schedule, params)
     assert np.abs(expected).max() > 0.01
     assert relative_difference(got, expected) <= 1e-9
@@ -84,7 +74,7 @@ def test_brian2_equals_torch_on_the_trains_of_a_settling_network():
     assert all(train.sum() > 0 for train in trains)
     trace_params = TraceParameters(0.8, 0.8)
     for layer in range(2):
-        expected = torch_eligibility(trains[layer], trains[layer + 1], schedule, trace_params)
+        expected = replay_eligibility(trains[layer], trains[layer + 1], schedule, trace_params)
         got = eligibility(trains[layer], trains[layer + 1], schedule, trace_params)
         assert np.abs(expected).max() > 0.01
         assert relative_difference(got, expected) <= 1e-9
@@ -98,3 +88,16 @@ def test_brian2_rule_is_written_as_on_pre_and_on_post_code():
     assert "(event-driven)" in chl_brian2.CHL_SYNAPSE_MODEL
     tau_pre, tau_post = chl_brian2.trace_time_constants(TraceParameters(0.8, 0.5))
     assert np.exp(-1.0 / tau_pre) == pytest.approx(0.8) and np.exp(-1.0 / tau_post) == pytest.approx(0.5)
+
+
+@pytest.mark.timeout(120)
+def test_brian2_agrees_with_a_recorded_training_run_of_the_rule():
+    """agreement_on_rule (what `make demo` prints): Brian2 and torch eligibilities of every
+    layer from the spikes of one two-phase run of a SpikingCHL rule."""
+    from neurocredit.rules.chl_brian2 import agreement_on_rule
+
+    rule = small_spiking_chl_rule()
+    features = torch.rand(3, 12, generator=torch.Generator().manual_seed(4))
+    differences = agreement_on_rule(rule, features, torch.tensor([0, 2, 3]))
+    assert len(differences) == 2
+    assert max(differences) <= 1e-9

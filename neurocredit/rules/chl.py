@@ -74,7 +74,7 @@ state with fresh input spikes (EqSpike-style).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -493,6 +493,20 @@ def trace_decay_step(params: TraceParameters, state: TraceState, pre_spikes: Any
                       state.eligibility, state.post_eligibility)
 
 
+def replay_eligibility(pre_spikes: np.ndarray, post_spikes: np.ndarray, phase_weight: np.ndarray,
+                       params: TraceParameters) -> np.ndarray:
+    """:func:`chl_trace_step` over fixed spike trains, in float64 torch: ``pre_spikes`` (steps,
+    batch, n_pre), ``post_spikes`` (steps, batch, n_post), ``phase_weight`` (steps, batch).
+    Returns the summed eligibility (n_post, n_pre), the reference for ``chl_brian2.eligibility``."""
+    steps, batch, n_pre = pre_spikes.shape
+    state = trace_initial_state(batch, n_pre, post_spikes.shape[2], torch.zeros(1, dtype=torch.float64))
+    for t in range(steps):
+        state = chl_trace_step(params, state, torch.as_tensor(pre_spikes[t], dtype=torch.float64),
+                               torch.as_tensor(post_spikes[t], dtype=torch.float64),
+                               torch.as_tensor(phase_weight[t], dtype=torch.float64))
+    return state.eligibility.numpy()
+
+
 def phase_weights(free_steps: int, free_settle: int, nudged_steps: int,
                   nudged_settle: int) -> tuple[np.ndarray, np.ndarray]:
     """Phase weight per step of the free phase (``-1/(free_steps - free_settle)`` after settling)
@@ -586,9 +600,11 @@ class SpikingCHL(SourceNamedOptions, Rule):
         return beta[:, None] * (target_rates - state.emitted[-1])
 
     def _run(self, features: torch.Tensor, state: SpikingState, traces: list, steps: int, weights_per_step,
-             betas: Optional[torch.Tensor], target_rates: Optional[torch.Tensor], generator, copies: int = 1):
+             betas: Optional[torch.Tensor], target_rates: Optional[torch.Tensor], generator, copies: int = 1,
+             on_step: Optional[Callable[[SpikingState], None]] = None):
         """Run ``steps`` steps; ``weights_per_step[t]`` is the phase weight (batch,) tensor of
-        step t. Returns the state, traces and the output spike counts."""
+        step t; ``on_step(state)`` sees the state after every step. Returns the state, traces and
+        the output spike counts."""
         feedback = self.feedback()
         gain = self.options.feedback_gain
         counts = torch.zeros_like(state.emitted[-1])
@@ -600,6 +616,8 @@ class SpikingCHL(SourceNamedOptions, Rule):
             state = spiking_settle_step(self.params, self.weights, self.biases, feedback, gain, state,
                                         spikes_in, teaching)
             counts += state.emitted[-1]
+            if on_step is not None:
+                on_step(state)
             phase = weights_per_step[t]
             if traces is not None:
                 if bool((phase != 0).any()):
@@ -615,6 +633,46 @@ class SpikingCHL(SourceNamedOptions, Rule):
         like = self.weights[0]
         return [trace_initial_state(batch, sizes[i], sizes[i + 1], like) for i in range(len(self.weights))]
 
+    def _rest_schedule(self, batch: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """``nudged_start: rest``: two copies of the batch side by side from rest on the same
+        input train, free (or -β) then +β. Returns the steps, the phase weight per step and copy
+        (steps, 2 batch) and the teaching gain per copy (2 batch,)."""
+        o = self.options
+        free_w = torch.tensor(self.free_weights, dtype=self.dtype)
+        nudged_w = torch.tensor(self.nudged_weights, dtype=self.dtype)
+        steps = o.nudged_steps
+        first_w, first_beta = (-nudged_w, -o.beta) if o.nudge == "symmetric" else (free_w, 0.0)
+        per_step = torch.cat([first_w[:, None].expand(steps, batch), nudged_w[:, None].expand(steps, batch)], 1)
+        betas = torch.cat([torch.full((batch,), first_beta), torch.full((batch,), o.beta)]).to(self.dtype)
+        return steps, per_step, betas
+
+    @torch.no_grad()
+    def phase_spike_trains(self, features: torch.Tensor, labels: torch.Tensor,
+                           seed: int = PREDICT_SEED) -> tuple[list[np.ndarray], np.ndarray]:
+        """The spikes of one training run of the two phases (``nudged_start: rest`` only), without
+        updating anything: per population (input, hidden..., output) a 0/1 array (steps, 2 batch, n),
+        free (or -β) copies first, and the phase weight per step and copy (steps, 2 batch), float64.
+        Replaying them through :func:`replay_eligibility` gives the eligibilities of that run;
+        ``chl_brian2.eligibility`` gives the same from Brian2 synapses."""
+        if self.options.nudged_start != "rest":
+            raise NeurocreditError("phase_spike_trains needs rule.nudged_start: rest (both phases from rest "
+                                   f"side by side); this rule uses {self.options.nudged_start!r}")
+        features = features.to(self.dtype)
+        batch = features.shape[0]
+        steps, per_step, betas = self._rest_schedule(batch)
+        target_rates = self.options.target_rate * one_hot(labels, self.n_classes, self.dtype)
+        recorded: list[list[np.ndarray]] = [[] for _ in self.spec.sizes]
+
+        def record(state: SpikingState) -> None:
+            for population, spikes in zip(recorded, state.emitted):
+                population.append(spikes.cpu().numpy().astype(np.float64))
+
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        state = spiking_initial_state(self.spec.sizes, 2 * batch, self.dtype, self.device)
+        self._run(features, state, None, steps, per_step, betas, target_rates.repeat(2, 1), generator, copies=2,
+                  on_step=record)
+        return [np.stack(population) for population in recorded], per_step.cpu().numpy().astype(np.float64)
+
     @torch.no_grad()
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         o = self.options
@@ -626,11 +684,7 @@ class SpikingCHL(SourceNamedOptions, Rule):
         nudged_w = torch.tensor(self.nudged_weights, dtype=self.dtype)
         symmetric = o.nudge == "symmetric"
         if o.nudged_start == "rest":
-            # two copies side by side from rest on the same input train: free (or -β) and +β
-            steps = o.nudged_steps
-            first_w, first_beta = (-nudged_w, -o.beta) if symmetric else (free_w, 0.0)
-            per_step = torch.cat([first_w[:, None].expand(steps, batch), nudged_w[:, None].expand(steps, batch)], 1)
-            betas = torch.cat([torch.full((batch,), first_beta), torch.full((batch,), o.beta)]).to(self.dtype)
+            steps, per_step, betas = self._rest_schedule(batch)
             state = spiking_initial_state(sizes, 2 * batch, self.dtype, self.device)
             traces = self._fresh_traces(2 * batch)
             _, traces, counts = self._run(features, state, traces, steps, per_step, betas,

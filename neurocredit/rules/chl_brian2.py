@@ -143,3 +143,20 @@ def eligibility(
     total = np.zeros((n_post, n_pre))
     np.add.at(total, (k, j), values)
     return total
+
+
+def agreement_on_rule(rule, features, labels, target: str = "numpy") -> list[float]:
+    """Record one two-phase run of the spiking CHL ``rule`` on ``features``/``labels``
+    (:meth:`~neurocredit.rules.chl.SpikingCHL.phase_spike_trains`), compute every layer's
+    eligibility from those spikes with the torch rule (float64) and with the Brian2 synapses,
+    and return per layer ``max |brian2 - torch| / max |torch|``."""
+    from neurocredit.rules.chl import replay_eligibility
+
+    trains, schedule = rule.phase_spike_trains(features, labels)
+    differences = []
+    for pre, post in zip(trains[:-1], trains[1:]):
+        expected = replay_eligibility(pre, post, schedule, rule.trace_params)
+        got = eligibility(pre, post, schedule, rule.trace_params, target=target)
+        scale = np.abs(expected).max()
+        differences.append(float(np.abs(got - expected).max() / scale) if scale > 0 else float(np.abs(got).max()))
+    return differences
