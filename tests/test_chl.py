@@ -277,8 +277,8 @@ def test_spiking_phases_from_rest_differ_only_by_the_teaching_current():
     results = []
     for beta in (0.0, 4.0):
         betas = torch.tensor([0.0] * 3 + [beta] * 3)
-        state = spiking_initial_state(rule.spec.sizes, 6, torch.float32, "cpu")
-        _, traces, counts = rule._run(features, state, rule._fresh_traces(6), 12, per_step, betas, targets,
+        state = spiking_initial_state(rule.spec.sizes, 3, torch.float32, "cpu", copies=2)
+        _, traces, counts = rule._run(features, state, rule._fresh_traces(3, copies=2), 12, per_step, betas, targets,
                                       torch.Generator().manual_seed(1), copies=2)
         assert counts.sum() > 0
         results.append(traces)

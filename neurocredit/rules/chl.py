@@ -452,19 +452,20 @@ class TraceState(NamedTuple):
     post_eligibility: Any
 
 
-def trace_initial_state(batch: int, n_pre: int, n_post: int, like: Any) -> TraceState:
-    """Zero traces and eligibilities in the dtype/device (torch) or dtype (numpy) of ``like``."""
+def trace_initial_state(batch: int, n_pre: int, n_post: int, like: Any, copies: int = 1) -> TraceState:
+    """Zero traces and eligibilities in the dtype/device (torch) or dtype (numpy) of ``like``;
+    the post trace has ``copies * batch`` rows (:func:`chl_trace_step`)."""
     if isinstance(like, torch.Tensor):
         def zeros(*shape):
             return torch.zeros(*shape, dtype=like.dtype, device=like.device)
     else:
         def zeros(*shape):
             return np.zeros(shape, dtype=np.asarray(like).dtype)
-    return TraceState(zeros(batch, n_pre), zeros(batch, n_post), zeros(n_post, n_pre), zeros(n_post))
+    return TraceState(zeros(batch, n_pre), zeros(copies * batch, n_post), zeros(n_post, n_pre), zeros(n_post))
 
 
 def chl_trace_step(params: TraceParameters, state: TraceState, pre_spikes: Any, post_spikes: Any,
-                   phase_weight: Any) -> TraceState:
+                   phase_weight: Any, copies: int = 1) -> TraceState:
     """One step of the STDP-style CHL eligibility (module doc), batched, numpy or torch.
 
     ``pre_spikes`` (batch, n_pre) and ``post_spikes`` (batch, n_post) are this step's spikes
@@ -474,13 +475,23 @@ def chl_trace_step(params: TraceParameters, state: TraceState, pre_spikes: Any, 
     the pre spikes are paired first (with the post trace of earlier steps), then the post
     spikes (with the pre trace including this step), so a coincident pair counts once: the
     order of Brian2's ``on_pre`` and ``on_post`` pathways.
+    
+    ``copies`` > 1: ``post_spikes`` (and the post trace) stack ``copies`` copies of a batch that
+    share their presynaptic spikes (``pre_spikes`` and the pre trace have the batch's rows
+    only, as the input of the free and nudged copies does). The copies' weighted post terms
+    are summed before the product: the same eligibility as repeating ``pre_spikes``, with a
+    product ``copies`` times smaller (equal up to float rounding).
     """
     weight = phase_weight
     if np.ndim(weight) == 1:
         weight = weight[:, None]
     pre_trace = state.pre_trace * params.pre_decay + pre_spikes
     post_decayed = state.post_trace * params.post_decay
-    eligibility = state.eligibility + (weight * post_decayed).T @ pre_spikes + (weight * post_spikes).T @ pre_trace
+    paired_decayed, paired_spikes = weight * post_decayed, weight * post_spikes
+    if copies > 1:
+        paired_decayed = paired_decayed.reshape(copies, -1, paired_decayed.shape[-1]).sum(0)
+        paired_spikes = paired_spikes.reshape(copies, -1, paired_spikes.shape[-1]).sum(0)
+    eligibility = state.eligibility + paired_decayed.T @ pre_spikes + paired_spikes.T @ pre_trace
     post_eligibility = state.post_eligibility + (weight * post_spikes).sum(0)
     return TraceState(pre_trace, post_decayed + post_spikes, eligibility, post_eligibility)
 
@@ -544,24 +555,32 @@ class SpikingState(NamedTuple):
     emitted: list
 
 
-def spiking_initial_state(sizes: Sequence[int], batch: int, dtype, device) -> SpikingState:
-    def zeros(n):
-        return torch.zeros(batch, n, dtype=dtype, device=device)
+def spiking_initial_state(sizes: Sequence[int], batch: int, dtype, device, copies: int = 1) -> SpikingState:
+    """The network at rest: ``copies`` copies of ``batch`` samples (``copies * batch`` rows) that
+    share one input (``emitted[0]`` has ``batch`` rows; see :func:`spiking_settle_step`)."""
+    def zeros(rows, n):
+        return torch.zeros(rows, n, dtype=dtype, device=device)
 
-    return SpikingState([LIFState(zeros(n), zeros(n)) for n in sizes[1:]], [zeros(n) for n in sizes])
+    rows = copies * batch
+    return SpikingState([LIFState(zeros(rows, n), zeros(rows, n)) for n in sizes[1:]],
+                        [zeros(batch, sizes[0])] + [zeros(rows, n) for n in sizes[1:]])
 
 
 def spiking_settle_step(
     params: LIFParameters, weights, biases, feedback, gain: float, state: SpikingState, input_spikes: torch.Tensor,
-    teaching: Optional[torch.Tensor] = None,
+    teaching: Optional[torch.Tensor] = None, copies: int = 1,
 ) -> SpikingState:
     """One LIF step of the network with feedback (module doc): every connection delivers what
     its source emitted at the previous step; ``teaching`` (batch, n_out) is added to the
-    output's input current (already computed from the previous output spikes)."""
+    output's input current (already computed from the previous output spikes). ``copies`` > 1:
+    the neurons hold ``copies`` stacked copies of the batch that see the same input
+    (``input_spikes`` has the batch's rows only), so the input product is computed once."""
     last = len(weights) - 1
     neurons, emitted = [], [input_spikes]
     for index, (weight, bias) in enumerate(zip(weights, biases)):
         current = state.emitted[index] @ weight.T
+        if index == 0 and copies > 1:
+            current = current.repeat(copies, 1)
         if index < last:
             current = current + gain * (state.emitted[index + 2] @ feedback[index].T)
         elif teaching is not None:
@@ -602,36 +621,38 @@ class SpikingCHL(SourceNamedOptions, Rule):
     def _run(self, features: torch.Tensor, state: SpikingState, traces: list, steps: int, weights_per_step,
              betas: Optional[torch.Tensor], target_rates: Optional[torch.Tensor], generator, copies: int = 1,
              on_step: Optional[Callable[[SpikingState], None]] = None):
-        """Run ``steps`` steps; ``weights_per_step[t]`` is the phase weight (batch,) tensor of
-        step t; ``on_step(state)`` sees the state after every step. Returns the state, traces and
-        the output spike counts."""
+        """Run ``steps`` steps of ``copies`` copies of the batch that share one input train (state
+        and traces made with the same ``copies``); ``weights_per_step[t]`` is the phase weight
+        (copies * batch,) tensor of step t; ``on_step(state)`` sees the state after every step.
+        Returns the state, traces and the output spike counts."""
         feedback = self.feedback()
         gain = self.options.feedback_gain
         counts = torch.zeros_like(state.emitted[-1])
         for t in range(steps):
             spikes_in = encode_step(self.spec.encoder, features, t, generator)
-            if copies > 1:
-                spikes_in = spikes_in.repeat(copies, 1)
             teaching = None if betas is None else self._teaching(state, target_rates, betas)
             state = spiking_settle_step(self.params, self.weights, self.biases, feedback, gain, state,
-                                        spikes_in, teaching)
+                                        spikes_in, teaching, copies)
             counts += state.emitted[-1]
             if on_step is not None:
                 on_step(state)
             phase = weights_per_step[t]
             if traces is not None:
                 if bool((phase != 0).any()):
-                    traces = [chl_trace_step(self.trace_params, trace, state.emitted[i], state.emitted[i + 1], phase)
+                    traces = [chl_trace_step(self.trace_params, trace, state.emitted[i], state.emitted[i + 1], phase,
+                                             copies if i == 0 else 1)
                               for i, trace in enumerate(traces)]
                 else:
                     traces = [trace_decay_step(self.trace_params, trace, state.emitted[i], state.emitted[i + 1])
                               for i, trace in enumerate(traces)]
         return state, traces, counts
 
-    def _fresh_traces(self, batch: int) -> list[TraceState]:
+    def _fresh_traces(self, batch: int, copies: int = 1) -> list[TraceState]:
+        """Zero traces for ``copies`` copies of ``batch`` samples sharing one input train."""
         sizes = self.spec.sizes
         like = self.weights[0]
-        return [trace_initial_state(batch, sizes[i], sizes[i + 1], like) for i in range(len(self.weights))]
+        return [trace_initial_state(batch, sizes[0], sizes[1], like, copies)] + [
+            trace_initial_state(copies * batch, sizes[i], sizes[i + 1], like) for i in range(1, len(self.weights))]
 
     def _rest_schedule(self, batch: int) -> tuple[int, torch.Tensor, torch.Tensor]:
         """``nudged_start: rest``: two copies of the batch side by side from rest on the same
@@ -664,11 +685,12 @@ class SpikingCHL(SourceNamedOptions, Rule):
         recorded: list[list[np.ndarray]] = [[] for _ in self.spec.sizes]
 
         def record(state: SpikingState) -> None:
-            for population, spikes in zip(recorded, state.emitted):
+            shared_input = state.emitted[0].repeat(2, 1)  # both copies saw it
+            for population, spikes in zip(recorded, [shared_input, *state.emitted[1:]]):
                 population.append(spikes.cpu().numpy().astype(np.float64))
 
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        state = spiking_initial_state(self.spec.sizes, 2 * batch, self.dtype, self.device)
+        state = spiking_initial_state(self.spec.sizes, batch, self.dtype, self.device, copies=2)
         self._run(features, state, None, steps, per_step, betas, target_rates.repeat(2, 1), generator, copies=2,
                   on_step=record)
         return [np.stack(population) for population in recorded], per_step.cpu().numpy().astype(np.float64)
@@ -685,8 +707,8 @@ class SpikingCHL(SourceNamedOptions, Rule):
         symmetric = o.nudge == "symmetric"
         if o.nudged_start == "rest":
             steps, per_step, betas = self._rest_schedule(batch)
-            state = spiking_initial_state(sizes, 2 * batch, self.dtype, self.device)
-            traces = self._fresh_traces(2 * batch)
+            state = spiking_initial_state(sizes, batch, self.dtype, self.device, copies=2)
+            traces = self._fresh_traces(batch, copies=2)
             _, traces, counts = self._run(features, state, traces, steps, per_step, betas,
                                           target_rates.repeat(2, 1), self.generator, copies=2)
             free_counts = counts[:batch]
@@ -700,10 +722,12 @@ class SpikingCHL(SourceNamedOptions, Rule):
             state, traces, free_counts = self._run(features, state, traces, o.free_steps, weights, None, None,
                                                    self.generator)
             if symmetric:
+                # the -β and +β copies share the input (emitted[0] and the first pre trace stay single)
                 state = SpikingState([LIFState(n.synaptic_current.repeat(2, 1), n.membrane_voltage.repeat(2, 1))
-                                      for n in state.neurons], [e.repeat(2, 1) for e in state.emitted])
-                traces = [TraceState(tr.pre_trace.repeat(2, 1), tr.post_trace.repeat(2, 1), tr.eligibility,
-                                     tr.post_eligibility) for tr in traces]
+                                      for n in state.neurons],
+                                     [state.emitted[0]] + [e.repeat(2, 1) for e in state.emitted[1:]])
+                traces = [TraceState(tr.pre_trace if i == 0 else tr.pre_trace.repeat(2, 1), tr.post_trace.repeat(2, 1),
+                                     tr.eligibility, tr.post_eligibility) for i, tr in enumerate(traces)]
                 per_step = torch.cat([-nudged_w[:, None].expand(o.nudged_steps, batch),
                                       nudged_w[:, None].expand(o.nudged_steps, batch)], 1)
                 betas = torch.cat([torch.full((batch,), -o.beta), torch.full((batch,), o.beta)]).to(self.dtype)
