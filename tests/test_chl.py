@@ -186,6 +186,44 @@ def test_trace_step_is_pure_and_constant_in_memory():
     assert [tuple(x.shape) for x in state] == shapes
 
 
+def test_copies_sharing_the_input_give_the_eligibility_of_the_repeated_input():
+    """copies=2 (free and nudged copies on one input train, pre given once) equals passing the
+    repeated pre spikes with copies=1, to float64 rounding; the spiking step is exact."""
+    from neurocredit.network import LIFParameters
+    from neurocredit.rules.chl import spiking_initial_state, spiking_settle_step
+
+    params = TraceParameters(0.8, 0.6)
+    generator = torch.Generator().manual_seed(5)
+    batch, n_pre, n_post = 3, 7, 4
+    shared = trace_initial_state(batch, n_pre, n_post, torch.zeros(1, dtype=DTYPE), copies=2)
+    repeated = trace_initial_state(2 * batch, n_pre, n_post, torch.zeros(1, dtype=DTYPE))
+    weights = torch.cat([torch.full((batch,), -0.1), torch.full((batch,), 0.2)]).to(DTYPE)
+    for _ in range(30):
+        pre = (torch.rand(batch, n_pre, generator=generator, dtype=DTYPE) < 0.4).to(DTYPE)
+        post = (torch.rand(2 * batch, n_post, generator=generator, dtype=DTYPE) < 0.4).to(DTYPE)
+        shared = chl_trace_step(params, shared, pre, post, weights, copies=2)
+        repeated = chl_trace_step(params, repeated, pre.repeat(2, 1), post, weights)
+    assert float(repeated.eligibility.abs().max()) > 0.1
+    torch.testing.assert_close(shared.eligibility, repeated.eligibility, rtol=1e-12, atol=1e-12)
+    assert torch.equal(shared.post_eligibility, repeated.post_eligibility)
+    assert torch.equal(shared.pre_trace.repeat(2, 1), repeated.pre_trace)
+
+    lif = LIFParameters(0.5, 0.2, 1.0)
+    sizes = (7, 5, 3)
+    net_weights = [torch.randn(o, i, generator=generator, dtype=DTYPE) for i, o in zip(sizes[:-1], sizes[1:])]
+    biases = [torch.full((n,), 0.1, dtype=DTYPE) for n in sizes[1:]]
+    feedback = [net_weights[1].T]
+    teaching = torch.cat([torch.zeros(batch, 3), torch.ones(batch, 3)]).to(DTYPE)
+    one = spiking_initial_state(sizes, batch, DTYPE, "cpu", copies=2)
+    two = spiking_initial_state(sizes, 2 * batch, DTYPE, "cpu")
+    for _ in range(10):
+        spikes_in = (torch.rand(batch, 7, generator=generator, dtype=DTYPE) < 0.5).to(DTYPE)
+        one = spiking_settle_step(lif, net_weights, biases, feedback, 0.5, one, spikes_in, teaching, copies=2)
+        two = spiking_settle_step(lif, net_weights, biases, feedback, 0.5, two, spikes_in.repeat(2, 1), teaching)
+    assert float(two.emitted[-1].sum()) > 0
+    assert all(torch.equal(a, b) for a, b in zip(one.emitted[1:], two.emitted[1:]))
+
+
 def test_normalised_eligibility_estimates_the_rate_product():
     params = TraceParameters(0.8, 0.7)
     generator = torch.Generator().manual_seed(1)
