@@ -67,7 +67,8 @@ number of steps (nothing of the spike history is stored; input spikes are drawn 
 train as the free phase (a frozen stimulus, as a rate network sees the same ``x`` in both
 phases), so the difference of the two phases is caused by the teaching current and not by
 input noise; both phases are then simulated side by side as two copies in the batch (same
-result as one after the other). ``nudged_start: free_state`` continues from the free phase's
+result as one after the other; the copies share the input, so the input product and the
+first layer's trace products are computed once for both). ``nudged_start: free_state`` continues from the free phase's
 state with fresh input spikes (EqSpike-style).
 """
 
