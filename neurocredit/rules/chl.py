@@ -68,8 +68,8 @@ train as the free phase (a frozen stimulus, as a rate network sees the same ``x`
 phases), so the difference of the two phases is caused by the teaching current and not by
 input noise; both phases are then simulated side by side as two copies in the batch (same
 result as one after the other; the copies share the input, so the input product and the
-first layer's trace products are computed once for both). ``nudged_start: free_state`` continues from the free phase's
-state with fresh input spikes (EqSpike-style).
+first layer's trace products are computed once for both). ``nudged_start: free_state``
+continues from the free phase's state with fresh input spikes (EqSpike-style).
 """
 
 from __future__ import annotations
@@ -476,7 +476,7 @@ def chl_trace_step(params: TraceParameters, state: TraceState, pre_spikes: Any, 
     the pre spikes are paired first (with the post trace of earlier steps), then the post
     spikes (with the pre trace including this step), so a coincident pair counts once: the
     order of Brian2's ``on_pre`` and ``on_post`` pathways.
-    
+
     ``copies`` > 1: ``post_spikes`` (and the post trace) stack ``copies`` copies of a batch that
     share their presynaptic spikes (``pre_spikes`` and the pre trace have the batch's rows
     only, as the input of the free and nudged copies does). The copies' weighted post terms
@@ -655,10 +655,11 @@ class SpikingCHL(SourceNamedOptions, Rule):
         return [trace_initial_state(batch, sizes[0], sizes[1], like, copies)] + [
             trace_initial_state(copies * batch, sizes[i], sizes[i + 1], like) for i in range(1, len(self.weights))]
 
-    def _rest_schedule(self, batch: int) -> tuple[int, torch.Tensor, torch.Tensor]:
-        """``nudged_start: rest``: two copies of the batch side by side from rest on the same
-        input train, free (or -β) then +β. Returns the steps, the phase weight per step and copy
-        (steps, 2 batch) and the teaching gain per copy (2 batch,)."""
+    def _side_by_side_schedule(self, batch: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """Two copies of the batch side by side on the same input train, free (or -β) then +β:
+        both phases from rest (``nudged_start: rest``), or the ±β phases after a shared free
+        phase (``free_state`` with ``nudge: symmetric``). Returns the steps, the phase weight per
+        step and copy (steps, 2 batch) and the teaching gain per copy (2 batch,)."""
         o = self.options
         free_w = torch.tensor(self.free_weights, dtype=self.dtype)
         nudged_w = torch.tensor(self.nudged_weights, dtype=self.dtype)
@@ -681,7 +682,7 @@ class SpikingCHL(SourceNamedOptions, Rule):
                                    f"side by side); this rule uses {self.options.nudged_start!r}")
         features = features.to(self.dtype)
         batch = features.shape[0]
-        steps, per_step, betas = self._rest_schedule(batch)
+        steps, per_step, betas = self._side_by_side_schedule(batch)
         target_rates = self.options.target_rate * one_hot(labels, self.n_classes, self.dtype)
         recorded: list[list[np.ndarray]] = [[] for _ in self.spec.sizes]
 
@@ -707,7 +708,7 @@ class SpikingCHL(SourceNamedOptions, Rule):
         nudged_w = torch.tensor(self.nudged_weights, dtype=self.dtype)
         symmetric = o.nudge == "symmetric"
         if o.nudged_start == "rest":
-            steps, per_step, betas = self._rest_schedule(batch)
+            steps, per_step, betas = self._side_by_side_schedule(batch)
             state = spiking_initial_state(sizes, batch, self.dtype, self.device, copies=2)
             traces = self._fresh_traces(batch, copies=2)
             _, traces, counts = self._run(features, state, traces, steps, per_step, betas,
@@ -729,10 +730,8 @@ class SpikingCHL(SourceNamedOptions, Rule):
                                      [state.emitted[0]] + [e.repeat(2, 1) for e in state.emitted[1:]])
                 traces = [TraceState(tr.pre_trace if i == 0 else tr.pre_trace.repeat(2, 1), tr.post_trace.repeat(2, 1),
                                      tr.eligibility, tr.post_eligibility) for i, tr in enumerate(traces)]
-                per_step = torch.cat([-nudged_w[:, None].expand(o.nudged_steps, batch),
-                                      nudged_w[:, None].expand(o.nudged_steps, batch)], 1)
-                betas = torch.cat([torch.full((batch,), -o.beta), torch.full((batch,), o.beta)]).to(self.dtype)
-                _, traces, _ = self._run(features, state, traces, o.nudged_steps, per_step, betas,
+                steps, per_step, betas = self._side_by_side_schedule(batch)
+                _, traces, _ = self._run(features, state, traces, steps, per_step, betas,
                                          target_rates.repeat(2, 1), self.generator, copies=2)
             else:
                 per_step = nudged_w[:, None].expand(o.nudged_steps, batch)
