@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for c in python3.10 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10 2>/dev/null | sort -V | tail -1); do \
 	  if $$c -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then echo $$c; break; fi; done)
 
-.PHONY: venv demo test test-fast clean-venv bench
+.PHONY: venv demo test clean-venv
 
 venv: $(STAMP)
 
@@ -28,9 +28,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VPY) -m pytest -q tests
-
-bench: $(STAMP)
-	@echo "Benchmarks are separate scripts: see benchmarks/README.md"
 
 clean-venv:
 	rm -rf $(VENV)

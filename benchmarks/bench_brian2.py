@@ -66,9 +66,9 @@ def per_sample_baseline(network, inputs: np.ndarray) -> tuple[float, float, list
 
 def batched_brian2(network, inputs: np.ndarray, target: str):
     """(b): the backend's run on the whole batch with one code target. Returns (s/sample, record)."""
-    from neurocredit.sim import brian2_backend
+    from neurocredit.sim import brian2_backend, brian2_codegen
 
-    os.environ[brian2_backend.TARGET_ENV] = target
+    os.environ[brian2_codegen.TARGET_ENV] = target
     brian2_backend.run(network, inputs[:, :4])  # warm-up: code generation / Cython compilation
     began = time.perf_counter()
     record = brian2_backend.run(network, inputs)
@@ -102,7 +102,7 @@ def main() -> None:
     network = build_network(args.steps)
     inputs = encode_inputs(network, dataset.x_test[: args.samples])
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if "cython" in targets and not brian2_backend._cython_works():
+    if "cython" in targets and not brian2_codegen._cython_works():
         print("no working C compiler for Cython: measuring the numpy target only", file=sys.stderr)
         targets = [t for t in targets if t != "cython"]
 

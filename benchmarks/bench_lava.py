@@ -1,7 +1,7 @@
 """Lava deployment speed: the bit-exact emulator against Lava fixed point, same samples, same run.
 
 Network: 784-100-10 LIF, 64 steps, Bernoulli code (p = pixel), converted from a ReLU network
-trained for a few epochs on Fashion-MNIST (neurocredit.deploy.example: du 1, dv 0.02, vth 1),
+trained for a few epochs on Fashion-MNIST (neurocredit.convert.converted_relu_network: du 1, dv 0.02, vth 1),
 quantized to 8-bit Loihi fixed point. Contenders, all on the first test samples:
 
 (a) Lava fixed_pt, a graph built, compiled, run and stopped for every sample;
@@ -62,14 +62,14 @@ def main() -> None:
     from neurocredit.compare import spike_agreement
     from neurocredit.data import load_dataset
     from neurocredit.deploy import emulator, lava_backend
-    from neurocredit.deploy.example import converted_lif_network
+    from neurocredit.convert import converted_relu_network
     from neurocredit.deploy.quantize import quantize
     from neurocredit.sim import encode_inputs, simulate
 
     load_before = os.getloadavg()[0]
     dataset = load_dataset("fashion-mnist", args.data_dir)
-    network = converted_lif_network(dataset.x_train, dataset.y_train, hidden=(100,), steps=64, epochs=args.epochs,
-                                    data="fashion-mnist")
+    network = converted_relu_network("fashion-mnist", steps=64, epochs=args.epochs, hidden=(100,),
+                                     data_dir=args.data_dir)
     quantized = quantize(network)
     x, y = dataset.x_test[: args.limit], dataset.y_test[: args.limit]
     largest = max(args.fresh, args.single_lane, args.lanes_samples)

@@ -11,17 +11,17 @@ A config file (see ``models/*.yaml``)::
       encoder: {kind: bernoulli, steps: 25, max_rate: 1.0, seed: 0}   # lif only
       readout: argmax                         # or nearest_prototype (set by rules that need it)
       init_gain: 1.0                          # weights ~ U(+-gain/sqrt(n_in))
-    rule: {name: dfa, ...rule options...}     # options are checked by the rule (neurocredit.rules)
+    rule: {name: dfa, ...rule options...}     # options: the rule's options dataclass (neurocredit.options)
     training: {epochs: 20, batch_size: 32, optimizer: adam, learning_rate: 0.001, seed: 0, ...}
 
 Unknown keys and wrong types are one :class:`NeurocreditError` naming the file and the key.
+Loading a config imports neither torch nor a rule implementation (only the rules' torch-free
+spec modules, :mod:`neurocredit.rules`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -37,6 +37,7 @@ from neurocredit.network import (
     ReadoutSpec,
     init_layers,
 )
+from neurocredit.options import INTERNAL, build_dataclass, rule_options
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,10 @@ class NeuronConfig:
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    kind: str = "none"
-    steps: int = 0
-    max_rate: float = 1.0
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class NetworkConfig:
     hidden: list[int] = field(default_factory=lambda: [100])
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
     readout: str = "argmax"
     init_gain: float = 1.0
 
@@ -90,6 +83,8 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class RuleConfig:
+    """``name`` and the raw ``options`` of the YAML; :meth:`Config.rule_options` validates them."""
+
     name: str
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -102,84 +97,15 @@ class Config:
     rule: RuleConfig
     training: TrainingConfig
     description: str = ""
-    path: Optional[Path] = None
+    path: Optional[Path] = field(default=None, metadata=INTERNAL)
+
+    def rule_options(self) -> Any:
+        """The rule's validated options dataclass (errors name the config file and key)."""
+        source = str(self.path) if self.path is not None else self.name
+        return rule_options(self.rule.name, self.network.neuron.kind, self.rule.options, source)
 
     def replace_training(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, training=dataclasses.replace(self.training, **changes))
-
-
-def _type_name(kind: Any) -> str:
-    return getattr(kind, "__name__", str(kind).replace("typing.", ""))
-
-
-def _coerce(value: Any, kind: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``kind``; ints are accepted for floats."""
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        inner = [option for option in options if option is not type(None)][0]
-        return _coerce(value, inner, where)
-    if origin is list:
-        (item,) = typing.get_args(kind)
-        if not isinstance(value, list):
-            raise NeurocreditError(f"{where} must be a list of {_type_name(item)}, got {value!r}")
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise NeurocreditError(f"{where} must be a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(kind):
-        return build_dataclass(kind, value, where)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise NeurocreditError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise NeurocreditError(f"{where} must be an integer, got {value!r}")
-        return value
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise NeurocreditError(f"{where} must be true or false, got {value!r}")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise NeurocreditError(f"{where} must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _child(where: str, name: str) -> str:
-    """``file.yaml: training`` + ``epochs`` -> ``file.yaml: training.epochs``; a bare file name
-    gets ``file.yaml: epochs``."""
-    return f"{where}.{name}" if ": " in where else f"{where}: {name}"
-
-
-def build_dataclass(cls: type, mapping: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types.
-
-    ``where`` prefixes messages, e.g. ``"models/x.yaml: training"``.
-    """
-    if mapping is None:
-        mapping = {}
-    if not isinstance(mapping, dict):
-        raise NeurocreditError(f"{where} must be a mapping, got {mapping!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "path"}
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise NeurocreditError(
-            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(fields))})"
-        )
-    values = {}
-    for name, spec in fields.items():
-        if name in mapping:
-            values[name] = _coerce(mapping[name], hints[name], _child(where, name))
-        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-            raise NeurocreditError(f"{where}: missing key '{name}'")
-    return cls(**values)
 
 
 def parse_config(raw: Any, source: str = "<config>") -> Config:
@@ -194,11 +120,7 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     config = build_dataclass(Config, raw, source)
     config = dataclasses.replace(config, path=Path(source) if source != "<config>" else None)
     _check_choices(config, source)
-    from neurocredit.rules import rule_class
-
-    rule_class(config.rule.name, config.network.neuron.kind).parse_options(
-        config.rule.options, f"{source}: rule"
-    )
+    config.rule_options()
     return config
 
 
@@ -213,6 +135,9 @@ def _check_choices(config: Config, source: str) -> None:
     for name in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(training, name) < 1:
             raise NeurocreditError(f"{source}: training.{name} must be >= 1")
+    if training.seed < 0:
+        raise NeurocreditError(f"{source}: training.seed must be >= 0 (numpy and torch seeds are unsigned), "
+                               f"got {training.seed}")
     if not training.learning_rate > 0:
         raise NeurocreditError(f"{source}: training.learning_rate must be > 0")
     if any(width < 1 for width in config.network.hidden):
@@ -253,8 +178,7 @@ def network_specs(config: Config) -> tuple[NeuronSpec, EncoderSpec, ReadoutSpec]
         activation=neuron_cfg.activation,
         lif=LIFParameters(du=neuron_cfg.du, dv=neuron_cfg.dv, vth=neuron_cfg.vth),
     )
-    enc = config.network.encoder
-    encoder = EncoderSpec(kind=enc.kind, steps=enc.steps, max_rate=enc.max_rate, seed=enc.seed)
+    encoder = config.network.encoder
     if neuron.spiking and encoder.kind == "none":
         raise NeurocreditError("a lif network needs network.encoder.kind (bernoulli, poisson, latency, current)")
     return neuron, encoder, ReadoutSpec(config.network.readout)

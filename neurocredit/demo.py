@@ -84,7 +84,8 @@ def step_deploy_lava() -> None:
     the float model and the bit-exact emulator on the whole digits test set.
 
     Uses models/out/digits-dfa-snn.h5 (the spiking DFA step); without it, says so and deploys a
-    LIF network converted from a ReLU network instead (neurocredit.deploy.example)."""
+    LIF network converted from a ReLU network instead (models/digits-bp-relu-rate.yaml, trained,
+    then converted: neurocredit.convert.converted_relu_network)."""
     from neurocredit.data import load_dataset
     from neurocredit.deploy.pipeline import deploy
     from neurocredit.io import load_network, save_network
@@ -94,11 +95,11 @@ def step_deploy_lava() -> None:
     if model.exists():
         network = load_network(model)
     else:
-        from neurocredit.deploy.example import converted_lif_network
+        from neurocredit.convert import converted_relu_network
 
         print(f"  {model} not found (the spiking DFA step did not run): deploying a LIF network converted "
               "from a ReLU network trained here instead")
-        network = converted_lif_network(dataset.x_train, dataset.y_train, hidden=(100,), steps=20)
+        network = converted_relu_network(steps=20)
         model = save_network(network, OUT / "digits-converted-snn.h5")
     result = deploy(network, dataset.x_test, dataset.y_test, target_name="loihi2", mode="fixed_pt",
                     verify=True, progress=True)
@@ -153,8 +154,7 @@ def step_spiking_chl() -> None:
     with _one_torch_thread():
         network, _ = _train_spiking_and_simulate("digits-chl-snn")
     config = load_config(MODELS / "digits-chl-snn.yaml")
-    cls = rule_class("chl", "lif")
-    rule = cls(network, cls.parse_options(config.rule.options), config.training, network.sizes[-1])
+    rule = rule_class("chl", "lif")(network, config.rule_options(), config.training, network.sizes[-1])
     dataset = load_dataset("digits")
     samples = 4
     differences = agreement_on_rule(rule, torch.tensor(dataset.x_test[:samples]),

@@ -49,6 +49,28 @@ def counter_uniform(seed: int, sample_index: np.ndarray, steps: int, n_features:
     return (counter >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
+def latency_steps(clipped, window: int):
+    """Step at which each feature of a ``latency`` code fires, ``round((1 - x) (window - 1))``, and
+    ``window`` (never, past the window) where ``x = 0``; numpy array or torch tensor alike."""
+    fire_step = ((1.0 - clipped) * (window - 1)).round()
+    return fire_step + (clipped <= 0) * (window - fire_step)
+
+
+def is_binary(inputs) -> bool:
+    """True when every input value is 0 or 1 (spikes), False for graded input (``current``)."""
+    inputs = np.asarray(inputs)
+    return not bool(np.any((inputs != 0) & (inputs != 1)))
+
+
+def check_binary(inputs) -> None:
+    """Loihi fixed point takes spikes only: a clear error for graded inputs."""
+    if not is_binary(inputs):
+        raise NeurocreditError(
+            "Loihi fixed point takes binary spike inputs, but these inputs are graded (the 'current' "
+            "encoder); use a spike encoder (bernoulli, poisson, latency) or Lava floating point"
+        )
+
+
 def encode(
     spec: EncoderSpec, features: np.ndarray, steps: Optional[int] = None, offset: int = 0
 ) -> np.ndarray:
@@ -69,40 +91,43 @@ def encode(
         uniform = counter_uniform(spec.seed, np.arange(offset, offset + batch), steps, n_features)
         return (uniform < probability[None]).astype(np.float32)
     if spec.kind == "latency":
-        fire_step = np.rint((1.0 - clipped) * (steps - 1)).astype(np.int64)
-        fire_step[clipped <= 0.0] = steps  # never
-        return (np.arange(steps)[:, None, None] == fire_step[None]).astype(np.float32)
+        return (np.arange(steps)[:, None, None] == latency_steps(clipped, steps)[None]).astype(np.float32)
     if spec.kind == "current":
         return np.broadcast_to((spec.max_rate * clipped)[None], (steps, batch, n_features)).astype(np.float32)
     raise NeurocreditError(f"encoder kind {spec.kind!r} cannot encode spikes (rate networks take features directly)")
 
 
-def encode_torch(spec: EncoderSpec, features, steps: Optional[int] = None, generator=None):
-    """Fast training-time encoding in torch (not counter based: uses ``generator``).
+def encode_torch(spec: EncoderSpec, features, steps: Optional[int] = None, generator=None, start: int = 0,
+                 window: Optional[int] = None):
+    """Fast training-time encoding in torch (not counter based: uses ``generator``, a CPU
+    generator; features on another device are encoded on the CPU and moved, so a seed gives the
+    same spikes on CPU and GPU).
 
     Same distributions as :func:`encode` (Bernoulli probabilities resolved to 1/65536); returns
-    (steps, batch, n) with the features' dtype and device. Use :func:`encode` wherever backends
-    must see identical spikes.
+    steps ``start .. start + steps - 1`` (steps, batch, n) with the features' dtype and device;
+    ``window`` is the latency code's window (default ``steps``). Use :func:`encode` wherever
+    backends must see identical spikes.
     """
     import torch
 
     steps = int(spec.steps if steps is None else steps)
+    device = features.device
+    if device.type != "cpu":
+        return encode_torch(spec, features.cpu(), steps, generator, start, window).to(device)
     clipped = features.clamp(0.0, 1.0)
     if spec.kind in ("bernoulli", "poisson"):
         # 16-bit uniform integers, four per 64-bit random word (a quarter of the random draws of
         # one float per spike): P(spike) = round(65536 p) / 65536, exactly 0 at p = 0 and 1 at p = 1
         probability = (spec.max_rate * clipped).clamp(0.0, 1.0)
         count = steps * features.numel()
-        words = torch.empty(-(-count // 4), dtype=torch.int64, device=features.device)
+        words = torch.empty(-(-count // 4), dtype=torch.int64)
         words.random_(-(2**63), None, generator=generator)  # the full 64-bit range
         uniform = words.view(torch.int16)[:count].view((steps,) + tuple(features.shape))
         threshold = (torch.round(probability * 65536.0) - 32768.0).to(torch.int32)
         return (uniform.to(torch.int32) < threshold.unsqueeze(0)).to(features.dtype)
     if spec.kind == "latency":
-        fire_step = torch.round((1.0 - clipped) * (steps - 1))
-        fire_step = torch.where(clipped <= 0, torch.full_like(fire_step, steps), fire_step)
-        times = torch.arange(steps, device=features.device, dtype=features.dtype).view(-1, 1, 1)
-        return (times == fire_step.unsqueeze(0)).to(features.dtype)
+        times = torch.arange(start, start + steps, dtype=features.dtype).view(-1, 1, 1)
+        return (times == latency_steps(clipped, window or steps).unsqueeze(0)).to(features.dtype)
     if spec.kind == "current":
         return (spec.max_rate * clipped).unsqueeze(0).expand((steps,) + tuple(features.shape)).contiguous()
     raise NeurocreditError(f"encoder kind {spec.kind!r} cannot encode spikes")

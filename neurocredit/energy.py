@@ -37,30 +37,13 @@ Training cost per sample presentation (:func:`training_cost`)
 -------------------------------------------------------------
 With ``S = sum_{i=1..N} n_i n_{i-1}`` (all weights), ``S_up = sum_{i=2..N} n_i n_{i-1}`` (the
 weights a backward pass crosses), ``H = sum_{i<N} n_i`` (hidden neurons), ``M = sum_i n_i`` (all
-neurons), ``C`` classes and ``T`` steps (``T = 1`` for rate networks), each rule costs
-``P`` inference-equivalent forward passes, ``A`` plasticity operations (the multiply-accumulates
-that form the weight changes: one synaptic update on a neuromorphic chip) and ``E`` error-signal
-operations (feedback projections and backward passes: synops on a neuromorphic chip, MACs on a
-dense one):
-
-=========  ===  =============  ======================  ==========================================
-rule       P    A              E                       why
-=========  ===  =============  ======================  ==========================================
-dfa        1    S              C H                     one update per weight per presentation
-                                                       (spiking: presynaptic traces at the end of
-                                                       the window; online per-step DFA is T x
-                                                       this); B_i e is C MACs per hidden neuron
-sigprop    2    T S            n_0 + T M               the learning signal t_0 = S_y (a column,
-                                                       n_0 values) goes through the same layers:
-                                                       a 2nd pass; a local loss gradient per
-                                                       neuron and weight every step
-chl        2    2 T S          2 T S_up                free + clamped phase; pre x post traces
-                                                       accumulated every step of both phases;
-                                                       feedback through the weights above layer 1
-bp         1    T S            T (S_up + M)            backprop (rate) / BPTT (lif): the error
-                                                       crosses every weight above layer 1 and
-                                                       every neuron's derivative at every step
-=========  ===  =============  ======================  ==========================================
+neurons), ``C`` classes and ``T`` steps (``T = 1`` for rate networks), each rule declares in its
+spec (:mod:`neurocredit.rules`) how many inference-equivalent forward passes ``P``, plasticity
+operations ``A`` (the multiply-accumulates that form the weight changes: one synaptic update on a
+neuromorphic chip) and error-signal operations ``E`` (feedback projections and backward passes:
+synops on a neuromorphic chip, MACs on a dense one) one training presentation costs, with the
+formula and the reason beside it (e.g. DFA: ``P=1, A=S, E=C*H``; BP/BPTT: ``P=1, A=T*S,
+E=T*(S_up+M)``). :func:`training_cost` reads it; the report lists every registered rule.
 
 Training energy per sample::
 
@@ -81,9 +64,9 @@ import numpy as np
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
 from neurocredit.record import RunRecord
+from neurocredit.rules.spec import TrainingCost
 from neurocredit.targets import Target, targets_dir
 
-TRAINING_RULES = ("dfa", "sigprop", "chl", "bp")
 ESTIMATE_NOTE = (
     "estimate: operation counts x per-operation energies from hardware_targets/*.yaml "
     "(each figure names its file, key and source); overheads not in the sources are not modelled"
@@ -326,26 +309,6 @@ def ann_energy(dense: DenseCounts, target: Target) -> EnergyEstimate:
 # --------------------------------------------------------------------------- training
 
 
-@dataclass(frozen=True)
-class TrainingCost:
-    """Operations one rule spends per training sample presentation (see module doc table)."""
-
-    rule: str
-    label: str
-    forward_passes: int
-    plasticity_ops: int
-    error_ops: int
-    formula: str
-
-
-RULE_LABELS = {
-    "dfa": "DFA (direct feedback alignment)",
-    "sigprop": "sigprop (signal propagation)",
-    "chl": "CHL (contrastive Hebbian)",
-    "bp": "backprop",
-}
-
-
 def network_sums(network: Network) -> dict[str, int]:
     """The sizes the training formulas use: S, S_up, H, M, n_0, C, T."""
     weights = [layer.n_in * layer.n_out for layer in network.layers]
@@ -362,27 +325,24 @@ def network_sums(network: Network) -> dict[str, int]:
 
 
 def training_cost(network: Network, rule: str, steps: Optional[int] = None) -> TrainingCost:
-    """Per-presentation operation counts of ``rule`` on ``network`` (formulas in the module doc).
+    """Per-presentation operation counts of ``rule`` on ``network`` (its spec's declared cost for
+    the network's neuron kind). ``steps`` overrides the encoder's steps for spiking networks."""
+    from neurocredit.rules import rule_spec
 
-    ``steps`` overrides the encoder's steps for spiking networks.
-    """
     sums = network_sums(network)
     if steps is not None and network.neuron.spiking:
         sums["T"] = int(steps)
-    S, S_up, H, M, n0, C, T = (sums[k] for k in ("S", "S_up", "H", "M", "n_0", "C", "T"))
-    label = RULE_LABELS.get(rule)
-    if rule == "dfa":
-        cost = (1, S, C * H, "P=1, A=S, E=C*H")
-    elif rule == "sigprop":
-        cost = (2, T * S, n0 + T * M, "P=2, A=T*S, E=n_0+T*M")
-    elif rule == "chl":
-        cost = (2, 2 * T * S, 2 * T * S_up, "P=2, A=2*T*S, E=2*T*S_up")
-    elif rule == "bp":
-        cost = (1, T * S, T * (S_up + M), "P=1, A=T*S, E=T*(S_up+M)")
-        label = "BPTT (surrogate gradient)" if network.neuron.spiking else "backprop"
-    else:
-        raise NeurocreditError(f"no training cost model for rule {rule!r}; known: {', '.join(TRAINING_RULES)}")
-    return TrainingCost(rule, label, *cost)
+    cost = rule_spec(rule).training_cost(network.neuron.kind, sums)
+    if cost is None:
+        raise NeurocreditError(f"rule {rule!r} does not train {network.neuron.kind} networks: no training cost")
+    return cost
+
+
+def training_costs(network: Network, steps: Optional[int] = None) -> list[TrainingCost]:
+    """:func:`training_cost` of every registered rule that trains ``network``'s neuron kind."""
+    from neurocredit.rules import rule_specs
+
+    return [training_cost(network, spec.name, steps) for spec in rule_specs() if network.neuron.kind in spec.variants]
 
 
 def training_energy(

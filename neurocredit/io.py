@@ -17,8 +17,10 @@ Every problem reading a file is one :class:`NeurocreditError` naming the file an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import typing
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +78,18 @@ def _write_header(handle, file_format: str) -> None:
     handle.attrs["neurocredit_version"] = _version()
 
 
+def _write_attrs(group, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        group.attrs[key] = value
+
+
+def _read_attrs(cls: type, attrs) -> Any:
+    """``cls`` (a frozen dataclass of scalars) from HDF5 attributes, each converted to its field's
+    type; a field the file lacks (written by an older version) takes its default."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: hints[f.name](_from_attr(attrs[f.name])) for f in dataclasses.fields(cls) if f.name in attrs})
+
+
 def save_network(network: Network, path: str | os.PathLike) -> Path:
     """Write ``network`` to ``path`` (HDF5, atomically). Returns the path."""
     import h5py
@@ -83,17 +97,11 @@ def save_network(network: Network, path: str | os.PathLike) -> Path:
     with atomic_path(path) as temp:
         with h5py.File(temp, "w") as handle:
             _write_header(handle, NETWORK_FORMAT)
-            neuron = handle.create_group("neuron")
-            neuron.attrs["kind"] = network.neuron.kind
-            neuron.attrs["activation"] = network.neuron.activation
-            for name in ("du", "dv", "vth"):
-                neuron.attrs[name] = float(getattr(network.neuron.lif, name))
-            encoder = handle.create_group("encoder")
-            encoder.attrs["kind"] = network.encoder.kind
-            encoder.attrs["steps"] = int(network.encoder.steps)
-            encoder.attrs["max_rate"] = float(network.encoder.max_rate)
-            encoder.attrs["seed"] = int(network.encoder.seed)
-            handle.create_group("readout").attrs["kind"] = network.readout.kind
+            _write_attrs(handle.create_group("neuron"), {"kind": network.neuron.kind,
+                                                         "activation": network.neuron.activation,
+                                                         **dataclasses.asdict(network.neuron.lif)})
+            _write_attrs(handle.create_group("encoder"), dataclasses.asdict(network.encoder))
+            _write_attrs(handle.create_group("readout"), dataclasses.asdict(network.readout))
             layers = handle.create_group("layers")
             for index, layer in enumerate(network.layers):
                 group = layers.create_group(str(index))
@@ -156,21 +164,10 @@ def load_network(path: str | os.PathLike) -> Network:
     try:
         with handle:
             neuron_attrs = handle["neuron"].attrs
-            neuron = NeuronSpec(
-                kind=str(neuron_attrs["kind"]),
-                activation=str(neuron_attrs["activation"]),
-                lif=LIFParameters(
-                    du=float(neuron_attrs["du"]), dv=float(neuron_attrs["dv"]), vth=float(neuron_attrs["vth"])
-                ),
-            )
-            encoder_attrs = handle["encoder"].attrs
-            encoder = EncoderSpec(
-                kind=str(encoder_attrs["kind"]),
-                steps=int(encoder_attrs["steps"]),
-                max_rate=float(encoder_attrs["max_rate"]),
-                seed=int(encoder_attrs["seed"]),
-            )
-            readout = ReadoutSpec(kind=str(handle["readout"].attrs["kind"]))
+            neuron = NeuronSpec(kind=str(neuron_attrs["kind"]), activation=str(neuron_attrs["activation"]),
+                                lif=_read_attrs(LIFParameters, neuron_attrs))
+            encoder = _read_attrs(EncoderSpec, handle["encoder"].attrs)
+            readout = _read_attrs(ReadoutSpec, handle["readout"].attrs)
             layer_group = handle["layers"]
             layers = []
             for index in range(len(layer_group)):
@@ -184,10 +181,14 @@ def load_network(path: str | os.PathLike) -> Network:
         raise NeurocreditError(
             f"{file_path}: damaged network file ({error.__class__.__name__}: {error}); restore it or retrain"
         ) from None
+    from neurocredit.rules import check_extras
+
     try:
-        return Network(tuple(layers), neuron, encoder, readout, extras, provenance)
+        network = Network(tuple(layers), neuron, encoder, readout, extras, provenance)
+        check_extras(network)
     except NeurocreditError as error:
         raise NeurocreditError(f"{file_path}: {error}") from None
+    return network
 
 
 def _from_attr(value: Any) -> Any:

@@ -12,8 +12,9 @@ Network-level timing (the one convention every backend follows, Lava's): a ``Den
 connection delivers at step ``t`` what its source emitted at step ``t - 1``. So layer ``i``
 (1-based) receives ``a_in[t] = W_i s_{i-1}[t-1]`` with ``s_0`` the encoded input spikes; its
 first possible spike is at step ``i`` (0-based ``t = i - 1`` receives nothing), and a run of
-``T`` steps delivers input steps ``0 .. T-1-i`` to layer ``i``. :func:`run_lif_network` is the
-reference implementation of that convention.
+``T`` steps delivers input steps ``0 .. T-1-i`` to layer ``i``. :func:`delayed_step` is that
+convention as code (the reference, the Norse backend and the rules step through it);
+:func:`run_lif_network` is the reference simulation.
 
 Rate neurons: ``h = f(a)`` with ``f`` one of tanh, relu, sigmoid; :func:`activation_derivative`
 gives ``f'(a)`` for the local rules.
@@ -21,7 +22,7 @@ gives ``f'(a)`` for the local rules.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -41,17 +42,86 @@ def lif_initial_state(template: Any) -> LIFState:
     return LIFState(zeros, zeros.clone() if hasattr(zeros, "clone") else zeros.copy())
 
 
+def lif_integrate(params: LIFParameters, state: LIFState, input_current: Any, bias: Any = 0.0) -> tuple[Any, Any]:
+    """The sub-threshold part of one canonical step: ``(u[t], v[t])`` with ``v[t]`` before the
+    threshold and reset (what surrogate-free rules differentiate)."""
+    current = state.synaptic_current * (1.0 - params.du) + input_current
+    voltage = state.membrane_voltage * (1.0 - params.dv) + current + bias
+    return current, voltage
+
+
 def lif_step(
     params: LIFParameters, state: LIFState, input_current: Any, bias: Any = 0.0
 ) -> tuple[LIFState, Any]:
     """One step of the canonical LIF. Returns ``(new_state, spikes)``; spikes have the input's
     dtype (0.0 / 1.0) so they can be fed to the next layer's matrix product."""
-    current = state.synaptic_current * (1.0 - params.du) + input_current
-    voltage = state.membrane_voltage * (1.0 - params.dv) + current + bias
+    current, voltage = lif_integrate(params, state, input_current, bias)
     fired = voltage > params.vth
     spikes = fired.to(voltage.dtype) if hasattr(fired, "to") else fired.astype(voltage.dtype)
     voltage = voltage * (1.0 - spikes)
     return LIFState(current, voltage), spikes
+
+
+def lif_block(
+    params: LIFParameters,
+    state: LIFState,
+    source_currents: Any,
+    carry: Any,
+    bias: Any,
+    on_step: Optional[Callable[[Any, Any], None]] = None,
+) -> tuple[LIFState, Any, Any]:
+    """:func:`lif_step` for one population over a block of steps, in place (torch, no autograd),
+    with the one-step synaptic delay.
+
+    ``source_currents`` (steps, batch, n) is ``W s[t]`` for the source's spikes of this block;
+    the population receives them one step late: ``carry`` (``W s`` of the source's last step
+    before the block, zeros at the start) at the first step, then ``source_currents[t-1]``.
+    ``on_step(v, u)`` receives every step's pre-reset voltage ``v`` (a copy it may overwrite) and
+    synaptic current ``u`` (read only). Returns ``(state, spikes (steps, batch, n), carry for the
+    next block)``. The same operations in the same order as :func:`lif_step`, so the same bits,
+    without a fresh tensor per operation and step (tested against it).
+    """
+    import torch
+
+    keep_current, keep_voltage, vth = 1.0 - params.du, 1.0 - params.dv, params.vth
+    current = state.synaptic_current.clone()
+    voltage = state.membrane_voltage.clone()
+    spikes = torch.empty_like(source_currents)
+    fired = torch.empty(voltage.shape, dtype=torch.bool, device=voltage.device)
+    scratch = torch.empty_like(voltage) if on_step is not None else None
+    for t in range(source_currents.shape[0]):
+        current.mul_(keep_current).add_(carry if t == 0 else source_currents[t - 1])
+        voltage.mul_(keep_voltage).add_(current).add_(bias)
+        torch.gt(voltage, vth, out=fired)
+        spikes[t].copy_(fired)
+        if on_step is not None:
+            on_step(scratch.copy_(voltage), current)
+        voltage.mul_(fired.logical_not_())
+    # the carry is copied: a view would keep the whole block of currents alive
+    return LIFState(current, voltage), spikes, source_currents[-1].clone()
+
+
+PopulationStep = Callable[[Any, Sequence[Any]], tuple[Any, Any]]
+
+
+def delayed_step(population_steps: Sequence[PopulationStep], states: Sequence[Any], previous: Sequence[Any],
+                 input_spikes: Any) -> tuple[list[Any], list[Any]]:
+    """One time step of a network of populations under the one-step synaptic delay (the module
+    doc's timing convention, the only place it is written down as code).
+
+    ``previous`` is what every population emitted at the previous step (``previous[0]`` the
+    input, ``previous[i]`` population i); ``population_steps[i](state, previous)`` advances
+    population i + 1 from ``previous`` alone (a feed-forward layer reads ``previous[i]``, a layer
+    with feedback also ``previous[i + 2]``) and returns ``(state, spikes)``. Returns the new
+    states and what was emitted now, ``[input_spikes, spikes_1, ...]`` (the next step's
+    ``previous``).
+    """
+    new_states, emitted = [], [input_spikes]
+    for step, state in zip(population_steps, states):
+        state, spikes = step(state, previous)
+        new_states.append(state)
+        emitted.append(spikes)
+    return new_states, emitted
 
 
 class LIFTrace(NamedTuple):
@@ -72,27 +142,42 @@ def run_lif_network(network: Network, input_spikes: np.ndarray, record_states: b
         raise ValueError("run_lif_network needs a lif network")
     steps, batch, _ = input_spikes.shape
     params = network.neuron.lif
-    weights = [layer.weight.astype(np.float64) for layer in network.layers]
-    biases = [layer.bias.astype(np.float64) for layer in network.layers]
-    states = [lif_initial_state(np.zeros((batch, w.shape[0]))) for w in weights]
-    previous = [np.zeros((batch, network.n_inputs))] + [np.zeros((batch, w.shape[0])) for w in weights]
-    trace = LIFTrace([], [], [])
-    for weight in weights:
-        trace.spikes.append(np.zeros((steps, batch, weight.shape[0]), dtype=bool))
-        trace.voltages.append(np.zeros((steps, batch, weight.shape[0])))
-        trace.currents.append(np.zeros((steps, batch, weight.shape[0])))
+
+    def population(index: int, weight: np.ndarray, bias: np.ndarray) -> PopulationStep:
+        return lambda state, previous: lif_step(params, state, previous[index] @ weight.T, bias)
+
+    layers = [(layer.weight.astype(np.float64), layer.bias.astype(np.float64)) for layer in network.layers]
+    steppers = [population(index, weight, bias) for index, (weight, bias) in enumerate(layers)]
+    states = [lif_initial_state(np.zeros((batch, weight.shape[0]))) for weight, _ in layers]
+    previous = [np.zeros((batch, network.n_inputs))] + [np.zeros((batch, weight.shape[0])) for weight, _ in layers]
+    trace = LIFTrace(*([np.zeros((steps, batch, weight.shape[0]), dtype=dtype) for weight, _ in layers]
+                       for dtype in (bool, np.float64, np.float64)))
     for t in range(steps):
-        sources = previous  # what every population emitted at t-1
-        emitted = [np.asarray(input_spikes[t], dtype=np.float64)]
-        for index, (weight, bias) in enumerate(zip(weights, biases)):
-            states[index], spikes = lif_step(params, states[index], sources[index] @ weight.T, bias)
-            emitted.append(spikes)
-            trace.spikes[index][t] = spikes > 0
+        states, previous = delayed_step(steppers, states, previous, np.asarray(input_spikes[t], dtype=np.float64))
+        for index, state in enumerate(states):
+            trace.spikes[index][t] = previous[index + 1] > 0
             if record_states:
-                trace.voltages[index][t] = states[index].membrane_voltage
-                trace.currents[index][t] = states[index].synaptic_current
-        previous = emitted
+                trace.voltages[index][t] = state.membrane_voltage
+                trace.currents[index][t] = state.synaptic_current
     return trace
+
+
+def rate_forward(weights: Sequence[Any], biases: Sequence[Any], activation_name: str, features: Any,
+                 linear_output: bool = True) -> tuple[list[Any], list[Any]]:
+    """The rate network ``h_i = f(W_i h_{i-1} + b_i)`` for numpy arrays or torch tensors; the last
+    layer is linear (its pre-activation is the output, "logits") unless ``linear_output`` is False.
+
+    Returns ``(pre_activations, activities)``, lists over layers; ``activities[-1]`` is the output.
+    """
+    hidden = features
+    pre_activations, activities = [], []
+    last = len(weights) - 1
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
+        pre = hidden @ weight.T + bias
+        hidden = pre if (index == last and linear_output) else activation(activation_name, pre)
+        pre_activations.append(pre)
+        activities.append(hidden)
+    return pre_activations, activities
 
 
 def activation(name: str, pre_activation: Any) -> Any:
@@ -120,8 +205,3 @@ def activation_derivative(name: str, pre_activation: Any, activity: Any = None) 
         h = activation("sigmoid", pre_activation) if activity is None else activity
         return h * (1.0 - h)
     raise ValueError(f"unknown activation {name!r}")
-
-
-def layer_delays(n_layers: int) -> Sequence[int]:
-    """Steps between an input spike and the earliest effect on layer i (1-based): i."""
-    return tuple(range(1, n_layers + 1))

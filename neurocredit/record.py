@@ -1,19 +1,29 @@
 """``RunRecord``: what one simulation of a ``Network`` produced on a batch of inputs.
 
 Reports, cross-backend comparisons and evaluation read only this object, so every backend
-(``rate``, ``norse``, ``brian2``, ``lava``, ``emulator``) returns the same fields with the same
-shapes and meaning.
+(``rate``, ``reference``, ``norse``, ``brian2``, ``lava``, ``emulator``) returns the same fields
+with the same shapes and meaning. Spiking backends build it from their rasters with
+:meth:`RunRecord.from_rasters`, so the counts, outputs and predictions are derived the same way
+everywhere. A record is immutable; :meth:`RunRecord.replace`, :meth:`RunRecord.concatenate` and
+:meth:`RunRecord.head` return new ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
 
-@dataclass
+# The sample axis of every per-sample field (per-layer fields: of each layer's array).
+SAMPLE_AXIS = {"outputs": 0, "predictions": 0, "spike_counts": 0, "input_spike_counts": 0, "labels": 0,
+               "spikes": 1, "voltages": 1, "currents": 1, "input_spikes": 1}
+PER_LAYER = frozenset({"spike_counts", "spikes", "voltages", "currents"})
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Results of one simulation.
 
@@ -44,6 +54,40 @@ class RunRecord:
     input_spikes: Optional[np.ndarray] = None
     seconds: float = 0.0
 
+    @classmethod
+    def from_outputs(cls, backend: str, network: Any, outputs: np.ndarray, **fields: Any) -> "RunRecord":
+        """A record whose predictions are ``network``'s readout of ``outputs`` (batch, n_outputs)."""
+        from neurocredit.readout import predict
+
+        outputs = np.asarray(outputs, dtype=np.float64)
+        return cls(backend=backend, outputs=outputs, predictions=predict(network, outputs), **fields)
+
+    @classmethod
+    def from_rasters(cls, backend: str, network: Any, inputs: np.ndarray, spikes: list[np.ndarray],
+                     voltages: Optional[list[np.ndarray]] = None, currents: Optional[list[np.ndarray]] = None,
+                     record: Iterable[str] = ()) -> "RunRecord":
+        """The record of a spiking simulation of ``inputs`` (steps, batch, n_inputs) from its per-layer
+        rasters (steps, batch, n); ``voltages``/``currents`` (same shapes) are kept when ``record``
+        names them, the rasters when it names ``spikes``."""
+        record = frozenset(record)
+        inputs = np.asarray(inputs)
+        rasters = [np.asarray(raster).astype(bool, copy=False) for raster in spikes]
+        counts = [raster.sum(axis=0, dtype=np.int64) for raster in rasters]
+
+        def states(layers):
+            return [np.asarray(layer, dtype=np.float64) for layer in layers] if layers is not None else None
+
+        return cls.from_outputs(
+            backend, network, counts[-1],
+            steps=int(inputs.shape[0]),
+            spike_counts=counts,
+            input_spike_counts=np.rint(inputs.sum(axis=0)).astype(np.int64),
+            spikes=rasters if "spikes" in record else None,
+            voltages=states(voltages) if "voltages" in record else None,
+            currents=states(currents) if "currents" in record else None,
+            input_spikes=(inputs > 0) if "spikes" in record else None,
+        )
+
     @property
     def samples(self) -> int:
         return int(self.outputs.shape[0])
@@ -59,30 +103,41 @@ class RunRecord:
         """Mean number of spikes per sample in each layer (all neurons together)."""
         return [float(counts.sum(axis=1).mean()) if counts.size else 0.0 for counts in self.spike_counts]
 
+    def replace(self, **changes: Any) -> "RunRecord":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def _per_field(self, function) -> dict[str, Any]:
+        """``{field: function(array, sample_axis)}`` for every per-sample field (each layer of a
+        per-layer field; None stays None)."""
+        fields: dict[str, Any] = {}
+        for name, axis in SAMPLE_AXIS.items():
+            value = getattr(self, name)
+            if value is None:
+                fields[name] = None
+            elif name in PER_LAYER:
+                fields[name] = [function(array, axis) for array in value]
+            else:
+                fields[name] = function(value, axis)
+        return fields
+
+    def head(self, count: int) -> "RunRecord":
+        """The first ``count`` samples."""
+        return self.replace(**self._per_field(lambda array, axis: array[:count] if axis == 0 else array[:, :count]))
+
     def concatenate(self, other: "RunRecord") -> "RunRecord":
-        """Join two records of the same backend and steps along the batch axis."""
-
-        def join(a, b, axis=0):
-            if a is None or b is None:
-                return None
-            return np.concatenate([a, b], axis=axis)
-
-        def join_layers(a, b, axis):
-            if a is None or b is None:
-                return None
-            return [np.concatenate([x, y], axis=axis) for x, y in zip(a, b)]
-
-        return RunRecord(
-            backend=self.backend,
-            steps=self.steps,
-            outputs=join(self.outputs, other.outputs),
-            predictions=join(self.predictions, other.predictions),
-            spike_counts=join_layers(self.spike_counts, other.spike_counts, 0) or [],
-            input_spike_counts=join(self.input_spike_counts, other.input_spike_counts),
-            labels=join(self.labels, other.labels),
-            spikes=join_layers(self.spikes, other.spikes, 1),
-            voltages=join_layers(self.voltages, other.voltages, 1),
-            currents=join_layers(self.currents, other.currents, 1),
-            input_spikes=join(self.input_spikes, other.input_spikes, axis=1),
-            seconds=self.seconds + other.seconds,
-        )
+        """Join two records of the same backend and steps along the batch axis (a field missing
+        from either record is missing from the result)."""
+        if (self.backend, self.steps) != (other.backend, other.steps):
+            raise ValueError(f"cannot join a {self.backend}/{self.steps}-step record with a "
+                             f"{other.backend}/{other.steps}-step one")
+        fields: dict[str, Any] = {}
+        for name, axis in SAMPLE_AXIS.items():
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is None or theirs is None:
+                fields[name] = None
+            elif name in PER_LAYER:
+                fields[name] = [np.concatenate([a, b], axis=axis) for a, b in zip(mine, theirs)]
+            else:
+                fields[name] = np.concatenate([mine, theirs], axis=axis)
+        return self.replace(seconds=self.seconds + other.seconds, **fields)

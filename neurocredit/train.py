@@ -81,7 +81,7 @@ class TrainingSession:
             dataset = load_dataset(data or config.data.name, data_dir or config.data.data_dir, seed=training.seed)
         self.dataset = dataset
         cls = rule_class(config.rule.name, config.network.neuron.kind)
-        options = cls.parse_options(config.rule.options, f"{config.path or config.name}: rule")
+        options = config.rule_options()
         n_outputs = cls.output_size(options, dataset.n_classes)
         initial = build_network(config, dataset.n_features, n_outputs, training.seed)
         initial = initial.replace(

@@ -13,7 +13,7 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec, init_layers
 from neurocredit.neurons import run_lif_network
 from neurocredit.rules import rule_class
-from neurocredit.rules.bp import SurrogateBPTT, norse_forward
+from neurocredit.rules.bp_lif import SurrogateBPTT, norse_forward
 from neurocredit.sim import encode_inputs
 from neurocredit.train import train
 from test_spiking_dfa import peak_allocated_bytes

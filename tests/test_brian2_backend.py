@@ -17,6 +17,7 @@ from neurocredit.neurons import run_lif_network
 pytestmark = pytest.mark.needs_brian2
 
 brian2_backend = pytest.importorskip("neurocredit.sim.brian2_backend")
+from neurocredit.sim import brian2_codegen  # noqa: E402
 pytest.importorskip("brian2")
 
 ALL_STATES = frozenset({"spikes", "voltages", "currents"})
@@ -25,7 +26,7 @@ TOLERANCE = 1e-9
 
 @pytest.fixture(autouse=True)
 def numpy_target(monkeypatch):
-    monkeypatch.setenv(brian2_backend.TARGET_ENV, "numpy")
+    monkeypatch.setenv(brian2_codegen.TARGET_ENV, "numpy")
 
 
 def random_network(seed: int, sizes, gain: float, bias_scale: float, lif=LIFParameters()) -> Network:
@@ -155,14 +156,14 @@ def test_clear_errors():
 
 
 def test_target_choice(monkeypatch, tmp_path):
-    monkeypatch.setenv(brian2_backend.TARGET_ENV, "fortran")
+    monkeypatch.setenv(brian2_codegen.TARGET_ENV, "fortran")
     with pytest.raises(NeurocreditError, match="NEUROCREDIT_BRIAN2_TARGET"):
-        brian2_backend.code_target()
-    monkeypatch.setenv(brian2_backend.TARGET_ENV, "auto")
-    monkeypatch.setenv(brian2_backend.CACHE_ENV, str(tmp_path))
+        brian2_codegen.code_target()
+    monkeypatch.setenv(brian2_codegen.TARGET_ENV, "auto")
+    monkeypatch.setenv(brian2_codegen.CACHE_ENV, str(tmp_path))
     # small runs never compile on a fresh install
-    assert brian2_backend.code_target(expected_events=1e6, signature="sig") == "numpy"
-    assert brian2_backend.cache_dir() == tmp_path
+    assert brian2_codegen.code_target(expected_events=1e6, signature="sig") == "numpy"
+    assert brian2_codegen.cache_dir() == tmp_path
 
 
 @pytest.mark.slow
@@ -171,9 +172,9 @@ def test_cython_target_matches_reference(monkeypatch):
     """Compiled without -ffast-math and FMA contraction, Cython gives the reference's numbers.
     One layer keeps the compilation short (minutes the first time on a small machine, then
     cached); the arithmetic is the same code in every layer."""
-    if not brian2_backend._cython_works():
+    if not brian2_codegen._cython_works():
         pytest.skip("no working C compiler for Cython here")
-    monkeypatch.setenv(brian2_backend.TARGET_ENV, "cython")
+    monkeypatch.setenv(brian2_codegen.TARGET_ENV, "cython")
     network = random_network(9, (20, 30), gain=3.0, bias_scale=0.05)
     inputs = random_spikes(9, steps=30, batch=6, n_inputs=20, rate=0.4)
     brian = brian2_backend.run(network, inputs, ALL_STATES, copies=4)

@@ -14,20 +14,9 @@ from neurocredit.data import load_digits
 from neurocredit.errors import NeurocreditError
 from neurocredit.io import load_network, save_network
 from neurocredit.rules import rule_class
-from neurocredit.rules.chl import (
-    RateCHLOptions,
-    SpikingCHLOptions,
-    TraceParameters,
-    chl_trace_step,
-    cost_value,
-    ep_gradients,
-    feedforward_states,
-    layer_scales,
-    make_feedback,
-    phase_weights,
-    settle,
-    trace_initial_state,
-)
+from neurocredit.rules.chl import RateCHLOptions, SpikingCHLOptions, layer_scales, make_feedback, phase_weights
+from neurocredit.rules.chl_rate import cost_value, ep_gradients, feedforward_states, settle
+from neurocredit.rules.chl_traces import TraceParameters, chl_trace_step, trace_initial_state
 from neurocredit.sim import simulate
 from neurocredit.train import train
 
@@ -190,7 +179,7 @@ def test_copies_sharing_the_input_give_the_eligibility_of_the_repeated_input():
     """copies=2 (free and nudged copies on one input train, pre given once) equals passing the
     repeated pre spikes with copies=1, to float64 rounding; the spiking step is exact."""
     from neurocredit.network import LIFParameters
-    from neurocredit.rules.chl import spiking_initial_state, spiking_settle_step
+    from neurocredit.rules.chl_lif import spiking_initial_state, spiking_settle_step
 
     params = TraceParameters(0.8, 0.6)
     generator = torch.Generator().manual_seed(5)
@@ -304,7 +293,7 @@ def test_spiking_chl_learns_digits_above_80_percent(digits):
 def test_spiking_phases_from_rest_differ_only_by_the_teaching_current():
     """Free and nudged copies from rest on the same input train: with the teaching current off,
     every eligibility cancels (to float32 rounding); with it on, the output layer's does not."""
-    from neurocredit.rules.chl import spiking_initial_state
+    from neurocredit.rules.chl_lif import spiking_initial_state
 
     rule = small_spiking_chl_rule()
     features = torch.rand(3, 12, generator=torch.Generator().manual_seed(0))
@@ -343,7 +332,7 @@ def test_recorded_phase_trains_replay_to_the_weight_change_of_a_training_step(nu
     """phase_spike_trains records the spikes a training step sees (the same input train for the
     same seed); replaying them through the trace rule gives that step's weight change (SGD, lr 1)."""
     from neurocredit.config import TrainingConfig
-    from neurocredit.rules.chl import replay_eligibility
+    from neurocredit.rules.chl_traces import replay_eligibility
 
     training = TrainingConfig(seed=5, optimizer="sgd", learning_rate=1.0, momentum=0.0)
     rule = small_spiking_chl_rule(training=training, nudge=nudge)

@@ -6,14 +6,10 @@ import torch
 from conftest import small_spiking_chl_rule
 
 from neurocredit.network import LIFParameters
-from neurocredit.rules.chl import (
-    TraceParameters,
-    encode_step,
-    phase_weights,
-    replay_eligibility,
-    spiking_initial_state,
-    spiking_settle_step,
-)
+from neurocredit.encoders import encode_torch
+from neurocredit.rules.chl import phase_weights
+from neurocredit.rules.chl_lif import spiking_initial_state, spiking_settle_step
+from neurocredit.rules.chl_traces import TraceParameters, replay_eligibility
 from neurocredit.network import EncoderSpec
 
 pytestmark = pytest.mark.needs_brian2
@@ -65,7 +61,7 @@ def test_brian2_equals_torch_on_the_trains_of_a_settling_network():
     encoder = EncoderSpec("bernoulli", steps, 1.0, 0)
     recorded = [[], [], []]
     for t in range(steps):
-        spikes_in = encode_step(encoder, features, t, generator).repeat(2, 1)
+        spikes_in = encode_torch(encoder, features, 1, generator, start=t, window=encoder.steps)[0].repeat(2, 1)
         teaching = betas[:, None] * (target - state.emitted[-1])
         state = spiking_settle_step(params, weights, biases, feedback, 0.2, state, spikes_in, teaching)
         for layer, spikes in enumerate(state.emitted):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from neurocredit.config import parse_config
-from neurocredit.convert import ConversionOptions, activation_scales, convert, rate_activities
+from neurocredit.convert import ConversionOptions, activation_scales, convert
+from neurocredit.sim.rate_backend import forward as rate_activities
 from neurocredit.data import load_digits
 from neurocredit.errors import NeurocreditError
 from neurocredit.io import load_network, save_network

@@ -15,12 +15,10 @@ from neurocredit.cli import main
 @pytest.fixture(scope="module")
 def spiking_model(tmp_path_factory):
     """A small converted digits LIF network (64-40-10, 16 steps) saved to disk."""
-    from neurocredit.data import load_dataset
-    from neurocredit.deploy.example import converted_lif_network
+    from neurocredit.convert import converted_relu_network
     from neurocredit.io import save_network
 
-    dataset = load_dataset("digits")
-    network = converted_lif_network(dataset.x_train, dataset.y_train, hidden=(40,), steps=16, epochs=20)
+    network = converted_relu_network(steps=16, epochs=20, hidden=(40,))
     return str(save_network(network, tmp_path_factory.mktemp("deploy") / "digits-snn.h5"))
 
 

@@ -175,7 +175,7 @@ def test_bp_on_a_spiking_network_is_bptt():
 
 
 def test_unknown_rule_has_no_cost_model():
-    with pytest.raises(NeurocreditError, match="no training cost model"):
+    with pytest.raises(NeurocreditError, match="unknown rule .hebb.; choose one of dfa, sigprop, chl, bp"):
         training_cost(_network(), "hebb")
 
 

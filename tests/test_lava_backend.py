@@ -177,11 +177,10 @@ def test_ctrl_c_stops_every_lava_process():
 def digits_spiking_model():
     """A digits-trained spiking model made in seconds (rate net converted to LIF); the test does
     not depend on what `make demo` left in models/out, so it is the same on every checkout."""
+    from neurocredit.convert import converted_relu_network
     from neurocredit.data import load_dataset
-    from neurocredit.deploy.example import converted_lif_network
 
-    dataset = load_dataset("digits")
-    return converted_lif_network(dataset.x_train, dataset.y_train, hidden=(100,), steps=20), dataset
+    return converted_relu_network(steps=20), load_dataset("digits")
 
 
 @pytest.mark.needs_lava
@@ -193,8 +192,7 @@ def test_deployed_digits_model_keeps_its_accuracy():
     x, y = dataset.x_test[:50], dataset.y_test[:50]
     float_record = simulate(network, x, y, backend=float_backend(network))
     inputs = encode_inputs(network, x)
-    lava = lava_backend.run(network, inputs, mode="fixed_pt", target="loihi2")
-    lava.labels = y
+    lava = lava_backend.run(network, inputs, mode="fixed_pt", target="loihi2").replace(labels=y)
     assert float_record.accuracy > 0.5, "the model should have learned something"
     assert abs(lava.accuracy - float_record.accuracy) <= 0.02, (lava.accuracy, float_record.accuracy)
     emulated = simulate(network, x, y, backend="emulator")

@@ -21,12 +21,10 @@ def run_script(name, *args, timeout=240):
 
 @pytest.fixture(scope="module")
 def spiking_model(tmp_path_factory):
-    from neurocredit.data import load_dataset
-    from neurocredit.deploy.example import converted_lif_network
+    from neurocredit.convert import converted_relu_network
     from neurocredit.io import save_network
 
-    dataset = load_dataset("digits")
-    network = converted_lif_network(dataset.x_train, dataset.y_train, hidden=(40,), steps=16, epochs=20)
+    network = converted_relu_network(steps=16, epochs=20, hidden=(40,))
     return save_network(network, tmp_path_factory.mktemp("scripts") / "digits-snn.h5")
 
 

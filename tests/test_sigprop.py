@@ -17,16 +17,9 @@ from neurocredit.neurons import run_lif_network
 from neurocredit.readout import predict
 from neurocredit.rules import rule_class
 from neurocredit.rules import sigprop
-from neurocredit.rules.sigprop import (
-    PROJECTION_KEY,
-    PROTOTYPES_KEY,
-    SpikeWithoutGradient,
-    SpikingSigpropLayer,
-    layer_loss,
-    learning_signals,
-    make_signal_projection,
-    signal_labels,
-)
+from neurocredit.rules.sigprop import PROJECTION_KEY, PROTOTYPES_KEY, make_signal_projection
+from neurocredit.rules.sigprop_lif import SpikeWithoutGradient, SpikingSigpropLayer
+from neurocredit.rules.sigprop_local import layer_loss, learning_signals, signal_labels
 from neurocredit.sim import simulate
 from neurocredit.train import train
 from test_spiking_dfa import peak_allocated_bytes

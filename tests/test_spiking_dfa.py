@@ -12,12 +12,13 @@ from neurocredit.data import load_digits
 from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
 from neurocredit.neurons import run_lif_network
 from neurocredit.rules import rule_class
-from neurocredit.rules.dfa import SpikingDFA, SpikingDFAOptions
+from neurocredit.neurons import lif_block
+from neurocredit.rules.dfa import SpikingDFAOptions
+from neurocredit.rules.dfa_lif import SpikingDFA
 from neurocredit.rules.spiking import (
     add_voltage_surrogate,
     block_currents,
     delayed_trace_weights,
-    run_layer_block,
     voltage_surrogate,
     zero_states,
 )
@@ -156,7 +157,7 @@ def test_block_simulation_equals_step_by_step():
     state = zero_states([7], 3, torch.float64, None)[0]
     carry, blocks, seen = torch.zeros(3, 7, dtype=torch.float64), [], []
     for start in range(0, 12, 5):
-        state, spikes, carry = run_layer_block(params, state, block_currents(source[start:start + 5], weight),
+        state, spikes, carry = lif_block(params, state, block_currents(source[start:start + 5], weight),
                                                carry, bias, on_step=lambda v, u: seen.append(v.clone()))
         blocks.append(spikes)
     assert torch.equal(torch.cat(blocks), torch.stack(expected))

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 
 def print_json(payload: Any) -> None:
-    """Print ``payload`` as indented, key-sorted JSON on stdout."""
-    json.dump(payload, sys.stdout, indent=2, sort_keys=True, default=_default)
-    sys.stdout.write("\n")
+    """Print ``payload`` as indented, key-sorted JSON on stdout (numpy values as numbers/lists)."""
+    from neurocredit.report.markdown import render_json
 
-
-def _default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    sys.stdout.write(render_json(payload))
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -30,6 +20,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = No
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="folder with the IDX files (else $NEUROCREDIT_DATA, then /usr/share/datasets/NAME)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N test samples")
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, its choices listed from the backend registry (:data:`neurocredit.sim.BACKENDS`)."""
+    from neurocredit.sim import backend_help
+
+    parser.add_argument("--backend", default=None, metavar="NAME", help=backend_help())
 
 
 def load_test_split(network, args):
@@ -43,6 +40,12 @@ def load_test_split(network, args):
         raise NeurocreditError(
             f"data set {name!r} has {dataset.n_features} features but the model expects {network.n_inputs}; "
             "pass the --data it was trained on"
+        )
+    if network.n_classes != dataset.n_classes:
+        raise NeurocreditError(
+            f"the model reads out {network.n_classes} classes ({network.readout.kind} of {network.n_outputs} outputs) "
+            f"but data set {name!r} has {dataset.n_classes}: the file is damaged or belongs to another data set "
+            "(retrain it, or pass the --data it was trained on)"
         )
     x, y = dataset.x_test, dataset.y_test
     if args.limit is not None:

@@ -19,6 +19,7 @@ import argparse
 import itertools
 
 from neurocredit.commands.common import add_data_arguments
+from neurocredit.sim import spiking_backends
 
 DEFAULT_LIMIT = 100
 
@@ -32,8 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="network file (.h5) written by `neurocredit train`")
     parser.add_argument("--backends", default="norse,brian2", metavar="A,B[,...]",
-                        help="comma-separated backends: reference, norse, brian2, lava, emulator "
-                        "(default: norse,brian2)")
+                        help=f"comma-separated, from {', '.join(spiking_backends())} (default: norse,brian2)")
     add_data_arguments(parser)
     parser.set_defaults(limit=DEFAULT_LIMIT)
     parser.add_argument("--steps", type=int, default=None, help="time steps (default: the encoder's)")

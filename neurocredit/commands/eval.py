@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neurocredit.commands.common import add_data_arguments
+from neurocredit.commands.common import add_backend_argument, add_data_arguments
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -12,8 +12,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    description="Accuracy of a saved network (any backend) on the test split.")
     parser.add_argument("model", help="network file (.h5) written by `neurocredit train`")
     add_data_arguments(parser)
-    parser.add_argument("--backend", default=None,
-                        help="rate, norse, reference, brian2, lava, emulator (default: rate or norse)")
+    add_backend_argument(parser)
     parser.add_argument("--steps", type=int, default=None, help="time steps (spiking; default: the encoder's)")
     parser.add_argument("--json", action="store_true", help='print {"accuracy", "samples", ...} as JSON')
     return parser

@@ -13,18 +13,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import yaml
-
     from neurocredit.commands.common import print_json
-    from neurocredit.config import models_dir
+    from neurocredit.config import load_config, models_dir
 
     rows = []
     for path in sorted(models_dir().glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text()) or {}
-        rule = (raw.get("rule") or {}).get("name", "?")
-        neuron = ((raw.get("network") or {}).get("neuron") or {}).get("kind", "?")
-        rows.append({"name": path.stem, "path": str(path), "rule": rule, "neuron": neuron,
-                     "data": (raw.get("data") or {}).get("name", "?"), "description": raw.get("description", "")})
+        config = load_config(path)  # validated: a broken ready config is an error, not a row of '?'
+        rows.append({"name": path.stem, "path": str(path), "rule": config.rule.name,
+                     "neuron": config.network.neuron.kind, "data": config.data.name,
+                     "description": config.description})
     if args.json:
         print_json(rows)
         return 0

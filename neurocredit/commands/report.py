@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neurocredit.commands.common import add_data_arguments
+from neurocredit.commands.common import add_backend_argument, add_data_arguments
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -15,8 +15,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "source) against the dense ANN baseline, and the training cost per learning rule.")
     parser.add_argument("model", help="network file (.h5) written by `neurocredit train`")
     add_data_arguments(parser)
-    parser.add_argument("--backend", default=None,
-                        help="norse, reference, brian2, lava, emulator (spiking) or rate (default: norse or rate)")
+    add_backend_argument(parser)
     parser.add_argument("--target", default="all", metavar="NAME|all",
                         help="hardware target(s): all (default), a name or a comma-separated list "
                         "(see `neurocredit targets`)")

@@ -12,11 +12,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Run a saved network on its test split with one backend (norse, reference, brian2, lava, "
         "emulator for spiking networks; rate for rate networks) and report accuracy and spike counts.")
     parser.add_argument("model", help="network file (.h5)")
-    from neurocredit.commands.common import add_data_arguments
+    from neurocredit.commands.common import add_backend_argument, add_data_arguments
 
     add_data_arguments(parser)
-    parser.add_argument("--backend", default=None,
-                        help="norse, reference, brian2, lava, emulator, rate (default: norse for lif, rate for rate)")
+    add_backend_argument(parser)
     parser.add_argument("--steps", type=int, default=None, metavar="T", help="time steps (default: the encoder's)")
     parser.add_argument("--record", default="", metavar="WHAT",
                         help="comma-separated: spikes, voltages, currents (saved with --out)")

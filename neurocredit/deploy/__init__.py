@@ -12,8 +12,6 @@ and a fast bit-exact emulator of Lava's fixed-point arithmetic.
   run with ``Loihi2SimCfg(select_tag='fixed_pt' | 'floating_pt')``; many samples per compiled
   graph (long input buffer, state resets between samples, samples side by side in lanes).
 * :mod:`neurocredit.deploy.pipeline` -- ``neurocredit deploy``: check, quantize, run, verify.
-* :mod:`neurocredit.deploy.example` -- a converted LIF network for demos, tests and benchmarks
-  when no trained spiking model is at hand.
 
 Nothing here imports Lava at module level; only ``lava_backend`` functions (and the small
 process package ``neurocredit.deploy.lava_io``) do.

@@ -35,7 +35,7 @@ import numpy as np
 from neurocredit.deploy.quantize import LAVA, FixedLayer, QuantizedNetwork, quantize
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
-from neurocredit.sim import record_from_rasters
+from neurocredit.encoders import check_binary
 from neurocredit.record import RunRecord
 
 # Batch chunk for the first layer's all-steps matrix product (bounds memory to ~100 MB).
@@ -124,19 +124,6 @@ def _float_weights(layer: FixedLayer) -> np.ndarray:
     return weights.astype(np.float32 if exact32 else np.float64)
 
 
-def is_binary(inputs: np.ndarray) -> bool:
-    """True when every input value is 0 or 1 (spikes)."""
-    return not bool(np.any((inputs != 0) & (inputs != 1)))
-
-
-def check_binary(inputs: np.ndarray) -> None:
-    if not is_binary(inputs):
-        raise NeurocreditError(
-            "Loihi fixed point takes binary spike inputs, but these inputs are graded (the 'current' "
-            "encoder); use a spike encoder (bernoulli, poisson, latency) or Lava floating point"
-        )
-
-
 def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states: bool = False) -> EmulatorTrace:
     """Run ``input_spikes`` (steps, batch, n_inputs) 0/1 through ``quantized``, batched.
 
@@ -200,6 +187,5 @@ def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(
     began = time.perf_counter()
     quantized = quantized if quantized is not None else quantize(network)
     trace = emulate(quantized, inputs, record_states=bool({"voltages", "currents"} & record))
-    result = record_from_rasters("emulator", network, inputs, trace.spikes, trace.voltages, trace.currents, record)
-    result.seconds = time.perf_counter() - began
-    return result
+    result = RunRecord.from_rasters("emulator", network, inputs, trace.spikes, trace.voltages, trace.currents, record)
+    return result.replace(seconds=time.perf_counter() - began)

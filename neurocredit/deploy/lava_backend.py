@@ -52,11 +52,10 @@ from typing import Iterable, NamedTuple, Optional
 
 import numpy as np
 
-from neurocredit.deploy.emulator import check_binary, is_binary
 from neurocredit.deploy.quantize import QuantizedNetwork, quantize
+from neurocredit.encoders import check_binary, is_binary
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
-from neurocredit.readout import predict
 from neurocredit.record import RunRecord
 
 MODES = ("fixed_pt", "floating_pt")
@@ -342,22 +341,8 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
                             for pair, w in zip(graph.state_files, widths)]
         finally:
             stop_runtime(runtime if runtime is not None else getattr(graph.source, "runtime", None))
-    counts = [raster.sum(axis=0).astype(np.int64) for raster in spikes]
-    outputs = counts[-1].astype(np.float64)
-    result = RunRecord(
-        backend="lava",
-        steps=int(steps),
-        outputs=outputs,
-        predictions=predict(network, outputs),
-        spike_counts=counts,
-        input_spike_counts=np.rint(inputs.sum(axis=0)).astype(np.int64),
-        spikes=spikes if "spikes" in record else None,
-        voltages=voltages if "voltages" in record else None,
-        currents=currents if "currents" in record else None,
-        input_spikes=(inputs > 0) if "spikes" in record else None,
-    )
-    result.seconds = time.perf_counter() - began
-    return result
+    result = RunRecord.from_rasters("lava", network, inputs, spikes, voltages, currents, record)
+    return result.replace(seconds=time.perf_counter() - began)
 
 
 def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(), mode: Optional[str] = None,

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -59,8 +58,8 @@ class DeployResult:
             result["emulator"] = self.records["emulator"].accuracy
             result["lava_fixed_pt"] = self.records["lava_fixed_pt"].accuracy
             result["lava_floating_pt"] = self.records["lava_floating_pt"].accuracy
-            result["float_on_lava_samples"] = head(self.records["float"], lava_samples).accuracy
-            result["emulator_on_lava_samples"] = head(self.records["emulator"], lava_samples).accuracy
+            result["float_on_lava_samples"] = self.records["float"].head(lava_samples).accuracy
+            result["emulator_on_lava_samples"] = self.records["emulator"].head(lava_samples).accuracy
         return result
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,24 +131,6 @@ class DeployResult:
         return "\n".join(lines)
 
 
-def head(record: RunRecord, count: int) -> RunRecord:
-    """The first ``count`` samples of ``record``."""
-
-    def first(array, axis=0):
-        return None if array is None else np.take(array, np.arange(min(count, array.shape[axis])), axis=axis)
-
-    def first_layers(arrays, axis):
-        return None if arrays is None else [first(array, axis) for array in arrays]
-
-    return RunRecord(
-        backend=record.backend, steps=record.steps, outputs=first(record.outputs),
-        predictions=first(record.predictions), spike_counts=first_layers(record.spike_counts, 0) or [],
-        input_spike_counts=first(record.input_spike_counts), labels=first(record.labels),
-        spikes=first_layers(record.spikes, 1), voltages=first_layers(record.voltages, 1),
-        currents=first_layers(record.currents, 1), input_spikes=first(record.input_spikes, 1), seconds=record.seconds,
-    )
-
-
 def default_weight_bits(target) -> int:
     """The target's weight width, at most what Lava's Dense holds (8)."""
     limit = target.limit("weight_bits")
@@ -208,8 +189,8 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
         backend = get_backend(float_backend(network))
         result.records["float"] = _run_chunked(lambda inputs: backend.run(network, inputs, record),
                                                network, features, labels, steps, progress, float_backend(network))
-        result.agreement["emulator_vs_lava"] = spike_agreement(head(result.records["emulator"], lava_count),
+        result.agreement["emulator_vs_lava"] = spike_agreement(result.records["emulator"].head(lava_count),
                                                                result.records["lava_fixed_pt"])
-        result.agreement["float_vs_lava_floating"] = spike_agreement(head(result.records["float"], lava_count),
+        result.agreement["float_vs_lava_floating"] = spike_agreement(result.records["float"].head(lava_count),
                                                                      result.records["lava_floating_pt"])
     return result

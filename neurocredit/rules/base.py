@@ -15,7 +15,6 @@ to local rules exactly as they do to backprop). Rules that do not use autograd c
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,9 +22,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from neurocredit.config import TrainingConfig, build_dataclass
+from neurocredit.config import TrainingConfig
 from neurocredit.network import Network
-from neurocredit.neurons import activation
+from neurocredit.neurons import rate_forward
+from neurocredit.options import build_dataclass
 
 
 @dataclass(frozen=True)
@@ -58,21 +58,6 @@ def scheduled_learning_rate(training: TrainingConfig, epoch: int) -> float:
     return base
 
 
-def rate_forward(weights, biases, activation_name: str, features: torch.Tensor):
-    """Pre-activations and activities of a rate net; the last layer is linear.
-
-    Returns ``(pre_activations, activities)``, lists over layers; ``activities[-1]`` are logits.
-    """
-    hidden = features
-    pre_activations, activities = [], []
-    for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = hidden @ weight.T + bias
-        hidden = pre if index == len(weights) - 1 else activation(activation_name, pre)
-        pre_activations.append(pre)
-        activities.append(hidden)
-    return pre_activations, activities
-
-
 class Rule:
     """Base class: holds weights/biases as torch tensors and an optimizer over them."""
 
@@ -81,7 +66,8 @@ class Rule:
 
     @classmethod
     def parse_options(cls, options: dict[str, Any], where: str = "rule") -> Any:
-        """Validated options dataclass (unknown keys / wrong types: clear error)."""
+        """Validated options dataclass (unknown keys / wrong types: one clear error naming
+        ``where``, e.g. ``"models/x.yaml: rule"``)."""
         return build_dataclass(cls.Options, options, where)
 
     @classmethod
@@ -150,7 +136,3 @@ class RateRule(Rule):
 
 def one_hot(labels: torch.Tensor, n_classes: int, dtype=torch.float32) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels, n_classes).to(dtype)
-
-
-def options_dict(options: Any) -> dict[str, Any]:
-    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)

@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from neurocredit.errors import NeurocreditError
-from neurocredit.rules.chl import TraceParameters
+from neurocredit.rules.chl_traces import TraceParameters
 
 STEP_MS = 1.0
 """Brian2 time of one canonical step, in ms (only step counts matter)."""
@@ -150,7 +150,7 @@ def agreement_on_rule(rule, features, labels, target: str = "numpy") -> list[flo
     (:meth:`~neurocredit.rules.chl.SpikingCHL.phase_spike_trains`), compute every layer's
     eligibility from those spikes with the torch rule (float64) and with the Brian2 synapses,
     and return per layer ``max |brian2 - torch| / max |torch|``."""
-    from neurocredit.rules.chl import replay_eligibility
+    from neurocredit.rules.chl_traces import replay_eligibility
 
     trains, schedule = rule.phase_spike_trains(features, labels)
     differences = []

@@ -8,8 +8,8 @@ a block of ``C`` steps can be simulated one layer at a time: the whole block's i
 of a layer are one matrix product ``(C*batch, n_in) @ W.T``, then the layer's neurons step
 through the block, and their spikes, shifted by one step (the delay), are the next layer's
 input. This gives the same spikes as stepping all layers together (up to float rounding of the
-larger product); on this project's 2-core CPU the one (25*128, 784) @ (784, 1000) product took
-0.17 s against 0.39 s for 25 per-step products. Only the current block is held in memory, so
+larger product), with one large product instead of ``C`` small ones (faster: see
+benchmarks/RESULTS.md). Only the current block is held in memory, so
 memory does not grow with the number of steps ``T`` (the carry between blocks is copied, so no
 view keeps a finished block alive).
 
@@ -19,17 +19,17 @@ The output of a spiking network is its output layer's spike counts; the class is
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
 from neurocredit.encoders import encode_torch
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import EncoderSpec, LIFParameters
-from neurocredit.neurons import LIFState
+from neurocredit.neurons import LIFState, lif_block
 from neurocredit.rules.base import Rule
+from neurocredit.rules.spec import VOLTAGE_SURROGATES
 
-SURROGATES = ("boxcar", "triangle", "fast_sigmoid")
 PREDICT_SEED = 12345  # seed of the (training-time) encoder used for per-epoch accuracy
 
 
@@ -47,7 +47,7 @@ def voltage_surrogate(kind: str, voltage: torch.Tensor, vth: float, width: float
         return (1.0 - distance).clamp(min=0.0)
     if kind == "fast_sigmoid":
         return (1.0 + distance).reciprocal().square()
-    raise NeurocreditError(f"unknown surrogate {kind!r}; choose one of {', '.join(SURROGATES)}")
+    raise NeurocreditError(f"unknown surrogate {kind!r}; choose one of {', '.join(VOLTAGE_SURROGATES)}")
 
 
 def add_voltage_surrogate(total: torch.Tensor, kind: str, voltage: torch.Tensor, vth: float, width: float) -> None:
@@ -62,7 +62,7 @@ def add_voltage_surrogate(total: torch.Tensor, kind: str, voltage: torch.Tensor,
 
 def accumulate_voltage_surrogate(total: torch.Tensor, kind: str, vth: float, width: float,
                                  voltage: torch.Tensor, current: torch.Tensor) -> None:
-    """A :func:`run_layer_block` ``on_step`` callback (bind the first four arguments):
+    """A :func:`neurocredit.neurons.lif_block` ``on_step`` callback (bind the first four arguments):
     ``total += voltage_surrogate(kind, voltage, vth, width)``; ``current`` is not used."""
     add_voltage_surrogate(total, kind, voltage, vth, width)
 
@@ -83,43 +83,6 @@ def delayed_trace_weights(steps: int, decay: float, dtype=torch.float32, device=
     return weights.to(dtype=dtype, device=device)
 
 
-def run_layer_block(
-    params: LIFParameters,
-    state: LIFState,
-    source_currents: torch.Tensor,
-    carry: torch.Tensor,
-    bias: torch.Tensor,
-    on_step: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None,
-) -> tuple[LIFState, torch.Tensor, torch.Tensor]:
-    """Step one LIF population through a block of steps, with the one-step Dense delay.
-
-    ``source_currents`` (steps, batch, n) is ``W s[t]`` for the source's spikes of this block;
-    the population receives them one step late: ``carry`` (``W s`` of the source's last step
-    before the block, zeros at the start) at the first step, then ``source_currents[t-1]``.
-    ``on_step(v, u)`` receives every step's pre-reset voltage ``v`` (a copy it may overwrite) and
-    synaptic current ``u`` (read only).
-    Returns ``(state, spikes (steps, batch, n), carry for the next block)``.
-    """
-    # in place, without autograd (every caller runs under no_grad): the same operations in the
-    # same order as lif_step, so the same bits, without a fresh tensor per operation and step
-    keep_current, keep_voltage, vth = 1.0 - params.du, 1.0 - params.dv, params.vth
-    current = state.synaptic_current.clone()
-    voltage = state.membrane_voltage.clone()
-    spikes = torch.empty_like(source_currents)
-    fired = torch.empty(voltage.shape, dtype=torch.bool, device=voltage.device)
-    scratch = torch.empty_like(voltage) if on_step is not None else None
-    for t in range(source_currents.shape[0]):
-        current.mul_(keep_current).add_(carry if t == 0 else source_currents[t - 1])
-        voltage.mul_(keep_voltage).add_(current).add_(bias)
-        torch.gt(voltage, vth, out=fired)
-        spikes[t].copy_(fired)
-        if on_step is not None:
-            on_step(scratch.copy_(voltage), current)
-        voltage.mul_(fired.logical_not_())
-    # the carry is copied: a view would keep the whole block of currents alive
-    return LIFState(current, voltage), spikes, source_currents[-1].clone()
-
-
 def zero_states(widths: Sequence[int], batch: int, dtype, device) -> list[LIFState]:
     return [
         LIFState(torch.zeros(batch, n, dtype=dtype, device=device), torch.zeros(batch, n, dtype=dtype, device=device))
@@ -131,15 +94,6 @@ def block_currents(source: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``W s[t]`` for every step of a block ``source`` (steps, batch, n_in): one matrix product."""
     steps, batch, n_in = source.shape
     return (source.reshape(steps * batch, n_in) @ weight.T).view(steps, batch, -1)
-
-
-def encode_cpu_generator(encoder: EncoderSpec, features: torch.Tensor, steps: int,
-                         generator: Optional[torch.Generator]) -> torch.Tensor:
-    """:func:`encode_torch` with a CPU generator for features on any device (random numbers are
-    drawn on the CPU, so a seed gives the same spikes on CPU and GPU)."""
-    if features.device.type == "cpu":
-        return encode_torch(encoder, features, steps, generator)
-    return encode_torch(encoder, features.cpu(), steps, generator).to(features.device)
 
 
 @torch.no_grad()
@@ -161,11 +115,10 @@ def output_counts(
     counts = torch.zeros(batch, widths[-1], dtype=features.dtype, device=features.device)
     for start in range(0, encoder.steps, block_steps):
         steps = min(block_steps, encoder.steps - start)
-        source = encode_cpu_generator(encoder, features, steps, generator)
+        source = encode_torch(encoder, features, steps, generator)
         for index, (weight, bias) in enumerate(zip(weights, biases)):
             currents = block_currents(source, weight)
-            states[index], source, carries[index] = run_layer_block(params, states[index], currents,
-                                                                    carries[index], bias)
+            states[index], source, carries[index] = lif_block(params, states[index], currents, carries[index], bias)
         counts += source.sum(dim=0)
     return counts
 
@@ -184,7 +137,7 @@ class SpikingRule(Rule):
 
     def encode(self, features: torch.Tensor, steps: int) -> torch.Tensor:
         """Training input (steps, batch, n_in), from the rule's seeded generator."""
-        return encode_cpu_generator(self.encoder, features.to(self.dtype), steps, self.generator)
+        return encode_torch(self.encoder, features.to(self.dtype), steps, self.generator)
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:

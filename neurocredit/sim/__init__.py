@@ -48,6 +48,16 @@ def get_backend(name: str):
         ) from None
 
 
+def spiking_backends() -> list[str]:
+    """The registered backends that run spiking (lif) networks."""
+    return [name for name in BACKENDS if name != "rate"]
+
+
+def backend_help(default: str = "norse for lif networks, rate for rate networks") -> str:
+    """The ``--backend`` help text of every command, from the registry."""
+    return f"one of {', '.join(BACKENDS)} (default: {default})"
+
+
 def default_backend(network: Network) -> str:
     return "norse" if network.neuron.spiking else "rate"
 
@@ -115,39 +125,10 @@ def run_chunked(
     for start in chunks:
         inputs = encode_inputs(network, features[start : start + batch_size], steps=steps, offset=start)
         began = time.perf_counter()
-        part = run_chunk(inputs)
-        part.seconds = time.perf_counter() - began
+        part = run_chunk(inputs).replace(seconds=time.perf_counter() - began)
         result = part if result is None else result.concatenate(part)
     if result is None:
         raise NeurocreditError("no samples to simulate")
     if labels is not None:
-        result.labels = np.asarray(labels, dtype=np.int64)
+        result = result.replace(labels=np.asarray(labels, dtype=np.int64))
     return result
-
-
-def record_from_rasters(backend: str, network: Network, inputs: np.ndarray, spikes: list[np.ndarray],
-                        voltages: Optional[list[np.ndarray]], currents: Optional[list[np.ndarray]],
-                        record: Iterable[str]) -> RunRecord:
-    """A RunRecord from per-layer rasters (steps, batch, n) of a simulation of ``inputs``."""
-    from neurocredit.readout import predict
-
-    record = frozenset(record)
-    inputs = np.asarray(inputs)
-    counts = [raster.sum(axis=0).astype(np.int64) for raster in spikes]
-    outputs = counts[-1].astype(np.float64)
-
-    def states(layers):
-        return [np.asarray(layer, dtype=np.float64) for layer in layers] if layers is not None else None
-
-    return RunRecord(
-        backend=backend,
-        steps=int(inputs.shape[0]),
-        outputs=outputs,
-        predictions=predict(network, outputs),
-        spike_counts=counts,
-        input_spike_counts=inputs.sum(axis=0).astype(np.int64),
-        spikes=spikes if "spikes" in record else None,
-        voltages=states(voltages) if "voltages" in record else None,
-        currents=states(currents) if "currents" in record else None,
-        input_spikes=(inputs > 0) if "spikes" in record else None,
-    )

@@ -13,11 +13,13 @@ canonical current divided by ``dv`` and its leak potential absorbs the bias:
 
 Then Norse's ``v`` equals the canonical ``v`` (up to float rounding: ``v + dv*(-v + u/dv)`` vs.
 ``v*(1-dv) + u``) and its spikes are the canonical spikes. ``dv = 0`` (no leak) cannot be
-expressed this way and is rejected with a clear error.
+expressed this way and is rejected with a clear error. :func:`norse_lif_parameters` is the one
+place this mapping is written (the BPTT baseline uses it too).
 
 Timing: Norse passes spikes through all layers within one step; the canonical model (Lava)
-delays every Dense by one step. This backend keeps each layer's previous-step spikes and feeds
-those to the next layer, so layer ``i`` sees its input ``i`` steps late, exactly as in Lava.
+delays every Dense by one step. This backend steps the layers through
+:func:`neurocredit.neurons.delayed_step`, so layer ``i`` sees its input ``i`` steps late, exactly
+as in Lava.
 
 Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
 """
@@ -25,13 +27,24 @@ Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is s
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from neurocredit.errors import NeurocreditError
-from neurocredit.network import Network
-from neurocredit.readout import predict
+from neurocredit.network import LIFParameters, Network
+from neurocredit.neurons import delayed_step
 from neurocredit.record import RunRecord
+
+
+def import_norse():
+    """``norse.torch``, imported without the ``torch.jit.script`` deprecation warning that Norse
+    1.1 triggers at import (the only warning silenced; it says nothing about our use)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+        import norse.torch
+        import norse.torch.functional.lif  # noqa: F401  (its import scripts functions too)
+    return norse.torch
 
 
 def _device():
@@ -43,34 +56,35 @@ def _device():
     return torch.device("cpu")
 
 
-def norse_parameters(network: Network, bias, dtype, device):
-    """``norse.torch.LIFParameters`` for one layer of ``network`` (see module doc)."""
+def norse_lif_parameters(params: LIFParameters, bias, dtype, device, **threshold):
+    """``norse.torch.LIFParameters`` of a canonical LIF population with ``bias`` (module doc);
+    ``threshold`` passes Norse's surrogate ``method``/``alpha`` (training only)."""
     import torch
-    from norse.torch import LIFParameters as NorseLIFParameters
 
-    params = network.neuron.lif
     if params.dv <= 0:
         raise NeurocreditError(
-            "the Norse backend needs a voltage decay dv > 0 (Norse integrates dv*(v_leak - v + i)); "
-            "this network has dv = 0: use the reference, brian2, lava or emulator backend"
+            "Norse needs a voltage decay dv > 0 (it integrates dv*(v_leak - v + i)); this network has dv = 0: "
+            "use the reference, brian2, lava or emulator backend"
         )
 
     def scalar(value):
         return torch.as_tensor(value, dtype=dtype, device=device)
 
-    return NorseLIFParameters(
+    return import_norse().LIFParameters(
         tau_syn_inv=scalar(params.du),
         tau_mem_inv=scalar(params.dv),
-        v_leak=torch.as_tensor(np.asarray(bias, dtype=np.float64) / params.dv, dtype=dtype, device=device),
+        v_leak=torch.as_tensor(bias, dtype=dtype, device=device) / params.dv,
         v_th=scalar(params.vth),
         v_reset=scalar(0.0),
+        **threshold,
     )
 
 
 def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
     """Simulate ``inputs`` (steps, batch, n_inputs) through ``network``; float64."""
     import torch
-    from norse.torch import LIFCell
+
+    norse = import_norse()
     from norse.torch.functional.lif import LIFFeedForwardState
 
     if not network.neuron.spiking:
@@ -78,58 +92,36 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
     device = _device()
     dtype = torch.float64
     steps, batch, _ = inputs.shape
-    dv = network.neuron.lif.dv
-    cells, weights = [], []
-    for layer in network.layers:
-        cells.append(LIFCell(p=norse_parameters(network, layer.bias, dtype, device), dt=1.0))
-        weights.append(torch.as_tensor(layer.weight, dtype=dtype, device=device) / dv if dv > 0 else None)
+    params = network.neuron.lif
+
+    def population(index: int, layer):
+        cell = norse.LIFCell(p=norse_lif_parameters(params, np.asarray(layer.bias, np.float64), dtype, device), dt=1.0)
+        weight = torch.as_tensor(layer.weight, dtype=dtype, device=device) / params.dv
+
+        def step(state, previous):
+            spikes, state = cell(previous[index] @ weight.T, state)
+            return state, spikes
+
+        return step
+
+    steppers = [population(index, layer) for index, layer in enumerate(network.layers)]
     # Norse would start v at v_leak; the canonical neuron starts at rest (v = u = 0).
-    states = [
-        LIFFeedForwardState(
-            v=torch.zeros(batch, layer.n_out, dtype=dtype, device=device),
-            i=torch.zeros(batch, layer.n_out, dtype=dtype, device=device),
-        )
-        for layer in network.layers
-    ]
-    previous = [torch.zeros(batch, network.n_inputs, dtype=dtype, device=device)] + [
-        torch.zeros(batch, layer.n_out, dtype=dtype, device=device) for layer in network.layers
-    ]
-    want_spikes = "spikes" in record
-    want_voltages = "voltages" in record
-    want_currents = "currents" in record
-    counts = [torch.zeros(batch, layer.n_out, dtype=dtype, device=device) for layer in network.layers]
-    rasters = [np.zeros((steps, batch, layer.n_out), dtype=bool) for layer in network.layers] if want_spikes else None
-    voltages = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if want_voltages else None
-    currents = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if want_currents else None
+    zeros = [torch.zeros(batch, layer.n_out, dtype=dtype, device=device) for layer in network.layers]
+    states = [LIFFeedForwardState(v=zero, i=zero.clone()) for zero in zeros]
+    previous = [torch.zeros(batch, network.n_inputs, dtype=dtype, device=device)] + [z.clone() for z in zeros]
+    rasters = [np.zeros((steps, batch, layer.n_out), dtype=bool) for layer in network.layers]
+    voltages = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if "voltages" in record else None
+    currents = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if "currents" in record else None
+    # Norse keeps the decayed current divided by dv; the canonical u is undecayed.
+    keep = 1.0 - params.du
     source = torch.as_tensor(np.asarray(inputs), dtype=dtype, device=device)
     with torch.no_grad():
         for t in range(steps):
-            emitted = [source[t]]
-            for index, (cell, weight) in enumerate(zip(cells, weights)):
-                spikes, states[index] = cell(previous[index] @ weight.T, states[index])
-                emitted.append(spikes)
-                counts[index] += spikes
-                if want_spikes:
-                    rasters[index][t] = (spikes > 0).cpu().numpy()
-                if want_voltages:
-                    voltages[index][t] = states[index].v.cpu().numpy()
-                if want_currents:
-                    # Norse keeps the decayed current divided by dv; the canonical u is undecayed.
-                    decay = 1.0 - network.neuron.lif.du
-                    undecayed = states[index].i * dv / decay if decay > 0 else torch.full_like(states[index].i, float("nan"))
-                    currents[index][t] = undecayed.cpu().numpy()
-            previous = emitted
-    spike_counts = [c.cpu().numpy().round().astype(np.int64) for c in counts]
-    outputs = spike_counts[-1].astype(np.float64)
-    return RunRecord(
-        backend="norse",
-        steps=int(steps),
-        outputs=outputs,
-        predictions=predict(network, outputs),
-        spike_counts=spike_counts,
-        input_spike_counts=np.asarray(inputs).sum(axis=0).astype(np.int64),
-        spikes=rasters,
-        voltages=voltages,
-        currents=currents,
-        input_spikes=(np.asarray(inputs) > 0) if want_spikes else None,
-    )
+            states, previous = delayed_step(steppers, states, previous, source[t])
+            for index, state in enumerate(states):
+                rasters[index][t] = (previous[index + 1] > 0).cpu().numpy()
+                if voltages is not None:
+                    voltages[index][t] = state.v.cpu().numpy()
+                if currents is not None:
+                    currents[index][t] = (state.i * params.dv / keep).cpu().numpy() if keep > 0 else np.nan
+    return RunRecord.from_rasters("norse", network, inputs, rasters, voltages, currents, record)

@@ -1,27 +1,21 @@
-"""Rate networks in numpy: ``h_i = f(W_i h_{i-1} + b_i)`` for hidden layers, linear output."""
+"""Rate networks in numpy: ``h_i = f(W_i h_{i-1} + b_i)`` for hidden layers, linear output
+(:func:`neurocredit.neurons.rate_forward`, float64)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from neurocredit.network import Network
-from neurocredit.neurons import activation
-from neurocredit.readout import predict
+from neurocredit.neurons import rate_forward
 from neurocredit.record import RunRecord
 
 
 def forward(network: Network, features: np.ndarray) -> list[np.ndarray]:
-    """Activities of every layer, the last one being the logits."""
-    hidden = np.asarray(features, dtype=np.float64)
-    activities = []
-    for index, layer in enumerate(network.layers):
-        pre_activation = hidden @ layer.weight.astype(np.float64).T + layer.bias
-        last = index == len(network.layers) - 1
-        hidden = pre_activation if last else activation(network.neuron.activation, pre_activation)
-        activities.append(hidden)
-    return activities
+    """Activities of every layer (float64), the last one being the logits."""
+    weights = [layer.weight.astype(np.float64) for layer in network.layers]
+    biases = [layer.bias.astype(np.float64) for layer in network.layers]
+    return rate_forward(weights, biases, network.neuron.activation, np.asarray(features, dtype=np.float64))[1]
 
 
 def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
-    outputs = forward(network, inputs)[-1]
-    return RunRecord(backend="rate", steps=0, outputs=outputs, predictions=predict(network, outputs))
+    return RunRecord.from_outputs("rate", network, forward(network, inputs)[-1], steps=0)

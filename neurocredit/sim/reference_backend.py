@@ -11,7 +11,5 @@ from neurocredit.record import RunRecord
 
 
 def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
-    from neurocredit.sim import record_from_rasters
-
     trace = run_lif_network(network, inputs, record_states=bool({"voltages", "currents"} & set(record)))
-    return record_from_rasters("reference", network, inputs, trace.spikes, trace.voltages, trace.currents, record)
+    return RunRecord.from_rasters("reference", network, inputs, trace.spikes, trace.voltages, trace.currents, record)

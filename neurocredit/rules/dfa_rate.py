@@ -1,0 +1,50 @@
+"""Rate DFA (:mod:`neurocredit.rules.dfa`): no autograd; the mean updates are handed to the
+optimizer (Adam or SGD) as gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neurocredit.neurons import activation_derivative
+from neurocredit.rules.base import RateRule, one_hot
+from neurocredit.rules.dfa import DFAOptions, feedback_from_network
+
+
+class RateDFA(RateRule):
+    """DFA for rate networks (:mod:`neurocredit.rules.dfa`)."""
+
+    name = "dfa"
+    Options = DFAOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.feedback = [
+            torch.tensor(m, device=self.device)
+            for m in feedback_from_network(self.spec, self.n_classes, self.options)
+        ]
+
+    @torch.no_grad()
+    def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
+        pre_activations, activities = self.forward(features)
+        logits = activities[-1]
+        probabilities = torch.softmax(logits, dim=1)
+        error = probabilities - one_hot(labels, self.n_classes, logits.dtype)
+        loss = float(torch.nn.functional.cross_entropy(logits, labels))
+        inputs = [features] + activities[:-1]
+        weight_updates, bias_updates = [], []
+        error = error / features.shape[0]  # batch mean, applied to the small factor
+        for index in range(len(self.weights)):
+            if index == len(self.weights) - 1:
+                delta = error
+            else:
+                delta = (error @ self.feedback[index].T) * activation_derivative(
+                    self.spec.neuron.activation, pre_activations[index], activities[index]
+                )
+            weight_updates.append(delta.T @ inputs[index])
+            bias_updates.append(delta.sum(dim=0))
+        self.apply_gradients(weight_updates + bias_updates)
+        return loss
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {f"dfa/feedback_{i + 1}": m.cpu().numpy() for i, m in enumerate(self.feedback)}
