@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from neurocredit.data import load_dataset
-    from neurocredit.sim import brian2_backend, encode_inputs
+    from neurocredit.sim import brian2_backend, brian2_codegen, encode_inputs
 
     dataset = load_dataset("fashion-mnist", args.data_dir)
     network = build_network(args.steps)

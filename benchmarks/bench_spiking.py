@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import config_with, peak_rss_mb, publish, run_child  # noqa: E402
+from common import config_with, peak_rss_mb, publish, run_child, training_memory  # noqa: E402
 
 DFA_CONFIG = ROOT / "models" / "fmnist-dfa-snn.yaml"
 BPTT_CONFIG = ROOT / "models" / "fmnist-bptt-snn.yaml"
@@ -74,38 +74,9 @@ def worker_train(args) -> dict:
 
 def worker_memory(args) -> dict:
     """Peak RSS and seconds per batch of ``--memory-batches`` training batches at ``--steps``."""
-    import numpy as np
-    import torch
-
-    from neurocredit.config import build_network
-    from neurocredit.data import load_dataset
-    from neurocredit.rules import rule_class
-
     _set_threads(args.threads)
     config = config_with(args.config, steps=args.steps)
-    training = config.training
-    torch.manual_seed(training.seed)
-    dataset = load_dataset(config.data.name, args.data_dir or config.data.data_dir)
-    cls = rule_class(config.rule.name, config.network.neuron.kind)
-    options = cls.parse_options(config.rule.options)
-    network = build_network(config, dataset.n_features, cls.output_size(options, dataset.n_classes), training.seed)
-    rule = cls(network, options, training, dataset.n_classes)
-    order = np.random.default_rng(training.seed).permutation(len(dataset.x_train))
-    before = peak_rss_mb()
-    times = []
-    for batch in range(args.memory_batches):
-        index = order[(batch * training.batch_size) % len(order):][: training.batch_size]
-        began = time.perf_counter()
-        rule.train_batch(torch.as_tensor(dataset.x_train[index]), torch.as_tensor(dataset.y_train[index]))
-        times.append(time.perf_counter() - began)
-    return {
-        "rule": config.rule.name,
-        "steps": args.steps,
-        "batches": args.memory_batches,
-        "rss_before_training_mb": before,
-        "peak_rss_mb": peak_rss_mb(),
-        "seconds_per_batch": float(np.median(times)),
-    }
+    return training_memory(config, args.data_dir, args.memory_batches)
 
 
 def worker_speed(args) -> dict:
@@ -122,7 +93,7 @@ def worker_speed(args) -> dict:
     for name, path in (("dfa", DFA_CONFIG), ("bptt", BPTT_CONFIG)):
         config = config_with(str(path), steps=args.steps)
         cls = rule_class(config.rule.name, config.network.neuron.kind)
-        options = cls.parse_options(config.rule.options)
+        options = config.rule_options()
         if not rules:
             dataset = load_dataset(config.data.name, args.data_dir or config.data.data_dir)
         network = build_network(config, dataset.n_features, cls.output_size(options, dataset.n_classes),

@@ -105,3 +105,35 @@ def config_with(path, steps: int | None = None, epochs: int | None = None):
     if epochs is not None:
         config = config.replace_training(epochs=epochs)
     return config
+
+
+def training_memory(config, data_dir, batches: int) -> dict:
+    """Peak RSS and median seconds per batch of ``batches`` training batches of ``config`` (run it
+    in a child process of its own, so the peak is this configuration's alone)."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from neurocredit.config import build_network
+    from neurocredit.data import load_dataset
+    from neurocredit.rules import rule_class
+
+    training = config.training
+    torch.manual_seed(training.seed)
+    dataset = load_dataset(config.data.name, data_dir or config.data.data_dir)
+    cls = rule_class(config.rule.name, config.network.neuron.kind)
+    options = config.rule_options()
+    network = build_network(config, dataset.n_features, cls.output_size(options, dataset.n_classes), training.seed)
+    rule = cls(network, options, training, dataset.n_classes)
+    order = np.random.default_rng(training.seed).permutation(len(dataset.x_train))
+    before = peak_rss_mb()
+    times = []
+    for batch in range(batches):
+        index = order[(batch * training.batch_size) % len(order):][: training.batch_size]
+        began = time.perf_counter()
+        rule.train_batch(torch.as_tensor(dataset.x_train[index]), torch.as_tensor(dataset.y_train[index]))
+        times.append(time.perf_counter() - began)
+    return {"rule": config.rule.name, "steps": config.network.encoder.steps, "batches": batches,
+            "rss_before_training_mb": before, "peak_rss_mb": peak_rss_mb(),
+            "seconds_per_batch": float(np.median(times))}
