@@ -60,3 +60,22 @@ def test_an_unknown_rule_array_is_refused(tmp_path):
     path = save_network(network, tmp_path / "chl.h5")
     with pytest.raises(NeurocreditError, match=r"extras\['chl/feedback_9'\] is not an array rule 'chl' saves"):
         load_network(path)
+
+
+@pytest.mark.parametrize("rule, options, message", [
+    ("dfa", "feedback_init: normal", "rule.feedback_init must be uniform or gaussian"),
+    ("sigprop", "loss: hinge", "rule.loss must be one of"),
+    ("chl", "beta: 0", "rule.beta=0.0 must be a number > 0"),
+    ("bp", "surrogate: step", "rule.surrogate must be one of"),
+])
+def test_every_rules_option_errors_name_the_config_file(tmp_path, rule, options, message):
+    from neurocredit.config import load_config
+
+    kind = "lif" if rule == "bp" else "rate"
+    encoder = "encoder: {kind: bernoulli, steps: 5}, " if kind == "lif" else ""
+    config = tmp_path / f"bad-{rule}.yaml"
+    config.write_text(f"name: bad\ndata: {{name: digits}}\nnetwork: {{hidden: [8], {encoder}neuron: {{kind: {kind}}}}}\n"
+                      f"rule: {{name: {rule}, {options}}}\ntraining: {{epochs: 1}}\n")
+    with pytest.raises(NeurocreditError) as error:
+        load_config(config)
+    assert str(error.value).startswith(f"{config}: {message}"), str(error.value)
