@@ -1,10 +1,19 @@
-"""Shared fixtures: small seeded networks and a CLI runner."""
+"""Shared fixtures and helpers: a per-test seed for every random number generator, small seeded
+networks, a CLI runner, a torch memory probe.
+
+Every test runs with ``random``, numpy's global generator and torch seeded from its node id
+(:func:`seed_of`), so a test draws the same numbers on every machine, alone or in any order
+(as Nengo's ``seed`` fixture does). Tests should still prefer explicit generators (the ``rng``
+fixture, ``torch.Generator().manual_seed(...)``): the global seeding is the safety net.
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +32,35 @@ def pytest_configure(config):
         torch.set_num_threads(1)
     except ImportError:
         pass
+    if config.pluginmanager.hasplugin("randomly"):
+        # pytest-randomly (``-p randomly``) only shuffles the order: its own reseeding before each
+        # test phase would replace the per-test seed below with one that changes from run to run.
+        config.option.randomly_reset_seed = False
+
+
+def seed_of(nodeid: str) -> int:
+    """The seed of the test ``nodeid`` (e.g. ``tests/test_x.py::test_y[param]``): its CRC-32,
+    the same on every machine and in every order (unlike ``hash``, which Python salts)."""
+    return zlib.crc32(nodeid.encode("utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def seed(request) -> int:
+    """Seeds ``random``, numpy's global generator and torch with :func:`seed_of` the test's node
+    id before every test; returns the seed."""
+    import torch
+
+    value = seed_of(request.node.nodeid)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+    return value
+
+
+@pytest.fixture
+def rng(seed) -> np.random.Generator:
+    """A numpy Generator seeded with the test's seed."""
+    return np.random.default_rng(seed)
 
 
 @pytest.fixture
@@ -70,3 +108,17 @@ def small_spiking_chl_rule(training=None, **changes):
     options = SpikingCHLOptions(**{"free_steps": 12, "nudged_steps": 12, "free_settle": 2, "nudged_settle": 2,
                                    **changes})
     return rule_class("chl", "lif")(network, options, training or TrainingConfig(seed=0), 4)
+
+
+def peak_allocated_bytes(function) -> int:
+    """Peak of the bytes allocated (minus freed) by torch while ``function`` runs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        function()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    total = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        total += event.nbytes()
+        peak = max(peak, total)
+    return peak

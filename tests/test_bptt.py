@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import peak_allocated_bytes
 from neurocredit.config import TrainingConfig, load_config
 from neurocredit.data import load_digits
 from neurocredit.errors import NeurocreditError
@@ -16,7 +17,6 @@ from neurocredit.rules import rule_class
 from neurocredit.rules.bp_lif import SurrogateBPTT, norse_forward
 from neurocredit.sim import encode_inputs
 from neurocredit.train import train
-from test_spiking_dfa import peak_allocated_bytes
 
 
 def random_network(seed, sizes=(12, 20, 15, 6), params=LIFParameters(0.3, 0.15, 1.0), steps=30):
@@ -71,7 +71,8 @@ def small_bptt(steps):
 
 
 def test_bptt_memory_grows_with_steps():
-    x, y = torch.rand(32, 64), torch.randint(0, 10, (32,))
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.rand(32, 64, generator=generator), torch.randint(0, 10, (32,), generator=generator)
     peaks = []
     for steps in (10, 40):
         rule = small_bptt(steps)

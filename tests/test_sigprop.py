@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import peak_allocated_bytes
 from neurocredit.config import TrainingConfig, load_config
 from neurocredit.data import load_digits
 from neurocredit.errors import NeurocreditError
@@ -22,7 +23,6 @@ from neurocredit.rules.sigprop_lif import SpikeWithoutGradient, SpikingSigpropLa
 from neurocredit.rules.sigprop_local import layer_loss, learning_signals, signal_labels
 from neurocredit.sim import simulate
 from neurocredit.train import train
-from test_spiking_dfa import peak_allocated_bytes
 
 LIF = NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0))
 
