@@ -50,18 +50,16 @@ def test_simulate_saves_rasters_and_voltages(run_cli, digits_snn, tmp_path):
     assert np.array_equal(record.spikes[0].sum(axis=0), record.spike_counts[0])
 
 
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("backend", sorted(set(BACKENDS) - {"rate"}))
 def test_every_spiking_backend_runs_through_simulate(run_cli, digits_snn, backend):
-    """Each registered backend answers through the same command (a missing optional package or a
-    not-yet-installed backend is one clear error line, never a traceback)."""
+    """Each registered backend answers through the same command (all of them are installed by
+    `make venv`, so an error here is a failure)."""
     _, path = digits_snn
     result = run_cli("simulate", path, "--backend", backend, "--limit", "3", "--steps", "6", "--json")
-    if result.returncode == 0:
-        payload = json.loads(result.stdout)
-        assert payload["backend"] == backend and payload["samples"] == 3 and payload["steps"] == 6
-    else:
-        assert result.returncode == 2 and "Traceback" not in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1 and backend in result.stderr
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(result.stdout)
+    assert payload["backend"] == backend and payload["samples"] == 3 and payload["steps"] == 6
 
 
 def test_simulate_errors_are_one_line(digits_snn, tmp_path, capsys):
