@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--targets", default="numpy,cython", help="Brian2 code targets for (b)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is reported")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--no-append", action="store_true", help="print only, do not record the run")
     args = parser.parse_args()
 
     from neurocredit.data import load_dataset
@@ -156,8 +156,14 @@ def main() -> None:
         "per contender; warm-up runs are not timed."
     )
     if not args.no_append:
+        summary = "; ".join(
+            [f"{len(SIZES) - 1}-layer {'-'.join(map(str, SIZES))} LIF, {args.steps} steps, ms per sample: "
+             f"store/restore per sample {baseline * 1e3:.1f}"]
+            + [f"parallel copies ({target}) {seconds * 1e3:.1f} ({baseline / seconds:.1f}x)"
+               for target, (seconds, _) in results.items()]
+            + [f"Norse {norse_seconds * 1e3:.2f}", f"spike counts identical: {'yes' if identical else 'NO'}"])
         append_results("Brian2 backend: per-sample store/restore vs parallel copies vs Norse",
-                       "\n".join(rows), notes)
+                       "\n".join(rows), notes, summary=summary)
     else:
         print("\n".join(rows) + "\n\n" + notes)
 

@@ -177,7 +177,7 @@ def main() -> None:
     families = {"rate": ["chl-rate", "bp-rate"], "snn": ["chl-snn", "bptt-snn"]}
     if args.only:
         families = {args.only: families[args.only]}
-    rows, notes = [], []
+    rows, notes, headline = [], [], []
     for family, contenders in families.items():
         epochs_override = args.rate_epochs if family == "rate" else args.snn_epochs
         sessions = {name: TrainingSession(contender_config(args.data, name), epochs=epochs_override, dataset=dataset)
@@ -204,11 +204,13 @@ def main() -> None:
                 f"{memory['training_growth_mb']:.1f} | {steps} |"
             )
             print(rows[-1], flush=True)
+            headline.append(f"{name} {record.accuracy:.2%} ({sum(seconds) / len(seconds):.2f} s/epoch)")
         first, second = contenders
         ratio = (sum(s.seconds for s in sessions[first].history) / len(sessions[first].history)) / (
             sum(s.seconds for s in sessions[second].history) / len(sessions[second].history))
         notes.append(f"{first} seconds per epoch / {second} seconds per epoch (same run, interleaved epochs): "
                      f"**{ratio:.2f}**")
+        headline.append(f"{first} / {second} s per epoch {ratio:.2f}x")
     sweep_rows = sweep(args, dataset, print) if args.sweep else []
     memory_rows = memory_against_steps(args, print) if args.only in (None, "snn") else []
     header = ("| contender | test acc, saved feed-forward net | test acc, rule's own prediction | epochs | s/epoch | "
@@ -229,7 +231,8 @@ def main() -> None:
             f"process (imports and data included) training {args.memory_batches} batches; RSS growth: the peak "
             "during those batches above the RSS before them (kernel peak mark reset after a warm-up batch of 2 "
             "samples).")
-    append_results(f"CHL / EP vs BP and BPTT, {args.data}", table, text)
+    append_results(f"CHL / EP vs BP and BPTT, {args.data}", table, text,
+                   summary=f"{args.data} test accuracy (saved net): " + "; ".join(headline))
 
 
 def sweep(args, dataset, log) -> list[str]:

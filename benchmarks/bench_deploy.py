@@ -7,7 +7,7 @@ deployment pipeline with verification, exactly as ``neurocredit deploy MODEL --v
 Lava fixed_pt and floating_pt on the first ``--lava-limit`` samples. Reports the accuracy drop
 from float to fixed point (target <= 1 point on the full test set through the emulator, checked
 on the subset through Lava), the spike agreement and the seconds of each path. Appends a dated
-section to benchmarks/RESULTS.md::
+section to benchmarks/history.md (and updates its row of benchmarks/RESULTS.md)::
 
     .venv/bin/python benchmarks/bench_deploy.py out/bench/dfa.h5 out/bench/fmnist-sigprop-snn.h5 --lava-limit 500
 """
@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="test samples for float and emulator (default: all)")
     parser.add_argument("--data", default=None, help="data set (default: the one each model was trained on)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--no-append", action="store_true", help="print only, do not record the run")
     args = parser.parse_args()
 
     payloads = [deploy_model(path, args) for path in args.models]
@@ -90,8 +90,13 @@ def main() -> int:
         lines.append(f"- {payload['rule']} (`{payload['model']}`): drop {drop:+.2f} points ({verdict}); "
                      f"cores {payload['cores']}; wall {payload['wall_seconds']:.0f} s")
     figures = "\n".join(lines)
+    summary = "; ".join(
+        f"{p['rule']}: float {p['accuracy']['float']:.2%} -> emulator (Loihi fixed point) "
+        f"{p['accuracy']['emulator']:.2%}, "
+        f"drop {(p['accuracy']['float'] - p['accuracy']['emulator']) * 100:+.2f} points"
+        for p in payloads)
     publish("Float -> Loihi fixed point on trained Fashion-MNIST spiking models (bench_deploy.py)", figures,
-            args.no_append)
+            args.no_append, summary=summary)
     return 0
 
 

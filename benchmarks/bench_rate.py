@@ -76,6 +76,8 @@ def main() -> None:
         f"median of paired epoch ratios **{median_ratio:.2f}**, fastest epoch / fastest epoch {minimum_ratio:.2f}, "
         f"total / total {ratio:.2f}\n\nPer-epoch seconds: DFA {[round(s.seconds, 1) for s in sessions['dfa'].history]}, "
         f"BP {[round(s.seconds, 1) for s in sessions['bp'].history]}",
+        summary=f"test accuracy DFA {final['dfa']:.2%}, BP {final['bp']:.2%} ({args.epochs} epochs); DFA / BP s per "
+                f"epoch {median_ratio:.2f}x (median of paired epochs)",
     )
 
 

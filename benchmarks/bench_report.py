@@ -7,7 +7,8 @@ In one run, on the same seeded LIF network and the same samples:
 2. the whole report: :func:`neurocredit.report.report_model` (simulation + counting + energy per
    target + the short raster re-run) and rendering it as markdown, JSON and HTML (with plots).
 
-``ratio = report seconds / simulation seconds``. Appends a dated row to benchmarks/RESULTS.md.
+``ratio = report seconds / simulation seconds``. Appends a dated section to benchmarks/history.md
+and updates its row of benchmarks/RESULTS.md.
 
 The network is a seeded random 784-H-10 LIF network (no trained Fashion-MNIST spiking model is
 needed: the cost of counting and rendering does not depend on the weights' quality, only on the
@@ -19,9 +20,7 @@ sizes and spike counts). Run it niced on a shared machine::
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,9 +29,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-HEADER = "# Benchmark results\n\nRows are appended by the scripts in benchmarks/ (never overwritten).\n"
+from common import append_results  # noqa: E402
 
 
 def build_network(hidden: int, steps: int, seed: int):
@@ -53,11 +52,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=2, help="alternating repetitions; the fastest of each counts")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--no-append", action="store_true", help="print only, do not record the run")
     args = parser.parse_args()
 
-    import norse
-    import torch
+    import norse  # noqa: F401  (imported before the timed runs)
+    import torch  # noqa: F401
 
     from neurocredit.data import load_dataset
     from neurocredit.report import (
@@ -118,26 +117,19 @@ def main() -> int:
 
     if args.no_append:
         return 0
-    if not RESULTS.exists():
-        RESULTS.write_text(HEADER)
-    command = ("nice -n 10 .venv/bin/python benchmarks/bench_report.py "
-               f"--samples {args.samples} --hidden {args.hidden} --steps {args.steps} --repeat {args.repeat}")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, " \
-              f"torch {torch.__version__}, norse {norse.__version__ if hasattr(norse, '__version__') else '?'}, " \
-              f"numpy {np.__version__}"
-    row = (f"\n## {datetime.date.today().isoformat()} report generation vs simulation (bench_report.py)\n\n"
-           f"- command: `{command}`\n- machine: {machine}\n"
-           f"- network: seeded random {sizes_text} LIF, {args.steps} steps, bernoulli encoder, "
-           f"{len(x)} Fashion-MNIST test samples, norse backend (CPU, float64)\n"
-           f"- fastest of {args.repeat} alternating runs: simulation alone {simulation:.2f} s; report "
-           f"(simulate + count + energy + raster re-run) {modelled:.2f} s; rendering md + json + html "
-           f"{render:.2f} s; load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores shared with other jobs)\n"
-           f"- report work on an existing record (count, energy, raster re-run, md + json + html): "
-           f"{overhead:.2f} s, i.e. (simulation + that) / simulation = {(simulation + overhead) / simulation:.2f}x\n"
-           f"- **report / simulation = {ratio:.2f}x** (target < 2x: {'met' if ratio < 2 else 'not met'})\n")
-    with open(RESULTS, "a", encoding="utf-8") as stream:
-        stream.write(row)
-    print(f"appended to {RESULTS}")
+    figures = (f"- network: seeded random {sizes_text} LIF, {args.steps} steps, bernoulli encoder, "
+               f"{len(x)} Fashion-MNIST test samples, norse backend (CPU, float64)\n"
+               f"- fastest of {args.repeat} alternating runs: simulation alone {simulation:.2f} s; report "
+               f"(simulate + count + energy + raster re-run) {modelled:.2f} s; rendering md + json + html "
+               f"{render:.2f} s; load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores shared with other "
+               "jobs)\n"
+               f"- report work on an existing record (count, energy, raster re-run, md + json + html): "
+               f"{overhead:.2f} s, i.e. (simulation + that) / simulation = "
+               f"{(simulation + overhead) / simulation:.2f}x\n"
+               f"- **report / simulation = {ratio:.2f}x** (target < 2x: {'met' if ratio < 2 else 'not met'})")
+    append_results("Report generation vs simulation (bench_report.py)", figures,
+                   summary=f"report / simulation {ratio:.2f}x ({len(x)} samples, {sizes_text} LIF, {args.steps} "
+                           f"steps; simulation alone {simulation:.2f} s)")
     return 0
 
 

@@ -17,7 +17,7 @@ batches, so each peak is that configuration's alone.
 
 Targets (issue 5): rate sigprop >= 89 %; spiking sigprop >= 89.3 %; spiking sigprop s/epoch <=
 0.5x BPTT's; spiking sigprop peak RSS at T=100 <= 1.2x at T=25. Appends a dated section to
-benchmarks/RESULTS.md. Run it niced::
+benchmarks/history.md (and updates its row of benchmarks/RESULTS.md). Run it niced::
 
     nice -n 10 .venv/bin/python benchmarks/bench_sigprop.py --rate-epochs 10 --snn-epochs 3
 """
@@ -165,7 +165,7 @@ def main() -> int:
     parser.add_argument("--skip-snn", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--save-dir", default=None, help="save the trained networks here (e.g. for bench_deploy.py)")
-    parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--no-append", action="store_true", help="print only, do not record the run")
     # worker mode (internal)
     parser.add_argument("--worker", choices=["pair", "memory"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
@@ -183,18 +183,27 @@ def main() -> int:
         return 0
 
     began = time.perf_counter()
-    lines = []
+    lines, headline = [], []
+
+    def pair_headline(kind: str, pair: dict) -> str:
+        sigprop, baseline = pair["sigprop"], pair["baseline"]
+        return (f"{kind}: sigprop {sigprop['accuracy']:.2%}, baseline {baseline['accuracy']:.2%} "
+                f"({len(sigprop['epoch_seconds'])} epochs), s/epoch "
+                f"{sigprop['seconds_per_epoch'] / baseline['seconds_per_epoch']:.2f}x")
+
     if not args.skip_rate:
         rate = run_child(child_args(args, "pair", RATE_CONFIG, epochs=args.rate_epochs))
         print(f"rate: {json.dumps(rate)}", flush=True)
         lines += pair_lines("Rate networks, `models/fmnist-sigprop-rate.yaml` and the same config with rule `bp`",
                             rate, ("sigprop (rate)", "backpropagation"), 0.89)
+        headline.append(pair_headline("rate", rate))
     if not args.skip_snn:
         snn = run_child(child_args(args, "pair", SNN_CONFIG, epochs=args.snn_epochs))
         print(f"snn: {json.dumps(snn)}", flush=True)
         lines += pair_lines("Spiking networks, `models/fmnist-sigprop-snn.yaml` and the same config with BPTT "
                             "(rule `bp`, Norse SuperSpike surrogate)", snn,
                             ("sigprop (LIF, no surrogate)", "BPTT (surrogate)"), 0.893)
+        headline.append(pair_headline("spiking (vs BPTT)", snn))
         ratio = snn["sigprop"]["seconds_per_epoch"] / snn["baseline"]["seconds_per_epoch"]
         lines += [f"- spiking sigprop s/epoch / BPTT s/epoch = {ratio:.2f}x (target <= 0.5x: "
                   f"{'met' if ratio <= 0.5 else 'not met'})", ""]
@@ -222,11 +231,13 @@ def main() -> int:
         bptt_growth = memory[(True, high)]["peak_rss_mb"] / memory[(True, low)]["peak_rss_mb"]
         lines += ["", f"- sigprop peak RSS T={high} / T={low} = **{growth:.3f}x** (target <= 1.2x: "
                       f"{'met' if growth <= 1.2 else 'not met'}); BPTT: {bptt_growth:.2f}x", ""]
+        headline.append(f"peak RSS T={high} / T={low}: sigprop {growth:.3f}x, BPTT {bptt_growth:.2f}x")
     lines.append(f"- torch threads {args.threads}; load average at the end: "
                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs); "
                  f"benchmark wall time {time.perf_counter() - began:.0f} s")
     figures = "\n".join(lines)
-    publish("Signal propagation vs BP / BPTT, Fashion-MNIST (bench_sigprop.py)", figures, args.no_append)
+    publish("Signal propagation vs BP / BPTT, Fashion-MNIST (bench_sigprop.py)", figures, args.no_append,
+            summary="; ".join(headline))
     return 0
 
 

@@ -14,7 +14,7 @@ canonical LIF, Bernoulli rate-coded input, batch 128, the same T), in one run:
    that configuration's alone; also its seconds per batch.
 
 Targets (issue 4): DFA accuracy >= 88 %; DFA s/epoch <= 0.35x BPTT's; DFA peak RSS at T=100 <=
-1.2x its peak at T=25. Appends a dated section to benchmarks/RESULTS.md. Torch runs with
+1.2x its peak at T=25. Appends a dated section to benchmarks/history.md (its row of RESULTS.md too). Torch runs with
 ``--threads`` threads (default 1: the machine's cores are shared; both rules get the same).
 Run it niced::
 
@@ -148,7 +148,7 @@ def main() -> int:
                         help="batches of each rule in the alternating speed measurement")
     parser.add_argument("--skip-training", action="store_true", help="no training runs (steps 2 and 3 only)")
     parser.add_argument("--skip-memory", action="store_true", help="no peak-RSS runs")
-    parser.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--no-append", action="store_true", help="print only, do not record the run")
     parser.add_argument("--save-dir", default=None, help="save the trained networks here")
     # worker mode (internal)
     parser.add_argument("--worker", choices=["train", "memory", "speed"], default=None, help=argparse.SUPPRESS)
@@ -190,10 +190,12 @@ def main() -> int:
                                                          memory_batches=args.memory_batches))
             print(f"{name} T={steps}: {json.dumps(memory[(name, steps)])}", flush=True)
 
-    lines = []
+    lines, headline = [], []
     if trained:
         dfa, bptt = trained["dfa"], trained["bptt"]
         ratio = dfa["seconds_per_epoch"] / bptt["seconds_per_epoch"]
+        headline.append(f"test accuracy DFA {dfa['accuracy']:.2%} ({dfa['epochs']} epochs), BPTT "
+                        f"{bptt['accuracy']:.2%} ({bptt['epochs']} epochs); DFA / BPTT s per epoch {ratio:.2f}x")
         lines += [
             f"Training ({dfa['steps']} steps, {args.threads} torch thread(s); accuracy = saved network through "
             "the norse backend, float64, 10000 test samples):",
@@ -230,7 +232,10 @@ def main() -> int:
     lines.append(f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine); "
                  f"benchmark wall time {time.perf_counter() - began:.0f} s")
     figures = "\n".join(lines)
-    publish("Spiking DFA vs Norse BPTT, Fashion-MNIST (bench_spiking.py)", figures, args.no_append)
+    headline += [f"T={steps}: DFA / BPTT s per batch {row['dfa_median'] / row['bptt_median']:.2f}x (median)"
+                 for steps, row in speed.items()]
+    publish("Spiking DFA vs Norse BPTT, Fashion-MNIST (bench_spiking.py)", figures, args.no_append,
+            summary="; ".join(headline))
     return 0
 
 

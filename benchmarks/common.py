@@ -1,7 +1,9 @@
-"""Shared by the benchmark scripts: machine/version facts, peak memory, and RESULTS.md rows.
+"""Shared by the benchmark scripts: machine/version facts, peak memory, and the results files.
 
-Every benchmark appends one dated section to ``benchmarks/RESULTS.md`` with the exact command,
-the machine, the package versions and the measured figures. Nothing here is run in CI.
+Every benchmark run appends one dated section to ``benchmarks/history.md`` (the exact command,
+the machine, the package versions and the measured figures; append-only) and replaces its own row
+of the table in ``benchmarks/RESULTS.md`` (one row per benchmark script: its current headline
+figures, command and date). Nothing here is run in CI.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import subprocess
@@ -17,11 +20,26 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-HEADER = """# Benchmark results
+HISTORY = Path(__file__).resolve().parent / "history.md"
+HISTORY_HEADER = """# Benchmark history
 
 Each section below was appended by a script in `benchmarks/` (command, date, machine, versions,
-figures). Figures are measured, never estimated; speed ratios compare contenders run in the same
-process or the same benchmark run. Newest sections are at the bottom.
+figures); nothing is ever rewritten. Figures are measured, never estimated; speed ratios compare
+contenders run in the same process or the same benchmark run. Newest sections are at the bottom.
+The current figure of each benchmark is in the table of [RESULTS.md](RESULTS.md).
+"""
+TABLE_START = "<!-- benchmark table: one row per script, replaced by benchmarks/common.py at each run -->"
+TABLE_END = "<!-- end of benchmark table -->"
+TABLE_HEAD = "| benchmark | current figures | command | date (UTC) |\n|---|---|---|---|"
+RESULTS_HEADER = f"""# Benchmark results
+
+One row per benchmark script: the headline figures of its latest run, with the command and the
+date. Every run also appends its full section (machine, versions, all figures) to
+[history.md](history.md), newest at the bottom.
+
+{TABLE_START}
+{TABLE_HEAD}
+{TABLE_END}
 """
 
 
@@ -67,16 +85,18 @@ def run_child(args: list[str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def publish(title: str, figures_markdown: str, print_only: bool) -> None:
-    """Print the figures (``--no-append``) or append them to RESULTS.md as a dated section."""
+def publish(title: str, figures_markdown: str, print_only: bool, summary: str = "") -> None:
+    """Print the figures (``--no-append``) or record them (:func:`append_results`)."""
     if print_only:
         print(figures_markdown)
     else:
-        append_results(title, figures_markdown)
+        append_results(title, figures_markdown, summary=summary)
 
 
-def append_results(title: str, figures_markdown: str, notes: str = "") -> None:
-    """Append a dated section to RESULTS.md (creating it with a header if missing)."""
+def append_results(title: str, figures_markdown: str, notes: str = "", summary: str = "",
+                   results: Path = RESULTS, history: Path = HISTORY) -> None:
+    """Append a dated section to history.md and replace this script's row of the RESULTS.md table
+    with ``summary`` (one line of headline figures; default: the clauses that end in a bold figure)."""
     command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = (
@@ -85,11 +105,33 @@ def append_results(title: str, figures_markdown: str, notes: str = "") -> None:
     )
     if notes:
         section += f"\n{notes.strip()}\n"
-    if not RESULTS.exists():
-        RESULTS.write_text(HEADER)
-    with open(RESULTS, "a") as stream:
+    if not history.exists():
+        history.write_text(HISTORY_HEADER)
+    with open(history, "a") as stream:
         stream.write(section)
+    if not summary:
+        clauses = re.findall(r"[^;|\n]*?\*\*[^*]+\*\*", figures_markdown + "\n" + notes)
+        summary = "; ".join(clause.strip(" -") for clause in clauses) or title
+    update_row(Path(sys.argv[0]).name, summary, command, stamp[: -len(" UTC")], results)
     print(section)
+
+
+def update_row(script: str, summary: str, command: str, date: str, results: Path = RESULTS) -> None:
+    """Replace (or add) the row of ``script`` in the table of ``results``; rows sorted by script."""
+    text = results.read_text() if results.exists() else RESULTS_HEADER
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"{results} has no benchmark table (the lines {TABLE_START!r} ... {TABLE_END!r})")
+    before, rest = text.split(TABLE_START, 1)
+    table, after = rest.split(TABLE_END, 1)
+    key = f"| `{script}` |"
+    rows = [line for line in table.strip().splitlines()[2:] if line.strip() and not line.startswith(key)]
+
+    def cell(value: str) -> str:
+        return " ".join(value.split()).replace("|", "\\|")
+
+    rows.append(f"{key} {cell(summary)} | `{cell(command)}` | {date} |")
+    rows.sort()
+    results.write_text(f"{before}{TABLE_START}\n{TABLE_HEAD}\n" + "\n".join(rows) + f"\n{TABLE_END}{after}")
 
 
 def config_with(path, steps: int | None = None, epochs: int | None = None):
