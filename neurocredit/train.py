@@ -25,6 +25,7 @@ from neurocredit.config import Config, build_network
 from neurocredit.data import Dataset, hold_out_validation, load_dataset
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
+from neurocredit.record import RunRecord
 
 
 class TrainingDiverged(NeurocreditError):
@@ -50,6 +51,7 @@ class TrainResult:
     test_accuracy: float = float("nan")
     test_samples: int = 0
     seconds: float = 0.0
+    record: Optional[RunRecord] = None  # the final test-set simulation
 
     @property
     def validation_accuracy(self) -> float:
@@ -193,7 +195,7 @@ def train(
     device: str = "cpu",
     checkpoint_dir: Optional[str | os.PathLike] = None,
     resume: Optional[str | os.PathLike] = None,
-    on_epoch: Optional[Callable[["TrainingSession", EpochStats], None]] = None,
+    on_epoch: Optional[Callable[["TrainingSession", EpochStats], Optional[bool]]] = None,
     max_batches: Optional[int] = None,
 ) -> TrainResult:
     """Train the network ``config`` describes; returns the trained Network and its history.
@@ -203,7 +205,7 @@ def train(
     checkpoint in that folder (and keep writing checkpoints there unless ``checkpoint_dir``
     names another). A diverging loss raises :class:`NeurocreditError`; the last good
     checkpoint stays. ``on_epoch(session, stats)`` is called after each epoch (and its
-    checkpoint). ``max_batches`` limits every epoch to its first batches (tests).
+    checkpoint); returning ``False`` ends training there (early stopping). ``max_batches`` limits every epoch to its first batches (tests).
     """
     from neurocredit.checkpoint import load_checkpoint, restore_session, save_checkpoint
     from neurocredit.sim import simulate
@@ -226,12 +228,13 @@ def train(
         if checkpoint_dir is not None:
             save_checkpoint(session, checkpoint_dir)
         log(epoch_line(stats, total))
-        if on_epoch is not None:
-            on_epoch(session, stats)
+        if on_epoch is not None and on_epoch(session, stats) is False:
+            break
     network = session.network()
     record = simulate(network, session.dataset.x_test, session.dataset.y_test, backend=final_backend)
     provenance = dict(network.provenance)
     provenance.update(test_accuracy=float(record.accuracy), test_samples=int(record.samples),
                       test_backend=record.backend)
     return TrainResult(network=network.replace(provenance=provenance), history=session.history,
-                       test_accuracy=float(record.accuracy), test_samples=record.samples, seconds=session.seconds)
+                       test_accuracy=float(record.accuracy), test_samples=record.samples, seconds=session.seconds,
+                       record=record)
