@@ -11,6 +11,7 @@ and returns a :class:`TrialResult` dict::
     validation_accuracy  last epoch's, the rule's own prediction on the validation split
     test_accuracy        the saved network through the simulation backend, measured once
     seconds_per_epoch    mean training seconds per epoch (evaluation excluded)
+    weights_sha256       SHA-256 of the trained weights and biases (float32 bytes, layer order)
     peak_rss_mib         peak resident memory above the value before the rule was built, sampled
                          every 5 ms during training and its per-epoch evaluation (not the final test)
     spikes_per_inference / spikes_per_training_sample   (None for rate networks)
@@ -20,12 +21,14 @@ and returns a :class:`TrialResult` dict::
 Ray (``pip install 'neurocredit[sweep]'``) is imported only by :func:`run_ray`. Each Ray trial
 reports after every epoch (``epoch``, ``loss``, ``validation_accuracy``) with its checkpoint
 folder (:mod:`neurocredit.checkpoint`); a trial whose worker dies is restarted by Ray
-(``FailureConfig(max_failures)``) and resumes from that checkpoint, bit for bit.
+(``FailureConfig(max_failures)``) and resumes from that checkpoint, bit for bit. Ray results
+add ``ray_workers``: ``[{pid, node, resumed_at_epoch}]``, one entry per (re)start.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import threading
@@ -171,14 +174,15 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
     """Train, evaluate and measure ``trial`` (module doc); ``on_epoch(session, stats)`` after
     every epoch and its checkpoint; raising :class:`StopTrial` there ends training early (the
     trial is still evaluated)."""
-    from neurocredit.train import train
-
     import h5py  # noqa: F401 - these imports happen before memory is measured
     import neurocredit.checkpoint  # noqa: F401
     import neurocredit.io  # noqa: F401
     import neurocredit.readout  # noqa: F401
+    import numpy as np
+
     from neurocredit.data import load_dataset
     from neurocredit.rules import rule_class
+    from neurocredit.train import train
 
     config = trial_config(trial)
     if dataset is None:  # loaded (and the rule's modules imported) before the memory monitor starts
@@ -201,6 +205,9 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
         result = train(config, dataset=dataset, progress=False, log=lambda line: None, checkpoint_dir=checkpoint_dir,
                        resume=resume, on_epoch=hook, max_batches=trial.max_batches)
     network = result.network
+    digest = hashlib.sha256()
+    for array in (*network.weights, *network.biases):
+        digest.update(np.ascontiguousarray(array).tobytes())
     history = [dataclasses.asdict(stats) for stats in result.history]
     seconds = [entry["seconds"] for entry in history]
     return {
@@ -218,6 +225,7 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
         "test_samples": result.test_samples,
         "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
         "peak_rss_mib": peak["mib"],
+        "weights_sha256": digest.hexdigest(),
         **measurements(network, result.record, trial.targets),
     }
 
@@ -261,6 +269,7 @@ def ray_trainable(params: dict, trials: Sequence[Trial]) -> None:
 
     from ray import tune
 
+    import ray
     import torch
 
     torch.set_num_threads(1)
@@ -275,15 +284,30 @@ def ray_trainable(params: dict, trials: Sequence[Trial]) -> None:
             shutil.copytree(folder, workdir, dirs_exist_ok=True)
         resume = workdir
 
+    # the workers this trial ran on, kept in its checkpoint folder so that restarts add to it
+    workers_file = Path(workdir) / "ray_workers.json"
+    workers = json.loads(workers_file.read_text()) if workers_file.is_file() else []
+    workers.append({"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                    "resumed_at_epoch": None})
+    workers_file.write_text(json.dumps(workers))
+    where = {"pid": os.getpid(), "node": workers[-1]["node"]}
+
     def report(session, stats):
         checkpoint = tune.Checkpoint.from_directory(workdir)
         tune.report({"epoch": stats.epoch, "loss": stats.loss, "validation_accuracy": stats.validation_accuracy,
-                     "pid": os.getpid()}, checkpoint=checkpoint)
+                     "resumed": resume is not None, **where}, checkpoint=checkpoint)
 
     try:
+        if resume is not None:
+            from neurocredit.checkpoint import load_checkpoint
+
+            workers[-1]["resumed_at_epoch"] = load_checkpoint(resume)["epoch"]
+            workers_file.write_text(json.dumps(workers))
         result = run_trial(trial, checkpoint_dir=workdir, resume=resume, on_epoch=report)
+        result["ray_workers"] = workers
         tune.report({"epoch": result["epochs"], "validation_accuracy": result["validation_accuracy"],
-                     "result_json": json.dumps(result, default=_json_default), "pid": os.getpid()})
+                     "result_json": json.dumps(result, default=_json_default), "resumed": resume is not None,
+                     **where})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -342,7 +366,8 @@ def run_ray(trials: Sequence[Trial], *, address: Optional[str] = None, storage: 
         for index in range(len(grid)):
             entry = grid[index]
             if entry.error is not None:
-                raise NeurocreditError(f"Ray trial {entry.config} failed: {str(entry.error).splitlines()[0][:300]}")
+                lines = [line.strip() for line in str(entry.error).splitlines() if line.strip()]
+                raise NeurocreditError(f"Ray trial {entry.config} failed: {lines[-1][:300] if lines else entry.error}")
             metrics = entry.metrics or {}
             if "result_json" in metrics:
                 result = json.loads(metrics["result_json"])
@@ -350,8 +375,6 @@ def run_ray(trials: Sequence[Trial], *, address: Optional[str] = None, storage: 
                 result = {"label": trials[entry.config["index"]].label, "stopped_early": True,
                           "validation_accuracy": metrics.get("validation_accuracy"), "epochs": metrics.get("epoch")}
             result["ray_config"] = {key: value for key, value in entry.config.items()}
-            result["ray_pids"] = sorted({int(row) for row in entry.metrics_dataframe["pid"].dropna()}) \
-                if entry.metrics_dataframe is not None and "pid" in entry.metrics_dataframe else []
             results.append(result)
     finally:
         if shutdown and not address:
