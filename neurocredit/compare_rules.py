@@ -12,7 +12,8 @@ of configs (paths or ready names), or one YAML file listing them::
 Columns (each figure the mean ± sample standard deviation over the seeds; a single seed shows
 ± 0): validation accuracy (last epoch, the rule's own prediction), test accuracy (the saved
 network through the simulation backend, measured once), training seconds per epoch, peak
-resident memory above the trial's start (sampled every 5 ms during training), spikes per
+resident memory above the trial's start (sampled every 5 ms during training), one training
+batch's peak memory at T and 2T encoder steps (spiking networks: how memory grows with T), spikes per
 inference and per training sample (forward passes of the rule's cost model x the inference
 spikes), energy per inference and per training sample on each chosen target (estimates,
 :mod:`neurocredit.energy`), then the criteria each rule declares for its neuron kind
@@ -169,6 +170,7 @@ def summarize(results: Sequence[dict], targets: Sequence[str]) -> list[dict[str,
             "test_accuracy": mean_std([r["test_accuracy"] for r in group]),
             "seconds_per_epoch": mean_std([r["seconds_per_epoch"] for r in group]),
             "peak_rss_mib": mean_std([r["peak_rss_mib"] for r in group]),
+            "batch_mib_in_steps": _memory_in_steps(group),
             "spikes_per_inference": mean_std([r["spikes_per_inference"] for r in group]),
             "spikes_per_training_sample": mean_std([r["spikes_per_training_sample"] for r in group]),
             "energy_per_inference_j": {t: mean_std([r["energy_per_inference_j"].get(t) for r in group])
@@ -179,6 +181,23 @@ def summarize(results: Sequence[dict], targets: Sequence[str]) -> list[dict[str,
             "criteria": rule_criteria(first["rule"], first["kind"]),
         })
     return summary
+
+
+def _memory_in_steps(group: Sequence[dict]) -> Optional[dict[str, Any]]:
+    """Mean ± std over seeds of one batch's peak memory at each measured T (None when not measured)."""
+    measured = [r.get("memory_in_steps") for r in group]
+    if not measured or any(m is None for m in measured):
+        return None
+    return {"steps": measured[0]["steps"],
+            "batch_peak_mib": [mean_std([m["batch_peak_mib"][i] for m in measured])
+                               for i in range(len(measured[0]["steps"]))]}
+
+
+def _steps_cell(value: Optional[dict]) -> str:
+    if value is None:
+        return "n/a"
+    return " → ".join(f"{_pm(peak, '{:.1f}')} (T={steps})" for steps, peak in zip(value["steps"],
+                                                                                   value["batch_peak_mib"]))
 
 
 def _pm(value: Optional[tuple[float, float]], fmt: str) -> str:
@@ -208,14 +227,15 @@ def _criterion(value: Any) -> str:
 
 def table(summary: Sequence[dict], targets: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     header = ["contender", "rule", "neuron", "seeds", "validation acc", "test acc", "s / epoch", "peak MiB",
-              "spikes / inference", "spikes / train sample"]
+              "batch MiB vs T", "spikes / inference", "spikes / train sample"]
     header += [f"E / inference ({t})" for t in targets] + [f"E / train sample ({t})" for t in targets]
     header += [CRITERIA_LABELS[name] for name in CRITERIA]
     rows = []
     for row in summary:
         cells = [row["label"], row["rule"], row["kind"], str(len(row["seeds"])), _pm_percent(row["validation_accuracy"]),
                  _pm_percent(row["test_accuracy"]), _pm(row["seconds_per_epoch"], "{:.2f}"),
-                 _pm(row["peak_rss_mib"], "{:.1f}"), _pm(row["spikes_per_inference"], "{:.0f}"),
+                 _pm(row["peak_rss_mib"], "{:.1f}"), _steps_cell(row["batch_mib_in_steps"]),
+                 _pm(row["spikes_per_inference"], "{:.0f}"),
                  _pm(row["spikes_per_training_sample"], "{:.0f}")]
         cells += [_pm_joules(row["energy_per_inference_j"][t]) for t in targets]
         cells += [_pm_joules(row["energy_per_training_sample_j"][t]) for t in targets]
@@ -228,7 +248,8 @@ NOTES = (
     "mean ± sample standard deviation over the seeds",
     "validation accuracy: last epoch, the rule's own prediction, on the validation split held out of the "
     "training set (data.validation); test accuracy: the saved network through the simulation backend, measured once",
-    "seconds per epoch: training only; peak MiB: resident memory above the trial's start, sampled every 5 ms",
+    "seconds per epoch: training only; peak MiB: resident memory above the trial's start during training, "
+    "sampled every 5 ms; batch MiB vs T (spiking): one training batch's peak at T and 2T encoder steps",
     "energies are estimates (hardware_targets/*.yaml, neurocredit/energy.py); training: the rule's cost model "
     "(forward passes, plasticity and error operations) with this network's spike counts",
     "criteria: as each rule declares them for its neuron kind",

@@ -17,6 +17,8 @@ and returns a :class:`TrialResult` dict::
     spikes_per_inference / spikes_per_training_sample   (None for rate networks)
     energy_per_inference_j / energy_per_training_sample_j   {target: J or None} (estimates,
                          neurocredit.energy; training: the rule's cost model x this network's counts)
+    memory_in_steps      lif: {steps: [T, 2T], batch_peak_mib: [...]}: one training batch's peak
+                         resident memory at T and 2T encoder steps (batch_memory_in_steps); None for rate
 
 Ray (``pip install 'neurocredit[sweep]'``) is imported only by :func:`run_ray`. Each Ray trial
 reports after every epoch (``epoch``, ``loss``, ``validation_accuracy``) with its checkpoint
@@ -55,6 +57,7 @@ class Trial:
     data: Optional[str] = None
     max_batches: Optional[int] = None
     targets: tuple[str, ...] = ("loihi2", "cpu")
+    memory_in_steps: bool = True  # lif: measure one batch's memory at T and 2T steps
 
     @property
     def name(self) -> str:
@@ -114,9 +117,22 @@ def _rss_bytes() -> int:
         return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def release_free_memory() -> None:
+    """Hand memory freed by earlier work back to the OS (glibc ``malloc_trim``), so that the
+    resident size counts what the next piece of work allocates even where it reuses freed memory."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the measurement may undercount reused memory
+        pass
+
+
 class PeakMemory:
-    """Peak resident set size above the value at ``start``, sampled every ``RSS_INTERVAL_S`` by
-    a thread (Linux ``/proc/self/statm``; None elsewhere)."""
+    """Peak resident set size above the value at ``start`` (after :func:`release_free_memory`),
+    sampled every ``RSS_INTERVAL_S`` by a thread (Linux ``/proc/self/statm``; None elsewhere)."""
 
     def __init__(self) -> None:
         self.available = os.path.exists("/proc/self/statm")
@@ -126,6 +142,7 @@ class PeakMemory:
 
     def __enter__(self) -> "PeakMemory":
         if self.available:
+            release_free_memory()
             self.base = self.peak = _rss_bytes()
             self._thread = threading.Thread(target=self._watch, daemon=True)
             self._thread.start()
@@ -169,6 +186,60 @@ def measurements(network, record, targets: Sequence[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- one trial
 
 
+_WARMED: set[tuple[str, str]] = set()
+
+
+def _warm_up(config, dataset) -> None:
+    """Pay one-time costs before memory is measured: a throwaway rule of the same kind trains one
+    batch, once per rule and neuron kind and process (torch's first optimizer alone imports and
+    initialises about 150 MiB, its first kernels a further ~15 MiB, measured with torch 2.14);
+    otherwise the first trial of a process would be charged for them."""
+    import torch
+
+    from neurocredit.train import TrainingSession
+
+    key = (config.rule.name, config.network.neuron.kind)
+    if key in _WARMED:
+        return
+    state = torch.get_rng_state()
+    session = TrainingSession(config, dataset=dataset)
+    batch = config.training.batch_size
+    session.rule.train_batch(torch.as_tensor(session.dataset.x_train[:batch]),
+                             torch.as_tensor(session.dataset.y_train[:batch]))
+    session.rule.predict(torch.as_tensor(session.dataset.x_train[:batch]))
+    torch.set_rng_state(state)
+    _WARMED.add(key)
+
+
+def batch_memory_in_steps(config, dataset, factors: Sequence[int] = (1, 2)) -> Optional[dict[str, Any]]:
+    """Peak resident memory (MiB) of one training batch with the encoder's T x each of ``factors``
+    steps (a throwaway rule, one warm-up batch first): how a rule's training memory grows with T.
+    None for rate networks."""
+    import torch
+
+    from neurocredit.train import TrainingSession
+
+    if config.network.neuron.kind == "rate":
+        return None
+    steps = config.network.encoder.steps
+    batch = config.training.batch_size
+    peaks = []
+    state = torch.get_rng_state()
+    for factor in factors:
+        encoder = dataclasses.replace(config.network.encoder, steps=steps * factor)
+        changed = dataclasses.replace(config, network=dataclasses.replace(config.network, encoder=encoder))
+        session = TrainingSession(changed, dataset=dataset)
+        features = torch.as_tensor(session.dataset.x_train[:batch])
+        labels = torch.as_tensor(session.dataset.y_train[:batch])
+        session.rule.train_batch(features, labels)
+        with PeakMemory() as memory:
+            session.rule.train_batch(features, labels)
+        peaks.append(memory.mib)
+        del session
+    torch.set_rng_state(state)
+    return {"steps": [steps * factor for factor in factors], "batch_peak_mib": peaks}
+
+
 def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Optional[str] = None,
               on_epoch: Optional[Callable[[Any, Any], None]] = None, dataset=None) -> dict[str, Any]:
     """Train, evaluate and measure ``trial`` (module doc); ``on_epoch(session, stats)`` after
@@ -188,6 +259,7 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
     if dataset is None:  # loaded (and the rule's modules imported) before the memory monitor starts
         dataset = load_dataset(config.data.name, config.data.data_dir, seed=config.training.seed)
     rule_class(config.rule.name, config.network.neuron.kind)
+    _warm_up(config, dataset)
     stopped = {"early": False}
     peak = {"mib": None}
 
@@ -226,6 +298,7 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
         "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
         "peak_rss_mib": peak["mib"],
         "weights_sha256": digest.hexdigest(),
+        "memory_in_steps": batch_memory_in_steps(config, dataset) if trial.memory_in_steps else None,
         **measurements(network, result.record, trial.targets),
     }
 

@@ -165,3 +165,17 @@ def test_embedded_ray_runs_the_same_trials_to_the_same_numbers(local_payload, tm
         for key in ("validation_accuracy", "test_accuracy", "energy_per_inference_j", "energy_per_training_sample_j"):
             assert ours[key] == theirs[key], key
         assert [h["loss"] for h in ours["history"]] == [h["loss"] for h in theirs["history"]]
+
+
+def test_batch_memory_grows_with_steps_for_bptt():
+    """BPTT keeps every step for the backward pass: one batch at 2T steps needs clearly more memory
+    than at T (the column the table shows as 'batch MiB vs T'); rate networks are not measured."""
+    from neurocredit.data import load_digits
+    from neurocredit.trials import Trial, batch_memory_in_steps, trial_config
+
+    digits = load_digits()
+    measured = batch_memory_in_steps(trial_config(Trial("bptt", "digits-bptt-snn")), digits)
+    at_t, at_2t = measured["batch_peak_mib"]
+    assert measured["steps"][1] == 2 * measured["steps"][0]
+    assert at_2t > 1.2 * at_t > 0, measured
+    assert batch_memory_in_steps(trial_config(Trial("dfa", "digits-dfa-rate")), digits) is None
