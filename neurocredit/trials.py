@@ -426,7 +426,7 @@ def run_ray(trials: Sequence[Trial], *, address: Optional[str] = None, storage: 
     log(f"running {len(trials)} trial(s) on {where}")
     storage = str(Path(storage or Path.cwd() / "ray_results").resolve())
     space = param_space if param_space is not None else {"index": tune.grid_search(list(range(len(trials))))}
-    tune_config = tune.TuneConfig(num_samples=num_samples, scheduler=scheduler,
+    tune_config = tune.TuneConfig(num_samples=num_samples, scheduler=scheduler, reuse_actors=True,
                                   metric=metric if scheduler is not None else None,
                                   mode="max" if scheduler is not None else None)
     run_config = tune.RunConfig(name=name, storage_path=storage, verbose=0,

@@ -116,7 +116,11 @@ def test_trials_spread_over_two_nodes_and_a_killed_worker_resumes(cluster, tmp_p
         while killed is None and time.time() < deadline and driver.poll() is None:
             checkpoints = list(storage.glob("compare-rules/*/checkpoint_000000/ray_workers.json"))
             if checkpoints:  # kill the worker of a trial that has checkpointed (its pid is in the checkpoint)
-                pid = json.loads(checkpoints[0].read_text())[-1]["pid"]
+                try:
+                    pid = json.loads(checkpoints[0].read_text())[-1]["pid"]
+                except (ValueError, IndexError, KeyError, OSError):  # still being copied into the storage
+                    time.sleep(0.1)
+                    continue
                 raylets = {p for p in _pids_under(*cluster["dirs"])
                            if "raylet" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")}
                 if pid in {child for child, _ in _children(raylets)}:  # one of this cluster's workers
