@@ -398,7 +398,6 @@ def ray_init(address: Optional[str], num_cpus: Optional[int] = None) -> str:
     instance; returns a description. Workers get this process's ``PYTHONPATH``."""
     ray, _ = import_ray()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no progress tables on our stdout
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     address = address or os.environ.get("RAY_ADDRESS") or None
     env = {"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}} if os.environ.get("PYTHONPATH") else None
     if ray.is_initialized():
