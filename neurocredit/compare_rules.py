@@ -16,8 +16,8 @@ resident memory above the trial's start (sampled every 5 ms during training), on
 batch's peak memory at T and 2T encoder steps (spiking networks: how memory grows with T), spikes per
 inference and per training sample (forward passes of the rule's cost model x the inference
 spikes), energy per inference and per training sample on each chosen target (estimates,
-:mod:`neurocredit.energy`), then the criteria each rule declares for its neuron kind
-(:func:`rule_criteria`).
+:mod:`neurocredit.energy`), then the criteria each rule declares for its neuron kind (its spec in
+:mod:`neurocredit.rules`, read by :func:`rule_criteria`).
 """
 
 from __future__ import annotations
@@ -44,26 +44,17 @@ CRITERIA_LABELS = {
     "on_chip": "on-chip expressible",
 }
 
-# Declared criteria per (rule, neuron kind), read by rule_criteria until the rule spec registry
-# (neurocredit.rules.spec, issue 14) carries them; then rule_criteria reads the registry instead.
-_DECLARED = {
-    ("bp", "rate"): (True, True, True, "none", True, False),
-    ("bp", "lif"): (True, True, True, "linear", False, False),
-    ("dfa", "rate"): (False, True, False, "none", True, False),
-    ("dfa", "lif"): (False, True, False, "constant", False, True),
-    ("sigprop", "rate"): (False, False, False, "none", True, False),
-    ("sigprop", "lif"): (False, False, False, "constant", True, False),
-    ("chl", "rate"): (True, False, True, "none", True, False),
-    ("chl", "lif"): (True, False, True, "constant", True, True),
-}
 
 
 def rule_criteria(rule: str, kind: str) -> dict[str, Any]:
-    """The plausibility criteria rule ``rule`` declares for ``kind`` networks (names: CRITERIA)."""
-    values = _DECLARED.get((rule, kind))
-    if values is None:
-        return {name: None for name in CRITERIA}
-    return dict(zip(CRITERIA, values))
+    """The plausibility criteria rule ``rule`` declares for ``kind`` networks (its spec's
+    :class:`~neurocredit.rules.spec.Criteria`; names: CRITERIA)."""
+    import dataclasses
+
+    from neurocredit.rules import rule_spec
+
+    criteria = dataclasses.asdict(rule_spec(rule).variant(kind).criteria)
+    return {name: criteria[name] for name in CRITERIA}
 
 
 # --------------------------------------------------------------------------- contenders
@@ -280,7 +271,7 @@ def plot_curves(summary: Sequence[dict]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neurocredit.report import _png
+    from neurocredit.report.html import _png
 
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
     for index, row in enumerate(summary):
@@ -308,7 +299,7 @@ def plot_scatter(summary: Sequence[dict], targets: Sequence[str]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neurocredit.report import _png
+    from neurocredit.report.html import _png
 
     markers = "os^Dv<>p"
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
@@ -334,7 +325,7 @@ def plot_scatter(summary: Sequence[dict], targets: Sequence[str]) -> str:
 
 
 def render_html(payload: dict) -> str:
-    from neurocredit.report import _CSS, _html_table
+    from neurocredit.report.html import _CSS, _html_table
 
     summary, targets = payload["summary"], payload["targets"]
     header, rows = table(summary, targets)

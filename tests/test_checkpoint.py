@@ -13,10 +13,26 @@ from neurocredit.config import load_config
 from neurocredit.errors import NeurocreditError
 from neurocredit.io import load_network
 
-# every rule x neuron kind: the ready digits configs, made small (hidden 24, 3 batches an epoch)
-CONFIGS = ["digits-bp-rate", "digits-bptt-snn", "digits-dfa-rate", "digits-dfa-snn", "digits-sigprop-rate",
-           "digits-sigprop-snn", "digits-chl-rate", "digits-chl-snn"]
 EPOCHS, MAX_BATCHES = 3, 3
+
+
+def _rule_configs() -> list[str]:
+    """For every registered rule x neuron kind, the first ready digits config that trains it."""
+    from neurocredit.config import models_dir
+    from neurocredit.rules import rule_specs
+
+    configs = {}
+    for path in sorted(models_dir().glob("digits-*.yaml")):
+        config = load_config(path)
+        configs.setdefault((config.rule.name, config.network.neuron.kind), path.stem)
+    wanted = [(spec.name, kind) for spec in rule_specs() for kind in spec.variants]
+    missing = [pair for pair in wanted if pair not in configs]
+    assert not missing, f"no ready digits config trains {missing}"
+    return [configs[pair] for pair in wanted]
+
+
+# every rule x neuron kind: the ready digits configs, made small (hidden 24, 3 batches an epoch)
+CONFIGS = _rule_configs()
 
 
 class Killed(Exception):
