@@ -180,3 +180,21 @@ def test_batch_memory_grows_with_steps_for_bptt():
     assert measured["steps"][1] == 2 * measured["steps"][0]
     assert at_2t > 1.2 * at_t > 0, measured
     assert batch_memory_in_steps(trial_config(Trial("dfa", "digits-dfa-rate")), digits) is None
+
+
+@pytest.mark.needs_ray
+@pytest.mark.timeout(300)
+def test_sweep_on_embedded_ray_ranks_on_validation(tmp_path):
+    pytest.importorskip("ray")
+    from neurocredit.sweep import load_sweep, make_trials as sweep_trials, run_sweep
+
+    space = tmp_path / "space.yaml"
+    space.write_text("config: digits-dfa-rate\nsearch: grid\nepochs: 2\nscheduler: {kind: median, grace_epochs: 1}\n"
+                     "space:\n  training.learning_rate: [0.003, 0.00001]\n")
+    spec = load_sweep(str(space))
+    trials = sweep_trials(spec, max_batches=MAX_BATCHES)
+    payload = run_sweep(spec, trials, runner="ray", storage=str(tmp_path / "ray"), num_cpus=2, log=lambda line: None)
+    local = run_sweep(spec, trials, runner="local", log=lambda line: None)
+    assert payload["ranking"][0]["label"] == local["ranking"][0]["label"] == "#1"
+    assert payload["ranking"][0]["validation_accuracy"] == local["ranking"][0]["validation_accuracy"]
+    assert payload["best"]["test_accuracy"] == local["best"]["test_accuracy"]
