@@ -58,8 +58,8 @@ def fingerprint(session) -> str:
         "network": dataclasses.asdict(config.network),
         "rule": {"name": config.rule.name, "options": config.rule.options},
         "data": {"validation": config.data.validation, "validation_seed": config.data.validation_seed,
-                 "name": dataset.name, "train": len(dataset.y_train), "validation": len(dataset.y_validation),
-                 "test": len(dataset.y_test)},
+                 "name": dataset.name, "train_samples": len(dataset.y_train),
+                 "validation_samples": len(dataset.y_validation), "test_samples": len(dataset.y_test)},
         "training": training,
     }
     return json.dumps(identity, sort_keys=True, default=str)

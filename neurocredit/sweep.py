@@ -211,7 +211,7 @@ def rank(results: Sequence[dict]) -> list[dict[str, Any]]:
 def run_sweep(spec: SweepSpec, trials: Sequence[Trial], *, runner: str = "local", address: Optional[str] = None,
               storage: Optional[str] = None, num_cpus: Optional[int] = None, log=print) -> dict[str, Any]:
     """Run the sweep's trials and rank its points; the payload every format renders."""
-    from neurocredit.trials import run_local, run_ray, run_trial
+    from neurocredit.trials import run_ray, run_trial
 
     if runner == "local":
         stopping = MedianStopping(spec.grace_epochs) if spec.scheduler == "median" else None

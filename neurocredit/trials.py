@@ -245,7 +245,7 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
     """Train, evaluate and measure ``trial`` (module doc); ``on_epoch(session, stats)`` after
     every epoch and its checkpoint; raising :class:`StopTrial` there ends training early (the
     trial is still evaluated)."""
-    import h5py  # noqa: F401 - these imports happen before memory is measured
+    import h5py  # noqa: F401 - imported before memory is measured
     import neurocredit.checkpoint  # noqa: F401
     import neurocredit.io  # noqa: F401
     import neurocredit.readout  # noqa: F401

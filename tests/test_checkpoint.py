@@ -124,6 +124,10 @@ def test_resume_with_another_config_is_refused(digits, tmp_path):
     _train(small("digits-dfa-rate").replace_training(epochs=1), digits, checkpoint_dir=tmp_path)
     with pytest.raises(NeurocreditError, match="another setup: training.batch_size"):
         _train(small("digits-dfa-rate", batch_size=16), digits, resume=tmp_path)
+    config = small("digits-dfa-rate")
+    other_split = dataclasses.replace(config, data=dataclasses.replace(config.data, validation=0.2))
+    with pytest.raises(NeurocreditError, match=r"another setup: data\.(train_samples|validation)"):
+        _train(other_split, digits, resume=tmp_path)
     with pytest.raises(NeurocreditError, match="no checkpoint there"):
         _train(small("digits-dfa-rate"), digits, resume=tmp_path / "elsewhere")
 
