@@ -5,7 +5,7 @@ epochs; STDP-style spiking CHL (``models/<data>-chl-snn.yaml``) against surrogat
 (``rules/bp.py``, ``RULES['lif']``) on the same LIF network and encoder. The sessions' epochs are
 interleaved in one process (CHL epoch, BP epoch, ...) so that their seconds per epoch see the
 same machine load. Reported per contender: test accuracy of the saved feed-forward network
-(``rate``/``norse`` backend, what ``neurocredit eval`` prints), test accuracy of the rule's own
+(``rate``/``norse`` backend, what ``neurocredit eval`` prints), validation accuracy of the rule's own
 prediction (for CHL: the settled free phase with feedback), seconds per training epoch, and
 peak memory of training in a fresh child process (``--memory-batches`` batches: peak RSS, and
 its growth over the RSS after loading the data and building the rule).
@@ -142,7 +142,7 @@ def run_sessions(sessions: dict, epochs: dict, log) -> None:
         for name, session in sessions.items():
             if epoch < epochs[name]:
                 stats = session.run_epoch(progress=False)
-                log(f"{name:>9} epoch {stats.epoch:2d}: loss {stats.loss:.4f}  test (rule) {stats.test_accuracy:.4f}  "
+                log(f"{name:>9} epoch {stats.epoch:2d}: loss {stats.loss:.4f}  val (rule) {stats.validation_accuracy:.4f}  "
                     f"{stats.seconds:.1f} s")
 
 
@@ -199,7 +199,7 @@ def main() -> None:
             else:
                 steps = "-"
             rows.append(
-                f"| {name} | {record.accuracy:.2%} | {session.history[-1].test_accuracy:.2%} | {len(seconds)} | "
+                f"| {name} | {record.accuracy:.2%} | {session.history[-1].validation_accuracy:.2%} | {len(seconds)} | "
                 f"{sum(seconds) / len(seconds):.2f} | {memory['peak_rss_mb']:.0f} | "
                 f"{memory['training_growth_mb']:.1f} | {steps} |"
             )
@@ -213,13 +213,13 @@ def main() -> None:
         headline.append(f"{first} / {second} s per epoch {ratio:.2f}x")
     sweep_rows = sweep(args, dataset, print) if args.sweep else []
     memory_rows = memory_against_steps(args, print) if args.only in (None, "snn") else []
-    header = ("| contender | test acc, saved feed-forward net | test acc, rule's own prediction | epochs | s/epoch | "
+    header = ("| contender | test acc, saved feed-forward net | validation acc, rule's own prediction | epochs | s/epoch | "
               "peak RSS MiB | RSS growth in training MiB | steps per phase |\n|---|---|---|---|---|---|---|---|")
     table = header + "\n" + "\n".join(rows)
     if sweep_rows:
         table += ("\n\nAccuracy against steps per phase (each row its own run, "
                   f"{args.sweep_epochs} epochs, same seed):\n\n| contender | steps | test acc, saved feed-forward | "
-                  "test acc, rule's own | s/epoch |\n|---|---|---|---|---|\n" + "\n".join(sweep_rows))
+                  "validation acc, rule's own | s/epoch |\n|---|---|---|---|---|\n" + "\n".join(sweep_rows))
     if memory_rows:
         table += ("\n\nTraining-memory growth against the number of time steps (own process, "
                   f"{args.memory_batches} batches; CHL keeps traces only, BPTT keeps the whole history):\n\n"
@@ -253,7 +253,7 @@ def sweep(args, dataset, log) -> list[str]:
             session.run_epoch(progress=False)
         record = simulate(session.network(), dataset.x_test, dataset.y_test)
         seconds = sum(s.seconds for s in session.history) / len(session.history)
-        rows.append(f"| {name} | {label} | {record.accuracy:.2%} | {session.history[-1].test_accuracy:.2%} | "
+        rows.append(f"| {name} | {label} | {record.accuracy:.2%} | {session.history[-1].validation_accuracy:.2%} | "
                     f"{seconds:.2f} |")
         log(rows[-1])
     return rows

@@ -52,13 +52,13 @@ def main() -> None:
     for epoch in range(args.epochs):
         for rule, session in sessions.items():
             stats = session.run_epoch(progress=False)
-            print(f"{rule:>3} epoch {stats.epoch:2d}: test {stats.test_accuracy:.4f}  {stats.seconds:.1f} s", flush=True)
+            print(f"{rule:>3} epoch {stats.epoch:2d}: val {stats.validation_accuracy:.4f}  {stats.seconds:.1f} s", flush=True)
     rows, final = [], {}
     for rule, session in sessions.items():
         record = simulate(session.network(), dataset.x_test, dataset.y_test)
         final[rule] = record.accuracy
         seconds = [s.seconds for s in session.history]
-        best = max(s.test_accuracy for s in session.history)
+        best = max(s.validation_accuracy for s in session.history)
         rss = run_child([__file__, "--child", rule, "--epochs", "1"] + (["--data-dir", args.data_dir] if args.data_dir else []))
         rows.append(f"| {rule} | {record.accuracy:.2%} | {best:.2%} | {sum(seconds) / len(seconds):.1f} | "
                     f"{rss['peak_rss_mb']:.0f} |")
@@ -68,7 +68,7 @@ def main() -> None:
     paired = sorted(d.seconds / b.seconds for d, b in zip(sessions["dfa"].history, sessions["bp"].history))
     median_ratio = paired[len(paired) // 2] if len(paired) % 2 else 0.5 * (paired[len(paired) // 2 - 1] + paired[len(paired) // 2])
     minimum_ratio = min(s.seconds for s in sessions["dfa"].history) / min(s.seconds for s in sessions["bp"].history)
-    table = ("| rule | test accuracy (final, saved net) | best epoch | s/epoch | peak RSS MiB (1 epoch, own process) |\n"
+    table = ("| rule | test accuracy (final, saved net) | best epoch (validation) | s/epoch | peak RSS MiB (1 epoch, own process) |\n"
              "|---|---|---|---|---|\n" + "\n".join(rows))
     append_results(
         f"Rate DFA vs BP, Fashion-MNIST 784-1000-1000-10 tanh, Adam, batch 100, {args.epochs} epochs",

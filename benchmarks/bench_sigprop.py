@@ -76,7 +76,7 @@ def worker_pair(args) -> dict:
     for epoch in range(configs["sigprop"].training.epochs):
         for name, session in sessions.items():
             stats = session.run_epoch(progress=False)
-            print(f"{name} epoch {stats.epoch}: loss {stats.loss:.4f} test {stats.test_accuracy:.2%} "
+            print(f"{name} epoch {stats.epoch}: loss {stats.loss:.4f} val {stats.validation_accuracy:.2%} "
                   f"{stats.seconds:.1f} s", file=sys.stderr, flush=True)
     result = {}
     for name, session in sessions.items():
@@ -98,7 +98,7 @@ def worker_pair(args) -> dict:
             "eval_seconds": time.perf_counter() - began,
             "epoch_seconds": seconds,
             "seconds_per_epoch": sum(seconds) / len(seconds),
-            "epoch_test_accuracy": [stats.test_accuracy for stats in session.history],
+            "epoch_validation_accuracy": [stats.validation_accuracy for stats in session.history],
         }
     return result
 
@@ -133,11 +133,11 @@ def pair_lines(title: str, pair: dict, labels: tuple[str, str], target: float) -
     lines = [
         f"{title} (accuracy: saved network, {sigprop['samples']} test samples, `{sigprop['backend']}` backend):",
         "",
-        "| rule | epochs | test accuracy | s/epoch | test accuracy after each epoch (rule's own predictor) |",
+        "| rule | epochs | test accuracy | s/epoch | validation accuracy after each epoch (rule's own predictor) |",
         "|---|---|---|---|---|",
     ]
     for label, row in zip(labels, (sigprop, baseline)):
-        per_epoch = ", ".join(f"{a:.2%}" for a in row["epoch_test_accuracy"])
+        per_epoch = ", ".join(f"{a:.2%}" for a in row["epoch_validation_accuracy"])
         lines.append(f"| {label} | {len(row['epoch_seconds'])} | {row['accuracy']:.2%} | "
                      f"{row['seconds_per_epoch']:.1f} | {per_epoch} |")
     ratio = sigprop["seconds_per_epoch"] / baseline["seconds_per_epoch"]

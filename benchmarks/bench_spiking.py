@@ -67,7 +67,7 @@ def worker_train(args) -> dict:
         "samples": result.test_samples,
         "seconds_per_epoch": sum(seconds) / len(seconds),
         "epoch_seconds": seconds,
-        "epoch_test_accuracy": [stats.test_accuracy for stats in result.history],
+        "epoch_validation_accuracy": [stats.validation_accuracy for stats in result.history],
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -200,11 +200,11 @@ def main() -> int:
             f"Training ({dfa['steps']} steps, {args.threads} torch thread(s); accuracy = saved network through "
             "the norse backend, float64, 10000 test samples):",
             "",
-            "| rule | epochs | test accuracy | s/epoch | accuracy after each epoch (rule's float32 predictor) |",
+            "| rule | epochs | test accuracy | s/epoch | validation accuracy after each epoch (rule's float32 predictor) |",
             "|---|---|---|---|---|",
         ]
         for name, row in (("spiking DFA", dfa), ("BPTT (Norse, surrogate)", bptt)):
-            per_epoch = ", ".join(f"{a:.2%}" for a in row["epoch_test_accuracy"])
+            per_epoch = ", ".join(f"{a:.2%}" for a in row["epoch_validation_accuracy"])
             lines.append(f"| {name} | {row['epochs']} | {row['accuracy']:.2%} | {row['seconds_per_epoch']:.1f} | "
                          f"{per_epoch} |")
         lines += ["", f"- DFA s/epoch / BPTT s/epoch = **{ratio:.2f}x** (target <= 0.35x: "

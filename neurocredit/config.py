@@ -5,6 +5,7 @@ A config file (see ``models/*.yaml``)::
     name: digits-dfa-rate
     description: ...
     data: {name: digits}                      # digits | fashion-mnist | mnist | synthetic; data_dir optional
+                                              # validation: 0.1 (fraction < 1, or a count; 0: none)
     network:
       hidden: [256]                           # hidden layer widths; input and output come from the data
       neuron: {kind: rate, activation: tanh}  # or {kind: lif, du: 0.2, dv: 0.1, vth: 1.0}
@@ -42,8 +43,14 @@ from neurocredit.options import INTERNAL, build_dataclass, rule_options
 
 @dataclass(frozen=True)
 class DataConfig:
+    """name; data_dir; validation: held out of the training set, stratified (a fraction in
+    [0, 1) or a whole count >= 1; 0: no validation set); validation_seed: seeds that split
+    (the same for every training seed, so contenders and seeds share one validation set)."""
+
     name: str = "digits"
     data_dir: Optional[str] = None
+    validation: float = 0.1
+    validation_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,10 @@ def _check_choices(config: Config, source: str) -> None:
                                f"got {training.seed}")
     if not training.learning_rate > 0:
         raise NeurocreditError(f"{source}: training.learning_rate must be > 0")
+    validation = config.data.validation
+    if validation < 0 or (validation >= 1 and not validation.is_integer()):
+        raise NeurocreditError(f"{source}: data.validation must be a fraction in [0, 1) or a whole count >= 1, "
+                               f"got {validation:g}")
     if any(width < 1 for width in config.network.hidden):
         raise NeurocreditError(f"{source}: network.hidden widths must be >= 1")
     try:

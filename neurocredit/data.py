@@ -9,13 +9,17 @@
 * ``synthetic``: a small seeded Gaussian-cluster problem for tests.
 
 Features are float32 in [0, 1], labels int64.
+
+A validation split (:func:`hold_out_validation`, config key ``data.validation``) is held out of
+the training set, seeded and stratified: settings are chosen on it, and the test set is
+measured once, at the end of training.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -41,7 +45,9 @@ HOW_TO_GET = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test arrays: ``x_*`` (n, features) float32 in [0, 1], ``y_*`` (n,) int64."""
+    """Train, test and (optionally) validation arrays: ``x_*`` (n, features) float32 in [0, 1],
+    ``y_*`` (n,) int64. ``x_validation``/``y_validation`` are None until
+    :func:`hold_out_validation` moves part of the training set there."""
 
     name: str
     x_train: np.ndarray
@@ -50,6 +56,8 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     image_shape: tuple[int, ...] = ()
+    x_validation: Optional[np.ndarray] = None
+    y_validation: Optional[np.ndarray] = None
 
     @property
     def n_features(self) -> int:
@@ -87,6 +95,60 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     return Dataset(
         "digits", features[train_order], labels[train_order], features[test_order], labels[test_order], 10, (8, 8)
     )
+
+
+def validation_count(amount: float, n_train: int, where: str = "data.validation") -> int:
+    """Samples to hold out: ``amount`` in [0, 1) is a fraction of ``n_train`` (rounded), a whole
+    number >= 1 is a count. Anything else (negative, fractional above 1, too large) is one error."""
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not np.isfinite(amount) or amount < 0:
+        raise NeurocreditError(f"{where} must be a fraction in [0, 1) or a count >= 1, got {amount!r}")
+    if amount < 1:
+        count = int(round(amount * n_train))
+    elif float(amount).is_integer():
+        count = int(amount)
+    else:
+        raise NeurocreditError(f"{where} = {amount!r}: a count must be a whole number (a fraction must be < 1)")
+    if count >= n_train:
+        raise NeurocreditError(f"{where} = {amount!r} holds out {count} of {n_train} training samples; "
+                               "leave at least one for training")
+    return count
+
+
+def validation_split(labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded split of ``range(len(labels))`` into (train, validation) indices.
+
+    Each class gives ``count * n_class / n`` samples, rounded down; the samples left over go to
+    the classes with the largest remainders (ties: lower class first), so the validation set
+    has exactly ``count`` samples and each class's share differs from its share of the
+    training set by less than one sample. Within a class the samples are drawn by
+    ``np.random.default_rng(seed)``. Both index arrays are sorted (the training order is kept).
+    """
+    labels = np.asarray(labels)
+    classes, sizes = np.unique(labels, return_counts=True)
+    exact = count * sizes / len(labels)
+    quota = np.floor(exact).astype(int)
+    leftover = count - int(quota.sum())
+    if leftover:
+        order = sorted(range(len(classes)), key=lambda i: (-(exact[i] - quota[i]), i))
+        quota[order[:leftover]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(labels == label))[:take] for label, take in zip(classes, quota)]
+    validation = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    mask = np.ones(len(labels), dtype=bool)
+    mask[validation] = False
+    return np.flatnonzero(mask), validation
+
+
+def hold_out_validation(dataset: Dataset, amount: float, seed: int = 0,
+                        where: str = "data.validation") -> Dataset:
+    """``dataset`` with a validation split (:func:`validation_split`) moved out of its training
+    set; ``amount`` as in :func:`validation_count` (0: no validation set, arrays of length 0)."""
+    if dataset.x_validation is not None:
+        raise NeurocreditError(f"{dataset.name}: the validation split was already held out")
+    count = validation_count(amount, len(dataset.y_train), where)
+    train, validation = validation_split(dataset.y_train, count, seed)
+    return replace(dataset, x_train=dataset.x_train[train], y_train=dataset.y_train[train],
+                   x_validation=dataset.x_train[validation], y_validation=dataset.y_train[validation])
 
 
 def candidate_dirs(name: str, data_dir: Optional[str | os.PathLike] = None) -> list[Path]:

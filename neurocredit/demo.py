@@ -134,7 +134,7 @@ def step_rate_chl() -> None:
     if isinstance(history, str):  # provenance lists are stored as JSON text
         history = json.loads(history)
     if history:
-        print(f"  settled free phase (with feedback) test accuracy {history[-1]['test_accuracy']:.2%}; "
+        print(f"  settled free phase (with feedback) validation accuracy {history[-1]['validation_accuracy']:.2%}; "
               "the saved feed-forward network's is the line above")
 
 

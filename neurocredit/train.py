@@ -1,14 +1,20 @@
 """The training loop: config -> data -> initial Network -> rule -> trained Network.
 
 Same config and seed give the same weights (torch and numpy are seeded; batches are shuffled
-by a seeded generator). Each epoch prints one line: loss, train accuracy (on the first 2000
-training samples), test accuracy (both by the rule's own fast prediction), seconds of training. The final test
-accuracy is measured on the saved ``Network`` through a simulation backend (``rate`` or
-``norse``), so it is exactly what ``neurocredit eval`` reports.
+by a seeded generator). A validation split (``data.validation``, :func:`neurocredit.data.hold_out_validation`)
+is held out of the training set. Each epoch prints one line: loss, train accuracy (on the first
+2000 training samples), validation accuracy (both by the rule's own fast prediction), seconds of
+training. The test set is measured once, at the end, on the saved ``Network`` through a
+simulation backend (``rate`` or ``norse``), so it is exactly what ``neurocredit eval`` reports;
+it is saved in the provenance (``test_accuracy``, ``test_samples``).
+
+With ``checkpoint_dir`` a checkpoint is written atomically after every epoch
+(:mod:`neurocredit.checkpoint`); ``resume`` continues from one, bit for bit.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -16,16 +22,25 @@ from typing import Callable, Optional
 import numpy as np
 
 from neurocredit.config import Config, build_network
-from neurocredit.data import Dataset, load_dataset
+from neurocredit.data import Dataset, hold_out_validation, load_dataset
+from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
+from neurocredit.record import RunRecord
+
+
+class TrainingDiverged(NeurocreditError):
+    """A batch loss was not finite (the message names the epoch and the learning rate)."""
 
 
 @dataclass
 class EpochStats:
+    """One epoch: mean batch loss, train and validation accuracy by the rule's own prediction
+    (validation: NaN when ``data.validation`` is 0), seconds of training (not evaluation)."""
+
     epoch: int
     loss: float
     train_accuracy: float
-    test_accuracy: float
+    validation_accuracy: float
     seconds: float
 
 
@@ -36,6 +51,12 @@ class TrainResult:
     test_accuracy: float = float("nan")
     test_samples: int = 0
     seconds: float = 0.0
+    record: Optional[RunRecord] = None  # the final test-set simulation
+
+    @property
+    def validation_accuracy(self) -> float:
+        """The last epoch's validation accuracy (the rule's own prediction)."""
+        return self.history[-1].validation_accuracy if self.history else float("nan")
 
 
 def _batched_outputs(rule, features, batch_size: int):
@@ -79,6 +100,9 @@ class TrainingSession:
         torch.manual_seed(training.seed)
         if dataset is None:
             dataset = load_dataset(data or config.data.name, data_dir or config.data.data_dir, seed=training.seed)
+        if dataset.x_validation is None:
+            dataset = hold_out_validation(dataset, config.data.validation, config.data.validation_seed,
+                                          f"{config.path or config.name}: data.validation")
         self.dataset = dataset
         cls = rule_class(config.rule.name, config.network.neuron.kind)
         options = config.rule_options()
@@ -91,6 +115,8 @@ class TrainingSession:
                 "seed": training.seed,
                 "data": dataset.name,
                 "epochs": training.epochs,
+                "validation_samples": len(dataset.y_validation),
+                "validation_seed": config.data.validation_seed,
                 "rule_options": options.__dict__ if hasattr(options, "__dict__") else {},
             }
         )
@@ -102,8 +128,6 @@ class TrainingSession:
     def run_epoch(self, progress: bool = True, max_batches: Optional[int] = None) -> EpochStats:
         """Train one epoch (optionally only ``max_batches`` batches) and evaluate."""
         import torch
-
-        from neurocredit.errors import NeurocreditError
 
         training, dataset, rule = self.config.training, self.dataset, self.rule
         epoch = len(self.history)
@@ -124,7 +148,7 @@ class TrainingSession:
             labels = torch.as_tensor(dataset.y_train[index], device=rule.device)
             loss = rule.train_batch(features, labels)
             if not np.isfinite(loss):
-                raise NeurocreditError(
+                raise TrainingDiverged(
                     f"training diverged in epoch {epoch + 1} (loss {loss}); lower training.learning_rate "
                     f"(now {training.learning_rate:g}) in {self.config.path or self.config.name}"
                 )
@@ -134,8 +158,11 @@ class TrainingSession:
         snapshot = rule.to_network()
         train_accuracy = rule_accuracy(rule, snapshot, dataset.x_train[:2000], dataset.y_train[:2000],
                                        training.eval_batch_size)
-        test_accuracy = rule_accuracy(rule, snapshot, dataset.x_test, dataset.y_test, training.eval_batch_size)
-        stats = EpochStats(epoch + 1, float(np.mean(losses)), train_accuracy, test_accuracy, seconds)
+        validation_accuracy = float("nan")
+        if len(dataset.y_validation):
+            validation_accuracy = rule_accuracy(rule, snapshot, dataset.x_validation, dataset.y_validation,
+                                                training.eval_batch_size)
+        stats = EpochStats(epoch + 1, float(np.mean(losses)), train_accuracy, validation_accuracy, seconds)
         self.history.append(stats)
         return stats
 
@@ -146,6 +173,12 @@ class TrainingSession:
         provenance["history"] = [stats.__dict__ for stats in self.history]
         provenance["train_seconds"] = round(self.seconds, 3)
         return network.replace(provenance=provenance)
+
+
+def epoch_line(stats: EpochStats, total: int) -> str:
+    validation = "   n/a" if np.isnan(stats.validation_accuracy) else f"{stats.validation_accuracy:6.2%}"
+    return (f"epoch {stats.epoch:3d}/{total}  loss {stats.loss:.4f}  train acc {stats.train_accuracy:6.2%}  "
+            f"val acc {validation}  {stats.seconds:6.1f} s")
 
 
 def train(
@@ -160,23 +193,48 @@ def train(
     log: Callable[[str], None] = print,
     final_backend: Optional[str] = None,
     device: str = "cpu",
+    checkpoint_dir: Optional[str | os.PathLike] = None,
+    resume: Optional[str | os.PathLike] = None,
+    on_epoch: Optional[Callable[["TrainingSession", EpochStats], Optional[bool]]] = None,
+    max_batches: Optional[int] = None,
 ) -> TrainResult:
     """Train the network ``config`` describes; returns the trained Network and its history.
 
     ``epochs``/``seed``/``data``/``data_dir`` override the config. ``dataset`` skips loading.
+    ``checkpoint_dir``: write a checkpoint there after every epoch. ``resume``: continue from the
+    checkpoint in that folder (and keep writing checkpoints there unless ``checkpoint_dir``
+    names another). A diverging loss raises :class:`NeurocreditError`; the last good
+    checkpoint stays. ``on_epoch(session, stats)`` is called after each epoch (and its
+    checkpoint); returning ``False`` ends training there (early stopping). ``max_batches`` limits every epoch to its first batches (tests).
     """
+    from neurocredit.checkpoint import load_checkpoint, restore_session, save_checkpoint
     from neurocredit.sim import simulate
 
     session = TrainingSession(config, epochs=epochs, seed=seed, data=data, data_dir=data_dir,
                               dataset=dataset, device=device)
+    if resume is not None:
+        restore_session(session, load_checkpoint(resume))
+        checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else resume
     total = session.config.training.epochs
-    for _ in range(total):
-        stats = session.run_epoch(progress=progress)
-        log(
-            f"epoch {stats.epoch:3d}/{total}  loss {stats.loss:.4f}  "
-            f"train acc {stats.train_accuracy:6.2%}  test acc {stats.test_accuracy:6.2%}  {stats.seconds:6.1f} s"
-        )
+    for _ in range(len(session.history), total):
+        try:
+            stats = session.run_epoch(progress=progress, max_batches=max_batches)
+        except TrainingDiverged as error:
+            if checkpoint_dir is None:
+                raise
+            kept = (f"the last good checkpoint (epoch {len(session.history)}) is kept in {checkpoint_dir}; "
+                    f"resume with --resume {checkpoint_dir}") if session.history else "no epoch finished"
+            raise NeurocreditError(f"{error}; {kept}") from None
+        if checkpoint_dir is not None:
+            save_checkpoint(session, checkpoint_dir)
+        log(epoch_line(stats, total))
+        if on_epoch is not None and on_epoch(session, stats) is False:
+            break
     network = session.network()
     record = simulate(network, session.dataset.x_test, session.dataset.y_test, backend=final_backend)
-    return TrainResult(network=network, history=session.history, test_accuracy=float(record.accuracy),
-                       test_samples=record.samples, seconds=session.seconds)
+    provenance = dict(network.provenance)
+    provenance.update(test_accuracy=float(record.accuracy), test_samples=int(record.samples),
+                      test_backend=record.backend)
+    return TrainResult(network=network.replace(provenance=provenance), history=session.history,
+                       test_accuracy=float(record.accuracy), test_samples=record.samples, seconds=session.seconds,
+                       record=record)

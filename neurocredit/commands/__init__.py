@@ -15,4 +15,6 @@ COMMANDS = [
     "deploy",
     "convert",
     "simulate",
+    "compare_rules",
+    "sweep",
 ]

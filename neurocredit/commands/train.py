@@ -14,6 +14,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None, metavar="NAME", help="override data.name")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder with the IDX files")
     parser.add_argument("--out", default=None, metavar="PATH.h5", help="where to save (default models/out/NAME.h5)")
+    parser.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                        help="write a checkpoint there after every epoch (atomic; resumable with --resume)")
+    parser.add_argument("--resume", default=None, metavar="DIR",
+                        help="continue from the checkpoint in DIR (same config; --epochs may grow) and keep "
+                        "checkpointing there")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     return parser
@@ -34,12 +39,14 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path("models/out") / f"{config.name}.h5"
     log = (lambda line: None) if args.json else print
     result = train(config, epochs=args.epochs, seed=args.seed, data=args.data, data_dir=args.data_dir,
-                   progress=not args.no_progress and not args.json, log=log)
+                   progress=not args.no_progress and not args.json, log=log,
+                   checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     save_network(result.network, out)
     summary = {
         "model": str(out),
         "network": result.network.summary(),
         "accuracy": result.test_accuracy,
+        "validation_accuracy": result.validation_accuracy,
         "samples": result.test_samples,
         "seconds": round(result.seconds, 3),
         "epochs": len(result.history),

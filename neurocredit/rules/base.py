@@ -113,6 +113,57 @@ class Rule:
         """Arrays saved with the network (feedback matrices, learning-signal projections...)."""
         return {}
 
+    # -- checkpoint state (neurocredit.checkpoint): everything training changes or drew at random
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors besides weights and biases that a resumed run needs (feedback matrices, a
+        trainable projection...); subclasses add theirs."""
+        return {}
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimizer the rule steps (rules with per-layer optimizers list theirs)."""
+        return [self.optimizer]
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """Every ``torch.Generator`` the rule holds as an attribute, by attribute name."""
+        return {name: value for name, value in sorted(vars(self).items()) if isinstance(value, torch.Generator)}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"weight_{i}": w for i, w in enumerate(self.weights)}
+        tensors.update({f"bias_{i}": b for i, b in enumerate(self.biases)})
+        tensors.update({f"extra/{name}": t for name, t in self.extra_tensors().items()})
+        return tensors
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors (copies), optimizer states and generator states: with :meth:`load_state_dict`
+        a rule built from the same network and options continues bit for bit."""
+        return {
+            "tensors": {name: t.detach().clone() for name, t in self.state_tensors().items()},
+            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers()],
+            "generators": {name: g.get_state() for name, g in self.generators().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` in place (tensors shared with layers or optimizers stay
+        shared). A state of another rule or network shape raises ``ValueError``."""
+        tensors = self.state_tensors()
+        if set(state["tensors"]) != set(tensors):
+            raise ValueError(f"tensors {sorted(state['tensors'])} do not match the rule's {sorted(tensors)}")
+        for name, tensor in tensors.items():
+            if tuple(state["tensors"][name].shape) != tuple(tensor.shape):
+                raise ValueError(f"{name}: shape {tuple(state['tensors'][name].shape)}, the rule has "
+                                 f"{tuple(tensor.shape)}")
+        optimizers, generators = self.optimizers(), self.generators()
+        if len(state["optimizers"]) != len(optimizers) or set(state["generators"]) != set(generators):
+            raise ValueError("optimizers or generators do not match the rule's")
+        with torch.no_grad():
+            for name, tensor in tensors.items():
+                tensor.copy_(state["tensors"][name])
+        for optimizer, saved in zip(optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for name, generator in generators.items():
+            generator.set_state(state["generators"][name])
+
     def to_network(self) -> Network:
         network = self.spec.with_parameters(
             [w.detach().cpu().numpy().astype(np.float32) for w in self.weights],

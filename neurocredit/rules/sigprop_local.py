@@ -115,6 +115,12 @@ class SigpropMixin:
         for layer in self.layers:
             layer.learner.set_epoch(epoch)
 
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        return {"projection": self.projection}  # trained when signal_trainable
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer, *(layer.learner.optimizer for layer in self.layers)]
+
     def prototypes(self) -> torch.Tensor:
         raise TypeError(f"{type(self).__name__} must define prototypes")
 
