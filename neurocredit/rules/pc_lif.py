@@ -99,6 +99,9 @@ class SpikingPC(SpikingRule):
                     weight_sums[index].addmm_(error.T, trace)
                     bias_sums[index].add_(error.sum(dim=0))
                 counts += circuit.emitted[-1]
+            # the last input step is a view of the block: copy it so that the block is freed
+            circuit = circuit._replace(emitted=[circuit.emitted[0].clone(), *circuit.emitted[1:]])
+            del source, input_spikes
         scale = -1.0 / (steps * batch)
         self.apply_gradients([s * scale for s in weight_sums] + [s * scale for s in bias_sums])
         return float(0.5 * (target - counts / steps).square().sum(dim=1).mean())
