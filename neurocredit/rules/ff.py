@@ -44,7 +44,7 @@ Spiking networks (``ff_lif``, canonical LIF, one-step Dense delay): the label in
 by the network's encoder with the features. A hidden layer's goodness reads the window mean of its
 pre-reset membrane voltage ``v̄`` through ``relu``, ``G = Σ_j relu(v̄_j)²``; the state is detached
 between steps, so ``∂v̄/∂W = mean_t x[t-1]`` (the mean delivered input) and the gradient never
-passes through a spike (:class:`neurocredit.rules.sigprop.SpikeWithoutGradient`'s idea: a spike
+passes through a spike (:class:`neurocredit.rules.sigprop_lif.SpikeWithoutGradient`'s idea: a spike
 has no derivative). The readout LIF layer learns from the cross-entropy of ``readout_scale · v̄``
 on the neutral rows; the prediction is the argmax of its spike counts. Only running sums are kept
 (memory flat in T); one update per layer per presentation. Spike trains cannot be normalised
@@ -54,21 +54,11 @@ without changing the deployed network, so the spiking layers pass their spikes a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from neurocredit.errors import NeurocreditError
+from neurocredit.rules.spec import Criteria, RuleSpec, Variant
 
 NEGATIVES = ("random",)
-LABEL = "FF (forward-forward)"
 LABEL_WEIGHTS_KEY = "ff/label_weights"
-IMPLEMENTATIONS = {"rate": "neurocredit.rules.ff_rate:RateFF", "lif": "neurocredit.rules.ff_lif:SpikingFF"}
-
-CRITERIA = {
-    "rate": dict(weight_transport=False, forward_locking=False, backward_locking=False, memory_in_steps="none",
-                 surrogate_free=True, on_chip=False),
-    "lif": dict(weight_transport=False, forward_locking=False, backward_locking=False, memory_in_steps="constant",
-                surrogate_free=True, on_chip=False),
-}
 
 
 @dataclass(frozen=True)
@@ -111,29 +101,37 @@ class SpikingFFOptions(FFOptions):
             raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
 
 
-OPTIONS = {"rate": FFOptions, "lif": SpikingFFOptions}
-
-
-def cost(sums: dict[str, int], kind: str = "rate", options: Any = None) -> tuple[int, int, int, str]:
-    """Operations per training presentation ``(P, A, E, formula)`` (sizes as in
-    :mod:`neurocredit.energy`: S, M, T).
-
-    Three rows per sample (positive, negative, neutral) go through the network: P = 3. Every
+def _rate_cost(sums):
+    """Three rows per sample (positive, negative, neutral) go through the network: P = 3. Every
     weight is updated from the positive and the negative row (the readout from the neutral one:
-    counted as two, an upper bound): A = 2 S. The local error is one goodness derivative per
-    neuron and row, every step for lif (the running voltage sums): E = 2 M (rate), 2 T M (lif).
-    """
-    S, M, T = (int(sums[key]) for key in ("S", "M", "T"))
-    if kind == "lif":
-        return 3, 2 * S, 2 * T * M, "P=3, A=2*S, E=2*T*M"
-    return 3, 2 * S, 2 * M, "P=3, A=2*S, E=2*M"
+    counted as two, an upper bound): A = 2 S. One goodness derivative per neuron and row: E = 2 M."""
+    return 3, 2 * sums["S"], 2 * sums["M"]
 
 
-def __getattr__(name: str):
-    """``RULES`` (the rule classes, importing torch) is built on first use."""
-    if name == "RULES":
-        from neurocredit.rules.ff_lif import SpikingFF
-        from neurocredit.rules.ff_rate import RateFF
+def _lif_cost(sums):
+    """As the rate rule, with the running voltage sums behind the goodness derivative taken every
+    step: E = 2 T M."""
+    return 3, 2 * sums["S"], 2 * sums["T"] * sums["M"]
 
-        return {"rate": RateFF, "lif": SpikingFF}
-    raise AttributeError(name)
+
+def _extras(network) -> dict[str, tuple[int, ...]]:
+    return {LABEL_WEIGHTS_KEY: (network.layers[0].n_out, network.n_classes)}
+
+
+_LABEL = "FF (forward-forward)"
+
+SPEC = RuleSpec(
+    name="ff",
+    summary="forward-forward (Hinton 2022); spiking: goodness of the window-mean voltage, no surrogate",
+    variants={
+        "rate": Variant(_LABEL, FFOptions, "neurocredit.rules.ff_rate:RateFF",
+                        Criteria(weight_transport=False, forward_locking=False, backward_locking=False,
+                                 memory_in_steps="none", surrogate_free=True, on_chip=False),
+                        _rate_cost, "P=3, A=2*S, E=2*M"),
+        "lif": Variant(_LABEL, SpikingFFOptions, "neurocredit.rules.ff_lif:SpikingFF",
+                       Criteria(weight_transport=False, forward_locking=False, backward_locking=False,
+                                memory_in_steps="constant", surrogate_free=True, on_chip=False),
+                       _lif_cost, "P=3, A=2*S, E=2*T*M"),
+    },
+    extras=_extras,
+)

@@ -1,7 +1,7 @@
 """Forward-forward for canonical LIF networks, without surrogate gradients (equations and the
 saved network: :mod:`neurocredit.rules.ff`).
 
-Every layer runs a block of steps in place (:func:`neurocredit.rules.spiking.run_layer_block`,
+Every layer runs a block of steps in place (:func:`neurocredit.neurons.lif_block`,
 the canonical LIF with the one-step Dense delay) and keeps two running sums over the
 presentation: its pre-reset voltage and its delivered input. At the end of the window its loss
 reads the window-mean voltage ``v̄`` whose only dependence on the layer's parameters is the
@@ -17,7 +17,8 @@ import torch
 from neurocredit.errors import NeurocreditError
 from neurocredit.rules.ff import LABEL_WEIGHTS_KEY, SpikingFFOptions
 from neurocredit.rules.ff_rate import LocalLayer, goodness_loss, label_rows, label_weights_from_network, negative_labels
-from neurocredit.rules.spiking import SpikingRule, block_currents, run_layer_block, zero_states
+from neurocredit.neurons import lif_block
+from neurocredit.rules.spiking import SpikingRule, block_currents, zero_states
 
 
 class SpikingFF(SpikingRule):
@@ -63,7 +64,7 @@ class SpikingFF(SpikingRule):
             source = self.encode(inputs, min(self.block_steps, steps - start))
             for index, (weight, bias) in enumerate(zip(weights, self.biases)):
                 total = voltage_sums[index]
-                states[index], spikes, carries[index] = run_layer_block(
+                states[index], spikes, carries[index] = lif_block(
                     self.params, states[index], block_currents(source, weight), carries[index], bias,
                     lambda voltage, current, total=total: total.add_(voltage))
                 # delivered at this block's steps: the previous block's last step, then all but the last

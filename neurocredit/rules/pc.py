@@ -69,22 +69,12 @@ Training runs in torch; neurocredit's on-chip learning (``neurocredit.learn``) d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from neurocredit.errors import NeurocreditError
+from neurocredit.rules.spec import VOLTAGE_SURROGATES, Criteria, RuleSpec, Variant
 
 OUTPUT_LOSSES = ("ce", "mse")
-SURROGATES = ("boxcar", "triangle", "fast_sigmoid")  # as neurocredit.rules.spiking.SURROGATES
-LABEL = "PC (predictive coding)"
-IMPLEMENTATIONS = {"rate": "neurocredit.rules.pc_rate:RatePC", "lif": "neurocredit.rules.pc_lif:SpikingPC"}
-
-# plausibility criteria (the comparison table's columns)
-CRITERIA = {
-    "rate": dict(weight_transport=True, forward_locking=True, backward_locking=False, memory_in_steps="none",
-                 surrogate_free=True, on_chip=False),
-    "lif": dict(weight_transport=True, forward_locking=True, backward_locking=False, memory_in_steps="constant",
-                surrogate_free=False, on_chip=False),
-}
 
 
 @dataclass(frozen=True)
@@ -128,43 +118,45 @@ class SpikingPCOptions:
             raise NeurocreditError(f"rule.target_rate must be in (0, 1] spikes per step, got {self.target_rate}")
         if not self.value_feedback >= 0.0:
             raise NeurocreditError(f"rule.value_feedback must be >= 0, got {self.value_feedback}")
-        if self.surrogate not in SURROGATES:
-            raise NeurocreditError(f"rule.surrogate must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
+        if self.surrogate not in VOLTAGE_SURROGATES:
+            raise NeurocreditError(f"rule.surrogate must be one of {', '.join(VOLTAGE_SURROGATES)}, "
+                                   f"got {self.surrogate!r}")
         if not self.surrogate_width > 0:
             raise NeurocreditError(f"rule.surrogate_width must be > 0, got {self.surrogate_width}")
         if self.trace_decay is not None and not 0.0 <= self.trace_decay <= 1.0:
             raise NeurocreditError(f"rule.trace_decay must be in [0, 1] (or null for du), got {self.trace_decay}")
 
 
-OPTIONS = {"rate": PCOptions, "lif": SpikingPCOptions}
+def _rate_cost(sums):
+    """The feed-forward sweep plus K inference iterations, each recomputing the predictions (a
+    forward pass) and sending the errors down through the weights above layer 1 (S_up) and every
+    hidden neuron's f' (H); one update per weight. K is the default ``inference_steps`` (the spec's
+    cost does not see a config's options; with ``fixed_prediction`` P is 1)."""
+    K = PCOptions().inference_steps
+    return 1 + K, sums["S"], K * (sums["S_up"] + sums["H"])
 
 
-def cost(sums: dict[str, int], kind: str = "rate", options: Any = None) -> tuple[int, int, int, str]:
-    """Operations per training presentation ``(P, A, E, formula)`` (sizes as in
-    :mod:`neurocredit.energy`: S, S_up, H, M, T).
-
-    rate: the feed-forward sweep plus K inference iterations, each recomputing the predictions
-    (a forward pass; none with fixed_prediction) and sending the errors down through the
-    weights above layer 1 (S_up) and through every hidden neuron's f' (H); one update per weight.
-    lif: one presentation of T steps; every step the error populations receive W_{i+1}ᵀ c_{i+1}
-    (S_up) and every neuron's error integrator steps (M); the update pairs every weight's
-    error and trace every step (T S).
-    """
-    S, S_up, H, M, T = (int(sums[key]) for key in ("S", "S_up", "H", "M", "T"))
-    if kind == "lif":
-        return 1, T * S, T * (S_up + M), "P=1, A=T*S, E=T*(S_up+M)"
-    options = options or PCOptions()
-    K = int(options.inference_steps)
-    passes = 1 if options.fixed_prediction else 1 + K
-    return passes, S, K * (S_up + H), f"P={'1' if options.fixed_prediction else '1+K'}, A=S, E=K*(S_up+H), K={K}"
+def _lif_cost(sums):
+    """One presentation of T steps; every step the error populations receive W_{i+1}ᵀ c_{i+1}
+    (S_up) and every neuron's error integrator steps (M); the update pairs every weight's error
+    and presynaptic trace every step (T S)."""
+    T = sums["T"]
+    return 1, T * sums["S"], T * (sums["S_up"] + sums["M"])
 
 
-def __getattr__(name: str):
-    """``RULES`` (the rule classes, importing torch) is built on first use, so that this module
-    stays importable without torch."""
-    if name == "RULES":
-        from neurocredit.rules.pc_lif import SpikingPC
-        from neurocredit.rules.pc_rate import RatePC
+_LABEL = "PC (predictive coding)"
 
-        return {"rate": RatePC, "lif": SpikingPC}
-    raise AttributeError(name)
+SPEC = RuleSpec(
+    name="pc",
+    summary="predictive coding (Whittington & Bogacz 2017); spiking: LIF value + error populations",
+    variants={
+        "rate": Variant(_LABEL, PCOptions, "neurocredit.rules.pc_rate:RatePC",
+                        Criteria(weight_transport=True, forward_locking=True, backward_locking=False,
+                                 memory_in_steps="none", surrogate_free=True, on_chip=False),
+                        _rate_cost, f"P=1+K, A=S, E=K*(S_up+H), K={PCOptions().inference_steps}"),
+        "lif": Variant(_LABEL, SpikingPCOptions, "neurocredit.rules.pc_lif:SpikingPC",
+                       Criteria(weight_transport=True, forward_locking=True, backward_locking=False,
+                                memory_in_steps="constant", surrogate_free=False, on_chip=False),
+                       _lif_cost, "P=1, A=T*S, E=T*(S_up+M)"),
+    },
+)

@@ -13,7 +13,7 @@ from typing import NamedTuple, Sequence
 import torch
 
 from neurocredit.network import LIFParameters
-from neurocredit.neurons import LIFState, lif_step
+from neurocredit.neurons import LIFState, lif_integrate, lif_step
 from neurocredit.rules.base import one_hot
 from neurocredit.rules.pc import SpikingPCOptions
 from neurocredit.rules.spiking import SpikingRule, voltage_surrogate, zero_states
@@ -54,8 +54,8 @@ def pc_lif_step(params: LIFParameters, options: SpikingPCOptions, trace_decay: f
             current = current + kappa * circuit.errors[index]
         old = circuit.states[index]
         state, spikes = lif_step(params, old, current, bias)
-        if index < last:  # the pre-reset voltage, by lif_step's own operations
-            voltage = old.membrane_voltage * (1.0 - params.dv) + state.synaptic_current + bias
+        if index < last:  # the pre-reset voltage of the same step (lif_step's sub-threshold part)
+            voltage = lif_integrate(params, old, current, bias)[1]
             surrogates.append(voltage_surrogate(options.surrogate, voltage, params.vth, options.surrogate_width))
         states.append(state)
         emitted.append(spikes)
