@@ -200,10 +200,11 @@ def test_rate_ff_needs_relu_and_a_hidden_layer():
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("config, epochs, bound", [
+    # measured with these epochs (seed 0): 92.20 %, 88.58 %, 89.97 %, 90.81 %
     ("digits-pc-rate", 3, 0.90),
-    ("digits-pc-snn", 2, 0.85),
-    ("digits-ff-rate", 3, 0.85),
-    ("digits-ff-snn", 2, 0.80),
+    ("digits-pc-snn", 2, 0.86),
+    ("digits-ff-rate", 3, 0.87),
+    ("digits-ff-snn", 2, 0.88),
 ])
 def test_digits_learning_bounds(digits, config, epochs, bound):
     result = train(load_config(config), epochs=epochs, dataset=digits, progress=False, log=quiet)
