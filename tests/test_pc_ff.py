@@ -250,3 +250,30 @@ def test_spec_modules_do_not_import_torch():
     code = ("import sys; import neurocredit.rules.pc, neurocredit.rules.ff; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("feedback, same", [(0.0, True), (2.0, False)])
+def test_spiking_pc_value_populations_are_the_deployed_network_without_value_feedback(feedback, same):
+    """With κ = 0 the value populations spike exactly as the saved feed-forward network (the
+    reference simulation); with κ > 0 the error currents move them."""
+    from neurocredit.neurons import run_lif_network
+    from neurocredit.rules.pc import SpikingPCOptions
+    from neurocredit.rules.pc_lif import initial_circuit, pc_lif_step
+
+    network = make_network("lif", (12, 16, 4), steps=15)
+    generator = torch.Generator().manual_seed(3)
+    inputs = (torch.rand(15, 5, 12, generator=generator) < 0.5).to(torch.float64)
+    weights = [torch.tensor(w, dtype=torch.float64) for w in network.weights]
+    biases = [torch.tensor(b, dtype=torch.float64) for b in network.biases]
+    target = 0.7 * torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 0]), 4).double()
+    options = SpikingPCOptions(value_feedback=feedback)
+    circuit = initial_circuit(12, [16, 4], 5, torch.float64, "cpu")
+    spikes = [[], []]
+    for step in inputs:
+        circuit = pc_lif_step(network.neuron.lif, options, 0.5, weights, biases, circuit, step, target)
+        for index in range(2):
+            spikes[index].append(circuit.emitted[index + 1].numpy() > 0)
+    reference = run_lif_network(network, inputs.numpy())
+    agree = all(np.array_equal(np.stack(s), r) for s, r in zip(spikes, reference.spikes))
+    assert agree == same
+    assert float(circuit.errors[0].abs().sum()) > 0  # the hidden errors received the output error
