@@ -125,11 +125,11 @@ SPEC = RuleSpec(
     summary="forward-forward (Hinton 2022); spiking: goodness of the window-mean voltage, no surrogate",
     variants={
         "rate": Variant(_LABEL, FFOptions, "neurocredit.rules.ff_rate:RateFF",
-                        Criteria(weight_transport=False, forward_locking=False, backward_locking=False,
+                        Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
                                  memory_in_steps="none", surrogate_free=True, on_chip=False),
                         _rate_cost, "P=3, A=2*S, E=2*M"),
         "lif": Variant(_LABEL, SpikingFFOptions, "neurocredit.rules.ff_lif:SpikingFF",
-                       Criteria(weight_transport=False, forward_locking=False, backward_locking=False,
+                       Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
                                 memory_in_steps="constant", surrogate_free=True, on_chip=False),
                        _lif_cost, "P=3, A=2*S, E=2*T*M"),
     },

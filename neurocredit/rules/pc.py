@@ -151,11 +151,11 @@ SPEC = RuleSpec(
     summary="predictive coding (Whittington & Bogacz 2017); spiking: LIF value + error populations",
     variants={
         "rate": Variant(_LABEL, PCOptions, "neurocredit.rules.pc_rate:RatePC",
-                        Criteria(weight_transport=True, forward_locking=True, backward_locking=False,
+                        Criteria(weight_transport=True, forward_locking=True, backward_locking=True,
                                  memory_in_steps="none", surrogate_free=True, on_chip=False),
                         _rate_cost, f"P=1+K, A=S, E=K*(S_up+H), K={PCOptions().inference_steps}"),
         "lif": Variant(_LABEL, SpikingPCOptions, "neurocredit.rules.pc_lif:SpikingPC",
-                       Criteria(weight_transport=True, forward_locking=True, backward_locking=False,
+                       Criteria(weight_transport=True, forward_locking=True, backward_locking=True,
                                 memory_in_steps="constant", surrogate_free=False, on_chip=False),
                        _lif_cost, "P=1, A=T*S, E=T*(S_up+M)"),
     },
