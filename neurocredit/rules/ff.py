@@ -29,10 +29,9 @@ highest goodness accumulated over the hidden layers (``RateFF.goodness_scores``:
 label); it is not what the saved network predicts (that needs one pass per label and the
 normalisation), so it is reported beside the readout's accuracy, not deployed.
 
-Measured (digits, seed 0): with one hidden layer the readout predicts about as well as the
-goodness; with two hidden layers trained this way the second layer's unit-length activity carries
-little class information and the readout on it is much worse, so the configs use one hidden
-layer.
+Why the configs have one hidden layer: on digits, with one hidden layer the readout predicts
+about as well as the goodness; with two hidden layers trained this way the second layer's unit-length activity carries
+little class information and the readout on it is much worse.
 
 Rate networks (``ff_rate``): ``relu`` hidden layers. The normalisation is not a layer of the
 saved network; it does not need to be: hidden layers above the first and the readout have no
@@ -54,6 +53,7 @@ without changing the deployed network, so the spiking layers pass their spikes a
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from neurocredit.errors import NeurocreditError
 from neurocredit.rules.spec import Criteria, RuleSpec, Variant
 
@@ -65,10 +65,11 @@ LABEL_WEIGHTS_KEY = "ff/label_weights"
 class FFOptions:
     """threshold θ (per neuron, mean-square units) and sharpness of the goodness logistic;
     label_scale: the value of the label input (input units: a feature value); negatives:
-    ``random`` (a wrong label drawn uniformly)."""
+    ``random`` (a wrong label drawn uniformly). For spiking networks the label inputs go through
+    the encoder like the features (a Bernoulli code clips them to one spike per step)."""
 
-    threshold: float = 2.0
-    sharpness: float = 1.0
+    threshold: float = 0.5
+    sharpness: float = 5.0
     label_scale: float = 1.0
     negatives: str = "random"
 
