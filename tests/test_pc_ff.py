@@ -158,20 +158,39 @@ def test_spiking_ff_memory_does_not_grow_with_steps(digits):
     assert peaks[100] <= 1.2 * peaks[25], peaks
 
 
-def test_spiking_ff_never_differentiates_a_spike(monkeypatch):
-    """The only autograd graph is the within-step dependence of the mean voltage on W and b."""
-    rule = make_rule("ff", "lif", (12, 10, 3))
-    seen = []
+def graph_nodes(tensor: torch.Tensor) -> list[str]:
+    """Names of every autograd node ``tensor`` depends on."""
+    seen, stack, names = set(), [tensor.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(node.name())
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_spiking_ff_never_differentiates_a_spike_or_a_step(monkeypatch):
+    """The only autograd graph is the within-step dependence of the mean voltage on W and b: one
+    loss per layer, the same small graph for any T (no node per step, no spike function)."""
     original = torch.Tensor.backward
+    sizes = {}
+    for steps in (5, 40):
+        rule = make_rule("ff", "lif", (12, 10, 3), steps=steps)
+        graphs = []
 
-    def recording_backward(self, *args, **kwargs):
-        seen.append(self.grad_fn.name())
-        return original(self, *args, **kwargs)
+        def recording_backward(self, *args, graphs=graphs, **kwargs):
+            graphs.append(graph_nodes(self))
+            return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.Tensor, "backward", recording_backward)
-    generator = torch.Generator().manual_seed(4)
-    rule.train_batch(torch.rand(6, 12, generator=generator), torch.randint(0, 3, (6,), generator=generator))
-    assert len(seen) == 2  # one loss per layer
+        monkeypatch.setattr(torch.Tensor, "backward", recording_backward)
+        generator = torch.Generator().manual_seed(4)
+        rule.train_batch(torch.rand(6, 12, generator=generator), torch.randint(0, 3, (6,), generator=generator))
+        assert len(graphs) == 2  # one loss per layer
+        assert not any("Spike" in name or "Gt" in name for graph in graphs for name in graph)
+        sizes[steps] = [len(graph) for graph in graphs]
+    assert sizes[5] == sizes[40] and max(sizes[5]) < 40, sizes
 
 
 @pytest.mark.parametrize("name, kind, options, message", [
