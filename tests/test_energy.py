@@ -175,7 +175,9 @@ def test_bp_on_a_spiking_network_is_bptt():
 
 
 def test_unknown_rule_has_no_cost_model():
-    with pytest.raises(NeurocreditError, match="unknown rule .hebb.; choose one of dfa, sigprop, chl, bp"):
+    from neurocredit.rules import RULE_SPECS
+
+    with pytest.raises(NeurocreditError, match=f"unknown rule .hebb.; choose one of {', '.join(RULE_SPECS)}$"):
         training_cost(_network(), "hebb")
 
 

@@ -10,6 +10,8 @@ name       what
 dfa        direct feedback alignment (Nøkland 2016); spiking: online, eRBP-style
 sigprop    signal propagation (Kohan et al. 2023); spiking without surrogates
 chl        contrastive Hebbian learning / equilibrium propagation
+pc         predictive coding (Whittington & Bogacz 2017); spiking: value + error populations
+ff         forward-forward (Hinton 2022); spiking: goodness of the window-mean voltage
 bp         backpropagation (rate) / BPTT with surrogate gradients (lif): baselines
 =========  ====================================================================
 """
@@ -27,6 +29,8 @@ RULE_SPECS = {
     "dfa": "neurocredit.rules.dfa",
     "sigprop": "neurocredit.rules.sigprop",
     "chl": "neurocredit.rules.chl",
+    "pc": "neurocredit.rules.pc",
+    "ff": "neurocredit.rules.ff",
     "bp": "neurocredit.rules.bp",
 }
 

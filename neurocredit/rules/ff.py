@@ -1,0 +1,138 @@
+"""Forward-forward, ``ff`` (Hinton 2022, arXiv 2212.13345). This module is the rule's torch-free
+specification (options, label, plausibility criteria, training cost); the implementations are
+:mod:`neurocredit.rules.ff_rate` and :mod:`neurocredit.rules.ff_lif`.
+
+Label embedding, and what the saved network is
+----------------------------------------------
+During training the first layer sees the features *and* the label as ``n_classes`` extra inputs:
+``a_1 = W_1 x + L ℓ + b_1`` with ``ℓ = label_scale · onehot(label)`` and ``L`` (n_1, classes) the
+label weights. Three kinds of rows go through the network per batch: positive (the true label),
+negative (a wrong label, uniformly among the others, drawn from the rule's seeded generator) and
+neutral (``ℓ = 0``, no label). Because the neutral rows are exactly the features alone, the
+saved network is the ordinary stack on the features (``W_1`` without ``L``): every backend runs
+it, and it computes what the rule's readout saw in training. ``L`` is saved as
+``extras['ff/label_weights']`` and reused when the network is trained further.
+
+Each hidden layer ``i`` learns alone, on its own detached input, with its own optimizer, from the
+goodness ``G_i = Σ_j h_ij²`` (sum of squared activity) of positive and negative rows::
+
+    p(positive) = σ( sharpness · (G_i / n_i - threshold) )
+    L_i = mean_batch[ softplus(-sharpness (G_i⁺/n_i - θ)) + softplus(sharpness (G_i⁻/n_i - θ)) ]
+
+(``G_i / n_i - θ`` is ``(G_i - θ n_i) / n_i``: the threshold is per neuron, so it does not depend
+on the width). The next layer's input is the layer's activity normalised to unit length,
+``h_i / |h_i|`` (it carries the direction, not the goodness, to the layer above). The last layer
+is a readout (``n_classes`` wide) trained with softmax cross-entropy on the neutral rows of the
+last hidden layer, its input detached: the network's prediction through every backend is the
+argmax of its outputs. The rate rule also computes FF's own prediction, the label with the
+highest goodness accumulated over the hidden layers (``RateFF.goodness_scores``: one pass per
+label); it is not what the saved network predicts (that needs one pass per label and the
+normalisation), so it is reported beside the readout's accuracy, not deployed.
+
+Why the configs have one hidden layer: on digits, with one hidden layer the readout predicts
+about as well as the goodness; with two hidden layers trained this way the second layer's unit-length activity carries
+little class information and the readout on it is much worse.
+
+Rate networks (``ff_rate``): ``relu`` hidden layers. The normalisation is not a layer of the
+saved network; it does not need to be: hidden layers above the first and the readout have no
+bias (kept at zero), so by positive homogeneity ``relu(W (h / |h|)) = relu(W h) / |h|`` and the
+readout's argmax are the same with or without it (exactly, up to float rounding). The first
+layer's input (features and label) is not normalised.
+
+Spiking networks (``ff_lif``, canonical LIF, one-step Dense delay): the label inputs are encoded
+by the network's encoder with the features. A hidden layer's goodness reads the window mean of its
+pre-reset membrane voltage ``v̄`` through ``relu``, ``G = Σ_j relu(v̄_j)²``; the state is detached
+between steps, so ``∂v̄/∂W = mean_t x[t-1]`` (the mean delivered input) and the gradient never
+passes through a spike (:class:`neurocredit.rules.sigprop_lif.SpikeWithoutGradient`'s idea: a spike
+has no derivative). The readout LIF layer learns from the cross-entropy of ``readout_scale · v̄``
+on the neutral rows; the prediction is the argmax of its spike counts. Only running sums are kept
+(memory flat in T); one update per layer per presentation. Spike trains cannot be normalised
+without changing the deployed network, so the spiking layers pass their spikes as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.rules.spec import Criteria, RuleSpec, Variant
+
+NEGATIVES = ("random",)
+LABEL_WEIGHTS_KEY = "ff/label_weights"
+
+
+@dataclass(frozen=True)
+class FFOptions:
+    """threshold θ (per neuron, mean-square units) and sharpness of the goodness logistic;
+    label_scale: the value of the label input (input units: a feature value); negatives:
+    ``random`` (a wrong label drawn uniformly). For spiking networks the label inputs go through
+    the encoder like the features (a Bernoulli code clips them to one spike per step)."""
+
+    threshold: float = 0.5
+    sharpness: float = 5.0
+    label_scale: float = 1.0
+    negatives: str = "random"
+
+    def __post_init__(self) -> None:
+        if not self.threshold >= 0:
+            raise NeurocreditError(f"rule.threshold must be >= 0, got {self.threshold}")
+        if not self.sharpness > 0:
+            raise NeurocreditError(f"rule.sharpness must be > 0, got {self.sharpness}")
+        if not self.label_scale > 0:
+            raise NeurocreditError(f"rule.label_scale must be > 0, got {self.label_scale}")
+        if self.negatives not in NEGATIVES:
+            raise NeurocreditError(f"rule.negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
+
+
+@dataclass(frozen=True)
+class SpikingFFOptions(FFOptions):
+    """threshold: per neuron, in squared voltage units of relu(v̄); readout_scale: the readout's
+    logits are ``readout_scale · v̄``; block_steps: time steps simulated per block (memory grows
+    with it, not with T)."""
+
+    threshold: float = 0.2
+    readout_scale: float = 5.0
+    block_steps: int = 25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.readout_scale > 0:
+            raise NeurocreditError(f"rule.readout_scale must be > 0, got {self.readout_scale}")
+        if self.block_steps < 1:
+            raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
+
+
+def _rate_cost(sums):
+    """Three rows per sample (positive, negative, neutral) go through the network: P = 3. Every
+    weight is updated from the positive and the negative row (the readout from the neutral one:
+    counted as two, an upper bound): A = 2 S. One goodness derivative per neuron and row: E = 2 M."""
+    return 3, 2 * sums["S"], 2 * sums["M"]
+
+
+def _lif_cost(sums):
+    """As the rate rule, with the running voltage sums behind the goodness derivative taken every
+    step: E = 2 T M."""
+    return 3, 2 * sums["S"], 2 * sums["T"] * sums["M"]
+
+
+def _extras(network) -> dict[str, tuple[int, ...]]:
+    return {LABEL_WEIGHTS_KEY: (network.layers[0].n_out, network.n_classes)}
+
+
+_LABEL = "FF (forward-forward)"
+
+SPEC = RuleSpec(
+    name="ff",
+    summary="forward-forward (Hinton 2022); spiking: goodness of the window-mean voltage, no surrogate",
+    variants={
+        "rate": Variant(_LABEL, FFOptions, "neurocredit.rules.ff_rate:RateFF",
+                        Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
+                                 memory_in_steps="none", surrogate_free=True, on_chip=False),
+                        _rate_cost, "P=3, A=2*S, E=2*M"),
+        "lif": Variant(_LABEL, SpikingFFOptions, "neurocredit.rules.ff_lif:SpikingFF",
+                       Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
+                                memory_in_steps="constant", surrogate_free=True, on_chip=False),
+                       _lif_cost, "P=3, A=2*S, E=2*T*M"),
+    },
+    extras=_extras,
+)

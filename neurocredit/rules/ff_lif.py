@@ -1,0 +1,99 @@
+"""Forward-forward for canonical LIF networks, without surrogate gradients (equations and the
+saved network: :mod:`neurocredit.rules.ff`).
+
+Every layer runs a block of steps in place (:func:`neurocredit.neurons.lif_block`,
+the canonical LIF with the one-step Dense delay) and keeps two running sums over the
+presentation: its pre-reset voltage and its delivered input. At the end of the window its loss
+reads the window-mean voltage ``v̄`` whose only dependence on the layer's parameters is the
+within-step one, ``∂v̄/∂W = mean_t x[t-1]``, ``∂v̄/∂b = 1`` (state detached between steps): no
+spike is ever differentiated, no gradient crosses layers or steps, memory does not grow with T.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.rules.ff import LABEL_WEIGHTS_KEY, SpikingFFOptions
+from neurocredit.rules.ff_rate import LocalLayer, goodness_loss, label_rows, label_weights_from_network, negative_labels
+from neurocredit.neurons import lif_block
+from neurocredit.rules.spiking import SpikingRule, block_currents, zero_states
+
+
+class SpikingFF(SpikingRule):
+    """Forward-forward on LIF layers with a local LIF readout (module doc of
+    :mod:`neurocredit.rules.ff`); one update per layer per presentation."""
+
+    name = "ff"
+    Options = SpikingFFOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if len(self.weights) < 2:
+            raise NeurocreditError("rule ff needs at least one hidden layer (network.hidden) below its readout")
+        self.block_steps = self.options.block_steps
+        self.label_weight = torch.tensor(label_weights_from_network(self.spec, self.n_classes, self.training.seed),
+                                         dtype=self.dtype, device=self.device)
+        self.layers = [LocalLayer([self.weights[0], self.label_weight, self.biases[0]], self.training)]
+        self.layers += [LocalLayer([w, b], self.training) for w, b in zip(self.weights[1:], self.biases[1:])]
+
+    def set_epoch(self, epoch: int) -> None:
+        for layer in self.layers:
+            layer.set_epoch(epoch)
+
+    def layer_weight(self, index: int) -> torch.Tensor:
+        """Layer ``index``'s weight over its training input (the first layer: features, labels)."""
+        if index == 0:
+            return torch.cat([self.weights[0], self.label_weight], dim=1)
+        return self.weights[index]
+
+    @torch.no_grad()
+    def window_sums(self, inputs: torch.Tensor):
+        """Run one presentation of ``inputs`` (rows, n_0 + classes); per layer the sums over the
+        window of its pre-reset voltage and of its delivered input, (rows, n) each."""
+        steps, rows = self.encoder.steps, inputs.shape[0]
+        weights = [self.layer_weight(i) for i in range(len(self.weights))]
+        zeros = lambda n: torch.zeros(rows, n, dtype=self.dtype, device=self.device)  # noqa: E731
+        states = zero_states([w.shape[0] for w in weights], rows, self.dtype, self.device)
+        carries = [zeros(w.shape[0]) for w in weights]
+        last_sources = [zeros(w.shape[1]) for w in weights]
+        voltage_sums = [zeros(w.shape[0]) for w in weights]
+        input_sums = [zeros(w.shape[1]) for w in weights]
+        for start in range(0, steps, self.block_steps):
+            source = self.encode(inputs, min(self.block_steps, steps - start))
+            for index, (weight, bias) in enumerate(zip(weights, self.biases)):
+                total = voltage_sums[index]
+                states[index], spikes, carries[index] = lif_block(
+                    self.params, states[index], block_currents(source, weight), carries[index], bias,
+                    lambda voltage, current, total=total: total.add_(voltage))
+                # delivered at this block's steps: the previous block's last step, then all but the last
+                input_sums[index] += last_sources[index] + source[:-1].sum(dim=0)
+                last_sources[index] = source[-1].clone()
+                source = spikes
+        return voltage_sums, input_sums
+
+    def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
+        features = features.to(self.dtype)
+        batch, options, steps = features.shape[0], self.options, self.encoder.steps
+        negatives = negative_labels(labels, self.n_classes, self.generator)
+        inputs = torch.cat([features.repeat(3, 1),
+                            label_rows(labels, negatives, self.n_classes, options.label_scale, self.dtype)], dim=1)
+        voltage_sums, input_sums = self.window_sums(inputs)
+        last = len(self.weights) - 1
+        losses = []
+        for index in range(last + 1):
+            # v̄ as a value, with the within-step dependence on W and b as its graph
+            dependent = (input_sums[index] / steps) @ self.layer_weight(index).T + self.biases[index]
+            mean_voltage = voltage_sums[index] / steps + (dependent - dependent.detach())
+            if index < last:
+                goodness = torch.relu(mean_voltage[: 2 * batch]).square().mean(dim=1)
+                loss = goodness_loss(options, goodness[:batch], goodness[batch:])
+            else:
+                loss = torch.nn.functional.cross_entropy(options.readout_scale * mean_voltage[2 * batch :], labels)
+            self.layers[index].update(loss)
+            losses.append(float(loss.detach()))
+        return float(np.mean(losses))
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {LABEL_WEIGHTS_KEY: self.label_weight.detach().cpu().numpy().astype(np.float32)}
