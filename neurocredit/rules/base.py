@@ -174,6 +174,51 @@ class Rule:
         return network.replace(extras=extras)
 
 
+class LocalLearner:
+    """The parameters of one layer and the optimizer that only they see.
+
+    :meth:`update` takes a loss computed by that layer from its *detached* input and steps the
+    layer's own optimizer; nothing outside the layer receives a gradient.
+    """
+
+    def __init__(self, parameters: list[torch.Tensor], training) -> None:
+        self.parameters = parameters
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        self.training = training
+        self.optimizer = make_optimizer(parameters, training)
+
+    def set_epoch(self, epoch: int) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = scheduled_learning_rate(self.training, epoch)
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.zero_grad()
+        loss.backward()
+        self.step()
+
+
+class LocallyLearning:
+    """Mixin of rules whose layers learn alone, each with its own :class:`LocalLearner`
+    (:meth:`learners`): the schedule and the checkpoint reach every layer's optimizer."""
+
+    def learners(self) -> list[LocalLearner]:
+        raise TypeError(f"{type(self).__name__} must define learners")
+
+    def set_epoch(self, epoch: int) -> None:
+        for learner in self.learners():
+            learner.set_epoch(epoch)
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer, *(learner.optimizer for learner in self.learners())]
+
+
 class RateRule(Rule):
     """Shared by rate-network rules: the forward pass and argmax-of-logits prediction."""
 

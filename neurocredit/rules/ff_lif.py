@@ -16,12 +16,13 @@ import torch
 
 from neurocredit.errors import NeurocreditError
 from neurocredit.rules.ff import LABEL_WEIGHTS_KEY, SpikingFFOptions
-from neurocredit.rules.ff_rate import LocalLayer, goodness_loss, label_rows, label_weights_from_network, negative_labels
 from neurocredit.neurons import lif_block
+from neurocredit.rules.base import LocalLearner, LocallyLearning
+from neurocredit.rules.ff_rate import goodness_loss, label_rows, label_weights_from_network, negative_labels
 from neurocredit.rules.spiking import SpikingRule, block_currents, zero_states
 
 
-class SpikingFF(SpikingRule):
+class SpikingFF(LocallyLearning, SpikingRule):
     """Forward-forward on LIF layers with a local LIF readout (module doc of
     :mod:`neurocredit.rules.ff`); one update per layer per presentation."""
 
@@ -35,12 +36,14 @@ class SpikingFF(SpikingRule):
         self.block_steps = self.options.block_steps
         self.label_weight = torch.tensor(label_weights_from_network(self.spec, self.n_classes, self.training.seed),
                                          dtype=self.dtype, device=self.device)
-        self.layers = [LocalLayer([self.weights[0], self.label_weight, self.biases[0]], self.training)]
-        self.layers += [LocalLayer([w, b], self.training) for w, b in zip(self.weights[1:], self.biases[1:])]
+        self.layers = [LocalLearner([self.weights[0], self.label_weight, self.biases[0]], self.training)]
+        self.layers += [LocalLearner([w, b], self.training) for w, b in zip(self.weights[1:], self.biases[1:])]
 
-    def set_epoch(self, epoch: int) -> None:
-        for layer in self.layers:
-            layer.set_epoch(epoch)
+    def learners(self) -> list[LocalLearner]:
+        return self.layers
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        return {"label_weight": self.label_weight}
 
     def layer_weight(self, index: int) -> torch.Tensor:
         """Layer ``index``'s weight over its training input (the first layer: features, labels)."""

@@ -1,41 +1,19 @@
 """Forward-forward for rate networks (equations, label embedding and the saved network:
 :mod:`neurocredit.rules.ff`).
 
-Locality is structural: every layer is a :class:`LocalLayer` that owns its parameters and its
-optimizer and receives its input detached, so no gradient crosses layers.
+Locality is structural: every layer is a :class:`~neurocredit.rules.base.LocalLearner` that owns its
+parameters and its optimizer and receives its input detached, so no gradient crosses layers.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from neurocredit.errors import NeurocreditError
-from neurocredit.rules.base import RateRule, make_optimizer, one_hot, scheduled_learning_rate
+from neurocredit.rules.base import LocalLearner, LocallyLearning, RateRule, one_hot
 from neurocredit.rules.ff import LABEL_WEIGHTS_KEY, FFOptions
-
-
-class LocalLayer:
-    """The parameters of one layer and the optimizer only they see; :meth:`update` steps them
-    with a loss the layer computed from its detached input."""
-
-    def __init__(self, parameters: Sequence[torch.Tensor], training) -> None:
-        self.parameters = list(parameters)
-        for parameter in self.parameters:
-            parameter.requires_grad_(True)
-        self.training = training
-        self.optimizer = make_optimizer(self.parameters, training)
-
-    def set_epoch(self, epoch: int) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = scheduled_learning_rate(self.training, epoch)
-
-    def update(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
 
 
 def goodness_loss(options: FFOptions, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
@@ -73,7 +51,7 @@ def label_rows(labels: torch.Tensor, negatives: torch.Tensor, n_classes: int, sc
                               torch.zeros(labels.shape[0], n_classes, dtype=dtype, device=labels.device)])
 
 
-class RateFF(RateRule):
+class RateFF(LocallyLearning, RateRule):
     """Forward-forward on a rate network of relu layers with a local readout (module doc of
     :mod:`neurocredit.rules.ff`)."""
 
@@ -95,12 +73,14 @@ class RateFF(RateRule):
         self.label_weight = torch.tensor(label_weights_from_network(self.spec, self.n_classes, self.training.seed),
                                          dtype=self.dtype, device=self.device)
         last = len(self.weights) - 1
-        self.layers = [LocalLayer([self.weights[0], self.label_weight, self.biases[0]], self.training)]
-        self.layers += [LocalLayer([self.weights[i]], self.training) for i in range(1, last + 1)]
+        self.layers = [LocalLearner([self.weights[0], self.label_weight, self.biases[0]], self.training)]
+        self.layers += [LocalLearner([self.weights[i]], self.training) for i in range(1, last + 1)]
 
-    def set_epoch(self, epoch: int) -> None:
-        for layer in self.layers:
-            layer.set_epoch(epoch)
+    def learners(self) -> list[LocalLearner]:
+        return self.layers
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        return {"label_weight": self.label_weight}
 
     def first_layer(self, features: torch.Tensor, label_inputs: torch.Tensor) -> torch.Tensor:
         return torch.relu(features @ self.weights[0].T + label_inputs @ self.label_weight.T + self.biases[0])

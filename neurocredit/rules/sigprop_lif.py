@@ -11,10 +11,9 @@ import torch
 
 from neurocredit.errors import NeurocreditError
 from neurocredit.neurons import LIFState, activation, lif_block, lif_integrate
-from neurocredit.rules.base import one_hot
+from neurocredit.rules.base import LocalLearner, one_hot
 from neurocredit.rules.sigprop import SpikingSigpropOptions
 from neurocredit.rules.sigprop_local import (
-    LocalLearner,
     SigpropMixin,
     layer_loss,
     learning_signals,

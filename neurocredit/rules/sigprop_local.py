@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from neurocredit.network import ReadoutSpec
-from neurocredit.rules.base import make_optimizer, one_hot, scheduled_learning_rate
+from neurocredit.rules.base import LocalLearner, LocallyLearning, one_hot
 from neurocredit.rules.sigprop import PROJECTION_KEY, PROTOTYPES_KEY, SigpropOptions, output_width, projection_from_network
 
 
@@ -68,37 +68,7 @@ def readout_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 # --- layers that learn alone ---------------------------------------------------------------------
 
 
-class LocalLearner:
-    """The parameters of one layer and the optimizer that only they see.
-
-    :meth:`update` takes a loss computed by that layer from its *detached* input and steps the
-    layer's own optimizer; nothing outside the layer receives a gradient.
-    """
-
-    def __init__(self, parameters: list[torch.Tensor], training) -> None:
-        self.parameters = parameters
-        for parameter in parameters:
-            parameter.requires_grad_(True)
-        self.training = training
-        self.optimizer = make_optimizer(parameters, training)
-
-    def set_epoch(self, epoch: int) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = scheduled_learning_rate(self.training, epoch)
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def step(self) -> None:
-        self.optimizer.step()
-
-    def update(self, loss: torch.Tensor) -> None:
-        self.zero_grad()
-        loss.backward()
-        self.step()
-
-
-class SigpropMixin:
+class SigpropMixin(LocallyLearning):
     """What the rate and spiking rules share: options, the projection, extras, readout."""
 
     name = "sigprop"
@@ -111,15 +81,11 @@ class SigpropMixin:
         projection = projection_from_network(self.spec, self.n_classes, self.options)
         self.projection = torch.tensor(projection, dtype=self.dtype, device=self.device)
 
-    def set_epoch(self, epoch: int) -> None:
-        for layer in self.layers:
-            layer.learner.set_epoch(epoch)
+    def learners(self) -> list[LocalLearner]:
+        return [layer.learner for layer in self.layers]
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         return {"projection": self.projection}  # trained when signal_trainable
-
-    def optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.optimizer, *(layer.learner.optimizer for layer in self.layers)]
 
     def prototypes(self) -> torch.Tensor:
         raise TypeError(f"{type(self).__name__} must define prototypes")

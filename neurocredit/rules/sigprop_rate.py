@@ -10,10 +10,9 @@ import torch
 
 from neurocredit.errors import NeurocreditError
 from neurocredit.neurons import activation
-from neurocredit.rules.base import RateRule
+from neurocredit.rules.base import LocalLearner, RateRule
 from neurocredit.rules.sigprop import SigpropOptions
 from neurocredit.rules.sigprop_local import (
-    LocalLearner,
     SigpropMixin,
     layer_loss,
     learning_signals,
