@@ -115,6 +115,16 @@ def choose_lanes(network: Network, samples: int) -> int:
     return max(1, min(MAX_LANES, lanes, samples))
 
 
+def check_refractory_mode(network: Network, mode: str) -> None:
+    """Lava 0.10 has a refractory LIF in floating point only (``PyLifRefractoryModelFloat``)."""
+    if network.neuron.lif.refractory and mode == "fixed_pt":
+        raise NeurocreditError(
+            f"this network has a refractory period of {network.neuron.lif.refractory} step(s), which Lava 0.10 has "
+            "no fixed-point model for (LIFRefractory is floating point only); deploy it with --floating-point and "
+            "without --verify (or run it with NEUROCREDIT_LAVA_MODE=floating_pt)"
+        )
+
+
 def check_target(network: Network, target: Optional[str], weight_bits: Optional[int] = None):
     """The partition of ``network`` on ``target`` (name or path; default ``$NEUROCREDIT_LAVA_TARGET``
     or loihi2), or None for ``none``. Raises the limit violation as a NeurocreditError."""
@@ -167,7 +177,7 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
     import_lava()
     from lava.proc.dense.process import Dense
     from lava.proc.io.reset import Reset
-    from lava.proc.lif.process import LIF, LIFReset
+    from lava.proc.lif.process import LIF, LIFRefractory, LIFReset
     from lava.utils.weightutils import SignMode
 
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource, VarFileProbe
@@ -194,15 +204,23 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
                           num_message_bits=GRADED_MESSAGE_BITS if (graded and index == 0) else 0)
             neuron_args = dict(shape=(width,), du=float(params.du), dv=float(params.dv), vth=float(params.vth),
                                bias_mant=np.tile(layer.bias.astype(np.float64), lanes), bias_exp=0)
-        if windows > 1:
+        if params.refractory:
+            # LIFRefractory has no reset interval: u, v and the refractory end are zeroed after the
+            # last step of each window by Reset processes, like a_buff below.
+            neuron = LIFRefractory(refractory_period=int(params.refractory), name=f"{name}.lif", **neuron_args)
+            cleared = [dense.a_buff, neuron.u, neuron.v, neuron.refractory_period_end] if windows > 1 else []
+        elif windows > 1:
             # u, v <- 0 before the first step of each window (time_step % steps == 1, 1-based).
             neuron = LIFReset(reset_interval=steps, reset_offset=1 % steps, name=f"{name}.lif", **neuron_args)
-            # a_buff <- 0 after the last step of each window ((time_step - 1) % steps == steps - 1).
-            reset = Reset(reset_value=0, interval=steps, offset=steps - 1)
-            reset.connect_var(dense.a_buff)
-            resets.append(reset)
+            cleared = [dense.a_buff]
         else:
             neuron = LIF(name=f"{name}.lif", **neuron_args)
+            cleared = []
+        for var in cleared:
+            # var <- 0 after the last step of each window ((time_step - 1) % steps == steps - 1).
+            reset = Reset(reset_value=0, interval=steps, offset=steps - 1)
+            reset.connect_var(var)
+            resets.append(reset)
         previous.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
         spike_file = folder / f"spikes{index}.bin"
@@ -288,6 +306,7 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
         raise NeurocreditError(f"Lava mode {mode!r} must be one of {', '.join(MODES)}")
     if not network.neuron.spiking:
         raise NeurocreditError("the lava backend runs spiking (lif) networks only")
+    check_refractory_mode(network, mode)
     record = frozenset(record)
     inputs = np.asarray(inputs)
     if inputs.ndim != 3 or inputs.shape[2] != network.n_inputs:
