@@ -270,3 +270,33 @@ def test_cli_export_import_round_trip_and_errors(run_cli, tmp_path):
     rate = save_network(config_network("digits-bp-rate", 0, False), tmp_path / "rate.h5")
     refused = run_cli("export", rate, "-o", tmp_path / "rate.nir")
     assert refused.returncode == 2 and "no NIR form" in refused.stderr and not (tmp_path / "rate.nir").exists()
+
+
+def test_stored_snntorch_graph_with_refractory_1_gives_the_stored_snntorch_spikes():
+    """tests/data/nir/snntorch_synaptic.nir and the spikes snnTorch 1.0.0 computed for it
+    (make_snntorch_graph.py): no snnTorch needed here."""
+    stored = np.load(DATA / "snntorch_synaptic_spikes.npz")
+    inputs = stored["inputs"].astype(np.float64)
+    theirs = [stored["layer1"], stored["layer2"]]
+    steps = inputs.shape[0]
+
+    def differing(network):
+        ours = run_lif_network(network, inputs).spikes
+        return [int(np.count_nonzero(ours[i][i + 1:] != theirs[i][: steps - i - 1])) for i in range(2)]
+
+    assert differing(import_nir(DATA / "snntorch_synaptic.nir", refractory=1)) == [0, 0]
+    assert min(differing(import_nir(DATA / "snntorch_synaptic.nir", refractory=0))) > 20
+
+
+def test_norse_from_nir_disagrees_on_biased_graphs():
+    """Why --check has no executor for biased graphs: Norse 1.1.0 feeds v_leak into its synaptic
+    current too. If this starts failing, Norse fixed it and check_import can use it with biases."""
+    pytest.importorskip("norse")
+    from neurocredit.nir_io import _norse_layer_spikes, graph_chain
+
+    network = small_lif_network(0, sizes=(16, 24, 8), steps=40)
+    graph = export_nir(network)
+    inputs = np.asarray(encode_inputs(network, np.random.default_rng(0).uniform(size=(12, 16))), dtype=float)
+    ours = run_lif_network(network, inputs).spikes[0][1:]
+    theirs = _norse_layer_spikes(graph, graph_chain(graph), 0, inputs, 1e-4)[:-1]
+    assert np.count_nonzero(ours != theirs) > 100
