@@ -671,11 +671,10 @@ def _norse_layer_spikes(graph, chain: list[str], layer_index: int, inputs: np.nd
     sub = nir.NIRGraph(nodes=nodes, edges=list(zip(names + ["output"], (names + ["output"])[1:])), metadata={})
     import warnings
 
-    with warnings.catch_warnings():
+    state, out = None, []
+    with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit deprecation notices from inside nirtorch
         module = norse_torch.from_nir(sub, dt=dt, ignore_warnings=True)
-    state, out = None, []
-    with torch.no_grad():
         for t in range(inputs.shape[0]):
             spikes, state = module(torch.as_tensor(inputs[t], dtype=torch.float32), state)
             out.append(spikes.numpy() > 0)
@@ -707,8 +706,12 @@ def check_import(imported: ImportedGraph, graph, samples: int = 16, seed: int = 
     if reason is not None:
         result["executor_skipped"] = reason
         return result
+    import warnings
+
     try:
-        import norse.torch  # noqa: F401
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit deprecation notices from importing norse
+            import norse.torch  # noqa: F401
     except ModuleNotFoundError:
         result["executor_skipped"] = "norse is not installed"
         return result
