@@ -316,8 +316,14 @@ def _take_synapse(name: str, node: Any, builder: _Builder, n: int) -> _Synapse:
 
 
 def _per_neuron(node: Any, field_name: str, n: int) -> np.ndarray:
-    value = getattr(node, field_name)
-    return np.broadcast_to(np.asarray(1.0 if value is None else value, dtype=np.float64), (n,)).astype(np.float64)
+    """A node's field as one float64 value per neuron (scalars broadcast)."""
+    value = np.asarray(1.0 if getattr(node, field_name) is None else getattr(node, field_name), dtype=np.float64)
+    try:
+        return np.broadcast_to(value.reshape(-1) if value.size == n else value, (n,)).astype(np.float64)
+    except ValueError:
+        raise NeurocreditError(
+            f"{type(node).__name__} field {field_name} has shape {value.shape}, which does not fit its {n} neurons"
+        ) from None
 
 
 def _check_reset(name: str, node: Any, n: int) -> None:
