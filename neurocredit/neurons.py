@@ -10,7 +10,7 @@ per neuron, in this order::
 
 With ``refractory = N > 0`` (Lava's ``LIFRefractory``, ``PyLifRefractoryModelFloat``): for the
 ``N`` steps after a spike the voltage line is skipped (v stays 0, so no spike) while u keeps
-integrating; ``LIFState.refractory`` counts the steps left. ``N = 0`` is the model above.
+integrating; ``RefractoryLIFState.refractory`` counts the steps left. ``N = 0`` is the model above.
 
 Network-level timing (the one convention every backend follows, Lava's): a ``Dense``
 connection delivers at step ``t`` what its source emitted at step ``t - 1``. So layer ``i``
@@ -34,12 +34,19 @@ from neurocredit.network import LIFParameters, Network
 
 
 class LIFState(NamedTuple):
-    """State of a LIF population: ``synaptic_current`` u and ``membrane_voltage`` v, each (batch, n);
-    ``refractory``: steps each neuron is still refractory (None: none, e.g. ``refractory = 0``)."""
+    """State of a LIF population: ``synaptic_current`` u and ``membrane_voltage`` v, each (batch, n)."""
 
     synaptic_current: Any
     membrane_voltage: Any
-    refractory: Any = None
+
+
+class RefractoryLIFState(NamedTuple):
+    """:class:`LIFState` plus ``refractory``: steps each neuron is still refractory (batch, n).
+    :func:`lif_step` returns it when ``params.refractory > 0`` (and accepts a plain LIFState)."""
+
+    synaptic_current: Any
+    membrane_voltage: Any
+    refractory: Any
 
 
 def lif_initial_state(template: Any) -> LIFState:
@@ -63,14 +70,15 @@ def lif_step(
     dtype (0.0 / 1.0) so they can be fed to the next layer's matrix product."""
     current, voltage = lif_integrate(params, state, input_current, bias)
     if params.refractory:
-        left = state.refractory if state.refractory is not None else voltage * 0
+        left = getattr(state, "refractory", None)
+        left = voltage * 0 if left is None else left
         voltage = voltage * (left <= 0) + state.membrane_voltage * (left > 0)  # v held while refractory
     fired = voltage > params.vth
     spikes = fired.to(voltage.dtype) if hasattr(fired, "to") else fired.astype(voltage.dtype)
     voltage = voltage * (1.0 - spikes)
     if params.refractory:
         left = spikes * params.refractory + (1.0 - spikes) * (left - 1).clip(min=0)
-        return LIFState(current, voltage, left), spikes
+        return RefractoryLIFState(current, voltage, left), spikes
     return LIFState(current, voltage), spikes
 
 
