@@ -57,6 +57,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -664,8 +665,10 @@ def _norse_layer_spikes(graph, chain: list[str], layer_index: int, inputs: np.nd
     """Spikes (steps, batch, n) of the ``layer_index``-th neuron node of ``chain``, computed by
     ``norse.torch.from_nir`` on the delay-free sub-graph that ends there."""
     import torch
-    import norse.torch as norse_torch
 
+    from neurocredit.sim.norse_backend import import_norse
+
+    norse_torch = import_norse()
     nir = _nir()
     kept = [name for name in chain[:-1] if type(graph.nodes[name]).__name__ != "Delay"]
     neurons = [name for name in kept if type(graph.nodes[name]).__name__ in ("CubaLIF", "LIF", "IF")]
@@ -675,11 +678,10 @@ def _norse_layer_spikes(graph, chain: list[str], layer_index: int, inputs: np.nd
     nodes = {name: graph.nodes[name] for name in names}
     nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
     sub = nir.NIRGraph(nodes=nodes, edges=list(zip(names + ["output"], (names + ["output"])[1:])), metadata={})
-    import warnings
-
     state, out = None, []
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit deprecation notices from inside nirtorch
+        # only nirtorch's torch.jit deprecation notice; Norse's own notes are off (ignore_warnings)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
         module = norse_torch.from_nir(sub, dt=dt, ignore_warnings=True)
         for t in range(inputs.shape[0]):
             spikes, state = module(torch.as_tensor(inputs[t], dtype=torch.float32), state)
@@ -712,12 +714,10 @@ def check_import(imported: ImportedGraph, graph, samples: int = 16, seed: int = 
     if reason is not None:
         result["executor_skipped"] = reason
         return result
-    import warnings
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit deprecation notices from importing norse
-            import norse.torch  # noqa: F401
+        from neurocredit.sim.norse_backend import import_norse
+
+        import_norse()  # without Norse's torch.jit deprecation notice
     except ModuleNotFoundError:
         result["executor_skipped"] = "norse is not installed"
         return result
