@@ -264,6 +264,13 @@ def test_cli_export_import_round_trip_and_errors(run_cli, tmp_path):
     assert payload["check"]["executor"] == "norse.torch.from_nir"
     assert [layer["differing"] for layer in payload["check"]["layers"]] == [0, 0]
     assert_same_network(network, load_network(tmp_path / "back.h5"))
+    digits = save_network(config_network("digits-dfa-snn", 1, True).replace(provenance={"data": "digits"}),
+                          tmp_path / "d.h5")
+    run_cli("export", digits, "-o", tmp_path / "d.nir", check_rc=0)
+    run_cli("import", tmp_path / "d.nir", "-o", tmp_path / "d2.h5", check_rc=0)
+    before, after = (json.loads(run_cli("eval", path, "--backend", "reference", "--limit", "30", "--json",
+                                        check_rc=0).stdout) for path in (digits, tmp_path / "d2.h5"))
+    assert before["accuracy"] == after["accuracy"] and after["samples"] == 30
     refused = run_cli("import", DATA / "braille.nir", "-o", tmp_path / "x.h5")
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 2 and len(lines) == 1 and "recurrent" in lines[0] and "lif1.lif" in lines[0]

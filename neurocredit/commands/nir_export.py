@@ -32,8 +32,14 @@ def run(args) -> int:
     path = write_nir(network, args.out, dt=dt, delays=args.delays)
     payload = {"graph": str(path), "model": str(args.model), "dt": dt, "delays": args.delays,
                "layers": len(network.layers), "sizes": list(network.sizes)}
+    refractory = network.neuron.lif.refractory if network.neuron.spiking else 0
+    if refractory:
+        payload["note"] = (f"NIR has no refractory period: the {refractory}-step one is kept in the neurocredit "
+                           "metadata only; other tools run the graph without it")
     if args.json:
         print_json(payload)
     else:
         print(f"wrote {path}: {network.summary()}; dt = {dt:g} s, synaptic delay as {args.delays}")
+        if refractory:
+            print(f"  note: {payload['note']}")
     return 0
