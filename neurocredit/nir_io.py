@@ -54,6 +54,7 @@ delay-free layer ``i`` at step ``t``. NIR says nothing about the reset's discret
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -219,21 +220,37 @@ def write_nir(network: Network, path: Union[str, os.PathLike], dt: float = DEFAU
 
 @dataclass
 class _Synapse:
-    """A synaptic node waiting for its neurons: weight (n_out, n_in), current bias (n_out,)."""
+    """A synaptic node waiting for its neurons: its weight and the bias NIR adds to the synaptic
+    current, per neuron (n_out,). Knows how to become our layer (one class per synaptic node
+    kind; a convolution is another subclass)."""
 
     name: str
     weight: np.ndarray
-    bias: np.ndarray
+    current_bias: np.ndarray
     delayed: bool
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[0])
+
+    def layer(self, scale: np.ndarray, voltage_bias: np.ndarray) -> Layer:
+        """Our layer with the per-neuron ``scale`` moved into the weight rows and ``voltage_bias``
+        (n_out,) as its bias (float64)."""
+        weight = np.asarray(scale, dtype=np.float64)[:, None] * np.asarray(self.weight, dtype=np.float64)
+        return Layer(weight, np.asarray(voltage_bias, dtype=np.float64))
+
+    def exact_layer(self, bias: np.ndarray) -> Layer:
+        """Our own exported layer, unchanged: the weight and the metadata bias in their dtypes."""
+        return Layer(self.weight, bias)
 
 
 @dataclass
 class _ImportedLayer:
-    """One neuron node with its synapse, in discrete form (before the shared parameters are set)."""
+    """One neuron node with its synapse, as our layer (named later) and its discrete parameters
+    per neuron (before the shared ones are checked)."""
 
     name: str
-    weight: np.ndarray
-    bias: np.ndarray
+    layer: Any
     du: np.ndarray
     dv: np.ndarray
     vth: np.ndarray
@@ -308,9 +325,9 @@ def _take_synapse(name: str, node: Any, builder: _Builder, n: int) -> _Synapse:
         raise NeurocreditError(
             f"{_describe(name, node)} is not preceded by a synaptic node (Affine/Linear); {_supported()}"
         )
-    if synapse.weight.shape[0] != n:
+    if synapse.n_out != n:
         raise NeurocreditError(
-            f"{_describe(name, node)} has {n} neurons but {synapse.name!r} has {synapse.weight.shape[0]} outputs"
+            f"{_describe(name, node)} has {n} neurons but {synapse.name!r} has {synapse.n_out} outputs"
         )
     builder.synapse = None
     return synapse
@@ -340,21 +357,24 @@ def _exact_cubalif(name: str, node: Any, builder: _Builder, synapse: _Synapse) -
     """Our own export, unchanged: the discrete parameters from the metadata, bit for bit."""
     header = builder.exact
     bias = (node.metadata or {}).get("neurocredit_bias")
-    if header is None or bias is None or np.any(synapse.bias != 0):
+    if header is None or bias is None or np.any(synapse.current_bias != 0):
         return None
     lif = header["neuron"]["lif"]
-    bias = np.asarray(bias)
-    if bias.shape != (synapse.weight.shape[0],):
+    try:
+        layer = synapse.exact_layer(np.asarray(bias))
+        neuron_bias = np.asarray(getattr(layer, "neuron_bias", layer.bias)).reshape(-1)
+    except (NeurocreditError, ValueError):
         return None
-    expected = _cubalif_fields(lif["du"], lif["dv"], lif["vth"], bias, header["dt"])
+    if neuron_bias.shape != (synapse.n_out,):
+        return None
+    expected = _cubalif_fields(lif["du"], lif["dv"], lif["vth"], neuron_bias, header["dt"])
     for key, value in expected.items():
         found = getattr(node, key)
-        if found is None or not np.array_equal(np.asarray(found, dtype=np.float64), value):
+        if found is None or not np.array_equal(np.asarray(found, dtype=np.float64).reshape(-1), value):
             return None
-    n = bias.shape[0]
-    return _ImportedLayer(name, synapse.weight, bias, np.full(n, lif["du"]), np.full(n, lif["dv"]),
-                          np.full(n, lif["vth"]), synapse.delayed, "CubaLIF", bool(np.any(bias != 0)),
-                          from_metadata=True)
+    n = synapse.n_out
+    return _ImportedLayer(name, layer, np.full(n, lif["du"]), np.full(n, lif["dv"]), np.full(n, lif["vth"]),
+                          synapse.delayed, "CubaLIF", bool(np.any(neuron_bias != 0)), from_metadata=True)
 
 
 def _import_cubalif(name: str, node: Any, builder: _Builder) -> None:
@@ -370,7 +390,7 @@ def _import_cubalif(name: str, node: Any, builder: _Builder) -> None:
     dv = dt / _per_neuron(node, "tau_mem", n)
     scale = dv * _per_neuron(node, "r", n) * du * _per_neuron(node, "w_in", n)
     v_leak = _per_neuron(node, "v_leak", n)
-    if np.any(synapse.bias != 0) and not np.all(du == 1.0):
+    if np.any(synapse.current_bias != 0) and not np.all(du == 1.0):
         raise NeurocreditError(
             f"{_describe(name, node)}: the bias of {synapse.name!r} enters the synaptic current (w_in (W x + b), "
             f"integrated with tau_syn = {float(np.min(dt / du)):g} s), but neurocredit's LIF (Lava's) adds its bias "
@@ -378,9 +398,9 @@ def _import_cubalif(name: str, node: Any, builder: _Builder) -> None:
             "(export it without the Affine bias, or with tau_syn = dt)"
         )
     builder.layers.append(_ImportedLayer(
-        name, scale[:, None] * synapse.weight, dv * v_leak + scale * synapse.bias, du, dv,
+        name, synapse.layer(scale, dv * v_leak + scale * synapse.current_bias), du, dv,
         _per_neuron(node, "v_threshold", n), synapse.delayed, "CubaLIF",
-        bool(np.any(synapse.bias != 0) or np.any(v_leak != 0)),
+        bool(np.any(synapse.current_bias != 0) or np.any(v_leak != 0)),
     ))
 
 
@@ -392,9 +412,9 @@ def _import_lif(name: str, node: Any, builder: _Builder) -> None:
     r = _per_neuron(node, "r", n)
     v_leak = _per_neuron(node, "v_leak", n)
     builder.layers.append(_ImportedLayer(
-        name, (dv * r)[:, None] * synapse.weight, dv * (v_leak + r * synapse.bias), np.ones(n), dv,
+        name, synapse.layer(dv * r, dv * (v_leak + r * synapse.current_bias)), np.ones(n), dv,
         _per_neuron(node, "v_threshold", n), synapse.delayed, "LIF",
-        bool(np.any(synapse.bias != 0) or np.any(v_leak != 0)), bool(np.any(r != 1)),
+        bool(np.any(synapse.current_bias != 0) or np.any(v_leak != 0)), bool(np.any(r != 1)),
     ))
 
 
@@ -404,8 +424,8 @@ def _import_if(name: str, node: Any, builder: _Builder) -> None:
     _check_reset(name, node, n)
     r = _per_neuron(node, "r", n)
     builder.layers.append(_ImportedLayer(
-        name, r[:, None] * synapse.weight, r * synapse.bias, np.ones(n), np.zeros(n),
-        _per_neuron(node, "v_threshold", n), synapse.delayed, "IF", bool(np.any(synapse.bias != 0)),
+        name, synapse.layer(r, r * synapse.current_bias), np.ones(n), np.zeros(n),
+        _per_neuron(node, "v_threshold", n), synapse.delayed, "IF", bool(np.any(synapse.current_bias != 0)),
         bool(np.any(r != 1)),
     ))
 
@@ -583,9 +603,9 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
             "nowhere"
         )
     n_inputs = int(np.prod(np.asarray(graph.nodes[chain[0]].input_type["input"])))
-    if n_inputs != layers[0].weight.shape[1]:
+    if n_inputs != layers[0].layer.n_in:
         raise NeurocreditError(
-            f"Input node {chain[0]!r} has {n_inputs} values but {layers[0].name!r} expects {layers[0].weight.shape[1]}"
+            f"Input node {chain[0]!r} has {n_inputs} values but {layers[0].name!r} expects {layers[0].layer.n_in}"
         )
     du = _shared(layers, "du", "du (dt/tau_syn)")
     dv = _shared(layers, "dv", "dv (dt/tau_mem)")
@@ -624,9 +644,7 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
     if header is None:
         provenance.setdefault("rule", "imported (nir)")
     network = Network(
-        tuple(Layer(np.asarray(layer.weight) if exact else np.asarray(layer.weight, dtype=np.float64),
-                    np.asarray(layer.bias) if exact else np.asarray(layer.bias, dtype=np.float64), name)
-              for layer, name in zip(layers, names)),
+        tuple(dataclasses.replace(imported.layer, name=name) for imported, name in zip(layers, names)),
         neuron, encoder, readout_spec, extras, provenance,
     )
     return ImportedGraph(network, float(dt), bool(exact), delays, tuple(layer.node_type for layer in layers),
