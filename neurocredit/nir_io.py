@@ -14,9 +14,11 @@ and has no ``dt``. Our discrete LIF (:mod:`neurocredit.neurons`) is its forward-
 chosen ``dt`` (1e-4 s by default, as snnTorch and the NIR paper) with, per neuron,
 ``tau_syn = dt/du``, ``tau_mem = dt/dv``, ``r = 1/dv``, ``w_in = 1/du``, ``v_leak = bias/dv``,
 ``v_threshold = vth``, ``v_reset = 0``: Euler gives ``I <- I (1 - du) + S`` and
-``v <- v (1 - dv) + dv v_leak + I``, our ``u`` and ``v``. ``du = 0`` or ``dv = 0`` (an infinite
-time constant) has no NIR form and is refused. The bias goes into ``v_leak`` and the ``Affine``
-bias is 0, because an ``Affine`` bias would enter the synaptic current.
+``v <- v (1 - dv) + dv v_leak + I``, our ``u`` and ``v``. The bias goes into ``v_leak`` and the ``Affine``
+bias is 0, because an ``Affine`` bias would enter the synaptic current. ``du = 1, dv = 0`` (no
+current memory, no leak) is NIR's ``IF`` (``r = 1``) with the bias in the ``Affine``, where IF
+adds it to the voltage; any other ``du = 0`` or ``dv = 0`` (an infinite time constant) has no NIR
+form and is refused.
 
 Timing: every neurocredit connection delivers one step late (Lava's ``Dense``), NIR's ``Affine``
 has no delay. ``delays="metadata"`` (default) writes a delay-free graph and records the one-step
@@ -114,15 +116,30 @@ def _cubalif_fields(du: float, dv: float, vth: float, bias: np.ndarray, dt: floa
     )
 
 
-def _export_dense(nir, layer: Layer, index: int) -> tuple[str, Any]:
-    name = layer.name or f"fc{index + 1}"
-    return name, nir.Affine(weight=layer.weight, bias=np.zeros(layer.n_out, dtype=layer.weight.dtype))
+def _if_fields(vth: float, n: int) -> dict[str, np.ndarray]:
+    """The ``IF`` fields of our LIF with ``du = 1``, ``dv = 0`` (its bias goes into the synapse)."""
+    return dict(r=np.ones(n), v_threshold=np.full(n, float(vth)), v_reset=np.zeros(n))
+
+
+def _is_if(params: LIFParameters) -> bool:
+    """``du = 1``, ``dv = 0``: no current memory, no leak -- NIR's ``IF`` (module doc)."""
+    return params.du == 1.0 and params.dv == 0.0
+
+
+def _export_dense(nir, network: Network, layer: Layer, index: int) -> list[tuple[str, Any]]:
+    """``Affine(W, b)``: ``b`` is the bias when the neurons are ``IF`` (it enters the voltage
+    there), else 0 (it goes into the ``CubaLIF``'s ``v_leak``)."""
+    bias = layer.bias if network.neuron.spiking and _is_if(network.neuron.lif) else np.zeros_like(layer.bias)
+    return [(layer.name or f"fc{index + 1}", nir.Affine(weight=layer.weight, bias=bias))]
 
 
 def _export_lif(nir, network: Network, layer: Layer, index: int, dt: float) -> tuple[str, Any]:
     params = network.neuron.lif
+    metadata = {"neurocredit_bias": layer.bias}
+    if _is_if(params):
+        return f"if{index + 1}", nir.IF(**_if_fields(params.vth, layer.n_out), metadata=metadata)
     fields = _cubalif_fields(params.du, params.dv, params.vth, layer.bias, dt)
-    return f"lif{index + 1}", nir.CubaLIF(**fields, metadata={"neurocredit_bias": layer.bias})
+    return f"lif{index + 1}", nir.CubaLIF(**fields, metadata=metadata)
 
 
 def _refuse_rate(nir, network: Network, layer: Layer, index: int, dt: float):
@@ -134,7 +151,7 @@ def _refuse_rate(nir, network: Network, layer: Layer, index: int, dt: float):
 
 
 SYNAPSE_EXPORTERS: dict[type, Callable] = {Layer: _export_dense}
-"""Layer type -> ``f(nir, layer, index) -> (node name, NIR node)``."""
+"""Layer type -> ``f(nir, network, layer, index) -> [(node name, NIR node), ...]``."""
 NEURON_EXPORTERS: dict[str, Callable] = {"lif": _export_lif, "rate": _refuse_rate}
 """Neuron kind -> ``f(nir, network, layer, index, dt) -> (node name, NIR node)``."""
 
@@ -144,14 +161,14 @@ def _check_exportable(network: Network, dt: float, delays: str) -> None:
         raise NeurocreditError(f"delays={delays!r} must be one of {', '.join(DELAY_MODES)}")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise NeurocreditError(f"dt={dt!r} must be a finite number of seconds > 0 (e.g. 1e-4)")
-    if network.neuron.spiking:
+    if network.neuron.spiking and not _is_if(network.neuron.lif):
         params = network.neuron.lif
         for name in ("du", "dv"):
             if getattr(params, name) <= 0:
                 raise NeurocreditError(
                     f"{name} = 0 (no {'current' if name == 'du' else 'voltage'} leak) has no NIR form: NIR's "
                     f"CubaLIF needs a finite tau_{'syn' if name == 'du' else 'mem'} = dt/{name}; "
-                    f"use a network with {name} > 0"
+                    f"use a network with {name} > 0 (or du = 1 and dv = 0, which exports as IF)"
                 )
 
 
@@ -175,9 +192,9 @@ def export_nir(network: Network, dt: float = DEFAULT_DT, delays: str = "metadata
         if delays == "nodes":
             nodes[f"delay{index + 1}"] = nir.Delay(delay=np.full(layer.n_in, float(dt)))
             chain.append(f"delay{index + 1}")
-        synapse_name, synapse = SYNAPSE_EXPORTERS[type(layer)](nir, layer, index)
-        neuron_name, neuron = NEURON_EXPORTERS[network.neuron.kind](nir, network, layer, index, dt)
-        for name, node in ((synapse_name, synapse), (neuron_name, neuron)):
+        synapse_nodes = SYNAPSE_EXPORTERS[type(layer)](nir, network, layer, index)
+        neuron_node = NEURON_EXPORTERS[network.neuron.kind](nir, network, layer, index, dt)
+        for name, node in (*synapse_nodes, neuron_node):
             if name in nodes:
                 raise NeurocreditError(f"layer {index}: two layers are named {name!r}; rename one before export")
             nodes[name] = node
@@ -353,13 +370,17 @@ def _check_reset(name: str, node: Any, n: int) -> None:
         )
 
 
-def _exact_cubalif(name: str, node: Any, builder: _Builder, synapse: _Synapse) -> Optional[_ImportedLayer]:
-    """Our own export, unchanged: the discrete parameters from the metadata, bit for bit."""
+def _exact_layer(name: str, node: Any, builder: _Builder, synapse: _Synapse) -> Optional[_ImportedLayer]:
+    """Our own export, unchanged: the discrete parameters from the metadata, bit for bit (None
+    when the node is not exactly what :func:`export_nir` writes for them)."""
     header = builder.exact
     bias = (node.metadata or {}).get("neurocredit_bias")
-    if header is None or bias is None or np.any(synapse.current_bias != 0):
+    if header is None or bias is None:
         return None
     lif = header["neuron"]["lif"]
+    kind = type(node).__name__
+    if kind != ("IF" if _is_if(LIFParameters(lif["du"], lif["dv"], lif["vth"])) else "CubaLIF"):
+        return None
     try:
         layer = synapse.exact_layer(np.asarray(bias))
         neuron_bias = np.asarray(getattr(layer, "neuron_bias", layer.bias)).reshape(-1)
@@ -367,21 +388,28 @@ def _exact_cubalif(name: str, node: Any, builder: _Builder, synapse: _Synapse) -
         return None
     if neuron_bias.shape != (synapse.n_out,):
         return None
-    expected = _cubalif_fields(lif["du"], lif["dv"], lif["vth"], neuron_bias, header["dt"])
+    if kind == "IF":
+        expected = _if_fields(lif["vth"], synapse.n_out)
+        if not np.array_equal(synapse.current_bias, neuron_bias):
+            return None
+    else:
+        expected = _cubalif_fields(lif["du"], lif["dv"], lif["vth"], neuron_bias, header["dt"])
+        if np.any(synapse.current_bias != 0):
+            return None
     for key, value in expected.items():
         found = getattr(node, key)
         if found is None or not np.array_equal(np.asarray(found, dtype=np.float64).reshape(-1), value):
             return None
     n = synapse.n_out
     return _ImportedLayer(name, layer, np.full(n, lif["du"]), np.full(n, lif["dv"]), np.full(n, lif["vth"]),
-                          synapse.delayed, "CubaLIF", bool(np.any(neuron_bias != 0)), from_metadata=True)
+                          synapse.delayed, kind, bool(np.any(neuron_bias != 0)), from_metadata=True)
 
 
 def _import_cubalif(name: str, node: Any, builder: _Builder) -> None:
     n = int(np.size(node.v_threshold))
     synapse = _take_synapse(name, node, builder, n)
     _check_reset(name, node, n)
-    exact = _exact_cubalif(name, node, builder, synapse)
+    exact = _exact_layer(name, node, builder, synapse)
     if exact is not None:
         builder.layers.append(exact)
         return
@@ -422,6 +450,10 @@ def _import_if(name: str, node: Any, builder: _Builder) -> None:
     n = int(np.size(node.v_threshold))
     synapse = _take_synapse(name, node, builder, n)
     _check_reset(name, node, n)
+    exact = _exact_layer(name, node, builder, synapse)
+    if exact is not None:
+        builder.layers.append(exact)
+        return
     r = _per_neuron(node, "r", n)
     builder.layers.append(_ImportedLayer(
         name, synapse.layer(r, r * synapse.current_bias), np.ones(n), np.zeros(n),

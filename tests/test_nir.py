@@ -307,3 +307,24 @@ def test_norse_from_nir_disagrees_on_biased_graphs():
     ours = run_lif_network(network, inputs).spikes[0][1:]
     theirs = _norse_layer_spikes(graph, graph_chain(graph), 0, inputs, 1e-4)[:-1]
     assert np.count_nonzero(ours != theirs) > 100
+
+
+@pytest.mark.parametrize("delays", ["metadata", "nodes"])
+def test_integrate_and_fire_networks_export_as_if_and_round_trip_exactly(delays, tmp_path):
+    """du = 1, dv = 0 has no CubaLIF form but is NIR's IF, with the bias in the Affine (where IF
+    adds it to the voltage); read back bit for bit, and without metadata by the IF mapping."""
+    network = small_lif_network(5).replace(neuron=NeuronSpec("lif", lif=LIFParameters(1.0, 0.0, 1.0)))
+    graph = export_nir(network, delays=delays)
+    kinds = [type(graph.nodes[b]).__name__ for _, b in graph.edges if type(graph.nodes[b]).__name__ != "Delay"]
+    assert kinds == ["Affine", "IF", "Affine", "IF", "Output"]
+    assert np.array_equal(graph.nodes["fc1"].bias, network.layers[0].bias)
+    path = write_nir(network, tmp_path / "if.nir", delays=delays)
+    imported = import_graph(path)
+    assert imported.exact
+    assert_same_network(network, imported.network)
+    stripped = nir.read(path)
+    stripped.metadata = {}
+    for node in stripped.nodes.values():
+        node.metadata = {}
+    generic = import_graph(stripped).network.replace(encoder=network.encoder)
+    assert all(np.array_equal(x, y) for x, y in zip(reference_spikes(network, 6), reference_spikes(generic, 6)))
