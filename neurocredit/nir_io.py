@@ -650,9 +650,9 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
                 f"shorter than one step; import with --dt <= {dt / value:g}"
             )
     exact = exact_header is not None and all(layer.from_metadata for layer in layers)
-    names = exact_header["layer_names"] if exact else [f"fc{index + 1}" for index in range(len(layers))]
-    if len(names) != len(layers):
-        names = [f"fc{index + 1}" for index in range(len(layers))]
+    names = [f"fc{index + 1}" for index in range(len(layers))]
+    if exact and len(exact_header["layer_names"]) == len(layers):
+        names = exact_header["layer_names"]
     if refractory is None:
         refractory = int(header["neuron"]["lif"].get("refractory", 0)) if header is not None else 0
     neuron = NeuronSpec(kind="lif", lif=LIFParameters(du=du, dv=dv, vth=vth, refractory=refractory))
