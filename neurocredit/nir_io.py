@@ -1,7 +1,7 @@
 """NIR interchange: a :class:`~neurocredit.network.Network` to and from a NIR graph
 (``nir`` 1.0.8, the Neuromorphic Intermediate Representation). The only module that knows NIR.
 
-Export (:func:`export_nir`), one ``Affine`` + one ``CubaLIF`` per layer::
+Export (:func:`export_nir`), one ``Affine`` + one ``CubaLIF`` (or ``IF``, below) per layer::
 
     Input -> [Delay] -> Affine(W, 0) -> CubaLIF -> [Delay] -> Affine(W, 0) -> CubaLIF -> ... -> Output
 
@@ -28,8 +28,8 @@ delay-free: layer ``i`` then spikes ``i`` steps earlier, the same trains otherwi
 nirtorch 2.6 cannot import ``Delay``).
 
 Exactness: the graph metadata (``metadata["neurocredit"]``, JSON) holds the network's discrete
-parameters, encoder, readout and provenance, and each ``CubaLIF`` holds its float bias in
-``metadata["neurocredit_bias"]``. The importer uses them only where the node's NIR fields are
+parameters, encoder, readout and provenance, and each neuron node holds the layer's float bias
+in ``metadata["neurocredit_bias"]``. The importer uses them only where the node's NIR fields are
 exactly what :func:`export_nir` writes for them (so an edited graph is read from its NIR fields),
 which makes export -> ``nir.write`` -> ``nir.read`` -> import bit-identical.
 
