@@ -3,7 +3,7 @@
 Network file layout (``SCHEMA_VERSION`` 1)::
 
     /                attrs: format="neurocredit-network", schema_version, neurocredit_version
-    /neuron          attrs: kind, activation, du, dv, vth
+    /neuron          attrs: kind, activation, du, dv, vth, refractory (0 when absent: older files)
     /encoder         attrs: kind, steps, max_rate, seed
     /readout         attrs: kind
     /layers/<i>      datasets weight (n_out, n_in), bias (n_out,); attrs: name

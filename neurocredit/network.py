@@ -40,11 +40,15 @@ class LIFParameters:
     du: synaptic-current decay per step, dimensionless in [0, 1] (``u <- u (1 - du) + a_in``).
     dv: membrane-voltage decay per step, dimensionless in [0, 1] (``v <- v (1 - dv) + u + bias``).
     vth: firing threshold, in voltage units (a spike when ``v > vth``, then ``v <- 0``).
+    refractory: steps after a spike during which v is held at 0 while u keeps integrating (Lava's
+        ``LIFRefractory(refractory_period=N)``; 1 is snnTorch's ``reset_mechanism="zero"``);
+        0 (default) is Lava's ``LIF``: v is reset at the spike and may fire again next step.
     """
 
     du: float = 0.2
     dv: float = 0.1
     vth: float = 1.0
+    refractory: int = 0
 
     def __post_init__(self) -> None:
         for name in ("du", "dv"):
@@ -53,6 +57,9 @@ class LIFParameters:
                 raise NeurocreditError(f"LIF parameter {name}={value!r} must be a number in [0, 1]")
         if not (np.isfinite(self.vth) and self.vth > 0):
             raise NeurocreditError(f"LIF parameter vth={self.vth!r} must be a finite number > 0")
+        if isinstance(self.refractory, bool) or int(self.refractory) != self.refractory or self.refractory < 0:
+            raise NeurocreditError(f"LIF parameter refractory={self.refractory!r} must be a whole number of steps >= 0")
+        object.__setattr__(self, "refractory", int(self.refractory))
 
 
 @dataclass(frozen=True)
@@ -246,7 +253,8 @@ class Network:
         kind = self.neuron.kind
         if self.neuron.spiking:
             p = self.neuron.lif
-            neuron = f"lif(du={p.du:g}, dv={p.dv:g}, vth={p.vth:g})"
+            refractory = f", refractory={p.refractory}" if p.refractory else ""
+            neuron = f"lif(du={p.du:g}, dv={p.dv:g}, vth={p.vth:g}{refractory})"
             encoder = f", {self.encoder.kind} encoder x {self.encoder.steps} steps"
         else:
             neuron = f"rate({self.neuron.activation})"

@@ -6,7 +6,11 @@ per neuron, in this order::
     u[t] = u[t-1] * (1 - du) + a_in[t]          # synaptic current
     v[t] = v[t-1] * (1 - dv) + u[t] + bias       # membrane voltage
     s[t] = v[t] > vth                            # spike (strictly greater)
-    v[t] = 0 where s[t]                          # reset; u is not reset, no refractory period
+    v[t] = 0 where s[t]                          # reset; u is not reset
+
+With ``refractory = N > 0`` (Lava's ``LIFRefractory``, ``PyLifRefractoryModelFloat``): for the
+``N`` steps after a spike the voltage line is skipped (v stays 0, so no spike) while u keeps
+integrating; ``RefractoryLIFState.refractory`` counts the steps left. ``N = 0`` is the model above.
 
 Network-level timing (the one convention every backend follows, Lava's): a ``Dense``
 connection delivers at step ``t`` what its source emitted at step ``t - 1``. So layer ``i``
@@ -36,6 +40,15 @@ class LIFState(NamedTuple):
     membrane_voltage: Any
 
 
+class RefractoryLIFState(NamedTuple):
+    """:class:`LIFState` plus ``refractory``: steps each neuron is still refractory (batch, n).
+    :func:`lif_step` returns it when ``params.refractory > 0`` (and accepts a plain LIFState)."""
+
+    synaptic_current: Any
+    membrane_voltage: Any
+    refractory: Any
+
+
 def lif_initial_state(template: Any) -> LIFState:
     """Zero state shaped like ``template`` (numpy array or torch tensor of shape (batch, n))."""
     zeros = template * 0
@@ -56,9 +69,16 @@ def lif_step(
     """One step of the canonical LIF. Returns ``(new_state, spikes)``; spikes have the input's
     dtype (0.0 / 1.0) so they can be fed to the next layer's matrix product."""
     current, voltage = lif_integrate(params, state, input_current, bias)
+    if params.refractory:
+        left = getattr(state, "refractory", None)
+        left = voltage * 0 if left is None else left
+        voltage = voltage * (left <= 0) + state.membrane_voltage * (left > 0)  # v held while refractory
     fired = voltage > params.vth
     spikes = fired.to(voltage.dtype) if hasattr(fired, "to") else fired.astype(voltage.dtype)
     voltage = voltage * (1.0 - spikes)
+    if params.refractory:
+        left = spikes * params.refractory + (1.0 - spikes) * (left - 1).clip(min=0)
+        return RefractoryLIFState(current, voltage, left), spikes
     return LIFState(current, voltage), spikes
 
 

@@ -16,6 +16,7 @@ until it has an entry in :data:`SUITE`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any, NamedTuple
 
@@ -255,3 +256,24 @@ def test_random_networks_agree_with_the_reference(backend, seed, sizes):
                 np.testing.assert_array_equal(mine, theirs, err_msg=f"layer {layer + 1} {state}")
         np.testing.assert_array_equal(got.spike_counts[layer], spikes.sum(axis=0))
     np.testing.assert_array_equal(got.predictions, expected.predictions)
+
+
+FLOAT_CASES = [case for case in CASES if case.arithmetic == FLOAT and case.backend != REFERENCE[FLOAT]]
+
+
+@pytest.mark.parametrize("backend", params(FLOAT_CASES), indirect=True)
+def test_refractory_networks_agree_with_the_reference(backend):
+    """A refractory period (``LIFParameters.refractory``; Lava's ``LIFRefractory``) in every float
+    backend, with several sample windows (Brian2's copies, Lava's lanes) so the refractory state is
+    cleared between samples too. Lava fixed point has no refractory model (it refuses, in
+    test_refractory.py)."""
+    network, inputs = random_network(0, (12, 16, 6))
+    network = network.replace(neuron=NeuronSpec("lif", lif=dataclasses.replace(network.neuron.lif, refractory=2)))
+    reference = Backend(next(c for c in CASES if c.backend == REFERENCE[FLOAT]))
+    expected, got = reference.run(network, inputs), backend.run(network, inputs)
+    plain = reference.run(network.replace(neuron=NeuronSpec("lif", lif=dataclasses.replace(network.neuron.lif,
+                                                                                               refractory=0))), inputs)
+    assert sum(s.sum() for s in plain.spikes) > sum(s.sum() for s in expected.spikes) > 50
+    for layer, spikes in enumerate(expected.spikes):
+        assert np.array_equal(got.spikes[layer], spikes), f"layer {layer + 1}"
+        np.testing.assert_allclose(got.voltages[layer], expected.voltages[layer], rtol=0, atol=FLOAT_TOLERANCE)

@@ -17,4 +17,6 @@ COMMANDS = [
     "simulate",
     "compare_rules",
     "sweep",
+    "nir_export",
+    "nir_import",
 ]

@@ -21,6 +21,11 @@ Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules 
 which is exact here: the operands are 0/1 and integers of at most 9 bits, and every partial sum
 stays far below 2**24 (float32) or 2**53 (float64, used for wide layers).
 
+A network with a refractory period (``refractory = N > 0``) holds ``v`` for the ``N`` steps after
+a spike while ``u`` integrates, as Lava's float ``LIFRefractory`` does. Lava 0.10 has no
+fixed-point refractory model, so that extension is not checked against Lava (the ``lava`` backend
+refuses it in ``fixed_pt``).
+
 Voltages and currents in the returned :class:`RunRecord` are the raw integers (as float64),
 in each layer's fixed-point units (divide by ``FixedLayer.scale`` for float units).
 """
@@ -48,6 +53,7 @@ class FixedLIFParameters(NamedTuple):
     du: int
     dv: int
     effective_vth: int
+    refractory: int = 0  # steps v is held after a spike (no Lava fixed-point counterpart in 0.10)
 
 
 class FixedLIFState(NamedTuple):
@@ -55,6 +61,7 @@ class FixedLIFState(NamedTuple):
 
     current: np.ndarray
     voltage: np.ndarray
+    refractory: Optional[np.ndarray] = None  # int32 steps still refractory (refractory > 0 only)
 
 
 class EmulatorTrace(NamedTuple):
@@ -111,8 +118,14 @@ def lif_fixed_step(params: FixedLIFParameters, state: FixedLIFState, activation:
     voltage = decay_toward_zero(state.voltage, LAVA.decay_unity - (params.dv + LAVA.dv_offset)).astype(np.int32)
     voltage = voltage + current + np.asarray(effective_bias).astype(np.int32, copy=False)
     voltage = np.clip(voltage, -limit + 1, limit - 1)
+    if params.refractory:  # as Lava's float LIFRefractory: v is not updated while refractory
+        left = state.refractory if state.refractory is not None else np.zeros_like(voltage)
+        voltage = np.where(left > 0, state.voltage, voltage)
     spikes = voltage > params.effective_vth
     voltage[spikes] = 0
+    if params.refractory:
+        left = np.where(spikes, np.int32(params.refractory), np.maximum(left - 1, 0)).astype(np.int32)
+        return FixedLIFState(current, voltage, left), spikes
     return FixedLIFState(current, voltage), spikes
 
 
@@ -161,7 +174,8 @@ def _emulate_chunk(quantized: QuantizedNetwork, weights: list[np.ndarray], input
                                    layers[0].weight_exp)
     states = [FixedLIFState(np.zeros((batch, layer.n_out), np.int32), np.zeros((batch, layer.n_out), np.int32))
               for layer in layers]
-    params = [FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth) for layer in layers]
+    refractory = quantized.network.neuron.lif.refractory
+    params = [FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth, refractory) for layer in layers]
     biases = [layer.effective_bias.astype(np.int32)[None, :] for layer in layers]
     buffers = [np.zeros((batch, layer.n_out), np.int32) for layer in layers]
     for t in range(steps):

@@ -33,6 +33,12 @@ block-diagonal weight matrix and one ``LIF`` population ``lanes`` times wider --
 arithmetic per neuron, far fewer time steps. ``lanes`` defaults to :func:`choose_lanes`
 (override with ``run(..., lanes=)`` or ``NEUROCREDIT_LAVA_LANES``).
 
+A refractory network (``refractory = N > 0``) runs on ``LIFRefractory(refractory_period=N)``
+(floating point only: Lava 0.10 has no fixed-point refractory model, so ``fixed_pt`` refuses it in
+one line). It has no reset interval: with several windows, ``Reset`` processes clear its ``u``,
+``v`` and refractory end (and the synapse's buffer) after one extra blank step per window, whose
+records are dropped (the resets run in the post-management phase, alongside the state probes).
+
 The runtime is always stopped (``try``/``finally``, also on Ctrl-C): children ignore SIGINT
 while they are forked, so an interrupt reaches only this process, which stops them; a runtime
 that does not stop within :data:`STOP_TIMEOUT_S` has its worker processes terminated.
@@ -115,6 +121,16 @@ def choose_lanes(network: Network, samples: int) -> int:
     return max(1, min(MAX_LANES, lanes, samples))
 
 
+def check_refractory_mode(network: Network, mode: str) -> None:
+    """Lava 0.10 has a refractory LIF in floating point only (``PyLifRefractoryModelFloat``)."""
+    if network.neuron.lif.refractory and mode == "fixed_pt":
+        raise NeurocreditError(
+            f"this network has a refractory period of {network.neuron.lif.refractory} step(s), which Lava 0.10 has "
+            "no fixed-point model for (LIFRefractory is floating point only); deploy it with --floating-point and "
+            "without --verify (or run it with NEUROCREDIT_LAVA_MODE=floating_pt)"
+        )
+
+
 def check_target(network: Network, target: Optional[str], weight_bits: Optional[int] = None):
     """The partition of ``network`` on ``target`` (name or path; default ``$NEUROCREDIT_LAVA_TARGET``
     or loihi2), or None for ``none``. Raises the limit violation as a NeurocreditError."""
@@ -167,7 +183,7 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
     import_lava()
     from lava.proc.dense.process import Dense
     from lava.proc.io.reset import Reset
-    from lava.proc.lif.process import LIF, LIFReset
+    from lava.proc.lif.process import LIF, LIFRefractory, LIFReset
     from lava.utils.weightutils import SignMode
 
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource, VarFileProbe
@@ -194,15 +210,23 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
                           num_message_bits=GRADED_MESSAGE_BITS if (graded and index == 0) else 0)
             neuron_args = dict(shape=(width,), du=float(params.du), dv=float(params.dv), vth=float(params.vth),
                                bias_mant=np.tile(layer.bias.astype(np.float64), lanes), bias_exp=0)
-        if windows > 1:
+        if params.refractory:
+            # LIFRefractory has no reset interval: u, v and the refractory end are zeroed after the
+            # last step of each window by Reset processes, like a_buff below.
+            neuron = LIFRefractory(refractory_period=int(params.refractory), name=f"{name}.lif", **neuron_args)
+            cleared = [dense.a_buff, neuron.u, neuron.v, neuron.refractory_period_end] if windows > 1 else []
+        elif windows > 1:
             # u, v <- 0 before the first step of each window (time_step % steps == 1, 1-based).
             neuron = LIFReset(reset_interval=steps, reset_offset=1 % steps, name=f"{name}.lif", **neuron_args)
-            # a_buff <- 0 after the last step of each window ((time_step - 1) % steps == steps - 1).
-            reset = Reset(reset_value=0, interval=steps, offset=steps - 1)
-            reset.connect_var(dense.a_buff)
-            resets.append(reset)
+            cleared = [dense.a_buff]
         else:
             neuron = LIF(name=f"{name}.lif", **neuron_args)
+            cleared = []
+        for var in cleared:
+            # var <- 0 after the last step of each window ((time_step - 1) % steps == steps - 1).
+            reset = Reset(reset_value=0, interval=steps, offset=steps - 1)
+            reset.connect_var(var)
+            resets.append(reset)
         previous.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
         spike_file = folder / f"spikes{index}.bin"
@@ -288,6 +312,7 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
         raise NeurocreditError(f"Lava mode {mode!r} must be one of {', '.join(MODES)}")
     if not network.neuron.spiking:
         raise NeurocreditError("the lava backend runs spiking (lif) networks only")
+    check_refractory_mode(network, mode)
     record = frozenset(record)
     inputs = np.asarray(inputs)
     if inputs.ndim != 3 or inputs.shape[2] != network.n_inputs:
@@ -301,20 +326,26 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
         quantized = quantized if quantized is not None else quantize(network)
     lanes = choose_lanes(network, batch) if lanes is None else max(1, min(int(lanes), batch))
     windows = math.ceil(batch / lanes)
-    total = windows * steps
+    run_inputs, steps_run = inputs, steps
+    if network.neuron.lif.refractory and windows > 1:
+        # One blank step after each sample: the Reset processes clear the refractory neurons after
+        # it, in the post-management phase, which races with the state probes; that step is dropped.
+        run_inputs = np.concatenate([inputs, np.zeros((1,) + inputs.shape[1:], inputs.dtype)])
+        steps_run = steps + 1
+    total = windows * steps_run
     record_states = bool({"voltages", "currents"} & record)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="neurocredit-lava-") as temp:
         folder = Path(temp)
         input_dtype = "uint8" if binary else "float32"
-        rows = to_lanes(inputs.astype(input_dtype), lanes)
+        rows = to_lanes(run_inputs.astype(input_dtype), lanes)
         np.asarray(rows).tofile(folder / "input.bin")
-        graph = build_graph(network, quantized, mode, steps, windows, lanes, folder, input_dtype, record_states)
+        graph = build_graph(network, quantized, mode, steps_run, windows, lanes, folder, input_dtype, record_states)
         runtime = None
         try:
             _create_runtime_ignoring_sigint(graph.source, Loihi2SimCfg(select_tag=mode))
             runtime = graph.source.runtime
-            chunk = total if not progress else max(steps, steps * math.ceil(windows / 50))
+            chunk = total if not progress else max(steps_run, steps_run * math.ceil(windows / 50))
             bar = None
             if progress:
                 from tqdm import tqdm
@@ -326,19 +357,19 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
                 graph.source.run(condition=RunSteps(num_steps=count, blocking=True))
                 done += count
                 if bar is not None:
-                    bar.update(min(batch, (done // steps) * lanes) - bar.n)
+                    bar.update(min(batch, (done // steps_run) * lanes) - bar.n)
             if bar is not None:
                 bar.close()
             widths = [lanes * layer.n_out for layer in network.layers]
-            spikes = [from_lanes(_read_rows(path, np.uint8, total, width), steps, batch, lanes).astype(bool)
+            spikes = [from_lanes(_read_rows(path, np.uint8, total, width), steps_run, batch, lanes)[:steps].astype(bool)
                       for path, width in zip(graph.spike_files, widths)]
             currents = voltages = None
             if record_states:
                 dtype = np.int32 if mode == "fixed_pt" else np.float64
-                currents = [from_lanes(_read_rows(pair[0], dtype, total, w), steps, batch, lanes).astype(np.float64)
-                            for pair, w in zip(graph.state_files, widths)]
-                voltages = [from_lanes(_read_rows(pair[1], dtype, total, w), steps, batch, lanes).astype(np.float64)
-                            for pair, w in zip(graph.state_files, widths)]
+                currents = [from_lanes(_read_rows(pair[0], dtype, total, w), steps_run, batch, lanes)[:steps]
+                            .astype(np.float64) for pair, w in zip(graph.state_files, widths)]
+                voltages = [from_lanes(_read_rows(pair[1], dtype, total, w), steps_run, batch, lanes)[:steps]
+                            .astype(np.float64) for pair, w in zip(graph.state_files, widths)]
         finally:
             stop_runtime(runtime if runtime is not None else getattr(graph.source, "runtime", None))
     result = RunRecord.from_rasters("lava", network, inputs, spikes, voltages, currents, record)

@@ -166,6 +166,7 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
                                "(train a spiking model, e.g. models/digits-dfa-snn.yaml)")
     if mode not in lava_backend.MODES:
         raise NeurocreditError(f"Lava mode {mode!r} must be one of {', '.join(lava_backend.MODES)}")
+    lava_backend.check_refractory_mode(network, "fixed_pt" if verify else mode)
     target = load_target(target_name)
     weight_bits = default_weight_bits(target) if weight_bits is None else int(weight_bits)
     partition = check_and_partition(network, target, weight_bits=weight_bits)

@@ -10,7 +10,8 @@ The model, exactly as Brian2 computes it (one canonical step = one Brian2 step o
         v = v * decay_v + u             # decay_v = 1 - dv
         v = v + bias
     threshold: v > vth                  (strictly greater)
-    reset:     v = 0                    (u is not reset, no refractory period)
+    reset:     v = 0                    (u is not reset)
+    refractory period (refractory = N > 0): see REFRACTORY_UPDATE (v held at 0 for N steps)
     Synapses (per layer, w : 1 (constant), no synaptic delay):  on_pre: a_in_post += w
 
 The update is written as explicit assignments, not as differential equations: Brian2 would
@@ -101,6 +102,14 @@ u = 0
 v = 0
 a_in = 0
 """
+# With a refractory period of N steps (``refractory_steps``): ``left`` counts the steps still
+# refractory; while it is > 0 the voltage line is void (v stays 0, so no spike) and u integrates.
+REFRACTORY_MODEL = LIF_MODEL + "left : 1\n"
+REFRACTORY_UPDATE = LIF_UPDATE + """v = v * int(left <= 0)
+left = clip(left - 1, 0, refractory_steps)
+"""
+REFRACTORY_RESET = LIF_RESET + "\nleft = refractory_steps"
+REFRACTORY_SAMPLE_START = SAMPLE_START + "left = 0\n"
 DENSE_SYNAPSE = "w : 1 (constant)"
 DENSE_ON_PRE = "a_in_post += w"
 GRADED_INPUT_MODEL = "x : 1"
@@ -142,7 +151,10 @@ class ParallelCopies:
         params = network.neuron.lif
         self._dt = STEP_MS * b2.ms
         clock = b2.Clock(dt=self._dt, name="nc_clock")
-        namespace = {"decay_u": 1.0 - params.du, "decay_v": 1.0 - params.dv, "vth": float(params.vth)}
+        namespace = {"decay_u": 1.0 - params.du, "decay_v": 1.0 - params.dv, "vth": float(params.vth),
+                     "refractory_steps": float(params.refractory)}
+        model, update, reset, start = ((REFRACTORY_MODEL, REFRACTORY_UPDATE, REFRACTORY_RESET, REFRACTORY_SAMPLE_START)
+                                       if params.refractory else (LIF_MODEL, LIF_UPDATE, LIF_RESET, SAMPLE_START))
         n_inputs = network.n_inputs
         if self.graded_input:
             source = b2.NeuronGroup(copies * n_inputs, GRADED_INPUT_MODEL, threshold=GRADED_INPUT_THRESHOLD,
@@ -162,12 +174,12 @@ class ParallelCopies:
         for index, layer in enumerate(network.layers):
             n_out = layer.n_out
             group = b2.NeuronGroup(
-                copies * n_out, LIF_MODEL, threshold=LIF_THRESHOLD, reset=LIF_RESET,
+                copies * n_out, model, threshold=LIF_THRESHOLD, reset=reset,
                 clock=clock, namespace=namespace, name=f"nc_layer{index}",
             )
             group.bias = np.tile(np.asarray(layer.bias, dtype=np.float64), copies)
-            group.run_regularly(LIF_UPDATE, when="groups", name=f"nc_layer{index}_update")
-            group.run_regularly(SAMPLE_START, dt=self.steps * self._dt, when="start",
+            group.run_regularly(update, when="groups", name=f"nc_layer{index}_update")
+            group.run_regularly(start, dt=self.steps * self._dt, when="start",
                                 name=f"nc_layer{index}_sample_start")
             weight = np.asarray(layer.weight, dtype=np.float64)
             # Presynaptic-major order: each source's synapses are contiguous in memory, so a

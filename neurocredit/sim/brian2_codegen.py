@@ -151,7 +151,8 @@ def code_signature(network: Any, graded_input: bool, record: frozenset) -> str:
     states = "-".join(sorted(frozenset(record) & {"voltages", "currents"})) or "nostates"
     kind = "graded" if graded_input else "spikes"
     interpreter = hashlib.sha1(sys.executable.encode()).hexdigest()[:8]
-    return f"brian2-{brian2_version}-{len(network.layers)}layers-{kind}-{states}-{interpreter}"
+    refractory = "-refractory" if network.neuron.lif.refractory else ""
+    return f"brian2-{brian2_version}-{len(network.layers)}layers-{kind}-{states}{refractory}-{interpreter}"
 
 
 # Brian2's numpy template for SpikeGeneratorGroup calls numpy.searchsorted(int32 time bins,

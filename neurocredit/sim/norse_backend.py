@@ -21,6 +21,10 @@ delays every Dense by one step. This backend steps the layers through
 :func:`neurocredit.neurons.delayed_step`, so layer ``i`` sees its input ``i`` steps late, exactly
 as in Lava.
 
+Refractory period (``refractory = N > 0``, which ``LIFCell`` does not have): for the ``N`` steps
+after a spike this backend discards what the cell did to ``v`` (it stays 0) and its spike, while
+the current ``i`` evolves as the cell computed it -- the canonical refractory neuron.
+
 Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
 """
 
@@ -98,8 +102,15 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
         cell = norse.LIFCell(p=norse_lif_parameters(params, np.asarray(layer.bias, np.float64), dtype, device), dt=1.0)
         weight = torch.as_tensor(layer.weight, dtype=dtype, device=device) / params.dv
 
+        left = [torch.zeros(batch, layer.n_out, dtype=dtype, device=device)]  # refractory steps left
+
         def step(state, previous):
             spikes, state = cell(previous[index] @ weight.T, state)
+            if params.refractory:  # module doc: the cell's v and spike are void while refractory
+                active = (left[0] <= 0).to(dtype)
+                spikes = spikes * active
+                state = state._replace(v=state.v * active)
+                left[0] = spikes * params.refractory + (1.0 - spikes) * (left[0] - 1).clamp(min=0)
             return state, spikes
 
         return step
