@@ -1,0 +1,99 @@
+"""What our learning-LIF neurons compute besides Lava's LIF: the third factor they send as y traces.
+
+These pure functions are called both by the Lava ProcessModels
+(:mod:`neurocredit.learn.lava_procs.models`, after Lava's own LIF update) and by the emulator
+(:mod:`neurocredit.learn.onchip`), so the neuron side is the same code in both; ``fixed``
+selects integer arithmetic (shifts floor, as on the chip) or float (multiplication by
+``2**-shift``). All traces are in Lava's 7-bit trace units (0..127), unsigned.
+
+Sample schedule: each sample is presented for ``period`` steps; ``phase`` (0..period-1) is the
+step within it. At ``phase == 0`` the neuron clears ``u``, ``v`` and its own traces (a new
+sample); during the first ``settle`` steps it sends zero y traces, so no weight changes while
+the network settles on the new input.
+
+DFA output neuron (one per class)::
+
+    r = r - (r >> trace_shift) + trace_impulse * s          # filtered output spikes
+    e = r - target                                          # target: target_level on the label
+    d = e >> error_shift
+    y2 = clip(d, 0, 127) ;  y3 = clip(-d, 0, 127)           # after settle, else 0
+    sends e (graded) to the fixed feedback Dense(B)
+
+DFA hidden neuron::
+
+    g = (B e) as delivered by Dense(B) (one step late, like every Dense)
+    f' = 1 where the neuron spiked or its voltage v > 0 (boxcar surrogate on (0, vth]), else 0
+    y2 = clip(g f', 0, 127) ; y3 = clip(-g f', 0, 127)      # after settle, else 0
+
+With the weight rule ``dw = -2^k*u0*x1*y2 + 2^k*u0*x1*y3`` this is
+``dW = -2^k x1 (y2 - y3) = -2^k x1 delta``: delta = e for the output layer and
+``(B e) f'(v)`` for hidden layers, the DFA update with the presynaptic trace x1 as activity.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+TRACE_MAX = 127
+
+
+class DfaNeuronParameters(NamedTuple):
+    """period, settle: steps per sample and steps without learning at its start;
+    trace_shift, trace_impulse: the output spike filter; target_level: the output trace the
+    label's neuron should reach; error_shift: output delta = e >> error_shift."""
+
+    period: int
+    settle: int
+    trace_shift: int = 2
+    trace_impulse: int = 32
+    target_level: int = 96
+    error_shift: int = 0
+
+
+def _shift(values: np.ndarray, shift: int, fixed: bool) -> np.ndarray:
+    if fixed:
+        return np.right_shift(values, shift) if shift >= 0 else np.left_shift(values, -shift)
+    return values * 2.0 ** -shift
+
+
+def split_sign(delta: np.ndarray, gate: bool, fixed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(y2, y3): the positive and negative parts of ``delta``, clipped to 7 bits, zero when
+    ``gate`` is False."""
+    dtype = np.int32 if fixed else np.float64
+    if not gate:
+        zero = np.zeros(np.shape(delta), dtype)
+        return zero, zero.copy()
+    return (np.clip(delta, 0, TRACE_MAX).astype(dtype), np.clip(-delta, 0, TRACE_MAX).astype(dtype))
+
+
+def output_third_factor(params: DfaNeuronParameters, phase: int, trace: np.ndarray, spikes: np.ndarray,
+                        target: np.ndarray, fixed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One step of the output neuron's error side. ``trace`` is r before this step (cleared by
+    the caller at phase 0), ``spikes`` this step's spikes, ``target`` the target input (0 or
+    target_level). Returns ``(new_trace, error, y2, y3)``."""
+    spikes = np.asarray(spikes)
+    if fixed:
+        trace = np.asarray(trace, np.int32)
+        trace = trace - np.right_shift(trace, params.trace_shift) + params.trace_impulse * spikes.astype(np.int32)
+        error = trace - np.asarray(target, np.int32)
+    else:
+        trace = np.asarray(trace, np.float64)
+        trace = trace - trace * 2.0 ** -params.trace_shift + params.trace_impulse * spikes.astype(np.float64)
+        error = trace - np.asarray(target, np.float64)
+    delta = _shift(error, params.error_shift, fixed)
+    y2, y3 = split_sign(delta, phase >= params.settle, fixed)
+    return trace, error, y2, y3
+
+
+def hidden_third_factor(params: DfaNeuronParameters, phase: int, feedback: np.ndarray, spikes: np.ndarray,
+                        voltage: np.ndarray, fixed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One step of a hidden neuron's third factor: ``feedback`` is B e as received this step,
+    ``voltage`` v after Lava's update and reset. Returns ``(y2, y3)``."""
+    active = np.asarray(spikes).astype(bool) | (np.asarray(voltage) > 0)
+    if fixed:
+        delta = np.asarray(feedback).astype(np.int32) * active.astype(np.int32)
+    else:
+        delta = np.asarray(feedback, np.float64) * active
+    return split_sign(delta, phase >= params.settle, fixed)
