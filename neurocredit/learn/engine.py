@@ -250,6 +250,13 @@ class LearningSynapses:
         n_post, n_pre = self.weights.shape
         kind = np.int64 if self.fixed else np.float64
         self.weights = np.array(self.weights, dtype=np.int32 if self.fixed else np.float64)
+        if self.fixed:
+            low, high = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}[self.sign_mode]
+            if self.weights.size and (self.weights.min() < low or self.weights.max() > high):
+                raise NeurocreditError(
+                    f"learning weights must be integers in [{low}, {high}] for sign mode {self.sign_mode} "
+                    f"(Lava's 8-bit + sign learning range); got [{self.weights.min()}, {self.weights.max()}]"
+                )
         self.tag_1 = np.zeros((n_post, n_pre), kind) if self.tag_1 is None else np.array(self.tag_1, kind)
         self.tag_2 = np.zeros((n_post, n_pre), kind) if self.tag_2 is None else np.array(self.tag_2, kind)
         self.x = np.zeros((2, n_pre), kind)
@@ -260,6 +267,8 @@ class LearningSynapses:
         self.x_impulse = np.array([spec.x1_impulse, spec.x2_impulse], np.float64)
         self.x_tau = np.array([spec.x1_tau, spec.x2_tau])
         self.y_tau = np.full(3, THREE_FACTOR_Y_TAU)
+        self._needed = sorted({f"{f.state_var}_{p.dependency}" for p in self.rule.products for f in p.factors
+                               if f.state_var in ("x1", "x2", "y1", "y2", "y3")})
         if self.fixed:
             whole = np.floor(self.x_impulse)
             self.x_impulse_int = whole.astype(int)
@@ -349,18 +358,28 @@ class LearningSynapses:
         return stochastic_round(np.floor(scaled), random, fraction)
 
     def _evaluated(self, x_hist, y_hist) -> dict[str, np.ndarray]:
+        """The trace values each product reads (only those the rule uses), shaped as Lava's
+        ``_extract_applier_evaluated_traces``."""
         tx, ty = self.tx, self.ty
-        pre = np.arange(len(tx))
-        post = np.arange(len(ty))
         out = {}
-        for row, name in enumerate(("x1", "x2")):
-            out[f"{name}_x0"] = x_hist[tx, row, pre][None, :]
-            out[f"{name}_y0"] = x_hist[ty, row]  # (post, pre): x at each post neuron's spike step
-            out[f"{name}_u"] = x_hist[-1, row][None, :]
-        for row, name in enumerate(("y1", "y2", "y3")):
-            out[f"{name}_x0"] = y_hist[tx, row].T  # (post, pre): y at each pre neuron's spike step
-            out[f"{name}_y0"] = y_hist[ty, row, post][:, None]
-            out[f"{name}_u"] = y_hist[-1, row][:, None]
+        for key in self._needed:
+            name, dependency = key.split("_")
+            if name[0] == "x":
+                row = int(name[1]) - 1
+                if dependency == "x0":
+                    out[key] = x_hist[tx, row, np.arange(len(tx))][None, :]
+                elif dependency == "y0":
+                    out[key] = x_hist[ty, row]  # (post, pre): x at each post neuron's spike step
+                else:
+                    out[key] = x_hist[-1, row][None, :]
+            else:
+                row = int(name[1]) - 1
+                if dependency == "x0":
+                    out[key] = y_hist[tx, row].T  # (post, pre): y at each pre neuron's spike step
+                elif dependency == "y0":
+                    out[key] = y_hist[ty, row, np.arange(len(ty))][:, None]
+                else:
+                    out[key] = y_hist[-1, row][:, None]
         return out
 
     def _u(self) -> int:
@@ -427,25 +446,49 @@ class LearningSynapses:
         return np.broadcast_to(value, self.weights.shape).astype(np.float64)
 
     def _apply_fixed(self, name: str, products, args, shape) -> np.ndarray:
+        """Lava's ``LearningRuleApplierBitApprox.apply`` + rounding and saturation. Each product
+        is computed in its own broadcast shape ((1, pre), (post, 1) or (post, pre)) with the same
+        int32 operations, and skipped when a factor is all zero (it would add zeros); the
+        stochastic rounding ``floor(r / 128) + (random < frac)`` is done in integers:
+        ``(r >> 7) + ((r & 127) > 128 * random)`` -- the same comparison, exact in float64."""
         limit = 2**W_ACCUMULATOR_U
         shift = W_ACCUMULATOR_S - (W_SYN_VAR_U[name] + 1)
-        result = getattr(self, name).copy() << shift
+        base = getattr(self, name)
+        result = None
         for product in products:
-            current = np.ones(shape, dtype=np.int32)
-            current *= args[product.dependency]
+            dependency = args[product.dependency]
+            if np.ndim(dependency) == 0:
+                if dependency == 0:
+                    continue
+                current = np.ones((1, 1), dtype=np.int32) * np.int32(dependency)
+            else:
+                if not np.any(dependency):
+                    continue
+                current = dependency.astype(np.int32)
             width = 0
+            zero = False
             for factor in product.factors:
                 factor_width = FACTOR_WIDTH[factor.state_var]
                 width += factor_width
                 value = self._factor(product.dependency, factor, args)
                 value = np.clip(value, -(2**factor_width), 2**factor_width - 1)
-                current *= np.asarray(value).astype(np.int32)
+                value = np.asarray(value).astype(np.int32)
+                if not np.any(value):
+                    zero = True
+                    break
+                current = current * value
+            if zero:
+                continue
             width += W_S_MANT
-            current *= product.mantissa
+            current = current * np.int32(product.mantissa)
             current = np.right_shift(current, max(0, width - W_ACCUMULATOR_U))
             current = np.left_shift(current, product.s_exp)
             current = np.clip(current, -limit - 1, limit - 1)
+            if result is None:
+                result = base.astype(np.int64) << shift
             result = np.clip(result + current, -limit - 1, limit - 1)
+        if result is None:  # every product is zero: Lava's rounding and clipping leave it as it is
+            return base
         if name == "weights":
             if self.sign_mode == "excitatory":
                 result = np.maximum(0, result)
@@ -453,11 +496,10 @@ class LearningSynapses:
                 result = np.minimum(0, result)
         elif name == "tag_2":
             result = np.maximum(0, result)
-        unit = 2 ** (W_ACCUMULATOR_U - W_SYN_VAR_U[name])
-        scaled = result / unit
-        fraction = scaled % 1
-        rounded = stochastic_round(np.floor(scaled), self._conn_random, fraction)
-        result = (rounded * unit).astype(result.dtype) >> shift
+        unit_bits = W_ACCUMULATOR_U - W_SYN_VAR_U[name]
+        assert unit_bits == shift
+        threshold = self._conn_random * 2**unit_bits
+        result = (result >> unit_bits) + ((result & (2**unit_bits - 1)) > threshold)
         bits = W_SYN_VAR_U[name]
         if name == "weights":
             if self.sign_mode == "mixed":

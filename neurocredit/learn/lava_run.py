@@ -55,7 +55,10 @@ def _run(process, steps: int, fixed: bool, after=None):
         process.run(condition=RunSteps(num_steps=int(steps), blocking=True))
         return after() if after is not None else None
     finally:
-        stop_runtime(runtime if runtime is not None else getattr(process, "runtime", None))
+        try:
+            stop_runtime(runtime if runtime is not None else getattr(process, "runtime", None))
+        except ValueError:  # a worker already closed while it was being stopped: it is gone
+            pass
 
 
 def run_learning_dense(spec: RuleSpec, weights: np.ndarray, pre_spikes: np.ndarray, post_spikes: np.ndarray,
@@ -110,7 +113,7 @@ class LavaDfaResult(NamedTuple):
     seconds: float
 
 
-def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> LavaDfaResult:
+def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray, probe_layer: Optional[int] = None):
     """Learn on ``input_spikes`` (samples * period, n_in) 0/1 with ``targets`` (samples * period,
     n_out) in Lava; ``plan`` is a :class:`neurocredit.learn.onchip.DfaPlan` (its ``fixed`` picks
     the mode)."""
@@ -168,12 +171,28 @@ def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> Lava
         sink = SpikeFileSink(shape=(plan.sizes[-1],), path=folder / "out.bin", steps=steps)
         output.s_out.connect(sink.a_in)
 
+        probed = {}
+        if probe_layer is not None:
+            from neurocredit.deploy.lava_io.process import VarFileProbe
+
+            dense = denses[probe_layer]
+            for name in ("weights", "x1", "y2", "y3"):
+                var = getattr(dense, name)
+                path = folder / f"probe_{name}.bin"
+                np.zeros((steps,) + tuple(var.shape), np.int32 if fixed else np.float64).tofile(path)
+                VarFileProbe(var=var, path=path, steps=steps)
+                probed[name] = (path, tuple(var.shape))
+
         def read_weights():
             return [np.array(dense.weights.get()) for dense in denses]
 
         weights = _run(source, steps, fixed, after=read_weights)
         spikes = np.array(np.memmap(folder / "out.bin", dtype=np.uint8, mode="r", shape=(steps, plan.sizes[-1])))
+        probed = {name: np.array(np.memmap(path, dtype=np.int32 if fixed else np.float64, mode="r",
+                                           shape=(steps,) + shape)) for name, (path, shape) in probed.items()}
     counts = spikes.reshape(-1, plan.neuron.period, plan.sizes[-1]).sum(axis=1)
     if fixed:
         weights = [w.astype(np.int32) for w in weights]
-    return LavaDfaResult(weights, counts, time.perf_counter() - began)
+    result = LavaDfaResult(weights, counts, time.perf_counter() - began)
+    probed["output_spikes"] = spikes
+    return (result, probed) if probe_layer is not None else result

@@ -24,14 +24,13 @@ from neurocredit.learn.neurons import DfaNeuronParameters, hidden_third_factor, 
 
 
 def _params(proc_params) -> DfaNeuronParameters:
-    names = DfaNeuronParameters._fields
-    return DfaNeuronParameters(**{name: int(proc_params[name]) for name in names if name in proc_params})
+    values = {name: proc_params.get(name, None) for name in DfaNeuronParameters._fields}
+    return DfaNeuronParameters(**{name: int(value) for name, value in values.items() if value is not None})
 
 
 class _DfaMixin:
-    """The per-sample reset and the y sending shared by the four DFA neuron models."""
-
-    fixed = False
+    """The per-sample reset and the y sending shared by the four DFA neuron models (``fixed``
+    comes from the LIF base class, which follows this mixin in the MRO)."""
 
     def _setup(self) -> None:
         self._dfa = _params(self.proc_params)
