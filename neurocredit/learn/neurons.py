@@ -15,15 +15,20 @@ DFA output neuron (one per class)::
 
     r = r - (r >> trace_shift) + trace_impulse * s          # filtered output spikes
     e = r - target                                          # target: target_level on the label
-    d = e >> error_shift
-    y2 = clip(d, 0, 127) ;  y3 = clip(-d, 0, 127)           # after settle, else 0
+    y2 = clip(max(e, 0) >> error_shift, 0, 127)              # after settle, else 0
+    y3 = clip(max(-e, 0) >> error_shift, 0, 127)
     sends e (graded) to the fixed feedback Dense(B)
 
 DFA hidden neuron::
 
     g = (B e) as delivered by Dense(B) (one step late, like every Dense)
     f' = 1 where the neuron spiked or its voltage v > 0 (boxcar surrogate on (0, vth]), else 0
-    y2 = clip(g f', 0, 127) ; y3 = clip(-g f', 0, 127)      # after settle, else 0
+    y2 = clip(max(g f', 0) >> feedback_shift, 0, 127)       # after settle, else 0
+    y3 = clip(max(-g f', 0) >> feedback_shift, 0, 127)
+
+Shifts apply to magnitudes (rounding toward zero), so positive and negative errors are scaled
+alike: a floor shift of a signed value would turn every small negative error into -1 and
+make the weights drift.
 
 With the weight rule ``dw = -2^k*u0*x1*y2 + 2^k*u0*x1*y3`` this is
 ``dW = -2^k x1 (y2 - y3) = -2^k x1 delta``: delta = e for the output layer and
@@ -42,7 +47,8 @@ TRACE_MAX = 127
 class DfaNeuronParameters(NamedTuple):
     """period, settle: steps per sample and steps without learning at its start;
     trace_shift, trace_impulse: the output spike filter; target_level: the output trace the
-    label's neuron should reach; error_shift: output delta = e >> error_shift."""
+    label's neuron should reach; error_shift, feedback_shift: right shifts of the output error
+    and of the hidden neurons' B e (on magnitudes)."""
 
     period: int
     settle: int
@@ -50,6 +56,7 @@ class DfaNeuronParameters(NamedTuple):
     trace_impulse: int = 32
     target_level: int = 96
     error_shift: int = 0
+    feedback_shift: int = 0
 
 
 def _shift(values: np.ndarray, shift: int, fixed: bool) -> np.ndarray:
@@ -58,14 +65,16 @@ def _shift(values: np.ndarray, shift: int, fixed: bool) -> np.ndarray:
     return values * 2.0 ** -shift
 
 
-def split_sign(delta: np.ndarray, gate: bool, fixed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(y2, y3): the positive and negative parts of ``delta``, clipped to 7 bits, zero when
-    ``gate`` is False."""
+def split_sign(delta: np.ndarray, shift: int, gate: bool, fixed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(y2, y3): the positive and negative parts of ``delta``, each shifted right by ``shift``
+    (a magnitude shift), clipped to 7 bits; zero when ``gate`` is False."""
     dtype = np.int32 if fixed else np.float64
     if not gate:
         zero = np.zeros(np.shape(delta), dtype)
         return zero, zero.copy()
-    return (np.clip(delta, 0, TRACE_MAX).astype(dtype), np.clip(-delta, 0, TRACE_MAX).astype(dtype))
+    positive = _shift(np.maximum(delta, 0), shift, fixed)
+    negative = _shift(np.maximum(-delta, 0), shift, fixed)
+    return np.clip(positive, 0, TRACE_MAX).astype(dtype), np.clip(negative, 0, TRACE_MAX).astype(dtype)
 
 
 def output_third_factor(params: DfaNeuronParameters, phase: int, trace: np.ndarray, spikes: np.ndarray,
@@ -82,8 +91,7 @@ def output_third_factor(params: DfaNeuronParameters, phase: int, trace: np.ndarr
         trace = np.asarray(trace, np.float64)
         trace = trace - trace * 2.0 ** -params.trace_shift + params.trace_impulse * spikes.astype(np.float64)
         error = trace - np.asarray(target, np.float64)
-    delta = _shift(error, params.error_shift, fixed)
-    y2, y3 = split_sign(delta, phase >= params.settle, fixed)
+    y2, y3 = split_sign(error, params.error_shift, phase >= params.settle, fixed)
     return trace, error, y2, y3
 
 
@@ -96,4 +104,4 @@ def hidden_third_factor(params: DfaNeuronParameters, phase: int, feedback: np.nd
         delta = np.asarray(feedback).astype(np.int32) * active.astype(np.int32)
     else:
         delta = np.asarray(feedback, np.float64) * active
-    return split_sign(delta, phase >= params.settle, fixed)
+    return split_sign(delta, params.feedback_shift, phase >= params.settle, fixed)

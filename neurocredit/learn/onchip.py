@@ -56,7 +56,8 @@ class OnChipOptions:
     x1_impulse, x1_tau: the pre trace; settle: steps per sample without learning;
     trace_shift, trace_impulse, target_level, error_shift: the output error
     (:class:`~neurocredit.learn.neurons.DfaNeuronParameters`); feedback_scale, feedback_exp:
-    the random feedback B; message_bits: graded-spike width of the feedback Dense; seed: B and
+    the random feedback B (Dense weights and weight_exp); feedback_shift: the hidden neurons'
+    magnitude shift of B e; message_bits: graded-spike width of the feedback Dense; seed: B and
     the sample order; rng_seed: the learning engine's trace generators.
     """
 
@@ -70,7 +71,8 @@ class OnChipOptions:
     target_level: int = 96
     error_shift: int = 1
     feedback_scale: int = 32
-    feedback_exp: int = -5
+    feedback_exp: int = 0
+    feedback_shift: int = 5
     message_bits: int = 16
     seed: int = 0
     rng_seed: int = 1
@@ -176,7 +178,7 @@ def make_dfa_plan(network: Network, options: OnChipOptions, fixed: bool = True,
     quantized = quantize(network)
     neuron = DfaNeuronParameters(period=steps, settle=options.settle, trace_shift=options.trace_shift,
                                  trace_impulse=options.trace_impulse, target_level=options.target_level,
-                                 error_shift=options.error_shift)
+                                 error_shift=options.error_shift, feedback_shift=options.feedback_shift)
     layers = []
     n_layers = len(quantized.layers)
     for index, fixed_layer in enumerate(quantized.layers):

@@ -1,0 +1,211 @@
+"""One on-chip learning session: a network, a data set, a backend (emulator, Lava, or both).
+
+:func:`learn_on_chip` is what ``neurocredit learn`` runs: it builds the on-chip DFA plan,
+measures the test accuracy of the starting weights, learns (emulator and/or Lava, fixed or
+floating point) on the first ``limit`` training samples for ``epochs`` passes, measures the
+accuracy again, and, when both backends ran on the same samples, how many integer weights they
+agree on. :func:`onchip_energy` turns the learning-engine counts into energy per hardware
+target (``synaptic_update_j``, Davies et al. 2018 Table 2 -- a proxy for Loihi 2, which
+publishes no per-operation energy).
+
+Accuracy of fixed-point weights is measured deployed frozen in Lava fixed point (the
+bit-exact inference emulator, ``deploy.emulator``); of floating-point weights with the float
+reference simulation of the learned ``Network`` (``neurons.run_lif_network``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from neurocredit.errors import NeurocreditError
+from neurocredit.learn.onchip import (
+    DfaEmulator,
+    DfaPlan,
+    OnChipOptions,
+    encode_stream,
+    evaluate_fixed,
+    learn_emulator,
+    make_dfa_plan,
+)
+from neurocredit.network import Network
+
+BACKENDS = ("emulator", "lava", "both")
+RULES = ("dfa",)
+
+
+@dataclass
+class LearnReport:
+    """What one session measured (see :func:`learn_on_chip`)."""
+
+    rule: str
+    backend: str
+    mode: str
+    epochs: int
+    samples: int
+    accuracy_before: float
+    accuracy_after: float
+    test_samples: int
+    network: Network
+    counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+    agreement: Optional[dict[str, Any]] = None
+    energy: dict[str, Any] = field(default_factory=dict)
+    train_accuracy: Optional[float] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = dataclasses.asdict(self)
+        payload.pop("network")
+        payload["network_summary"] = self.network.summary()
+        return payload
+
+    def text(self) -> str:
+        lines = [
+            f"on-chip {self.rule} ({self.mode}, backend {self.backend}): {self.epochs} epoch(s) over "
+            f"{self.samples} training samples",
+            f"test accuracy before {self.accuracy_before:.2%}, after {self.accuracy_after:.2%} "
+            f"({self.test_samples} test samples)",
+            "learning engine: " + ", ".join(f"{k} {v:,}" for k, v in self.counts.items()),
+        ]
+        for name, value in self.seconds.items():
+            per = value / max(self.samples * self.epochs, 1)
+            lines.append(f"{name}: {value:.2f} s ({per * 1e3:.2f} ms per sample)")
+        if self.agreement is not None:
+            lines.append("emulator vs lava: " + ", ".join(f"{k} {v}" for k, v in self.agreement.items()))
+        for target, entry in self.energy.items():
+            lines.append(f"energy {target}: {entry['joules']:.3e} J for {entry['operations']:,} synaptic updates "
+                         f"({entry['source']})")
+        return "\n".join(lines)
+
+
+def onchip_energy(counts: dict[str, int], targets: tuple[str, ...] = ("loihi", "loihi2")) -> dict[str, Any]:
+    """Energy of the learning engine's synaptic updates per target: ``synapse_updates x
+    synaptic_update_j`` from ``hardware_targets/<target>.yaml`` (targets without that figure are
+    left out). Each entry says where the figure comes from and whether it is a proxy."""
+    from neurocredit.targets import load_target
+
+    result = {}
+    for name in targets:
+        target = load_target(name)
+        entry = target.energy.get("synaptic_update_j")
+        if entry is None:
+            continue
+        operations = int(counts.get("synapse_updates", 0))
+        result[target.name] = {"operations": operations, "joules": operations * float(entry.value),
+                               "per_update_j": float(entry.value), "source": entry.source,
+                               "proxy": "proxy" in entry.source.lower() or "proxy" in entry.note.lower()}
+    return result
+
+
+def _accuracy(plan: DfaPlan, weights: list[np.ndarray], features: np.ndarray, labels: np.ndarray) -> float:
+    if plan.fixed:
+        return evaluate_fixed(plan, weights, features, labels)
+    from neurocredit.encoders import encode
+    from neurocredit.neurons import run_lif_network
+
+    network = plan.learned_network(weights)
+    trace = run_lif_network(network, encode(network.encoder, features), record_states=False)
+    return float(np.mean(np.argmax(trace.spikes[-1].sum(axis=0), axis=1) == labels))
+
+
+def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                  y_test: np.ndarray, options: OnChipOptions, rule: str = "dfa", backend: str = "emulator",
+                  fixed: bool = True, epochs: int = 1, limit: Optional[int] = None, target: str = "loihi2",
+                  progress: bool = False) -> LearnReport:
+    """Learn on the chip (see the module doc). With ``backend='both'`` the emulator and Lava
+    learn the same ``limit`` samples (one epoch each way per ``epochs``) and their weights are
+    compared; the emulator's weights are returned."""
+    if rule not in RULES:
+        raise NeurocreditError(f"on-chip rule {rule!r} is not implemented; available: {', '.join(RULES)} "
+                               "(CHL runs as an engine rule only, see neurocredit.learn.rules)")
+    if backend not in BACKENDS:
+        raise NeurocreditError(f"--backend {backend!r} must be one of {', '.join(BACKENDS)}")
+    if epochs < 1:
+        raise NeurocreditError(f"--epochs must be >= 1, got {epochs}")
+    if limit is not None and limit < 1:
+        raise NeurocreditError(f"--limit must be >= 1, got {limit}")
+    plan = make_dfa_plan(network, options, fixed=fixed, target_name=target)
+    start = [layer.weights.copy() for layer in plan.layers]
+    before = _accuracy(plan, start, x_test, y_test)
+    count = len(x_train) if limit is None else min(limit, len(x_train))
+    seconds: dict[str, float] = {}
+    agreement = None
+    weights = None
+    counts = None
+    train_accuracy = None
+    if backend in ("emulator", "both"):
+        result = learn_emulator(plan, x_train, y_train, epochs=epochs, limit=count, progress=progress)
+        weights, counts = result.weights, result.counts.as_dict()
+        seconds["emulator"] = result.seconds
+        train_accuracy = result.train_accuracy
+    if backend in ("lava", "both"):
+        from neurocredit.learn.lava_run import run_dfa_network
+
+        lava_weights = None
+        total = 0.0
+        order_rng = np.random.default_rng(plan.neuron.period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
+        streams = []
+        for epoch in range(epochs):
+            order = order_rng.permutation(count)
+            streams.append(encode_stream(plan.network, x_train, y_train, order, plan.neuron.target_level,
+                                         seed_offset=epoch, fixed=fixed))
+        spikes = np.concatenate([s for s, _ in streams])
+        targets = np.concatenate([t for _, t in streams])
+        lava = run_dfa_network(plan, spikes, targets)
+        lava_weights = lava.weights
+        total += lava.seconds
+        seconds["lava"] = total
+        if weights is None:
+            weights = lava_weights
+            emulator = DfaEmulator(plan)
+            emulator.run(spikes, targets)  # the same inputs: the engine counts are the same
+            counts = emulator.counts.as_dict()
+        else:
+            ours = plan.integer_weights(weights)
+            theirs = plan.integer_weights(lava_weights)
+            equal = sum(int(np.count_nonzero(a == b)) for a, b in zip(ours, theirs))
+            size = sum(a.size for a in ours)
+            agreement = {"equal_weights": f"{equal}/{size}",
+                         "max_abs_difference": float(max(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float)))
+                                                         for a, b in zip(ours, theirs)))}
+    after = _accuracy(plan, weights, x_test, y_test)
+    learned = plan.learned_network(weights)
+    learned = learned.replace(provenance={**learned.provenance, "onchip_rule": rule,
+                                          "onchip_mode": "fixed_pt" if fixed else "floating_pt",
+                                          "onchip_backend": backend, "onchip_epochs": int(epochs),
+                                          "onchip_samples": int(count)})
+    return LearnReport(rule, backend, "fixed_pt" if fixed else "floating_pt", int(epochs), int(count), before,
+                       after, int(len(x_test)), learned, counts, seconds, agreement, onchip_energy(counts),
+                       train_accuracy)
+
+
+def load_onchip_config(path: str | Path) -> tuple[Any, OnChipOptions, dict[str, Any]]:
+    """A YAML config with the usual sections plus ``onchip:`` (OnChipOptions fields) and
+    optional ``learn:`` (``epochs``, ``limit``, ``backend``, ``fixed_point``). Returns
+    ``(Config, OnChipOptions, learn settings)``; unknown keys are one NeurocreditError."""
+    import yaml
+
+    from neurocredit.config import build_dataclass, models_dir, parse_config
+
+    file_path = Path(path)
+    if not file_path.exists() and file_path.suffix == "" and (models_dir() / f"{path}.yaml").exists():
+        file_path = models_dir() / f"{path}.yaml"
+    if not file_path.is_file():
+        raise NeurocreditError(f"{file_path}: config file not found")
+    raw = yaml.safe_load(file_path.read_text())
+    if not isinstance(raw, dict):
+        raise NeurocreditError(f"{file_path}: a config must be a mapping")
+    onchip_raw = raw.pop("onchip", {}) or {}
+    learn_raw = raw.pop("learn", {}) or {}
+    config = parse_config(raw, str(file_path))
+    options = build_dataclass(OnChipOptions, onchip_raw, f"{file_path}: onchip")
+    allowed = {"epochs", "limit", "backend", "fixed_point", "seed"}
+    unknown = set(learn_raw) - allowed
+    if unknown:
+        raise NeurocreditError(f"{file_path}: learn: unknown key(s) {', '.join(sorted(unknown))} "
+                               f"(allowed: {', '.join(sorted(allowed))})")
+    return config, options, dict(learn_raw)
