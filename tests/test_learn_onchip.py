@@ -1,0 +1,108 @@
+"""On-chip spiking DFA: the emulator network equals Lava (fixed point bit for bit, floating point to
+1e-9), it raises digits accuracy from random hidden weights, and `neurocredit learn` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurocredit.cli import main
+from neurocredit.learn.onchip import DfaEmulator, OnChipOptions, encode_stream, make_dfa_plan
+from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
+
+CONFIG = "models/digits-dfa-onchip.yaml"
+
+
+def _tiny_network(seed=3):
+    rng = np.random.default_rng(seed)
+    return Network(init_layers((12, 8, 3), rng, gain=2.0), NeuronSpec("lif", lif=LIFParameters(du=0.5, dv=0.2)),
+                   EncoderSpec("bernoulli", steps=10, seed=0))
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_pt", "floating_pt"])
+def test_dfa_network_emulator_equals_lava(fixed):
+    from neurocredit.learn.lava_run import run_dfa_network
+
+    network = _tiny_network()
+    rng = np.random.default_rng(4)
+    x, y = rng.random((6, 12)), rng.integers(0, 3, 6)
+    # large rates so that every layer changes a lot in 60 steps
+    options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1, feedback_shift=3,
+                            settle=2)
+    plan = make_dfa_plan(network, options, fixed=fixed)
+    spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level, fixed=fixed)
+    emulator = DfaEmulator(plan)
+    counts = emulator.run(spikes, targets)
+    lava = run_dfa_network(plan, spikes, targets)
+    np.testing.assert_array_equal(counts, lava.output_counts)
+    assert counts.sum() > 0
+    for ours, theirs, start in zip(emulator.weights, lava.weights, [layer.weights for layer in plan.layers]):
+        assert np.count_nonzero(ours != start) > start.size // 4
+        if fixed:
+            np.testing.assert_array_equal(ours, theirs)
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+
+
+@pytest.mark.timeout(120)
+def test_onchip_dfa_in_the_emulator_raises_digits_accuracy_from_random_hidden_weights():
+    from neurocredit.config import build_network
+    from neurocredit.data import load_dataset
+    from neurocredit.learn.session import learn_on_chip, load_onchip_config
+
+    config, options, _ = load_onchip_config(CONFIG)
+    dataset = load_dataset("digits")
+    network = build_network(config, 64, 10, seed=0)
+    report = learn_on_chip(network, dataset.x_train, dataset.y_train, dataset.x_test[:200], dataset.y_test[:200],
+                           options, backend="emulator", fixed=True, epochs=1, limit=300)
+    assert report.accuracy_before < 0.2
+    assert report.accuracy_after >= 0.5
+    assert report.counts["synapse_updates"] == 300 * 20 * (64 * 100 + 100 * 10)
+    # the hidden layer learned too (it started random)
+    start = make_dfa_plan(network, options).layers[0].weights
+    learned = make_dfa_plan(report.network, options)  # re-quantized from the saved float weights
+    assert learned.layers[0].weights.shape == start.shape
+    assert np.mean(report.network.layers[0].weight != network.layers[0].weight) > 0.5
+
+
+def test_learn_command_from_a_config_saves_and_reports(tmp_path, capsys):
+    from neurocredit.io import load_network
+
+    out = tmp_path / "learned.h5"
+    assert main(["learn", CONFIG, "--limit", "20", "--test-limit", "40", "--epochs", "1", "-o", str(out),
+                 "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["samples"] == 20 and payload["test_samples"] == 40
+    assert payload["mode"] == "fixed_pt" and payload["backend"] == "emulator"
+    assert payload["counts"]["epochs"] == 20 * 20 * 2
+    assert payload["energy"]["loihi2"]["proxy"] is True
+    assert payload["energy"]["loihi2"]["operations"] == payload["counts"]["synapse_updates"]
+    network = load_network(out)
+    assert network.sizes == (64, 100, 10)
+    assert network.provenance["onchip_rule"] == "dfa"
+
+
+def test_learn_command_rejects_a_rate_network(tmp_path, capsys):
+    from neurocredit.io import save_network
+
+    rate = Network(init_layers((64, 10, 10), np.random.default_rng(0)))
+    path = save_network(rate, tmp_path / "rate.h5")
+    assert main(["learn", str(path), "--limit", "5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "spiking (lif) network" in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(120)
+def test_learn_command_both_backends_agree_bit_for_bit(tmp_path, capsys):
+    out = tmp_path / "learned.h5"
+    assert main(["learn", CONFIG, "--backend", "both", "--limit", "2", "--test-limit", "20", "-o", str(out),
+                 "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    size = 64 * 100 + 100 * 10
+    assert payload["agreement"]["equal_weights"] == f"{size}/{size}"
+    assert payload["seconds"]["lava"] > payload["seconds"]["emulator"]
