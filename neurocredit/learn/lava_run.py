@@ -196,3 +196,71 @@ def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray, probe_l
     result = LavaDfaResult(weights, counts, time.perf_counter() - began)
     probed["output_spikes"] = spikes
     return (result, probed) if probe_layer is not None else result
+
+
+def run_chl_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> LavaDfaResult:
+    """On-chip CHL in Lava: ``plan`` a :class:`neurocredit.learn.onchip.ChlPlan`; inputs and
+    targets as :func:`neurocredit.learn.onchip.encode_chl_stream` makes them. Output counts are
+    those of the free phase."""
+    from neurocredit.deploy.lava_backend import import_lava
+
+    import_lava()
+    from lava.proc.dense.process import Dense, LearningDense
+    from lava.utils.weightutils import SignMode
+
+    from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource
+    from neurocredit.learn.lava_procs.process import ChlLIF
+
+    began = time.perf_counter()
+    steps = int(input_spikes.shape[0])
+    fixed = plan.fixed
+    if steps % plan.period:
+        raise NeurocreditError(f"{steps} steps is not a whole number of {plan.period}-step samples")
+    with tempfile.TemporaryDirectory(prefix="neurocredit-learn-") as temp:
+        folder = Path(temp)
+        np.asarray(input_spikes, np.uint8).tofile(folder / "input.bin")
+        target_dtype = "int32" if fixed else "float64"
+        np.asarray(targets, target_dtype).tofile(folder / "target.bin")
+        source = SpikeFileSource(shape=(plan.sizes[0],), path=folder / "input.bin", steps=steps, dtype="uint8")
+        target = SpikeFileSource(shape=(plan.sizes[-1],), path=folder / "target.bin", steps=steps,
+                                 dtype=target_dtype)
+        denses, neurons = [], []
+        previous = source.s_out
+        last = len(plan.layers) - 1
+        for index, (layer, params) in enumerate(zip(plan.layers, plan.neurons)):
+            extra = dict(params._asdict())
+            neuron = ChlLIF(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=layer.bias_mant,
+                            bias_exp=layer.bias_exp, learning_rule=layer.rule.spec.lava_rule(),
+                            output=int(index == last), **extra)
+            dense = LearningDense(weights=np.asarray(layer.weights), weight_exp=layer.weight_exp,
+                                  num_weight_bits=8, sign_mode=SignMode.MIXED,
+                                  learning_rule=layer.rule.spec.lava_rule())
+            previous.connect(dense.s_in)
+            dense.a_out.connect(neuron.a_in)
+            neuron.s_out_bap.connect(dense.s_in_bap)
+            neuron.s_out_y1.connect(dense.s_in_y1)
+            neuron.s_out_y2.connect(dense.s_in_y2)
+            neuron.s_out_y3.connect(dense.s_in_y3)
+            denses.append(dense)
+            neurons.append(neuron)
+            previous = neuron.s_out
+        output = neurons[-1]
+        target.s_out.connect(output.a_third_factor_in)
+        for index, feedback in enumerate(plan.feedback):
+            dense_g = Dense(weights=np.asarray(feedback.weights), weight_exp=feedback.weight_exp, num_weight_bits=8,
+                            sign_mode=SignMode.MIXED)
+            output.s_out.connect(dense_g.s_in)
+            dense_g.a_out.connect(neurons[index].a_in)
+        np.zeros((steps, plan.sizes[-1]), np.uint8).tofile(folder / "out.bin")
+        sink = SpikeFileSink(shape=(plan.sizes[-1],), path=folder / "out.bin", steps=steps)
+        output.s_out.connect(sink.a_in)
+
+        def read_weights():
+            return [np.array(dense.weights.get()) for dense in denses]
+
+        weights = _run(source, steps, fixed, after=read_weights)
+        spikes = np.array(np.memmap(folder / "out.bin", dtype=np.uint8, mode="r", shape=(steps, plan.sizes[-1])))
+    counts = spikes.reshape(-1, plan.period, plan.sizes[-1])[:, : plan.period // 2].sum(axis=1)
+    if fixed:
+        weights = [w.astype(np.int32) for w in weights]
+    return LavaDfaResult(weights, counts, time.perf_counter() - began)

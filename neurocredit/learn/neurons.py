@@ -105,3 +105,59 @@ def hidden_third_factor(params: DfaNeuronParameters, phase: int, feedback: np.nd
     else:
         delta = np.asarray(feedback, np.float64) * active
     return split_sign(delta, params.feedback_shift, phase >= params.settle, fixed)
+
+
+class ChlNeuronParameters(NamedTuple):
+    """STDP-style CHL neurons: ``period`` steps per sample, a free phase (first half) and a
+    nudged phase (second half); ``settle`` steps at the start of each phase without learning;
+    the y1 spike trace (``trace_shift``, ``trace_impulse``); ``sign_level``: the value of y2
+    (nudged) or y3 (free) while learning, 8 so that the fixed engine's 3-bit loss on a
+    two-trace product (``x0*y1*y2``) gives back ``y1``; ``nudge_offset``: output neurons add
+    ``target - nudge_offset`` to v every nudged step (label: +, others: -)."""
+
+    period: int
+    settle: int
+    trace_shift: int = 2
+    trace_impulse: int = 16
+    sign_level: float = 8
+    nudge_offset: int = 0
+
+
+def chl_phase(params: ChlNeuronParameters, phase: int) -> tuple[bool, bool]:
+    """(nudged, learning) at step ``phase`` of a sample."""
+    half = params.period // 2
+    nudged = phase >= half
+    return nudged, (phase - (half if nudged else 0)) >= params.settle
+
+
+def chl_nudge(params: ChlNeuronParameters, phase: int, target: np.ndarray, fixed: bool) -> np.ndarray:
+    """What an output neuron adds to v before its LIF update: ``target - nudge_offset`` in the
+    nudged phase, 0 in the free phase."""
+    nudged, _ = chl_phase(params, phase)
+    dtype = np.int32 if fixed else np.float64
+    target = np.asarray(target, dtype)
+    if not nudged:
+        return np.zeros(target.shape, dtype)
+    return target - dtype(params.nudge_offset)
+
+
+def chl_traces(params: ChlNeuronParameters, phase: int, trace: np.ndarray, spikes: np.ndarray,
+               fixed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step of a CHL neuron's y traces: ``trace`` (y1) before this step (cleared by the
+    caller at phase 0). Returns ``(y1, y2, y3)``: y1 = clip(y1 - (y1 >> trace_shift) +
+    trace_impulse * s, 0, 127); y2 = sign_level in the nudged phase, y3 in the free phase
+    (after settle; else 0)."""
+    nudged, learning = chl_phase(params, phase)
+    spikes = np.asarray(spikes)
+    if fixed:
+        trace = np.asarray(trace, np.int32)
+        trace = trace - np.right_shift(trace, params.trace_shift) + params.trace_impulse * spikes.astype(np.int32)
+        trace = np.clip(trace, 0, TRACE_MAX).astype(np.int32)
+        dtype = np.int32
+    else:
+        trace = np.asarray(trace, np.float64)
+        trace = np.clip(trace - trace * 2.0 ** -params.trace_shift + params.trace_impulse * spikes, 0, TRACE_MAX)
+        dtype = np.float64
+    level = np.full(trace.shape, params.sign_level if learning else 0, dtype)  # float: any value
+    zero = np.zeros(trace.shape, dtype)
+    return trace, (level if nudged else zero), (zero if nudged else level)

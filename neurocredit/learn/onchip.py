@@ -222,8 +222,6 @@ class DfaEmulator:
     (see the module doc). :meth:`run` takes a stream of steps (samples back to back)."""
 
     def __init__(self, plan: DfaPlan) -> None:
-        from neurocredit.deploy.emulator import FixedLIFParameters, FixedLIFState
-
         self.plan = plan
         fixed = plan.fixed
         self.engines = [LearningSynapses(layer.rule, layer.weights.copy(), fixed=fixed) for layer in plan.layers]
@@ -232,6 +230,12 @@ class DfaEmulator:
         self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
         self.trace = np.zeros(plan.layers[-1].n_out, kind)
         self.time_step = 0
+        self._init_neurons(plan)
+
+    def _init_neurons(self, plan) -> None:
+        from neurocredit.deploy.emulator import FixedLIFParameters, FixedLIFState
+
+        fixed = plan.fixed
         if fixed:
             from neurocredit.deploy.emulator import lava_dense_weights
 
@@ -391,3 +395,233 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
         bar.close()
     return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen,
                        correct / max(seen, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# STDP-style CHL on the chip
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChlOptions:
+    """Options of on-chip STDP-style CHL (integers; exponents are powers of two).
+
+    tag_exponent: a of ``2^a`` on the tag's trace products (-7..8); x1_impulse, x1_tau: the pre
+    trace; trace_shift, trace_impulse: the post neuron's y1 spike trace; settle: steps without
+    learning at the start of each phase; nudge: what the label's output neuron adds to v every
+    nudged step, in units of its threshold / 64 (others get -nudge_other); feedback_scale:
+    random fixed feedback G (output spikes -> hidden a_in), integers in +-feedback_scale (even);
+    seed: G and the sample order; rng_seed: the engine's trace generators.
+    """
+
+    tag_exponent: int = -6
+    x1_impulse: int = 16
+    x1_tau: int = 4
+    trace_shift: int = 2
+    trace_impulse: int = 16
+    settle: int = 4
+    nudge: int = 16
+    nudge_other: int = 8
+    feedback_scale: int = 64
+    seed: int = 0
+    rng_seed: int = 1
+
+
+class ChlPlan(NamedTuple):
+    network: Network
+    quantized: object
+    layers: tuple[LayerPlan, ...]
+    feedback: tuple[FeedbackPlan, ...]  # G_l: (n_hidden_l, n_out), binary spikes into a_in
+    neurons: tuple[object, ...]  # ChlNeuronParameters per layer
+    fixed: bool
+    target_level: float  # added to the label neuron's v per nudged step (+ nudge_offset)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
+
+    @property
+    def period(self) -> int:
+        return int(self.neurons[0].period)
+
+    integer_weights = DfaPlan.integer_weights
+    learned_network = DfaPlan.learned_network
+    learned_quantized = DfaPlan.learned_quantized
+
+
+def chl_rule_strings(tag_exponent: int, decimate: int) -> tuple[str, str]:
+    """``(dw, dt)`` of on-chip CHL: the tag accumulates the phase-signed pre/post trace products
+    and is moved to the weight (and cleared) every ``2**decimate`` epochs."""
+    a = f"2^{int(tag_exponent)}*"
+    dt = (f"{a}x0*y1*y2 - {a}x0*y1*y3 + {a}y0*x1*y2 - {a}y0*x1*y3 - u{decimate}*t")
+    return f"u{decimate}*t", dt
+
+
+def make_chl_plan(network: Network, options: ChlOptions, fixed: bool = True, target_name: str = "loihi2") -> ChlPlan:
+    """The Lava parameters of ``network`` learning with on-chip CHL: each sample runs a free
+    and a nudged phase of ``encoder.steps`` steps each; ``2 * steps`` must be a power of two
+    (the tag moves to the weight on Lava's ``uK`` schedule, every 2**K steps)."""
+    from neurocredit.deploy.quantize import quantize
+    from neurocredit.learn.neurons import ChlNeuronParameters
+
+    if not network.neuron.spiking:
+        raise NeurocreditError("on-chip learning needs a spiking (lif) network; this one is a rate network")
+    check_engine_capacity(network, target_name)
+    steps = int(network.encoder.steps)
+    period = 2 * steps
+    decimate = period.bit_length() - 1
+    if 1 << decimate != period or decimate > 9:
+        raise NeurocreditError(
+            f"on-chip CHL needs 2 x encoder.steps to be a power of two up to 512 (Lava's uK dependency fires every "
+            f"2**K epochs, K one digit); encoder.steps={steps} gives {period}: use 8, 16, 32, ..."
+        )
+    if not 0 <= options.settle < steps:
+        raise NeurocreditError(f"chl settle={options.settle} must be in 0..{steps - 1}")
+    quantized = quantize(network)
+    dw, dt = chl_rule_strings(options.tag_exponent, decimate)
+    layers, neurons = [], []
+    for index, fixed_layer in enumerate(quantized.layers):
+        weights = (np.asarray(fixed_layer.weights, np.int64) >> 1) << 1
+        spec = RuleSpec(dw=dw, dt=dt, x1_impulse=float(options.x1_impulse), x1_tau=options.x1_tau, t_epoch=1,
+                        rng_seed=options.rng_seed + index * 4)
+        rule = compile_rule(spec, where=f"layer {fixed_layer.name} CHL rule (tag_exponent={options.tag_exponent})")
+        # fixed: y1 * sign_level loses 3 bits, so 8 gives y1; float: no loss, and weights are in units of
+        # 2**weight_exp
+        sign = 8.0 if fixed else 2.0 ** fixed_layer.weight_exp
+        neurons.append(ChlNeuronParameters(period=period, settle=options.settle, trace_shift=options.trace_shift,
+                                           trace_impulse=options.trace_impulse, sign_level=sign,
+                                           nudge_offset=0))
+        if fixed:
+            layers.append(LayerPlan(fixed_layer.name, weights.astype(np.int32), fixed_layer.weight_exp,
+                                    quantized.du, quantized.dv, fixed_layer.vth,
+                                    fixed_layer.bias_mant.astype(np.int32), fixed_layer.bias_exp.astype(np.int32),
+                                    rule))
+        else:
+            layers.append(LayerPlan(fixed_layer.name, weights.astype(np.float64) * 2.0 ** fixed_layer.weight_exp, 0,
+                                    (quantized.du + 1) / _DECAY_UNITY, quantized.dv / _DECAY_UNITY,
+                                    float(fixed_layer.vth),
+                                    fixed_layer.effective_bias.astype(np.float64) / _ACTIVATION_SCALE,
+                                    np.zeros(fixed_layer.n_out, np.int32), rule))
+    # The output nudge, in v units: nudge * vth / 64 per step (fixed: effective_vth = vth << 6).
+    out_vth = int(quantized.layers[-1].vth)
+    unit = out_vth if fixed else out_vth / _ACTIVATION_SCALE
+    label, other = options.nudge * unit, options.nudge_other * unit
+    if fixed:
+        label, other = int(label), int(other)
+    neurons[-1] = neurons[-1]._replace(nudge_offset=other)
+    rng = np.random.default_rng(options.seed)
+    feedback = []
+    for layer in layers[:-1]:
+        g = rng.integers(-options.feedback_scale // 2, options.feedback_scale // 2 + 1,
+                         size=(layer.n_out, network.n_outputs)) * 2
+        weight_exp = int(quantized.layers[len(feedback)].weight_exp)
+        if fixed:
+            feedback.append(FeedbackPlan(g.astype(np.int32), weight_exp))
+        else:
+            feedback.append(FeedbackPlan(g.astype(np.float64) * 2.0 ** weight_exp, 0))
+    return ChlPlan(network, quantized, tuple(layers), tuple(feedback), tuple(neurons), bool(fixed), label + other)
+
+
+class ChlEmulator:
+    """The CHL learning network of a :class:`ChlPlan`, step by step in Lava's order: every
+    layer's LearningDense, the fixed feedback Dense(G) from the output spikes into each hidden
+    layer's input (one step late, summed with the forward input), our CHL neurons."""
+
+    def __init__(self, plan: ChlPlan) -> None:
+        self.plan = plan
+        fixed = plan.fixed
+        self.engines = [LearningSynapses(layer.rule, layer.weights.copy(), fixed=fixed) for layer in plan.layers]
+        kind = np.int32 if fixed else np.float64
+        self.buffers = [np.zeros(layer.n_out, kind) for layer in plan.layers]
+        self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
+        self.traces = [np.zeros(layer.n_out, kind) for layer in plan.layers]
+        self.time_step = 0
+        DfaEmulator._init_neurons(self, plan)
+
+    weights = DfaEmulator.weights
+    counts = DfaEmulator.counts
+    _lif = DfaEmulator._lif
+
+    def step(self, input_spikes: np.ndarray, target: np.ndarray, learn: bool = True) -> np.ndarray:
+        from neurocredit.learn.neurons import chl_nudge, chl_traces
+
+        plan = self.plan
+        fixed = plan.fixed
+        self.time_step += 1
+        phase = (self.time_step - 1) % plan.period
+        if phase == 0:
+            self.states = [type(s)(np.zeros_like(s[0]), np.zeros_like(s[1])) for s in self.states]
+            self.traces = [np.zeros_like(trace) for trace in self.traces]
+        pre = np.asarray(input_spikes).astype(bool)
+        last = len(plan.layers) - 1
+        for index, layer in enumerate(plan.layers):
+            engine = self.engines[index]
+            activation = self.buffers[index]
+            if index < last:
+                activation = activation + self.feedback_buffers[index]
+            summed = engine.weights[:, pre].sum(axis=1)
+            self.buffers[index] = _shift(summed, layer.weight_exp).astype(np.int32) if fixed else summed
+            if index == last:
+                nudge = chl_nudge(plan.neurons[index], phase, target, fixed)
+                state = self.states[index]
+                self.states[index] = state._replace(**{state._fields[1]: state[1] + nudge})
+            spikes, _ = self._lif(index, activation)
+            self.traces[index], y2, y3 = chl_traces(plan.neurons[index], phase, self.traces[index], spikes, fixed)
+            y1 = self.traces[index]
+            if learn:
+                engine.step(pre, spikes, np.stack([y1, y2, y3]))
+            pre = spikes
+        for index, fb in enumerate(plan.feedback):
+            summed = self.feedback_weights[index][:, pre].sum(axis=1)
+            self.feedback_buffers[index] = _shift(summed, fb.weight_exp).astype(np.int32) if fixed else summed
+        return pre
+
+    def run(self, input_spikes: np.ndarray, targets: np.ndarray, learn: bool = True) -> np.ndarray:
+        """Samples back to back; output spike counts per sample in the free phase (the first
+        half: the network's own answer), (samples, n_out)."""
+        period = self.plan.period
+        out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
+        for t in range(input_spikes.shape[0]):
+            out[t] = self.step(input_spikes[t], targets[t], learn)
+        return out.reshape(-1, period, out.shape[1])[:, : period // 2].sum(axis=1)
+
+
+def encode_chl_stream(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, indices: np.ndarray,
+                      seed_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Samples ``indices`` back to back, each ``period = 2 * steps`` steps of its encoded input
+    (free + nudged phase), and the output neurons' target rows (``target_level`` on the label,
+    constant over the sample; only the nudged phase reads it)."""
+    network = plan.network
+    spec = dataclasses.replace(network.encoder, seed=network.encoder.seed + int(seed_offset), steps=plan.period)
+    return encode_stream(network.replace(encoder=spec), features, labels, indices, plan.target_level,
+                         seed_offset=0, fixed=plan.fixed)
+
+
+def evaluate_chl(plan: ChlPlan, weights: list[np.ndarray], features: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of frozen CHL weights: the free phase of the learning network (feedback included),
+    argmax of output spike counts."""
+    frozen = plan._replace(layers=tuple(layer._replace(weights=np.asarray(w).astype(layer.weights.dtype))
+                                        for layer, w in zip(plan.layers, weights)))
+    emulator = ChlEmulator(frozen)
+    spikes, targets = encode_chl_stream(frozen, features, labels, np.arange(len(features)), seed_offset=10_000)
+    counts = emulator.run(spikes, np.zeros_like(targets), learn=False)
+    return float(np.mean(np.argmax(counts, axis=1) == labels))
+
+
+def learn_chl_emulator(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, epochs: int = 1,
+                       limit: Optional[int] = None, emulator: Optional[ChlEmulator] = None) -> LearnResult:
+    """On-chip CHL in the emulator, one sample (free + nudged phase) at a time."""
+    count = len(features) if limit is None else min(int(limit), len(features))
+    emulator = emulator if emulator is not None else ChlEmulator(plan)
+    rng = np.random.default_rng(plan.period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
+    began = time.perf_counter()
+    correct = seen = 0
+    for epoch in range(int(epochs)):
+        order = rng.permutation(count)
+        spikes, targets = encode_chl_stream(plan, features, labels, order, seed_offset=epoch)
+        for position, index in enumerate(order):
+            rows = slice(position * plan.period, (position + 1) * plan.period)
+            out = emulator.run(spikes[rows], targets[rows])
+            correct += int(np.argmax(out[0]) == labels[index])
+            seen += 1
+    return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen, correct / max(seen, 1))

@@ -19,8 +19,15 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
 
-from neurocredit.learn.lava_procs.process import DfaHiddenLIF, DfaOutputLIF, TraceReplay
-from neurocredit.learn.neurons import DfaNeuronParameters, hidden_third_factor, output_third_factor
+from neurocredit.learn.lava_procs.process import ChlLIF, DfaHiddenLIF, DfaOutputLIF, TraceReplay
+from neurocredit.learn.neurons import (
+    ChlNeuronParameters,
+    DfaNeuronParameters,
+    chl_nudge,
+    chl_traces,
+    hidden_third_factor,
+    output_third_factor,
+)
 
 
 def _params(proc_params) -> DfaNeuronParameters:
@@ -71,6 +78,37 @@ class _OutputMixin(_DfaMixin):
                                                          target, self.fixed)
         self.s_out_error.send(error)
         self._send_traces(y2, y3)
+
+
+class _ChlMixin:
+    """STDP-style CHL: per-sample reset, the output nudge on v, the y1 spike trace and the phase
+    sign in y2/y3 (:mod:`neurocredit.learn.neurons`)."""
+
+    def _setup(self) -> None:
+        values = {name: self.proc_params.get(name, None) for name in ChlNeuronParameters._fields}
+        self._chl = ChlNeuronParameters(**{name: (float(v) if name == "sign_level" else int(v))
+                                           for name, v in values.items() if v is not None})
+        self._output = bool(self.proc_params.get("output", 0))
+        self._trace = None
+
+    def run_spk(self) -> None:
+        phase = (self.time_step - 1) % self._chl.period
+        if phase == 0:
+            self.u[:] = 0
+            self.v[:] = 0
+            self._trace = np.zeros(self.v.shape, np.int32 if self.fixed else np.float64)
+        if self._output:  # hidden populations leave a_third_factor_in unconnected
+            target = self.a_third_factor_in.recv()
+            self.v[:] = self.v + chl_nudge(self._chl, phase, target, self.fixed)
+        super().run_spk()
+        self._trace, y2, y3 = chl_traces(self._chl, phase, self._trace, self.s_out_buff, self.fixed)
+        self.y1 = self._trace.copy()
+        self.y2 = y2
+        self.y3 = y3
+        self.s_out_bap.send(self.s_out_buff)
+        self.s_out_y1.send(self.y1)
+        self.s_out_y2.send(self.y2)
+        self.s_out_y3.send(self.y3)
 
 
 class _FixedLif(LearningNeuronModelFixed, AbstractPyLifModelFixed):
@@ -132,6 +170,20 @@ class PyDfaOutputFixed(_OutputMixin, _FixedLif):
 @tag("floating_pt")
 class PyDfaOutputFloat(_OutputMixin, _FloatLif):
     s_out_error: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+
+@implements(proc=ChlLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyChlFixed(_ChlMixin, _FixedLif):
+    pass
+
+
+@implements(proc=ChlLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyChlFloat(_ChlMixin, _FloatLif):
+    pass
 
 
 class _ReplayModel(PyLoihiProcessModel):

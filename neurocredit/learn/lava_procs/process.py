@@ -27,6 +27,13 @@ class DfaOutputLIF(LearningLIF):
         self.s_out_error = OutPort(shape=(kwargs["shape"][0],))
 
 
+class ChlLIF(LearningLIF):
+    """``LearningLIF`` for STDP-style CHL: y1 is its spike trace, y2/y3 the phase sign (nudged /
+    free); an output population (``output=1``) adds ``target - nudge_offset`` (target from
+    ``a_third_factor_in``) to v in the nudged phase. Extra keyword arguments: the fields of
+    :class:`neurocredit.learn.neurons.ChlNeuronParameters` and ``output``."""
+
+
 class TraceReplay(AbstractProcess):
     """Sends recorded post-neuron signals to a ``LearningDense``: at time step ``t + 1`` row
     ``t`` of ``bap_path`` ((steps, n) uint8) on ``s_out_bap`` and of ``y_path`` ((steps, 3, n),
