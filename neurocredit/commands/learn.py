@@ -15,7 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "between backends and the learning-engine operations with their energy per target.")
     parser.add_argument("model", help="spiking network (.h5) or on-chip config (.yaml or a models/ name)")
     parser.add_argument("--on", dest="target", default="loihi2", help="hardware target whose limits apply (default loihi2)")
-    parser.add_argument("--rule", default="dfa", choices=["dfa"], help="on-chip rule (default dfa)")
+    parser.add_argument("--rule", default=None, choices=["dfa", "chl"],
+                        help="on-chip rule (default: the config's learn.rule, else dfa)")
     parser.add_argument("--backend", default=None, choices=["emulator", "lava", "both"],
                         help="where to learn (default: the config's, else emulator); both = emulator and Lava on "
                         "the same samples, weights compared")
@@ -53,7 +54,7 @@ def run(args) -> int:
     else:
         from neurocredit.config import build_network
 
-        config, options, settings = load_onchip_config(args.model)
+        config, options, settings = load_onchip_config(args.model, args.rule)
         dataset = load_dataset(args.data or config.data.name, args.data_dir or config.data.data_dir)
         network = build_network(config, dataset.n_features, dataset.n_classes,
                                 seed=int(settings.get("seed", config.training.seed)))
@@ -71,7 +72,8 @@ def run(args) -> int:
             raise NeurocreditError(f"--test-limit must be >= 1, got {args.test_limit}")
         x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
     fixed = args.fixed if args.fixed is not None else bool(settings.get("fixed_point", True))
-    report = learn_on_chip(network, dataset.x_train, dataset.y_train, x_test, y_test, options, rule=args.rule,
+    rule = args.rule or settings.get("rule", "dfa")
+    report = learn_on_chip(network, dataset.x_train, dataset.y_train, x_test, y_test, options, rule=rule,
                            backend=args.backend or settings.get("backend", "emulator"), fixed=fixed,
                            epochs=args.epochs if args.epochs is not None else int(settings.get("epochs", 1)),
                            limit=args.limit if args.limit is not None else settings.get("limit"),

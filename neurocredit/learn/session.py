@@ -24,18 +24,24 @@ import numpy as np
 
 from neurocredit.errors import NeurocreditError
 from neurocredit.learn.onchip import (
+    ChlEmulator,
+    ChlOptions,
     DfaEmulator,
     DfaPlan,
     OnChipOptions,
+    encode_chl_stream,
     encode_stream,
+    evaluate_chl,
     evaluate_fixed,
+    learn_chl_emulator,
     learn_emulator,
+    make_chl_plan,
     make_dfa_plan,
 )
 from neurocredit.network import Network
 
 BACKENDS = ("emulator", "lava", "both")
-RULES = ("dfa",)
+RULES = ("dfa", "chl")
 
 
 @dataclass
@@ -101,7 +107,9 @@ def onchip_energy(counts: dict[str, int], targets: tuple[str, ...] = ("loihi", "
     return result
 
 
-def _accuracy(plan: DfaPlan, weights: list[np.ndarray], features: np.ndarray, labels: np.ndarray) -> float:
+def _accuracy(plan, weights: list[np.ndarray], features: np.ndarray, labels: np.ndarray) -> float:
+    if not isinstance(plan, DfaPlan):
+        return evaluate_chl(plan, weights, features, labels)
     if plan.fixed:
         return evaluate_fixed(plan, weights, features, labels)
     from neurocredit.encoders import encode
@@ -113,22 +121,27 @@ def _accuracy(plan: DfaPlan, weights: list[np.ndarray], features: np.ndarray, la
 
 
 def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                  y_test: np.ndarray, options: OnChipOptions, rule: str = "dfa", backend: str = "emulator",
+                  y_test: np.ndarray, options, rule: str = "dfa", backend: str = "emulator",
                   fixed: bool = True, epochs: int = 1, limit: Optional[int] = None, target: str = "loihi2",
                   progress: bool = False) -> LearnReport:
     """Learn on the chip (see the module doc). With ``backend='both'`` the emulator and Lava
     learn the same ``limit`` samples (one epoch each way per ``epochs``) and their weights are
     compared; the emulator's weights are returned."""
     if rule not in RULES:
-        raise NeurocreditError(f"on-chip rule {rule!r} is not implemented; available: {', '.join(RULES)} "
-                               "(CHL runs as an engine rule only, see neurocredit.learn.rules)")
+        raise NeurocreditError(f"on-chip rule {rule!r} is not one of {', '.join(RULES)}")
     if backend not in BACKENDS:
         raise NeurocreditError(f"--backend {backend!r} must be one of {', '.join(BACKENDS)}")
     if epochs < 1:
         raise NeurocreditError(f"--epochs must be >= 1, got {epochs}")
     if limit is not None and limit < 1:
         raise NeurocreditError(f"--limit must be >= 1, got {limit}")
-    plan = make_dfa_plan(network, options, fixed=fixed, target_name=target)
+    chl = rule == "chl"
+    if chl:
+        options = options if isinstance(options, ChlOptions) else ChlOptions()
+        plan = make_chl_plan(network, options, fixed=fixed, target_name=target)
+    else:
+        options = options if isinstance(options, OnChipOptions) else OnChipOptions()
+        plan = make_dfa_plan(network, options, fixed=fixed, target_name=target)
     start = [layer.weights.copy() for layer in plan.layers]
     before = _accuracy(plan, start, x_test, y_test)
     count = len(x_train) if limit is None else min(limit, len(x_train))
@@ -138,30 +151,34 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
     counts = None
     train_accuracy = None
     if backend in ("emulator", "both"):
-        result = learn_emulator(plan, x_train, y_train, epochs=epochs, limit=count, progress=progress)
+        if chl:
+            result = learn_chl_emulator(plan, x_train, y_train, epochs=epochs, limit=count)
+        else:
+            result = learn_emulator(plan, x_train, y_train, epochs=epochs, limit=count, progress=progress)
         weights, counts = result.weights, result.counts.as_dict()
         seconds["emulator"] = result.seconds
         train_accuracy = result.train_accuracy
     if backend in ("lava", "both"):
-        from neurocredit.learn.lava_run import run_dfa_network
+        from neurocredit.learn.lava_run import run_chl_network, run_dfa_network
 
-        lava_weights = None
-        total = 0.0
-        order_rng = np.random.default_rng(plan.neuron.period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
+        period = plan.period if chl else plan.neuron.period
+        order_rng = np.random.default_rng(period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
         streams = []
         for epoch in range(epochs):
             order = order_rng.permutation(count)
-            streams.append(encode_stream(plan.network, x_train, y_train, order, plan.neuron.target_level,
-                                         seed_offset=epoch, fixed=fixed))
+            if chl:
+                streams.append(encode_chl_stream(plan, x_train, y_train, order, seed_offset=epoch))
+            else:
+                streams.append(encode_stream(plan.network, x_train, y_train, order, plan.neuron.target_level,
+                                             seed_offset=epoch, fixed=fixed))
         spikes = np.concatenate([s for s, _ in streams])
         targets = np.concatenate([t for _, t in streams])
-        lava = run_dfa_network(plan, spikes, targets)
+        lava = (run_chl_network if chl else run_dfa_network)(plan, spikes, targets)
         lava_weights = lava.weights
-        total += lava.seconds
-        seconds["lava"] = total
+        seconds["lava"] = lava.seconds
         if weights is None:
             weights = lava_weights
-            emulator = DfaEmulator(plan)
+            emulator = ChlEmulator(plan) if chl else DfaEmulator(plan)
             emulator.run(spikes, targets)  # the same inputs: the engine counts are the same
             counts = emulator.counts.as_dict()
         else:
@@ -183,10 +200,11 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
                        train_accuracy)
 
 
-def load_onchip_config(path: str | Path) -> tuple[Any, OnChipOptions, dict[str, Any]]:
-    """A YAML config with the usual sections plus ``onchip:`` (OnChipOptions fields) and
-    optional ``learn:`` (``epochs``, ``limit``, ``backend``, ``fixed_point``). Returns
-    ``(Config, OnChipOptions, learn settings)``; unknown keys are one NeurocreditError."""
+def load_onchip_config(path: str | Path, rule: Optional[str] = None) -> tuple[Any, Any, dict[str, Any]]:
+    """A YAML config with the usual sections plus ``onchip:`` (OnChipOptions fields: DFA),
+    ``onchip_chl:`` (ChlOptions fields) and optional ``learn:`` (``rule``, ``epochs``, ``limit``,
+    ``backend``, ``fixed_point``, ``seed``). Returns ``(Config, options of the learn.rule (dfa
+    by default; ``rule`` overrides it), learn settings)``; unknown keys are one NeurocreditError."""
     import yaml
 
     from neurocredit.config import build_dataclass, models_dir, parse_config
@@ -200,10 +218,14 @@ def load_onchip_config(path: str | Path) -> tuple[Any, OnChipOptions, dict[str, 
     if not isinstance(raw, dict):
         raise NeurocreditError(f"{file_path}: a config must be a mapping")
     onchip_raw = raw.pop("onchip", {}) or {}
+    chl_raw = raw.pop("onchip_chl", {}) or {}
     learn_raw = raw.pop("learn", {}) or {}
     config = parse_config(raw, str(file_path))
-    options = build_dataclass(OnChipOptions, onchip_raw, f"{file_path}: onchip")
-    allowed = {"epochs", "limit", "backend", "fixed_point", "seed"}
+    if (rule or learn_raw.get("rule", "dfa")) == "chl":
+        options = build_dataclass(ChlOptions, chl_raw, f"{file_path}: onchip_chl")
+    else:
+        options = build_dataclass(OnChipOptions, onchip_raw, f"{file_path}: onchip")
+    allowed = {"rule", "epochs", "limit", "backend", "fixed_point", "seed"}
     unknown = set(learn_raw) - allowed
     if unknown:
         raise NeurocreditError(f"{file_path}: learn: unknown key(s) {', '.join(sorted(unknown))} "
