@@ -106,3 +106,53 @@ def test_learn_command_both_backends_agree_bit_for_bit(tmp_path, capsys):
     size = 64 * 100 + 100 * 10
     assert payload["agreement"]["equal_weights"] == f"{size}/{size}"
     assert payload["seconds"]["lava"] > payload["seconds"]["emulator"]
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_pt", "floating_pt"])
+def test_chl_network_emulator_equals_lava(fixed):
+    from neurocredit.learn.lava_run import run_chl_network
+    from neurocredit.learn.onchip import ChlEmulator, ChlOptions, encode_chl_stream, make_chl_plan
+
+    network = _tiny_network().replace(encoder=EncoderSpec("bernoulli", steps=8, seed=0))
+    rng = np.random.default_rng(5)
+    x, y = rng.random((5, 12)), rng.integers(0, 3, 5)
+    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, settle=2), fixed=fixed)
+    assert plan.layers[0].rule.decimate_exponent == 4  # the tag moves to the weight every 16 steps
+    spikes, targets = encode_chl_stream(plan, x, y, np.arange(5))
+    emulator = ChlEmulator(plan)
+    counts = emulator.run(spikes, targets)
+    lava = run_chl_network(plan, spikes, targets)
+    np.testing.assert_array_equal(counts, lava.output_counts)
+    for ours, theirs, start in zip(emulator.weights, lava.weights, [layer.weights for layer in plan.layers]):
+        assert np.count_nonzero(ours != start) > 0
+        if fixed:
+            np.testing.assert_array_equal(ours, theirs)
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+
+
+def test_chl_tag_moves_to_the_weight_only_at_the_end_of_a_sample():
+    from neurocredit.learn.onchip import ChlEmulator, ChlOptions, encode_chl_stream, make_chl_plan
+
+    network = _tiny_network().replace(encoder=EncoderSpec("bernoulli", steps=8, seed=0))
+    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, settle=2), fixed=True)
+    rng = np.random.default_rng(6)
+    spikes, targets = encode_chl_stream(plan, rng.random((1, 12)), np.array([1]), np.array([0]))
+    emulator = ChlEmulator(plan)
+    start = emulator.weights
+    for t in range(plan.period - 1):
+        emulator.step(spikes[t], targets[t])
+        assert all(np.array_equal(a, b) for a, b in zip(emulator.weights, start))
+    assert any(np.count_nonzero(engine.tag_1) for engine in emulator.engines)
+    emulator.step(spikes[-1], targets[-1])
+    assert any(not np.array_equal(a, b) for a, b in zip(emulator.weights, start))
+
+
+def test_chl_needs_a_power_of_two_sample_period():
+    from neurocredit.errors import NeurocreditError
+    from neurocredit.learn.onchip import ChlOptions, make_chl_plan
+
+    with pytest.raises(NeurocreditError, match="power of two"):
+        make_chl_plan(_tiny_network(), ChlOptions())  # 10 steps -> a 20-step sample
