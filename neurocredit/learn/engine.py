@@ -57,7 +57,16 @@ Fixed point ("bit_approximate_loihi": Lava says it is not Loihi bit for bit):
 
 The trace generators are ``np.random.default_rng(seed)`` (x decay), ``seed + 1`` (x impulse),
 ``seed + 2`` (y decay), ``seed + 3`` (y impulse), each drawn once at start and once per
-advance. Float point has no randomness and no clipping (weights keep the sign mode only).
+advance (twice per time step). Float point has no randomness and no clipping (weights keep the
+sign mode only).
+
+Two consequences of Lava's 3F implementation worth knowing: the y traces the neuron sends are
+decayed inside the learning phase with ``tau = 2**16 - 1`` (``Loihi3FLearningRule``), so a ``uk``
+product reads ``y * exp(-t_epoch/65535)`` (fixed point: usually ``y``, sometimes ``y - 1``); and
+in floating point an x trace with ``tau = 0`` becomes NaN (Lava leaves the history rows of
+non-decaying traces at NaN). Because every random number comes from a seeded numpy generator
+that this module draws in the same order, fixed point is reproduced exactly, not only in
+distribution (``tests/test_learn_engine.py``).
 """
 
 from __future__ import annotations
