@@ -133,3 +133,20 @@ def test_network_too_large_for_the_learning_engine_is_one_error():
                       EncoderSpec("bernoulli", steps=10))
     with pytest.raises(NeurocreditError, match="layer fc1 has 156800 plastic synapses .* at most 131072"):
         make_dfa_plan(network, OnChipOptions())
+
+
+def test_block_drawn_generators_give_lavas_one_at_a_time_sequence():
+    from lava.magma.core.learning.random import ConnVarRandom, TraceRandom
+
+    from neurocredit.learn.engine import _Stream, _TraceRandom
+
+    ours, theirs = _TraceRandom(9, 10), TraceRandom(9, 10)
+    conn_ours, conn_theirs = _Stream(2, integers=False), ConnVarRandom()
+    for _ in range(2 * _Stream.BLOCK + 5):  # across block refills
+        assert ours.trace_decay == theirs.random_trace_decay
+        assert ours.impulse_addition == theirs.random_impulse_addition
+        assert conn_ours.value == conn_theirs.random_stochastic_round
+        ours.advance()
+        theirs.advance()
+        conn_ours.advance()
+        conn_theirs.advance()

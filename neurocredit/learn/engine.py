@@ -202,18 +202,54 @@ def stochastic_round(values: np.ndarray, random, probabilities: np.ndarray) -> n
     return (values + (random < probabilities).astype(int)).astype(int)
 
 
+class _Stream:
+    """One seeded numpy generator read one value at a time, as Lava does (``random(1)[0]`` or
+    ``integers(0, 128, size=1)[0]`` per advance), but drawn in blocks: numpy gives the same
+    sequence either way (PCG64 doubles one per draw; bounded integers of a 7-bit range one
+    32-bit Lemire draw each), checked in ``tests/test_learn_engine.py``."""
+
+    BLOCK = 4096
+
+    def __init__(self, seed: int, integers: bool) -> None:
+        self._rng = np.random.default_rng(seed=seed)
+        self._integers = integers
+        self._block = self._draw()
+        self._index = 0
+
+    def _draw(self) -> np.ndarray:
+        if self._integers:
+            return self._rng.integers(0, 2**W_TRACE, size=self.BLOCK, dtype=int)
+        return self._rng.random(self.BLOCK)
+
+    @property
+    def value(self):
+        return self._block[self._index]
+
+    def advance(self, count: int = 1) -> None:
+        self._index += count
+        while self._index >= self.BLOCK:
+            self._index -= self.BLOCK
+            self._block = self._draw()
+
+
 class _TraceRandom:
     """Lava's ``TraceRandom``: a float for decay rounding and an int in [0, 128) for impulses."""
 
     def __init__(self, seed_decay: int, seed_impulse: int) -> None:
-        self._decay = np.random.default_rng(seed=seed_decay)
-        self._impulse = np.random.default_rng(seed=seed_impulse)
-        self.trace_decay = self._decay.random(1)[0]
-        self.impulse_addition = self._impulse.integers(0, 2**W_TRACE, size=1, dtype=int)[0]
+        self._decay = _Stream(seed_decay, integers=False)
+        self._impulse = _Stream(seed_impulse, integers=True)
 
-    def advance(self) -> None:
-        self.trace_decay = self._decay.random(1)[0]
-        self.impulse_addition = self._impulse.integers(0, 2**W_TRACE, size=1, dtype=int)[0]
+    @property
+    def trace_decay(self) -> float:
+        return self._decay.value
+
+    @property
+    def impulse_addition(self) -> int:
+        return self._impulse.value
+
+    def advance(self, count: int = 1) -> None:
+        self._decay.advance(count)
+        self._impulse.advance(count)
 
 
 @dataclass
@@ -285,8 +321,7 @@ class LearningSynapses:
             seed = int(spec.rng_seed)
             self._x_random = _TraceRandom(seed, seed + 1)
             self._y_random = _TraceRandom(seed + 2, seed + 3)
-            self._conn_rng = np.random.default_rng(seed=CONN_VAR_SEED)
-            self._conn_random = self._conn_rng.random(1)[0]
+            self._conn_random = _Stream(CONN_VAR_SEED, integers=False)
 
     # -- spiking phase -------------------------------------------------------------------
     def _within_epoch(self) -> int:
@@ -314,17 +349,17 @@ class LearningSynapses:
             self.x[:, multi] += self.x_impulse[:, None]
         within = self._within_epoch()
         self.tx[spiked] = within
-        if self.fixed:
-            self._x_random.advance()
-            self._y_random.advance()
         bap = np.asarray(post_spikes).astype(bool)
         # y impulses are 0 with a 3F rule: Lava's multi-spike impulse leaves y unchanged (fixed
         # point clips it to [0, 127], but the neuron's values overwrite y right after).
         self.ty[bap] = within
         self.y = np.array(y_traces, dtype=self.y.dtype).reshape(self.y.shape)
         if self.fixed:
-            self._x_random.advance()
-            self._y_random.advance()
+            # Lava advances both trace generators after the pre spikes and again after the post
+            # spikes; between the two only the y impulse random is read, by a multi-spike y impulse
+            # of 0 (3F), which it cannot change: two advances at once give the same values.
+            self._x_random.advance(2)
+            self._y_random.advance(2)
         self.counts.trace_updates += self.x.shape[1] * 2 + self.y.shape[1] * 3
         if self.time_step % self.rule.spec.t_epoch == 0:
             self._learn()
@@ -412,7 +447,7 @@ class LearningSynapses:
     def _learn(self) -> None:
         spec = self.rule.spec
         if self.fixed:
-            self._conn_random = self._conn_rng.random(1)[0]
+            self._conn_random.advance()
         x0 = self.tx > 0
         y0 = self.ty > 0
         x_hist, y_hist = self._histories()
@@ -507,7 +542,7 @@ class LearningSynapses:
             result = np.maximum(0, result)
         unit_bits = W_ACCUMULATOR_U - W_SYN_VAR_U[name]
         assert unit_bits == shift
-        threshold = self._conn_random * 2**unit_bits
+        threshold = self._conn_random.value * 2**unit_bits
         result = (result >> unit_bits) + ((result & (2**unit_bits - 1)) > threshold)
         bits = W_SYN_VAR_U[name]
         if name == "weights":
