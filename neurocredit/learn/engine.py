@@ -91,6 +91,9 @@ THREE_FACTOR_Y_TAU = np.iinfo(np.uint16).max  # Loihi3FLearningRule's y taus
 # ConnVarRandom() in LearningConnectionModelBitApproximate._init_randoms takes no seed: Lava's default.
 CONN_VAR_SEED = 2
 TRACE_MAX = (1 << W_TRACE) - 1
+# np.clip without its Python-level dispatch (the same ufunc np.clip ends in): the engine clips
+# small arrays many times per step.
+_clip = np.core.umath.clip
 
 
 @dataclass(frozen=True)
@@ -331,7 +334,7 @@ class LearningSynapses:
     def _add_impulse(self, values, random, impulse_int, impulse_frac):
         new = values + impulse_int
         new = stochastic_round(new, random, impulse_frac)
-        return np.clip(new, 0, TRACE_MAX)
+        return _clip(new, 0, TRACE_MAX)
 
     def step(self, pre_spikes: np.ndarray, post_spikes: np.ndarray, y_traces: np.ndarray) -> None:
         """One Lava time step: spiking phase, then the learning phase at the end of an epoch.
@@ -515,7 +518,7 @@ class LearningSynapses:
                 factor_width = FACTOR_WIDTH[factor.state_var]
                 width += factor_width
                 value = self._factor(product.dependency, factor, args)
-                value = np.clip(value, -(2**factor_width), 2**factor_width - 1)
+                value = _clip(value, -(2**factor_width), 2**factor_width - 1)
                 value = np.asarray(value).astype(np.int32)
                 if not np.any(value):
                     zero = True
@@ -527,10 +530,10 @@ class LearningSynapses:
             current = current * np.int32(product.mantissa)
             current = np.right_shift(current, max(0, width - W_ACCUMULATOR_U))
             current = np.left_shift(current, product.s_exp)
-            current = np.clip(current, -limit - 1, limit - 1)
+            current = _clip(current, -limit - 1, limit - 1)
             if result is None:
                 result = base.astype(np.int64) << shift
-            result = np.clip(result + current, -limit - 1, limit - 1)
+            result = _clip(result + current, -limit - 1, limit - 1)
         if result is None:  # every product is zero: Lava's rounding and clipping leave it as it is
             return base
         if name == "weights":
@@ -547,13 +550,13 @@ class LearningSynapses:
         bits = W_SYN_VAR_U[name]
         if name == "weights":
             if self.sign_mode == "mixed":
-                return np.clip(result, -(2**bits), 2**bits - 1).astype(np.int32)
+                return _clip(result, -(2**bits), 2**bits - 1).astype(np.int32)
             if self.sign_mode == "excitatory":
-                return np.clip(result, 0, 2**bits - 1).astype(np.int32)
-            return -np.clip(-result, 0, 2**bits - 1).astype(np.int32)
+                return _clip(result, 0, 2**bits - 1).astype(np.int32)
+            return -_clip(-result, 0, 2**bits - 1).astype(np.int32)
         if name == "tag_2":
-            return np.clip(result, 0, 2**bits - 1)
-        return np.clip(result, -(2**bits) - 1, 2**bits - 1)
+            return _clip(result, 0, 2**bits - 1)
+        return _clip(result, -(2**bits) - 1, 2**bits - 1)
 
 
 def float_impulse_scale(rule: CompiledRule) -> float:
