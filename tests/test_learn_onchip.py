@@ -156,3 +156,12 @@ def test_chl_needs_a_power_of_two_sample_period():
 
     with pytest.raises(NeurocreditError, match="power of two"):
         make_chl_plan(_tiny_network(), ChlOptions())  # 10 steps -> a 20-step sample
+
+
+def test_learn_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["learn", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--on", "--rule", "--backend", "--fixed-point", "--floating-point", "--epochs", "--limit", "-o"):
+        assert option in text

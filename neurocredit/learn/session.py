@@ -207,7 +207,8 @@ def load_onchip_config(path: str | Path, rule: Optional[str] = None) -> tuple[An
     by default; ``rule`` overrides it), learn settings)``; unknown keys are one NeurocreditError."""
     import yaml
 
-    from neurocredit.config import build_dataclass, models_dir, parse_config
+    from neurocredit.config import models_dir, parse_config
+    from neurocredit.options import build_dataclass
 
     file_path = Path(path)
     if not file_path.exists() and file_path.suffix == "" and (models_dir() / f"{path}.yaml").exists():
