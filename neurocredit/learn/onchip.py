@@ -419,9 +419,9 @@ class ChlOptions:
     x1_tau: int = 4
     trace_shift: int = 2
     trace_impulse: int = 16
-    settle: int = 4
-    nudge: int = 16
-    nudge_other: int = 8
+    settle: int = 8
+    nudge: int = 128
+    nudge_other: int = 64
     feedback_scale: int = 64
     seed: int = 0
     rng_seed: int = 1
