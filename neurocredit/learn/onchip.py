@@ -61,18 +61,18 @@ class OnChipOptions:
     the sample order; rng_seed: the learning engine's trace generators.
     """
 
-    hidden_exponent: int = -6
+    hidden_exponent: int = -7
     output_exponent: int = -6
-    x1_impulse: int = 16
-    x1_tau: int = 4
+    x1_impulse: int = 4
+    x1_tau: int = 8
     settle: int = 4
     trace_shift: int = 2
     trace_impulse: int = 32
     target_level: int = 96
-    error_shift: int = 1
+    error_shift: int = 2
     feedback_scale: int = 32
     feedback_exp: int = 0
-    feedback_shift: int = 5
+    feedback_shift: int = 10
     message_bits: int = 16
     seed: int = 0
     rng_seed: int = 1
