@@ -118,7 +118,7 @@ def test_chl_network_emulator_equals_lava(fixed):
     network = _tiny_network().replace(encoder=EncoderSpec("bernoulli", steps=8, seed=0))
     rng = np.random.default_rng(5)
     x, y = rng.random((5, 12)), rng.integers(0, 3, 5)
-    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, settle=2), fixed=fixed)
+    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, settle=2), fixed=fixed)
     assert plan.layers[0].rule.decimate_exponent == 4  # the tag moves to the weight every 16 steps
     spikes, targets = encode_chl_stream(plan, x, y, np.arange(5))
     emulator = ChlEmulator(plan)
@@ -137,7 +137,7 @@ def test_chl_tag_moves_to_the_weight_only_at_the_end_of_a_sample():
     from neurocredit.learn.onchip import ChlEmulator, ChlOptions, encode_chl_stream, make_chl_plan
 
     network = _tiny_network().replace(encoder=EncoderSpec("bernoulli", steps=8, seed=0))
-    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, settle=2), fixed=True)
+    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, settle=2), fixed=True)
     rng = np.random.default_rng(6)
     spikes, targets = encode_chl_stream(plan, rng.random((1, 12)), np.array([1]), np.array([0]))
     emulator = ChlEmulator(plan)

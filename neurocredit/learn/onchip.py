@@ -406,7 +406,8 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
 class ChlOptions:
     """Options of on-chip STDP-style CHL (integers; exponents are powers of two).
 
-    tag_exponent: a of ``2^a`` on the tag's trace products (-7..8); x1_impulse, x1_tau: the pre
+    tag_exponent, hidden_tag_exponent: a of ``2^a`` on the tag's trace products in the output
+    layer and in the hidden layers (-7..8); x1_impulse, x1_tau: the pre
     trace; trace_shift, trace_impulse: the post neuron's y1 spike trace; settle: steps without
     learning at the start of each phase; nudge: what the label's output neuron adds to v every
     nudged step, in units of its threshold / 64 (others get -nudge_other); feedback_scale:
@@ -415,6 +416,7 @@ class ChlOptions:
     """
 
     tag_exponent: int = -6
+    hidden_tag_exponent: int = -7
     x1_impulse: int = 16
     x1_tau: int = 4
     trace_shift: int = 2
@@ -478,13 +480,15 @@ def make_chl_plan(network: Network, options: ChlOptions, fixed: bool = True, tar
     if not 0 <= options.settle < steps:
         raise NeurocreditError(f"chl settle={options.settle} must be in 0..{steps - 1}")
     quantized = quantize(network)
-    dw, dt = chl_rule_strings(options.tag_exponent, decimate)
     layers, neurons = [], []
     for index, fixed_layer in enumerate(quantized.layers):
+        last = index == len(quantized.layers) - 1
+        exponent = options.tag_exponent if last else options.hidden_tag_exponent
+        dw, dt = chl_rule_strings(exponent, decimate)
         weights = (np.asarray(fixed_layer.weights, np.int64) >> 1) << 1
         spec = RuleSpec(dw=dw, dt=dt, x1_impulse=float(options.x1_impulse), x1_tau=options.x1_tau, t_epoch=1,
                         rng_seed=options.rng_seed + index * 4)
-        rule = compile_rule(spec, where=f"layer {fixed_layer.name} CHL rule (tag_exponent={options.tag_exponent})")
+        rule = compile_rule(spec, where=f"layer {fixed_layer.name} CHL rule (tag exponent {exponent})")
         # fixed: y1 * sign_level loses 3 bits, so 8 gives y1; float: no loss, and weights are in units of
         # 2**weight_exp
         sign = 8.0 if fixed else 2.0 ** fixed_layer.weight_exp
