@@ -165,3 +165,14 @@ def test_learn_help_lists_the_options(capsys):
     text = capsys.readouterr().out
     for option in ("--on", "--rule", "--backend", "--fixed-point", "--floating-point", "--epochs", "--limit", "-o"):
         assert option in text
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_pt", "floating_pt"])
+def test_unlearned_weights_map_back_to_the_quantized_network(fixed):
+    # float plans hold w * 2**weight_exp; both modes must give back the same float Network
+    network = _tiny_network()
+    plan = make_dfa_plan(network, OnChipOptions(), fixed=fixed)
+    back = plan.learned_network([layer.weights for layer in plan.layers])
+    for learned, quantized in zip(back.layers, plan.quantized.layers):
+        expected = ((quantized.weights.astype(np.int64) >> 1) << 1) * 2.0 ** (quantized.weight_exp + 6) / quantized.scale
+        np.testing.assert_allclose(learned.weight, expected, rtol=1e-6)

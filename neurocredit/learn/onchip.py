@@ -120,7 +120,9 @@ class DfaPlan(NamedTuple):
         """Learned weights in each layer's integer units (float runs: divided by 2**weight_exp)."""
         if self.fixed:
             return [np.asarray(w, np.int64) for w in weights]
-        return [np.asarray(w, np.float64) / 2.0 ** layer.weight_exp for w, layer in zip(weights, self.layers)]
+        # float plans keep weights as w * 2**weight_exp (their LayerPlan.weight_exp is 0: Lava's
+        # float Dense has no exponent), so divide by the quantized layer's exponent
+        return [np.asarray(w, np.float64) / 2.0 ** layer.weight_exp for w, layer in zip(weights, self.quantized.layers)]
 
     def learned_network(self, weights: list[np.ndarray]) -> Network:
         """The float ``Network`` with the learned weights (``w * 2**(weight_exp + 6) / scale``)."""
