@@ -191,7 +191,7 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
                                                          for a, b in zip(ours, theirs)))}
     after = _accuracy(plan, weights, x_test, y_test)
     learned = plan.learned_network(weights)
-    learned = learned.replace(provenance={**learned.provenance, "onchip_rule": rule,
+    learned = learned.replace(provenance={**learned.provenance, "rule": f"{rule}-onchip", "onchip_rule": rule,
                                           "onchip_mode": "fixed_pt" if fixed else "floating_pt",
                                           "onchip_backend": backend, "onchip_epochs": int(epochs),
                                           "onchip_samples": int(count)})
