@@ -62,9 +62,9 @@ class OnChipOptions:
     """
 
     hidden_exponent: int = -7
-    output_exponent: int = -6
-    x1_impulse: int = 4
-    x1_tau: int = 8
+    output_exponent: int = -7
+    x1_impulse: int = 8
+    x1_tau: int = 4
     settle: int = 4
     trace_shift: int = 2
     trace_impulse: int = 32
