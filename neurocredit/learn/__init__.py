@@ -18,11 +18,12 @@ Rules as Lava expresses them (3F: the post neuron supplies y1..y3; ``t_epoch`` =
 * spiking DFA, every layer: ``dw = -2^k*u0*x1*y2 + 2^k*u0*x1*y3`` with y2/y3 the positive and
   negative parts of the neuron's delta (output: its spike-trace error; hidden: ``(B e) f'(v)``,
   B e arriving as graded spikes through a fixed ``Dense(B)``).
-* STDP-style CHL (engine level: parsed, emulated and checked against Lava bit for bit; no
-  on-chip CHL network yet): ``dt = x0*y1*y2 - x0*y1*y3 + y0*x1*y2 - y0*x1*y3 - uK*t``,
+* STDP-style CHL: ``dt = 2^a*(x0*y1*y2 - x0*y1*y3 + y0*x1*y2 - y0*x1*y3) - uK*t``,
   ``dw = uK*t`` -- the tag accumulates pre/post trace products with the phase sign carried by
   the post neuron (y2 in the nudged phase, y3 in the free phase) and is moved to the weight
-  every 2**K epochs.
+  at the end of each sample (every 2**K steps); output spikes reach hidden layers through a
+  fixed random ``Dense(G)``. It runs (emulator = Lava bit for bit) but does not yet learn
+  digits well: its settings (nudge, tag exponents, feedback) are still open.
 
 Not expressible on the engine: Adam, batches > 1, f'(v) inside the synapse (the neuron computes
 it), decimal learning rates (powers of two, exponent -7..8), changing a rule while running.
