@@ -594,13 +594,18 @@ class ChlEmulator:
 
 def encode_chl_stream(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, indices: np.ndarray,
                       seed_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Samples ``indices`` back to back, each ``period = 2 * steps`` steps of its encoded input
-    (free + nudged phase), and the output neurons' target rows (``target_level`` on the label,
-    constant over the sample; only the nudged phase reads it)."""
+    """Samples ``indices`` back to back, each ``period = 2 * steps`` steps: its encoded input
+    (``steps`` steps) shown twice, in the free and in the nudged phase -- the same spike train,
+    so the two phases differ only by the nudge -- and the output neurons' target rows
+    (``target_level`` on the label, constant over the sample; only the nudged phase reads it)."""
     network = plan.network
-    spec = dataclasses.replace(network.encoder, seed=network.encoder.seed + int(seed_offset), steps=plan.period)
-    return encode_stream(network.replace(encoder=spec), features, labels, indices, plan.target_level,
-                         seed_offset=0, fixed=plan.fixed)
+    steps = plan.period // 2
+    spikes, targets = encode_stream(network, features, labels, indices, plan.target_level,
+                                    seed_offset=seed_offset, fixed=plan.fixed)
+    count = len(indices)
+    spikes = np.concatenate([spikes.reshape(count, steps, -1)] * 2, axis=1).reshape(count * plan.period, -1)
+    targets = np.repeat(targets.reshape(count, steps, -1)[:, :1], plan.period, axis=1).reshape(count * plan.period, -1)
+    return spikes, targets
 
 
 def evaluate_chl(plan: ChlPlan, weights: list[np.ndarray], features: np.ndarray, labels: np.ndarray) -> float:
