@@ -417,7 +417,7 @@ class ChlOptions:
     seed: G and the sample order; rng_seed: the engine's trace generators.
     """
 
-    tag_exponent: int = -5
+    tag_exponent: int = -6
     hidden_tag_exponent: int = -7
     x1_impulse: int = 16
     x1_tau: int = 4
