@@ -176,3 +176,14 @@ def test_unlearned_weights_map_back_to_the_quantized_network(fixed):
     for learned, quantized in zip(back.layers, plan.quantized.layers):
         expected = ((quantized.weights.astype(np.int64) >> 1) << 1) * 2.0 ** (quantized.weight_exp + 6) / quantized.scale
         np.testing.assert_allclose(learned.weight, expected, rtol=1e-6)
+
+
+def test_unknown_onchip_keys_are_one_error_naming_the_file(tmp_path):
+    from neurocredit.config import load_config
+    from neurocredit.errors import NeurocreditError
+
+    text = open(CONFIG).read().replace("  settle: 4\n", "  settle: 4\n  setle: 3\n")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(NeurocreditError, match=r"bad\.yaml: onchip.*setle"):
+        load_config(path)

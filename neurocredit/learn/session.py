@@ -200,35 +200,40 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
                        train_accuracy)
 
 
-def load_onchip_config(path: str | Path, rule: Optional[str] = None) -> tuple[Any, Any, dict[str, Any]]:
-    """A YAML config with the usual sections plus ``onchip:`` (OnChipOptions fields: DFA),
-    ``onchip_chl:`` (ChlOptions fields) and optional ``learn:`` (``rule``, ``epochs``, ``limit``,
-    ``backend``, ``fixed_point``, ``seed``). Returns ``(Config, options of the learn.rule (dfa
-    by default; ``rule`` overrides it), learn settings)``; unknown keys are one NeurocreditError."""
-    import yaml
-
-    from neurocredit.config import models_dir, parse_config
+def onchip_sections(sections: dict[str, Any], source: str, rule: Optional[str] = None) -> tuple[Any, dict[str, Any]]:
+    """Check a config's on-chip sections -- ``onchip:`` (OnChipOptions fields: DFA),
+    ``onchip_chl:`` (ChlOptions fields) and ``learn:`` (``rule``, ``epochs``, ``limit``,
+    ``backend``, ``fixed_point``, ``seed``) -- and return ``(options of the rule, learn
+    settings)``; ``rule`` overrides ``learn.rule`` (default dfa). Unknown keys or wrong types
+    are one NeurocreditError naming the file and the key."""
     from neurocredit.options import build_dataclass
 
-    file_path = Path(path)
-    if not file_path.exists() and file_path.suffix == "" and (models_dir() / f"{path}.yaml").exists():
-        file_path = models_dir() / f"{path}.yaml"
-    if not file_path.is_file():
-        raise NeurocreditError(f"{file_path}: config file not found")
-    raw = yaml.safe_load(file_path.read_text())
-    if not isinstance(raw, dict):
-        raise NeurocreditError(f"{file_path}: a config must be a mapping")
-    onchip_raw = raw.pop("onchip", {}) or {}
-    chl_raw = raw.pop("onchip_chl", {}) or {}
-    learn_raw = raw.pop("learn", {}) or {}
-    config = parse_config(raw, str(file_path))
-    if (rule or learn_raw.get("rule", "dfa")) == "chl":
-        options = build_dataclass(ChlOptions, chl_raw, f"{file_path}: onchip_chl")
-    else:
-        options = build_dataclass(OnChipOptions, onchip_raw, f"{file_path}: onchip")
+    learn_raw = sections.get("learn") or {}
+    if not isinstance(learn_raw, dict):
+        raise NeurocreditError(f"{source}: learn must be a mapping")
     allowed = {"rule", "epochs", "limit", "backend", "fixed_point", "seed"}
     unknown = set(learn_raw) - allowed
     if unknown:
-        raise NeurocreditError(f"{file_path}: learn: unknown key(s) {', '.join(sorted(unknown))} "
+        raise NeurocreditError(f"{source}: learn: unknown key(s) {', '.join(sorted(unknown))} "
                                f"(allowed: {', '.join(sorted(allowed))})")
-    return config, options, dict(learn_raw)
+    dfa = build_dataclass(OnChipOptions, sections.get("onchip") or {}, f"{source}: onchip")
+    chl = build_dataclass(ChlOptions, sections.get("onchip_chl") or {}, f"{source}: onchip_chl")
+    chosen = rule or learn_raw.get("rule", "dfa")
+    if chosen not in RULES:
+        raise NeurocreditError(f"{source}: learn.rule {chosen!r} is not one of {', '.join(RULES)}")
+    if learn_raw.get("backend", "emulator") not in BACKENDS:
+        raise NeurocreditError(f"{source}: learn.backend must be one of {', '.join(BACKENDS)}")
+    return (chl if chosen == "chl" else dfa), dict(learn_raw)
+
+
+def load_onchip_config(path: str | Path, rule: Optional[str] = None) -> tuple[Any, Any, dict[str, Any]]:
+    """A YAML config with the usual sections plus the on-chip ones (:func:`onchip_sections`).
+    Returns ``(Config, options of the rule, learn settings)``."""
+    import yaml
+
+    from neurocredit.config import ONCHIP_SECTIONS, load_config
+
+    config = load_config(path)  # validates the on-chip sections too
+    raw = yaml.safe_load(Path(config.path).read_text())
+    options, settings = onchip_sections({key: raw.get(key) for key in ONCHIP_SECTIONS}, str(config.path), rule)
+    return config, options, settings
