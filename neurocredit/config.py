@@ -115,11 +115,20 @@ class Config:
         return dataclasses.replace(self, training=dataclasses.replace(self.training, **changes))
 
 
+ONCHIP_SECTIONS = ("onchip", "onchip_chl", "learn")
+
+
 def parse_config(raw: Any, source: str = "<config>") -> Config:
     """A validated :class:`Config` from already-parsed YAML."""
     if not isinstance(raw, dict):
         raise NeurocreditError(f"{source}: a config must be a mapping with name, data, network, rule, training")
     raw = dict(raw)
+    # On-chip learning sections (neurocredit.learn: `neurocredit learn CONFIG`), checked there.
+    onchip = {key: raw.pop(key) for key in ONCHIP_SECTIONS if key in raw}
+    if onchip:
+        from neurocredit.learn.session import onchip_sections
+
+        onchip_sections(onchip, source)
     rule_raw = raw.get("rule")
     if not isinstance(rule_raw, dict) or not isinstance(rule_raw.get("name"), str):
         raise NeurocreditError(f"{source}: rule must be a mapping with a 'name' (bp, dfa, sigprop, chl)")

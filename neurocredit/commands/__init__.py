@@ -19,4 +19,5 @@ COMMANDS = [
     "sweep",
     "nir_export",
     "nir_import",
+    "learn",
 ]

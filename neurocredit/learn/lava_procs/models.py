@@ -1,0 +1,226 @@
+"""ProcessModels of :mod:`neurocredit.learn.lava_procs`, ``floating_pt`` and ``fixed_pt``.
+
+The DFA neurons subclass Lava's ``LearningNeuronModelFloat``/``LearningNeuronModelFixed`` and
+``AbstractPyLifModelFloat``/``AbstractPyLifModelFixed`` (as Lava's three-factor tutorial does):
+``run_spk`` clears u and v at the first step of every sample, runs Lava's own LIF update
+(``super().run_spk()``), then computes the third factor with the functions of
+:mod:`neurocredit.learn.neurons` -- the same code the emulator runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.neuron import LearningNeuronModelFixed, LearningNeuronModelFloat
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
+
+from neurocredit.learn.lava_procs.process import ChlLIF, DfaHiddenLIF, DfaOutputLIF, TraceReplay
+from neurocredit.learn.neurons import (
+    ChlNeuronParameters,
+    DfaNeuronParameters,
+    chl_nudge,
+    chl_traces,
+    hidden_third_factor,
+    output_third_factor,
+)
+
+
+def _params(proc_params) -> DfaNeuronParameters:
+    values = {name: proc_params.get(name, None) for name in DfaNeuronParameters._fields}
+    return DfaNeuronParameters(**{name: int(value) for name, value in values.items() if value is not None})
+
+
+class _DfaMixin:
+    """The per-sample reset and the y sending shared by the four DFA neuron models (``fixed``
+    comes from the LIF base class, which follows this mixin in the MRO)."""
+
+    def _setup(self) -> None:
+        self._dfa = _params(self.proc_params)
+        self._phase = 0
+
+    def _begin_step(self) -> None:
+        self._phase = (self.time_step - 1) % self._dfa.period
+        if self._phase == 0:
+            self.u[:] = 0
+            self.v[:] = 0
+
+    def _send_traces(self, y2, y3) -> None:
+        self.y2 = y2
+        self.y3 = y3
+        self.s_out_bap.send(self.s_out_buff)
+        self.s_out_y1.send(self.y1)
+        self.s_out_y2.send(self.y2)
+        self.s_out_y3.send(self.y3)
+
+
+class _HiddenMixin(_DfaMixin):
+    def run_spk(self) -> None:
+        self._begin_step()
+        super().run_spk()
+        feedback = self.a_third_factor_in.recv()
+        y2, y3 = hidden_third_factor(self._dfa, self._phase, feedback, self.s_out_buff, self.v, self.fixed)
+        self._send_traces(y2, y3)
+
+
+class _OutputMixin(_DfaMixin):
+    def run_spk(self) -> None:
+        self._begin_step()
+        if self._phase == 0:
+            self._trace = np.zeros(self.v.shape, np.int32 if self.fixed else np.float64)
+        super().run_spk()
+        target = self.a_third_factor_in.recv()
+        self._trace, error, y2, y3 = output_third_factor(self._dfa, self._phase, self._trace, self.s_out_buff,
+                                                         target, self.fixed)
+        self.s_out_error.send(error)
+        self._send_traces(y2, y3)
+
+
+class _ChlMixin:
+    """STDP-style CHL: per-sample reset, the output nudge on v, the y1 spike trace and the phase
+    sign in y2/y3 (:mod:`neurocredit.learn.neurons`)."""
+
+    def _setup(self) -> None:
+        values = {name: self.proc_params.get(name, None) for name in ChlNeuronParameters._fields}
+        self._chl = ChlNeuronParameters(**{name: (float(v) if name == "sign_level" else int(v))
+                                           for name, v in values.items() if v is not None})
+        self._output = bool(self.proc_params.get("output", 0))
+        self._trace = None
+
+    def run_spk(self) -> None:
+        phase = (self.time_step - 1) % self._chl.period
+        if phase == 0:
+            self.u[:] = 0
+            self.v[:] = 0
+            self._trace = np.zeros(self.v.shape, np.int32 if self.fixed else np.float64)
+        if self._output:  # hidden populations leave a_third_factor_in unconnected
+            target = self.a_third_factor_in.recv()
+            self.v[:] = self.v + chl_nudge(self._chl, phase, target, self.fixed)
+        super().run_spk()
+        self._trace, y2, y3 = chl_traces(self._chl, phase, self._trace, self.s_out_buff, self.fixed)
+        self.y1 = self._trace.copy()
+        self.y2 = y2
+        self.y3 = y3
+        self.s_out_bap.send(self.s_out_buff)
+        self.s_out_y1.send(self.y1)
+        self.s_out_y2.send(self.y2)
+        self.s_out_y3.send(self.y3)
+
+
+class _FixedLif(LearningNeuronModelFixed, AbstractPyLifModelFixed):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    vth: int = LavaPyType(int, np.int32, precision=17)
+    fixed = True
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.effective_vth = 0
+        self.s_out_buff = np.zeros(proc_params["shape"], bool)
+        self._setup()
+
+    def scale_threshold(self):
+        self.effective_vth = np.left_shift(self.vth, self.vth_shift)
+        self.isthrscaled = True
+
+    def spiking_activation(self):
+        return self.v > self.effective_vth
+
+
+class _FloatLif(LearningNeuronModelFloat, AbstractPyLifModelFloat):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    vth: float = LavaPyType(float, float)
+    fixed = False
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.s_out_buff = np.zeros(proc_params["shape"], bool)
+        self._setup()
+
+    def spiking_activation(self):
+        return self.v > self.vth
+
+
+@implements(proc=DfaHiddenLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyDfaHiddenFixed(_HiddenMixin, _FixedLif):
+    pass
+
+
+@implements(proc=DfaHiddenLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyDfaHiddenFloat(_HiddenMixin, _FloatLif):
+    pass
+
+
+@implements(proc=DfaOutputLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyDfaOutputFixed(_OutputMixin, _FixedLif):
+    s_out_error: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+
+@implements(proc=DfaOutputLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyDfaOutputFloat(_OutputMixin, _FloatLif):
+    s_out_error: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+
+@implements(proc=ChlLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyChlFixed(_ChlMixin, _FixedLif):
+    pass
+
+
+@implements(proc=ChlLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyChlFloat(_ChlMixin, _FloatLif):
+    pass
+
+
+class _ReplayModel(PyLoihiProcessModel):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._bap = None
+        self._y = None
+
+    def run_spk(self) -> None:
+        if self._bap is None:
+            steps, n = int(self.proc_params["steps"]), int(self.proc_params["shape"][0])
+            self._bap = np.memmap(self.proc_params["bap_path"], dtype=np.uint8, mode="r", shape=(steps, n))
+            self._y = np.memmap(self.proc_params["y_path"], dtype=self.proc_params["dtype"], mode="r",
+                                shape=(steps, 3, n))
+        row = min(self.time_step - 1, self._bap.shape[0] - 1)
+        self.s_out_bap.send(np.asarray(self._bap[row]).astype(bool))
+        y = np.asarray(self._y[row])
+        self.s_out_y1.send(y[0])
+        self.s_out_y2.send(y[1])
+        self.s_out_y3.send(y[2])
+
+
+@implements(proc=TraceReplay, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyTraceReplayFixed(_ReplayModel):
+    s_out_bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+    s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+
+
+@implements(proc=TraceReplay, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyTraceReplayFloat(_ReplayModel):
+    s_out_bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool)
+    s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)

@@ -1,0 +1,189 @@
+"""On-chip spiking DFA: the emulator network equals Lava (fixed point bit for bit, floating point to
+1e-9), it raises digits accuracy from random hidden weights, and `neurocredit learn` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurocredit.cli import main
+from neurocredit.learn.onchip import DfaEmulator, OnChipOptions, encode_stream, make_dfa_plan
+from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
+
+CONFIG = "models/digits-dfa-onchip.yaml"
+
+
+def _tiny_network(seed=3):
+    rng = np.random.default_rng(seed)
+    return Network(init_layers((12, 8, 3), rng, gain=2.0), NeuronSpec("lif", lif=LIFParameters(du=0.5, dv=0.2)),
+                   EncoderSpec("bernoulli", steps=10, seed=0))
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_pt", "floating_pt"])
+def test_dfa_network_emulator_equals_lava(fixed):
+    from neurocredit.learn.lava_run import run_dfa_network
+
+    network = _tiny_network()
+    rng = np.random.default_rng(4)
+    x, y = rng.random((6, 12)), rng.integers(0, 3, 6)
+    # large rates so that every layer changes a lot in 60 steps
+    options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1, feedback_shift=3,
+                            settle=2)
+    plan = make_dfa_plan(network, options, fixed=fixed)
+    spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level, fixed=fixed)
+    emulator = DfaEmulator(plan)
+    counts = emulator.run(spikes, targets)
+    lava = run_dfa_network(plan, spikes, targets)
+    np.testing.assert_array_equal(counts, lava.output_counts)
+    assert counts.sum() > 0
+    for ours, theirs, start in zip(emulator.weights, lava.weights, [layer.weights for layer in plan.layers]):
+        assert np.count_nonzero(ours != start) > start.size // 4
+        if fixed:
+            np.testing.assert_array_equal(ours, theirs)
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+
+
+@pytest.mark.timeout(120)
+def test_onchip_dfa_in_the_emulator_raises_digits_accuracy_from_random_hidden_weights():
+    from neurocredit.config import build_network
+    from neurocredit.data import load_dataset
+    from neurocredit.learn.session import learn_on_chip, load_onchip_config
+
+    config, options, _ = load_onchip_config(CONFIG)
+    dataset = load_dataset("digits")
+    network = build_network(config, 64, 10, seed=0)
+    report = learn_on_chip(network, dataset.x_train, dataset.y_train, dataset.x_test[:200], dataset.y_test[:200],
+                           options, backend="emulator", fixed=True, epochs=1, limit=300)
+    assert report.accuracy_before < 0.2
+    assert report.accuracy_after >= 0.4  # 4x chance after 300 samples (measured 44.5 %)
+    assert report.counts["synapse_updates"] == 300 * 20 * (64 * 100 + 100 * 10)
+    # the hidden layer learned too (it started random)
+    start = make_dfa_plan(network, options).layers[0].weights
+    learned = make_dfa_plan(report.network, options)  # re-quantized from the saved float weights
+    assert learned.layers[0].weights.shape == start.shape
+    assert np.mean(report.network.layers[0].weight != network.layers[0].weight) > 0.5
+
+
+def test_learn_command_from_a_config_saves_and_reports(tmp_path, capsys):
+    from neurocredit.io import load_network
+
+    out = tmp_path / "learned.h5"
+    assert main(["learn", CONFIG, "--limit", "20", "--test-limit", "40", "--epochs", "1", "-o", str(out),
+                 "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["samples"] == 20 and payload["test_samples"] == 40
+    assert payload["mode"] == "fixed_pt" and payload["backend"] == "emulator"
+    assert payload["counts"]["epochs"] == 20 * 20 * 2
+    assert payload["energy"]["loihi2"]["proxy"] is True
+    assert payload["energy"]["loihi2"]["operations"] == payload["counts"]["synapse_updates"]
+    network = load_network(out)
+    assert network.sizes == (64, 100, 10)
+    assert network.provenance["onchip_rule"] == "dfa"
+
+
+def test_learn_command_rejects_a_rate_network(tmp_path, capsys):
+    from neurocredit.io import save_network
+
+    rate = Network(init_layers((64, 10, 10), np.random.default_rng(0)))
+    path = save_network(rate, tmp_path / "rate.h5")
+    assert main(["learn", str(path), "--limit", "5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "spiking (lif) network" in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(120)
+def test_learn_command_both_backends_agree_bit_for_bit(tmp_path, capsys):
+    out = tmp_path / "learned.h5"
+    assert main(["learn", CONFIG, "--backend", "both", "--limit", "2", "--test-limit", "20", "-o", str(out),
+                 "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    size = 64 * 100 + 100 * 10
+    assert payload["agreement"]["equal_weights"] == f"{size}/{size}"
+    assert payload["seconds"]["lava"] > payload["seconds"]["emulator"]
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_pt", "floating_pt"])
+def test_chl_network_emulator_equals_lava(fixed):
+    from neurocredit.learn.lava_run import run_chl_network
+    from neurocredit.learn.onchip import ChlEmulator, ChlOptions, encode_chl_stream, make_chl_plan
+
+    network = _tiny_network().replace(encoder=EncoderSpec("bernoulli", steps=8, seed=0))
+    rng = np.random.default_rng(5)
+    x, y = rng.random((5, 12)), rng.integers(0, 3, 5)
+    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, settle=2), fixed=fixed)
+    assert plan.layers[0].rule.decimate_exponent == 4  # the tag moves to the weight every 16 steps
+    spikes, targets = encode_chl_stream(plan, x, y, np.arange(5))
+    emulator = ChlEmulator(plan)
+    counts = emulator.run(spikes, targets)
+    lava = run_chl_network(plan, spikes, targets)
+    np.testing.assert_array_equal(counts, lava.output_counts)
+    for ours, theirs, start in zip(emulator.weights, lava.weights, [layer.weights for layer in plan.layers]):
+        assert np.count_nonzero(ours != start) > 0
+        if fixed:
+            np.testing.assert_array_equal(ours, theirs)
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+
+
+def test_chl_tag_moves_to_the_weight_only_at_the_end_of_a_sample():
+    from neurocredit.learn.onchip import ChlEmulator, ChlOptions, encode_chl_stream, make_chl_plan
+
+    network = _tiny_network().replace(encoder=EncoderSpec("bernoulli", steps=8, seed=0))
+    plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, settle=2), fixed=True)
+    rng = np.random.default_rng(6)
+    spikes, targets = encode_chl_stream(plan, rng.random((1, 12)), np.array([1]), np.array([0]))
+    emulator = ChlEmulator(plan)
+    start = emulator.weights
+    for t in range(plan.period - 1):
+        emulator.step(spikes[t], targets[t])
+        assert all(np.array_equal(a, b) for a, b in zip(emulator.weights, start))
+    assert any(np.count_nonzero(engine.tag_1) for engine in emulator.engines)
+    emulator.step(spikes[-1], targets[-1])
+    assert any(not np.array_equal(a, b) for a, b in zip(emulator.weights, start))
+
+
+def test_chl_needs_a_power_of_two_sample_period():
+    from neurocredit.errors import NeurocreditError
+    from neurocredit.learn.onchip import ChlOptions, make_chl_plan
+
+    with pytest.raises(NeurocreditError, match="power of two"):
+        make_chl_plan(_tiny_network(), ChlOptions())  # 10 steps -> a 20-step sample
+
+
+def test_learn_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["learn", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--on", "--rule", "--backend", "--fixed-point", "--floating-point", "--epochs", "--limit", "-o"):
+        assert option in text
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed_pt", "floating_pt"])
+def test_unlearned_weights_map_back_to_the_quantized_network(fixed):
+    # float plans hold w * 2**weight_exp; both modes must give back the same float Network
+    network = _tiny_network()
+    plan = make_dfa_plan(network, OnChipOptions(), fixed=fixed)
+    back = plan.learned_network([layer.weights for layer in plan.layers])
+    for learned, quantized in zip(back.layers, plan.quantized.layers):
+        expected = ((quantized.weights.astype(np.int64) >> 1) << 1) * 2.0 ** (quantized.weight_exp + 6) / quantized.scale
+        np.testing.assert_allclose(learned.weight, expected, rtol=1e-6)
+
+
+def test_unknown_onchip_keys_are_one_error_naming_the_file(tmp_path):
+    from neurocredit.config import load_config
+    from neurocredit.errors import NeurocreditError
+
+    text = open(CONFIG).read().replace("  settle: 4\n", "  settle: 4\n  setle: 3\n")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(NeurocreditError, match=r"bad\.yaml: onchip.*setle"):
+        load_config(path)
