@@ -173,6 +173,13 @@ def step_spiking_sigprop() -> None:
     print(f"  learning-signal projection {projection.shape[0]}x{projection.shape[1]} saved with the network")
 
 
+def step_onchip_dfa() -> None:
+    """On-chip spiking DFA (:func:`neurocredit.learn.demo.step_onchip_dfa`)."""
+    from neurocredit.learn.demo import step_onchip_dfa as run
+
+    run()
+
+
 STEPS = [
     ("rate network, direct feedback alignment (digits)", step_rate_dfa),
     ("spiking LIF network, online spiking DFA (digits), evaluated in Norse", step_spiking_dfa),
@@ -182,6 +189,8 @@ STEPS = [
      step_spiking_chl),
     ("spiking LIF network, signal propagation without surrogate gradients (digits), evaluated in Norse",
      step_spiking_sigprop),
+    ("on-chip learning: spiking DFA in the emulator of Lava's fixed-point learning engine (digits), checked "
+     "against Lava", step_onchip_dfa),
     ("energy and spike-count report (digits): markdown here, HTML to models/out/digits-report.html", step_report),
 ]
 
