@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from neurocredit.learn.demo import step_onchip_dfa
+
 OUT = Path("models/out")
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -171,13 +173,6 @@ def step_spiking_sigprop() -> None:
     network, _ = _train_spiking_and_simulate("digits-sigprop-snn")
     projection = network.extras["sigprop/signal_projection"]
     print(f"  learning-signal projection {projection.shape[0]}x{projection.shape[1]} saved with the network")
-
-
-def step_onchip_dfa() -> None:
-    """On-chip spiking DFA (:func:`neurocredit.learn.demo.step_onchip_dfa`)."""
-    from neurocredit.learn.demo import step_onchip_dfa as run
-
-    run()
 
 
 STEPS = [
