@@ -110,6 +110,8 @@ def choose_lanes(network: Network, samples: int) -> int:
         if lanes < 1:
             raise NeurocreditError(f"{LANES_ENV}={wanted!r} must be a positive integer")
         return max(1, min(lanes, samples))
+    if any(layer.kind == "conv2d" for layer in network.layers):
+        return 1  # a conv population is one (X, Y, C) map: no block-diagonal lanes
     largest = max(layer.n_in * layer.n_out for layer in network.layers)
     lanes = int(math.isqrt(max(1, LANE_WEIGHT_BUDGET // max(1, largest))))
     return max(1, min(MAX_LANES, lanes, samples))
@@ -157,6 +159,27 @@ class LavaGraph(NamedTuple):
     state_files: list[tuple[Path, Path]]
 
 
+def lava_positions(shape: tuple[int, ...]) -> np.ndarray:
+    """For a population of our ``shape``: ``P[p]`` = our flat index (C order of (C, H, W)) of the
+    neuron at Lava's flat position ``p`` (C order of Lava's (X, Y, C) = (W, H, C)). Identity for
+    a 1-D population. Ours -> Lava: ``rows[..., P]``; Lava -> ours: ``rows[..., argsort(P)]``."""
+    if len(shape) != 3:
+        return np.arange(int(np.prod(shape)))
+    return np.arange(int(np.prod(shape))).reshape(shape).transpose(2, 1, 0).ravel()
+
+
+def lava_shape(shape: tuple[int, ...], lanes: int = 1) -> tuple[int, ...]:
+    """Lava's shape of a population: (W, H, C) for our (C, H, W); (lanes * n,) for (n,)."""
+    return tuple(int(n) for n in shape[::-1]) if len(shape) == 3 else (lanes * int(shape[0]),)
+
+
+def lava_conv_kernel(weight: np.ndarray) -> np.ndarray:
+    """Our OIHW cross-correlation kernel as Lava's ``Conv`` weight (C_out, W, H, C_in): Lava
+    computes a true convolution (``scipy.signal.convolve2d``), so the kernel is flipped in both
+    spatial axes, then transposed (lava/proc/conv/utils.py; lava-dl netx does the same)."""
+    return np.ascontiguousarray(np.asarray(weight)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
+
+
 def _block_diagonal(matrix: np.ndarray, lanes: int) -> np.ndarray:
     return matrix if lanes == 1 else np.kron(np.eye(lanes, dtype=matrix.dtype), matrix)
 
@@ -165,6 +188,7 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
                 lanes: int, folder: Path, input_dtype: str, record_states: bool) -> LavaGraph:
     """Create the Lava processes (not compiled yet). ``quantized`` is used in ``fixed_pt``."""
     import_lava()
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.io.reset import Reset
     from lava.proc.lif.process import LIF, LIFReset
@@ -173,7 +197,8 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource, VarFileProbe
 
     total = windows * steps
-    source = SpikeFileSource(shape=(lanes * network.n_inputs,), path=str(folder / "input.bin"), steps=total,
+    shapes = network.shapes
+    source = SpikeFileSource(shape=lava_shape(shapes[0], lanes), path=str(folder / "input.bin"), steps=total,
                              dtype=input_dtype)
     graded = input_dtype != "uint8"
     params = network.neuron.lif
@@ -182,24 +207,47 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
     for index, layer in enumerate(network.layers):
         name = layer.name or f"layer{index + 1}"
         width = lanes * layer.n_out
+        population = lava_shape(shapes[index + 1], lanes)
+
+        def to_population(values):
+            """Per-neuron values (ours, tiled over lanes) in Lava's order and shape."""
+            if len(shapes[index + 1]) != 3:
+                return np.tile(np.asarray(values), lanes)
+            return np.asarray(values)[lava_positions(shapes[index + 1])].reshape(population)  # lanes == 1
+
+        if layer.kind == "dense" and len(shapes[index]) == 3:
+            previous = previous.flatten()  # Lava's (X, Y, C) order: the columns are permuted below
+        columns = lava_positions(shapes[index])
+        message_bits = GRADED_MESSAGE_BITS if (graded and index == 0) else 0
         if mode == "fixed_pt":
             fixed = quantized.layers[index]
-            dense = Dense(weights=_block_diagonal(fixed.weights.astype(np.int32), lanes), name=f"{name}.dense",
-                          weight_exp=int(fixed.weight_exp), num_weight_bits=int(fixed.num_weight_bits),
-                          sign_mode=SignMode[fixed.sign_mode.upper()])
-            neuron_args = dict(shape=(width,), du=int(quantized.du), dv=int(quantized.dv), vth=int(fixed.vth),
-                               bias_mant=np.tile(fixed.bias_mant, lanes), bias_exp=np.tile(fixed.bias_exp, lanes))
+            if layer.kind == "conv2d":
+                dense = Conv(weight=lava_conv_kernel(fixed.weights).astype(np.int32), weight_exp=0,
+                             input_shape=lava_shape(shapes[index]), padding=layer.padding[::-1],
+                             stride=layer.stride[::-1], num_weight_bits=int(fixed.num_weight_bits),
+                             name=f"{name}.conv")
+            else:
+                dense = Dense(weights=_block_diagonal(fixed.weights.astype(np.int32)[:, columns], lanes),
+                              name=f"{name}.dense", weight_exp=int(fixed.weight_exp),
+                              num_weight_bits=int(fixed.num_weight_bits), sign_mode=SignMode[fixed.sign_mode.upper()])
+            neuron_args = dict(shape=population, du=int(quantized.du), dv=int(quantized.dv), vth=int(fixed.vth),
+                               bias_mant=to_population(fixed.bias_mant), bias_exp=to_population(fixed.bias_exp))
         else:
-            dense = Dense(weights=_block_diagonal(layer.weight.astype(np.float64), lanes), name=f"{name}.dense",
-                          num_message_bits=GRADED_MESSAGE_BITS if (graded and index == 0) else 0)
-            neuron_args = dict(shape=(width,), du=float(params.du), dv=float(params.dv), vth=float(params.vth),
-                               bias_mant=np.tile(layer.bias.astype(np.float64), lanes), bias_exp=0)
+            if layer.kind == "conv2d":
+                dense = Conv(weight=lava_conv_kernel(layer.weight.astype(np.float64)),
+                             input_shape=lava_shape(shapes[index]), padding=layer.padding[::-1],
+                             stride=layer.stride[::-1], num_message_bits=message_bits, name=f"{name}.conv")
+            else:
+                dense = Dense(weights=_block_diagonal(layer.weight.astype(np.float64)[:, columns], lanes),
+                              name=f"{name}.dense", num_message_bits=message_bits)
+            neuron_args = dict(shape=population, du=float(params.du), dv=float(params.dv), vth=float(params.vth),
+                               bias_mant=to_population(layer.neuron_bias.astype(np.float64)), bias_exp=0)
         if windows > 1:
             # u, v <- 0 before the first step of each window (time_step % steps == 1, 1-based).
             neuron = LIFReset(reset_interval=steps, reset_offset=1 % steps, name=f"{name}.lif", **neuron_args)
             # a_buff <- 0 after the last step of each window ((time_step - 1) % steps == steps - 1).
             reset = Reset(reset_value=0, interval=steps, offset=steps - 1)
-            reset.connect_var(dense.a_buff)
+            reset.connect_var(dense.a_buf if layer.kind == "conv2d" else dense.a_buff)
             resets.append(reset)
         else:
             neuron = LIF(name=f"{name}.lif", **neuron_args)
@@ -207,7 +255,7 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
         dense.a_out.connect(neuron.a_in)
         spike_file = folder / f"spikes{index}.bin"
         np.memmap(spike_file, dtype=np.uint8, mode="w+", shape=(total, width)).flush()
-        sink = SpikeFileSink(shape=(width,), path=str(spike_file), steps=total)
+        sink = SpikeFileSink(shape=population, path=str(spike_file), steps=total)
         neuron.s_out.connect(sink.a_in)
         if record_states:
             state_dtype = np.int32 if mode == "fixed_pt" else np.float64
@@ -307,7 +355,7 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
     with tempfile.TemporaryDirectory(prefix="neurocredit-lava-") as temp:
         folder = Path(temp)
         input_dtype = "uint8" if binary else "float32"
-        rows = to_lanes(inputs.astype(input_dtype), lanes)
+        rows = to_lanes(inputs.astype(input_dtype)[:, :, lava_positions(network.shapes[0])], lanes)
         np.asarray(rows).tofile(folder / "input.bin")
         graph = build_graph(network, quantized, mode, steps, windows, lanes, folder, input_dtype, record_states)
         runtime = None
@@ -330,15 +378,21 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
             if bar is not None:
                 bar.close()
             widths = [lanes * layer.n_out for layer in network.layers]
-            spikes = [from_lanes(_read_rows(path, np.uint8, total, width), steps, batch, lanes).astype(bool)
-                      for path, width in zip(graph.spike_files, widths)]
+            # Lava's (X, Y, C) order back to ours (identity for 1-D populations)
+            ours = [np.argsort(lava_positions(shape)) for shape in network.shapes[1:]]
+
+            def read(path, dtype, width, order):
+                return from_lanes(_read_rows(path, dtype, total, width), steps, batch, lanes)[:, :, order]
+
+            spikes = [read(path, np.uint8, width, order).astype(bool)
+                      for path, width, order in zip(graph.spike_files, widths, ours)]
             currents = voltages = None
             if record_states:
                 dtype = np.int32 if mode == "fixed_pt" else np.float64
-                currents = [from_lanes(_read_rows(pair[0], dtype, total, w), steps, batch, lanes).astype(np.float64)
-                            for pair, w in zip(graph.state_files, widths)]
-                voltages = [from_lanes(_read_rows(pair[1], dtype, total, w), steps, batch, lanes).astype(np.float64)
-                            for pair, w in zip(graph.state_files, widths)]
+                currents = [read(pair[0], dtype, w, order).astype(np.float64)
+                            for pair, w, order in zip(graph.state_files, widths, ours)]
+                voltages = [read(pair[1], dtype, w, order).astype(np.float64)
+                            for pair, w, order in zip(graph.state_files, widths, ours)]
         finally:
             stop_runtime(runtime if runtime is not None else getattr(graph.source, "runtime", None))
     result = RunRecord.from_rasters("lava", network, inputs, spikes, voltages, currents, record)

@@ -48,7 +48,7 @@ def layer_rows(report: dict) -> list[list[str]]:
     if report["input"] is not None:
         source = report["input"]
         rate = "–" if source["firing_rate"] is None else f"{source['firing_rate']:.4f}"
-        rows.append(["input", number(source["neurons"]), "–", number(report["layers"][0]["neurons"]),
+        rows.append(["input", number(source["neurons"]), "–", number(source.get("fan_out", report["layers"][0]["neurons"])),
                      number(source["spikes_per_sample"], 2), rate, "–", "–"])
     for layer in report["layers"]:
         rate = "–" if layer["firing_rate"] is None else f"{layer['firing_rate']:.4f}"

@@ -21,7 +21,9 @@ delays every Dense by one step. This backend steps the layers through
 :func:`neurocredit.neurons.delayed_step`, so layer ``i`` sees its input ``i`` steps late, exactly
 as in Lava.
 
-Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
+Conv2d layers run ``torch.nn.functional.conv2d`` on the (C, H, W) view of the flattened
+population (its weights divided by ``dv`` like a Dense's; ``v_leak`` per neuron from the
+channel bias). Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import warnings
 
 import numpy as np
 
+from neurocredit.conv import torch_synaptic_input
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import LIFParameters, Network
 from neurocredit.neurons import delayed_step
@@ -95,11 +98,13 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
     params = network.neuron.lif
 
     def population(index: int, layer):
-        cell = norse.LIFCell(p=norse_lif_parameters(params, np.asarray(layer.bias, np.float64), dtype, device), dt=1.0)
+        bias = np.asarray(layer.neuron_bias, np.float64)  # a conv's bias per channel, repeated per position
+        cell = norse.LIFCell(p=norse_lif_parameters(params, bias, dtype, device), dt=1.0)
         weight = torch.as_tensor(layer.weight, dtype=dtype, device=device) / params.dv
 
         def step(state, previous):
-            spikes, state = cell(previous[index] @ weight.T, state)
+            # Dense: s W^T; Conv2d: torch conv2d on the (C, H, W) view (neurocredit.conv)
+            spikes, state = cell(torch_synaptic_input(layer, weight, previous[index]), state)
             return state, spikes
 
         return step
