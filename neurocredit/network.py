@@ -289,7 +289,7 @@ def _check_array(label: str, array: Any, ndim: int) -> np.ndarray:
 class Network:
     """Layers + neuron model + encoder + readout + rule arrays + provenance (see module doc)."""
 
-    layers: tuple[Layer, ...]
+    layers: tuple[AnyLayer, ...]  # Dense (Layer) and Conv2d
     neuron: NeuronSpec = field(default_factory=NeuronSpec)
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     readout: ReadoutSpec = field(default_factory=ReadoutSpec)
