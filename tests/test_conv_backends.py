@@ -143,14 +143,21 @@ def test_the_wrapping_network_really_wraps_its_conv_buffer():
 
 @pytest.mark.needs_lava
 @pytest.mark.timeout(240)
-def test_lava_floating_point_equals_the_reference():
+@pytest.mark.parametrize("encoder", ["bernoulli", "current"])
+def test_lava_floating_point_equals_the_reference(encoder):
+    """Spikes, and graded input (the current encoder: Conv with num_message_bits > 0)."""
     from neurocredit.deploy import lava_backend
 
     network = asymmetric_conv_network(1)
+    if encoder == "current":
+        network = network.replace(encoder=EncoderSpec("current", 10, 0.5, 0))
     inputs = spike_inputs(network, 3, 1)
+    assert (len(np.unique(inputs)) > 2) == (encoder == "current")
     reference = reference_backend.run(network, inputs, ALL)
     lava = lava_backend.run(network, inputs, ALL, mode="floating_pt", target="none")
     assert_same_spikes(reference, lava)
+    if encoder == "current":
+        assert_same_spikes(reference, brian2_backend.run(network, inputs, ALL))
 
 
 @pytest.mark.needs_lava
