@@ -122,15 +122,17 @@ def dense_matrix(layer) -> np.ndarray:
 
 def conv_forward(layer, inputs: np.ndarray, weight: Any = None) -> np.ndarray:
     """``a = K (*) s`` for a batch: ``inputs`` (..., n_in) -> (..., n_out), by im2col and one
-    matrix product per output channel block (numpy; ``weight`` overrides ``layer.weight``, e.g.
-    with integers held as float64)."""
+    matrix product (numpy; ``weight`` overrides ``layer.weight``, e.g. with integers held as
+    float64)."""
     weight = np.asarray(layer.weight if weight is None else weight)
-    columns = layer_im2col(layer)
+    columns = layer_im2col(layer)  # (taps, positions)
     lead = inputs.shape[:-1]
     flat = inputs.reshape(-1, inputs.shape[-1])
     padded = np.concatenate([flat, np.zeros((flat.shape[0], 1), dtype=flat.dtype)], axis=1)
-    patches = padded[:, columns]  # (batch, taps, positions); -1 reads the appended zero
-    result = np.matmul(weight.reshape(weight.shape[0], -1).astype(np.result_type(weight, flat)), patches)
+    patches = padded[:, columns.T]  # (batch, positions, taps); -1 reads the appended zero
+    kernel = weight.reshape(weight.shape[0], -1).astype(np.result_type(weight, flat))  # (C_out, taps)
+    result = patches.reshape(-1, columns.shape[0]) @ kernel.T  # (batch * positions, C_out)
+    result = result.reshape(flat.shape[0], columns.shape[1], kernel.shape[0]).transpose(0, 2, 1)
     return result.reshape(*lead, -1)
 
 
