@@ -17,8 +17,9 @@ Per step, per layer, in Lava's order (all integers; ``M = 2**23``)::
     s = v > (vth << 6);  v[s] = 0
 
 A ``Conv2d`` layer reproduces ``lava.proc.conv.models.PyConvModelFixed`` instead: ``a_buff`` is
-the integer cross-correlation of the spikes with the kernel (im2col, :mod:`neurocredit.conv`),
-wrapped modulo 2**24, with no weight exponent (:func:`conv_accumulate`).
+the integer cross-correlation of the spikes with the kernel (a sparse product over the conv's
+synapses, :mod:`neurocredit.conv`), wrapped modulo 2**24, with no weight exponent
+(:func:`conv_accumulate`).
 
 Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
 (:func:`lava_dense_weights`). The spike sums are computed with a float BLAS matrix product,
@@ -126,30 +127,43 @@ def signed_wrap(values: np.ndarray, bits: int) -> np.ndarray:
     return (np.asarray(values, dtype=np.int64) + half) % (2 * half) - half
 
 
-def conv_accumulate(spikes: np.ndarray, layer: FixedLayer) -> np.ndarray:
+def conv_matrix(layer: FixedLayer):
+    """The integer kernel of a conv layer as a sparse (n_in, n_out) float64 CSR matrix: one entry
+    per synapse (kernel tap x position, padding excluded; :func:`neurocredit.conv.conv_synapses`)."""
+    import scipy.sparse
+
+    from neurocredit.conv import conv_synapses
+
+    pre, post, tap = conv_synapses(layer.spec)
+    values = layer.weights.astype(np.float64).ravel()[tap]
+    return scipy.sparse.csr_matrix((values, (pre, post)), shape=(layer.n_in, layer.n_out))
+
+
+def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, matrix=None) -> np.ndarray:
     """What Lava's ``PyConvModelFixed`` puts in its buffer for ``spikes`` (..., n_in) 0/1: the
     integer cross-correlation with the kernel (no weight exponent, no clipping), wrapped modulo
     2**24 (``signed_clamp(x, 24)``): int32 (..., n_out) in our C order. The sums are exact: a
-    float64 product of 0/1 and integers below 2**31, each partial sum far below 2**53."""
-    from neurocredit.conv import conv_forward
-
-    summed = conv_forward(layer.spec, np.asarray(spikes, dtype=np.float64), layer.weights.astype(np.float64))
+    float64 sparse product (:func:`conv_matrix`) of 0/1 and integers below 2**31, each partial
+    sum far below 2**53."""
+    matrix = conv_matrix(layer) if matrix is None else matrix
+    spikes = np.asarray(spikes, dtype=np.float64)
+    summed = np.asarray(spikes.reshape(-1, layer.n_in) @ matrix).reshape(*spikes.shape[:-1], layer.n_out)
     return signed_wrap(np.rint(summed).astype(np.int64), LAVA.state_bits).astype(np.int32)
 
 
-def accumulate(spikes: np.ndarray, layer: FixedLayer, weights: Optional[np.ndarray]) -> np.ndarray:
+def accumulate(spikes: np.ndarray, layer: FixedLayer, weights) -> np.ndarray:
     """One layer's synaptic output for ``spikes``: :func:`dense_accumulate` or
-    :func:`conv_accumulate`."""
+    :func:`conv_accumulate` (``weights`` from :func:`_float_weights`)."""
     if layer.is_conv:
-        return conv_accumulate(spikes, layer)
+        return conv_accumulate(spikes, layer, weights)
     return dense_accumulate(spikes.astype(weights.dtype, copy=False), weights, layer.weight_exp)
 
 
-def _float_weights(layer: FixedLayer) -> Optional[np.ndarray]:
+def _float_weights(layer: FixedLayer):
     """(n_in, n_out) float matrix of Lava's effective weights; float32 when every partial sum
-    of a spike count is exact in float32, else float64. None for a conv layer."""
+    of a spike count is exact in float32, else float64. A conv layer: :func:`conv_matrix`."""
     if layer.is_conv:
-        return None
+        return conv_matrix(layer)
     weights = lava_dense_weights(layer.weights, layer.sign_mode, layer.num_weight_bits).T
     exact32 = float(np.max(np.abs(weights), initial=0)) * layer.n_in < 2**24
     return weights.astype(np.float32 if exact32 else np.float64)
@@ -175,8 +189,6 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
     )
     first = quantized.layers[0]
     width = max(n_inputs, first.n_out)
-    if first.is_conv:  # the im2col patches of every step
-        width = max(width, first.n_out * int(np.prod(first.weights.shape[1:])) // first.weights.shape[0])
     chunk = max(1, FIRST_LAYER_CHUNK_ELEMENTS // max(1, steps * width))
     for start in range(0, batch, chunk):
         stop = min(batch, start + chunk)
