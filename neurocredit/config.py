@@ -140,7 +140,7 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
 
     typed = [next(iter(item)) for item in config.network.layers if isinstance(item, dict) and len(item) == 1]
     variant = rule_spec(config.rule.name).variant(config.network.neuron.kind)
-    if not variant.trains_conv and ({"conv", "pool"} & set(typed)):
+    if not variant.trains_conv and ({"conv", "pool", "avgpool"} & set(typed)):
         raise NeurocreditError(f"{source}: network.layers: rule {config.rule.name!r} handles dense layers only; "
                                "train conv or pooled layers with rule bp")
     return config
@@ -230,7 +230,7 @@ def build_network(config: Config, n_inputs: int, n_outputs: int, seed: int,
     if config.network.layers:
         shape = input_shape_of(n_inputs, image_shape)
         kinds = {next(iter(item)) for item in config.network.layers if isinstance(item, dict) and item}
-        if ({"conv", "pool"} & kinds) and len(shape) != 3:
+        if ({"conv", "pool", "avgpool"} & kinds) and len(shape) != 3:
             raise NeurocreditError(
                 f"{config.path or config.name}: network.layers has conv/pool layers but the data set has no image "
                 f"shape (its {n_inputs} features are not an image); use an image data set (digits, mnist, "

@@ -357,6 +357,26 @@ class Network:
                     f"{what} handles dense layers only, but layer {index} ({layer.name or 'unnamed'}) is {kind}; {fix}"
                 )
 
+    def unfused(self, index: int) -> tuple[int, tuple[int, ...], "AnyLayer"]:
+        """Layer ``index`` as ``(pool, source_shape, layer)``: a ``pool x pool`` sum pool (stride
+        ``pool``) of the population of ``source_shape`` feeding it, then ``layer`` in its pooled
+        form (a plain Conv2d or Dense with ``pool = 1``, on the pooled shape). ``pool == 1``: the
+        layer itself. What an exporter writes as SumPool2d (+ Flatten) + layer."""
+        from neurocredit.conv import pooled_hw
+
+        layer, source = self.layers[index], tuple(self.shapes[index])
+        if layer.pool == 1:
+            return 1, source, layer
+        pool = layer.pool
+        weight = self.unfused_weight(index)
+        if layer.kind == "conv2d":
+            pooled = (source[0], *pooled_hw(source[1], source[2], pool))
+            plain = Conv2d(weight, layer.bias, pooled, tuple(s // pool for s in layer.stride),
+                           tuple(p // pool for p in layer.padding), layer.name)
+        else:
+            plain = Layer(weight, layer.bias, layer.name)
+        return pool, source, plain
+
     def unfused_weight(self, index: int) -> np.ndarray:
         """Layer ``index``'s weight in its pooled form (the layer after the pool): the layer's own
         weight when ``pool`` is 1 (see :mod:`neurocredit.conv`)."""
@@ -530,7 +550,7 @@ def init_layers(sizes: tuple[int, ...] | list[int], rng: np.random.Generator, ga
     return tuple(layers)
 
 
-LAYER_SPEC_KINDS = ("conv", "pool", "dense")
+LAYER_SPEC_KINDS = ("conv", "pool", "avgpool", "dense")
 
 
 def init_typed_layers(input_shape: tuple[int, ...], specs: list[dict], n_outputs: int, rng: np.random.Generator,
@@ -538,9 +558,10 @@ def init_typed_layers(input_shape: tuple[int, ...], specs: list[dict], n_outputs
     """Fresh layers from a list of layer specs (the config's ``network.layers``), then a dense
     output layer of ``n_outputs``:
 
-    * ``{"conv": {"channels": C, "kernel": k, "stride": 1, "padding": 0, "bias": True}}``
+    * ``{"conv": {"channels": C, "kernel": k, "stride": 1, "padding": 0}}``
       (kernel, stride and padding: one int or [rows, columns]);
-    * ``{"pool": p}``: a p x p sum pool, fused into the next synaptic layer;
+    * ``{"pool": p}``: a p x p sum pool, fused into the next synaptic layer; ``{"avgpool": p}``
+      the average pool (the same with the next layer's weights divided by p**2);
     * ``{"dense": n}``.
 
     Weights ~ U(+-gain/sqrt(fan_in)) of the pooled (unfused) layer, as torch initializes
@@ -551,25 +572,25 @@ def init_typed_layers(input_shape: tuple[int, ...], specs: list[dict], n_outputs
 
     layers: list[AnyLayer] = []
     shape = tuple(int(n) for n in input_shape)
-    pool = 1
+    pool, average = 1, False
     counters = {"conv": 0, "fc": 0}
     items = list(specs) + [{"dense": int(n_outputs)}]
     for position, spec in enumerate(items):
         where = f"layers[{position}]" if position < len(specs) else "output layer"
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in LAYER_SPEC_KINDS:
             raise NeurocreditError(f"{where}: {spec!r} must be one of {{conv: {{channels, kernel, stride, padding}}}}, "
-                                   "{pool: p}, {dense: n}")
+                                   "{pool: p}, {avgpool: p}, {dense: n}")
         kind, value = next(iter(spec.items()))
-        if kind == "pool":
+        if kind in ("pool", "avgpool"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise NeurocreditError(f"{where}: pool must be an integer >= 2, got {value!r}")
+                raise NeurocreditError(f"{where}: {kind} must be an integer >= 2, got {value!r}")
             if len(shape) != 3:
                 raise NeurocreditError(f"{where}: pool needs a (C, H, W) population before it, got shape {shape}")
             if pool > 1:
                 raise NeurocreditError(f"{where}: two pools in a row; use one pool of the product size")
             if min(pooled_hw(shape[1], shape[2], value)) < 1:
                 raise NeurocreditError(f"{where}: a {value}x{value} pool does not fit the {shape[1]}x{shape[2]} map")
-            pool = value
+            pool, average = value, kind == "avgpool"
             continue
         if kind == "dense":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -579,15 +600,15 @@ def init_typed_layers(input_shape: tuple[int, ...], specs: list[dict], n_outputs
             bound = gain / np.sqrt(small_in)
             weight = rng.uniform(-bound, bound, size=(value, small_in)).astype(np.float32)
             if pool > 1:
-                weight = fuse_dense_pool(weight, shape, pool)
+                weight = fuse_dense_pool(weight, shape, pool, average)
             counters["fc"] += 1
             layers.append(Layer(weight, np.zeros(value, dtype=np.float32), f"fc{counters['fc']}", pool))
         else:
             if not isinstance(value, dict):
                 raise NeurocreditError(f"{where}: conv must be a mapping with channels and kernel, got {value!r}")
-            unknown = sorted(set(value) - {"channels", "kernel", "stride", "padding", "bias"})
+            unknown = sorted(set(value) - {"channels", "kernel", "stride", "padding"})
             if unknown or "channels" not in value or "kernel" not in value:
-                raise NeurocreditError(f"{where}: conv needs channels and kernel (optional stride, padding, bias); "
+                raise NeurocreditError(f"{where}: conv needs channels and kernel (optional stride, padding); "
                                        f"got {sorted(value)}")
             if len(shape) != 3:
                 raise NeurocreditError(f"{where}: conv needs a (C, H, W) input, but the population before it has "
@@ -603,12 +624,12 @@ def init_typed_layers(input_shape: tuple[int, ...], specs: list[dict], n_outputs
             bound = gain / np.sqrt(shape[0] * kernel[0] * kernel[1])
             weight = rng.uniform(-bound, bound, size=(channels, shape[0], *kernel)).astype(np.float32)
             if pool > 1:
-                weight, stride, padding = fuse_conv_pool(weight, stride, padding, pool)
+                weight, stride, padding = fuse_conv_pool(weight, stride, padding, pool, average)
             counters["conv"] += 1
             bias = np.zeros(channels, dtype=np.float32)
             layer = Conv2d(weight, bias, shape, stride, padding, f"conv{counters['conv']}", pool)
             _check_layer(len(layers), layer, shape)
             layers.append(layer)
         shape = tuple(layers[-1].output_shape)
-        pool = 1
+        pool, average = 1, False
     return tuple(layers)

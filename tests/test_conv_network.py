@@ -129,6 +129,27 @@ def test_pool_fusion_equals_pool_then_layer(height, padding):
     np.testing.assert_allclose(images.reshape(4, -1) @ dense.T, pooled.reshape(4, -1) @ dense_small.T, atol=1e-12)
 
 
+def test_unfused_form_is_the_pool_then_a_plain_layer():
+    rng = np.random.default_rng(4)
+    layers = init_typed_layers((2, 8, 10), [{"conv": {"channels": 3, "kernel": 3, "padding": 1}}, {"pool": 2},
+                                            {"conv": {"channels": 4, "kernel": [2, 3], "padding": [1, 0]}},
+                                            {"avgpool": 2}], 5, rng)
+    network = lif(*layers)
+    images = rng.random((3, 3 * 8 * 10))
+    assert network.unfused(0) == (1, (2, 8, 10), layers[0])
+    for index, source in ((1, images), (2, synaptic_input(layers[1], images))):
+        pool, shape, plain = network.unfused(index)
+        assert pool == 2 and shape == network.shapes[index] and plain.pool == 1
+        pooled = sum_pool(source.reshape(3, *shape), pool).reshape(3, -1)
+        np.testing.assert_allclose(synaptic_input(plain, pooled), synaptic_input(network.layers[index], source),
+                                   rtol=0, atol=1e-9)
+    conv = network.unfused(1)[2]
+    assert (conv.input_shape, conv.stride, conv.padding, conv.kernel_size) == ((3, 4, 5), (1, 1), (1, 0), (2, 3))
+    # the average pool is the sum pool with the dense weights divided by 4 (its pooled form)
+    assert network.shapes[2] == (4, 5, 3) and network.unfused(2)[2].weight.shape == (5, 4 * 2 * 1)
+    assert np.all(np.abs(network.unfused(2)[2].weight) <= 1.0 / np.sqrt(8) / 4 + 1e-7)
+
+
 def lif(*layers):
     return Network(tuple(layers), NeuronSpec("lif"), EncoderSpec("bernoulli", 5))
 
