@@ -10,6 +10,15 @@ Timing: Lava's ``Dense`` sends the accumulation of the previous step, so layer i
 ``W_i s_{i-1}[t-1]`` -- exactly the convention of :func:`neurocredit.neurons.run_lif_network`;
 no alignment is needed.
 
+A ``Conv2d`` layer becomes ``lava.proc.conv.process.Conv`` (the same one-step delay as
+``Dense``): its OIHW cross-correlation kernel flipped and transposed to Lava's (C_out, W, H, C_in)
+(:func:`lava_conv_kernel`), stride and padding as (x, y), its LIF population shaped (X, Y, C) =
+(W, H, C) (:func:`lava_shape`; per-neuron values and rasters are permuted between that order and
+our C order of (C, H, W) by :func:`lava_positions`); a Dense after a (C, H, W) population reads
+the flattened (X, Y, C) port with its columns permuted to match. Conv networks run one sample per
+window (no lanes). In fixed point, ``PyConvModelFixed`` applies no weight exponent and wraps its
+sum modulo 2**24 (see :func:`neurocredit.deploy.quantize.quantize_conv_layer`).
+
 Modes (``Loihi2SimCfg(select_tag=...)``):
 
 * ``fixed_pt`` (default): ``PyLifModelBitAcc`` / ``PyDenseModelBitAcc`` on the integers of
