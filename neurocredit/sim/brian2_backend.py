@@ -38,10 +38,10 @@ resets, end):
 * ``end``: ``StateMonitor`` records ``v`` (after reset) and ``u``, as the other backends do.
 
 Many samples: the batch is laid out as ``copies`` parallel copies of the network (neuron index
-``copy * n + j``, block-diagonal synapses; only nonzero weights become synapses; a Conv2d layer has no weight sharing in Brian2: one
-synapse per kernel tap and output position, connected from the im2col indices of
-:mod:`neurocredit.conv`, each with its own copy of the kernel weight) and, when the
-batch is larger than the copies, as consecutive sample windows of ``steps`` steps in the same
+``copy * n + j``, block-diagonal synapses; only nonzero weights become synapses; a Conv2d layer
+has no weight sharing in Brian2: one synapse per kernel tap and output position, connected from
+the im2col indices of :mod:`neurocredit.conv`, each with its own copy of the kernel weight) and,
+when the batch is larger than the copies, as consecutive sample windows of ``steps`` steps in the same
 run (sample ``window * copies + copy``; the ``start`` reset above separates the windows). The
 Brian2 network is built once per call and run once; ``copies`` is chosen so that at most
 :data:`MAX_SYNAPSES_PER_RUN` synapses exist.
