@@ -474,8 +474,9 @@ def _check_layer(index: int, layer: Any, source_shape: Optional[tuple[int, ...]]
             )
         if source_shape is not None and layer.n_in != int(np.prod(source_shape)):
             if len(source_shape) == 3:
+                flat = "x".join(map(str, source_shape))
                 raise NeurocreditError(
-                    f"{label}: weight expects {layer.n_in} inputs but flattening the {'x'.join(map(str, source_shape))} "
+                    f"{label}: weight expects {layer.n_in} inputs but flattening the {flat} "
                     f"output of layer {index - 1} gives {int(np.prod(source_shape))}"
                 )
             raise NeurocreditError(
