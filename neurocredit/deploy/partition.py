@@ -77,12 +77,27 @@ def _violation(target: Target, layer: str, key: str, value: Any, fix: str) -> Ne
     )
 
 
+_SYNAPSE_CACHE: dict[int, tuple] = {}
+
+
+def _synapses(layer) -> tuple[np.ndarray, np.ndarray]:
+    """(pre, post) of a conv layer's synapses, cached per layer object (the capacity search asks
+    many times; layers hold arrays, so they are not hashable)."""
+    from neurocredit.conv import conv_synapses
+
+    entry = _SYNAPSE_CACHE.get(id(layer))
+    if entry is None or entry[0] is not layer:
+        if len(_SYNAPSE_CACHE) >= 8:
+            _SYNAPSE_CACHE.clear()
+        pre, post, _ = conv_synapses(layer)
+        entry = _SYNAPSE_CACHE[id(layer)] = (layer, pre, post)
+    return entry[1], entry[2]
+
+
 def _conv_core_needs(layer, per_core: int) -> tuple[int, int]:
     """(input axons, stored kernel weights) of the fullest core when ``per_core`` consecutive
     neurons (C order) of conv ``layer`` share a core."""
-    from neurocredit.conv import conv_synapses
-
-    pre, post, _ = conv_synapses(layer)
+    pre, post = _synapses(layer)
     core = post // per_core
     pairs = np.unique(core * layer.n_in + pre)
     axons = int(np.bincount(pairs // layer.n_in).max(initial=0))
@@ -120,9 +135,7 @@ def _cores_reached(layer, per_core: int) -> int:
     cores = math.ceil(layer.n_out / per_core)
     if layer.kind != "conv2d":
         return cores
-    from neurocredit.conv import conv_synapses
-
-    pre, post, _ = conv_synapses(layer)
+    pre, post = _synapses(layer)
     pairs = np.unique(pre * cores + post // per_core)
     return int(np.bincount(pairs // cores).max(initial=0))
 
