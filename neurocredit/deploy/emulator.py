@@ -17,8 +17,8 @@ Per step, per layer, in Lava's order (all integers; ``M = 2**23``)::
     s = v > (vth << 6);  v[s] = 0
 
 A ``Conv2d`` layer reproduces ``lava.proc.conv.models.PyConvModelFixed`` instead: ``a_buff`` is
-the integer cross-correlation of the spikes with the kernel (a sparse product over the conv's
-synapses, :mod:`neurocredit.conv`), wrapped modulo 2**24, with no weight exponent
+the integer cross-correlation of the spikes with the kernel (an exact product with the conv's
+synapse matrix, :func:`conv_matrix`), wrapped modulo 2**24, with no weight exponent
 (:func:`conv_accumulate`).
 
 Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
@@ -45,6 +45,9 @@ from neurocredit.record import RunRecord
 
 # Batch chunk for the first layer's all-steps matrix product (bounds memory to ~100 MB).
 FIRST_LAYER_CHUNK_ELEMENTS = 25_000_000
+# A conv layer's synapse matrix is held dense (float32 BLAS, faster) up to this many entries
+# (16 MB), sparse beyond (a speed/memory knob, not a hardware number).
+DENSE_CONV_ENTRIES = 4_000_000
 
 
 class FixedLIFParameters(NamedTuple):
@@ -128,15 +131,22 @@ def signed_wrap(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 def conv_matrix(layer: FixedLayer):
-    """The integer kernel of a conv layer as a sparse (n_in, n_out) float64 CSR matrix: one entry
-    per synapse (kernel tap x position, padding excluded; :func:`neurocredit.conv.conv_synapses`)."""
+    """The integer kernel of a conv layer as an (n_in, n_out) matrix with one entry per synapse
+    (kernel tap x position, padding excluded; :func:`neurocredit.conv.conv_synapses`): a dense
+    float32 array when it has at most :data:`DENSE_CONV_ENTRIES` entries and every sum of spikes
+    is exact in float32 (faster BLAS), else a sparse float64 CSR matrix."""
     import scipy.sparse
 
     from neurocredit.conv import conv_synapses
 
     pre, post, tap = conv_synapses(layer.spec)
     values = layer.weights.astype(np.float64).ravel()[tap]
-    return scipy.sparse.csr_matrix((values, (pre, post)), shape=(layer.n_in, layer.n_out))
+    matrix = scipy.sparse.csr_matrix((values, (pre, post)), shape=(layer.n_in, layer.n_out))
+    fan_in = int(np.prod(layer.weights.shape[1:]))
+    exact32 = float(np.max(np.abs(layer.weights), initial=0)) * fan_in < 2**24
+    if exact32 and layer.n_in * layer.n_out <= DENSE_CONV_ENTRIES:
+        return matrix.toarray().astype(np.float32)
+    return matrix
 
 
 def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, matrix=None) -> np.ndarray:
@@ -146,7 +156,7 @@ def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, matrix=None) -> np.nd
     float64 sparse product (:func:`conv_matrix`) of 0/1 and integers below 2**31, each partial
     sum far below 2**53."""
     matrix = conv_matrix(layer) if matrix is None else matrix
-    spikes = np.asarray(spikes, dtype=np.float64)
+    spikes = np.asarray(spikes, dtype=matrix.dtype)
     summed = np.asarray(spikes.reshape(-1, layer.n_in) @ matrix).reshape(*spikes.shape[:-1], layer.n_out)
     return signed_wrap(np.rint(summed).astype(np.int64), LAVA.state_bits).astype(np.int32)
 
