@@ -40,7 +40,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from neurocredit.conv import synaptic_input
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, ReadoutSpec
 from neurocredit.sim.rate_backend import forward

@@ -124,7 +124,7 @@ def test_rate_backprop_trains_a_conv_network_and_converts_to_spikes():
     from neurocredit.data import load_dataset
     from neurocredit.network import EncoderSpec, Network, NeuronSpec, init_typed_layers
     from neurocredit.rules import rule_class
-    from neurocredit.sim import rate_backend, reference_backend, simulate
+    from neurocredit.sim import rate_backend, simulate
 
     digits = load_dataset("digits")
     layers = init_typed_layers((1, 8, 8), [{"conv": {"channels": 6, "kernel": 3, "stride": 1, "padding": 1}},
