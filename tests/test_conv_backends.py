@@ -162,8 +162,10 @@ def test_lava_floating_point_equals_the_reference(encoder):
 
 @pytest.mark.needs_lava
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("wraps", [False, True])
-def test_emulator_equals_lava_fixed_point_bit_for_bit(wraps):
+@pytest.mark.parametrize("wraps, lanes", [(False, None), (False, 1), (True, 2)])
+def test_emulator_equals_lava_fixed_point_bit_for_bit(wraps, lanes):
+    """Lanes: 3 samples side by side (default: conv layers as groups of one Conv), one sample per
+    window (1), or 2 lanes over 2 windows."""
     from neurocredit.deploy import lava_backend
 
     if wraps:
@@ -173,7 +175,8 @@ def test_emulator_equals_lava_fixed_point_bit_for_bit(wraps):
         quantized = quantize(network)
     inputs = spike_inputs(network, 3, 0)
     emulated = emulator.run(network, inputs, ALL, quantized=quantized)
-    lava = lava_backend.run(network, inputs, ALL, mode="fixed_pt", quantized=quantized, target="none")
+    assert lava_backend.choose_lanes(network, 3) == 3
+    lava = lava_backend.run(network, inputs, ALL, mode="fixed_pt", quantized=quantized, target="none", lanes=lanes)
     assert all(raster.any() for raster in emulated.spikes)
     for name in ("spikes", "currents", "voltages"):
         for index, (a, b) in enumerate(zip(getattr(emulated, name), getattr(lava, name))):

@@ -15,8 +15,9 @@ A ``Conv2d`` layer becomes ``lava.proc.conv.process.Conv`` (the same one-step de
 (:func:`lava_conv_kernel`), stride and padding as (x, y), its LIF population shaped (X, Y, C) =
 (W, H, C) (:func:`lava_shape`; per-neuron values and rasters are permuted between that order and
 our C order of (C, H, W) by :func:`lava_positions`); a Dense after a (C, H, W) population reads
-the flattened (X, Y, C) port with its columns permuted to match. Conv networks run one sample per
-window (no lanes). In fixed point, ``PyConvModelFixed`` applies no weight exponent and wraps its
+the flattened (X, Y, C) port with its columns permuted to match. Lanes of a conv layer are the
+groups of one ``Conv`` (``groups = lanes``; lane l's channels are group l of the (X, Y, lanes*C)
+map). In fixed point, ``PyConvModelFixed`` applies no weight exponent and wraps its
 sum modulo 2**24 (see :func:`neurocredit.deploy.quantize.quantize_conv_layer`).
 
 Modes (``Loihi2SimCfg(select_tag=...)``):
@@ -119,9 +120,9 @@ def choose_lanes(network: Network, samples: int) -> int:
         if lanes < 1:
             raise NeurocreditError(f"{LANES_ENV}={wanted!r} must be a positive integer")
         return max(1, min(lanes, samples))
-    if any(layer.kind == "conv2d" for layer in network.layers):
-        return 1  # a conv population is one (X, Y, C) map: no block-diagonal lanes
-    largest = max(layer.n_in * layer.n_out for layer in network.layers)
+    # a conv layer's lanes are groups of one Conv (its kernel is not copied into a block matrix)
+    largest = max(layer.n_weights if layer.kind == "conv2d" else layer.n_in * layer.n_out
+                  for layer in network.layers)
     lanes = int(math.isqrt(max(1, LANE_WEIGHT_BUDGET // max(1, largest))))
     return max(1, min(MAX_LANES, lanes, samples))
 
@@ -168,18 +169,24 @@ class LavaGraph(NamedTuple):
     state_files: list[tuple[Path, Path]]
 
 
-def lava_positions(shape: tuple[int, ...]) -> np.ndarray:
-    """For a population of our ``shape``: ``P[p]`` = our flat index (C order of (C, H, W)) of the
-    neuron at Lava's flat position ``p`` (C order of Lava's (X, Y, C) = (W, H, C)). Identity for
-    a 1-D population. Ours -> Lava: ``rows[..., P]``; Lava -> ours: ``rows[..., argsort(P)]``."""
+def lava_positions(shape: tuple[int, ...], lanes: int = 1) -> np.ndarray:
+    """For ``lanes`` copies of a population of our ``shape``: ``P[p]`` = the lane-major index
+    ``lane * n + i`` (``i`` our C-order index in (C, H, W)) of the neuron at Lava's flat position
+    ``p``. A 1-D population is lane-major in Lava too (identity); a (C, H, W) one is Lava's
+    (X, Y, lanes * C) = (W, H, lanes * C) map, lane ``l`` holding channels ``l*C .. l*C+C-1``.
+    Lane-major -> Lava: ``rows[..., P]``; Lava -> lane-major: ``rows[..., argsort(P)]``."""
+    total = int(lanes) * int(np.prod(shape))
     if len(shape) != 3:
-        return np.arange(int(np.prod(shape)))
-    return np.arange(int(np.prod(shape))).reshape(shape).transpose(2, 1, 0).ravel()
+        return np.arange(total)
+    return np.arange(total).reshape(int(lanes), *shape).transpose(3, 2, 0, 1).ravel()
 
 
 def lava_shape(shape: tuple[int, ...], lanes: int = 1) -> tuple[int, ...]:
-    """Lava's shape of a population: (W, H, C) for our (C, H, W); (lanes * n,) for (n,)."""
-    return tuple(int(n) for n in shape[::-1]) if len(shape) == 3 else (lanes * int(shape[0]),)
+    """Lava's shape of ``lanes`` copies of a population: (W, H, lanes * C) for our (C, H, W);
+    (lanes * n,) for (n,)."""
+    if len(shape) == 3:
+        return int(shape[2]), int(shape[1]), int(lanes) * int(shape[0])
+    return (int(lanes) * int(shape[0]),)
 
 
 def lava_conv_kernel(weight: np.ndarray) -> np.ndarray:
@@ -220,34 +227,34 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
 
         def to_population(values):
             """Per-neuron values (ours, tiled over lanes) in Lava's order and shape."""
-            if len(shapes[index + 1]) != 3:
-                return np.tile(np.asarray(values), lanes)
-            return np.asarray(values)[lava_positions(shapes[index + 1])].reshape(population)  # lanes == 1
+            return np.tile(np.asarray(values), lanes)[lava_positions(shapes[index + 1], lanes)].reshape(population)
+
+        def conv(weight, **args):
+            """One ``Conv`` for all lanes: ``groups = lanes``, lane l's channels are group l."""
+            return Conv(weight=np.concatenate([lava_conv_kernel(weight)] * lanes, axis=0),
+                        input_shape=lava_shape(shapes[index], lanes), padding=layer.padding[::-1],
+                        stride=layer.stride[::-1], groups=lanes, name=f"{name}.conv", **args)
 
         if layer.kind == "dense" and len(shapes[index]) == 3:
             previous = previous.flatten()  # Lava's (X, Y, C) order: the columns are permuted below
-        columns = lava_positions(shapes[index])
+        columns = lava_positions(shapes[index], lanes)  # of the lane-major block-diagonal matrix
         message_bits = GRADED_MESSAGE_BITS if (graded and index == 0) else 0
         if mode == "fixed_pt":
             fixed = quantized.layers[index]
             if layer.kind == "conv2d":
-                dense = Conv(weight=lava_conv_kernel(fixed.weights).astype(np.int32), weight_exp=0,
-                             input_shape=lava_shape(shapes[index]), padding=layer.padding[::-1],
-                             stride=layer.stride[::-1], num_weight_bits=int(fixed.num_weight_bits),
-                             name=f"{name}.conv")
+                dense = conv(fixed.weights.astype(np.int32), weight_exp=0,
+                             num_weight_bits=int(fixed.num_weight_bits))
             else:
-                dense = Dense(weights=_block_diagonal(fixed.weights.astype(np.int32)[:, columns], lanes),
+                dense = Dense(weights=_block_diagonal(fixed.weights.astype(np.int32), lanes)[:, columns],
                               name=f"{name}.dense", weight_exp=int(fixed.weight_exp),
                               num_weight_bits=int(fixed.num_weight_bits), sign_mode=SignMode[fixed.sign_mode.upper()])
             neuron_args = dict(shape=population, du=int(quantized.du), dv=int(quantized.dv), vth=int(fixed.vth),
                                bias_mant=to_population(fixed.bias_mant), bias_exp=to_population(fixed.bias_exp))
         else:
             if layer.kind == "conv2d":
-                dense = Conv(weight=lava_conv_kernel(layer.weight.astype(np.float64)),
-                             input_shape=lava_shape(shapes[index]), padding=layer.padding[::-1],
-                             stride=layer.stride[::-1], num_message_bits=message_bits, name=f"{name}.conv")
+                dense = conv(layer.weight.astype(np.float64), num_message_bits=message_bits)
             else:
-                dense = Dense(weights=_block_diagonal(layer.weight.astype(np.float64)[:, columns], lanes),
+                dense = Dense(weights=_block_diagonal(layer.weight.astype(np.float64), lanes)[:, columns],
                               name=f"{name}.dense", num_message_bits=message_bits)
             neuron_args = dict(shape=population, du=float(params.du), dv=float(params.dv), vth=float(params.vth),
                                bias_mant=to_population(layer.neuron_bias.astype(np.float64)), bias_exp=0)
@@ -364,7 +371,7 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
     with tempfile.TemporaryDirectory(prefix="neurocredit-lava-") as temp:
         folder = Path(temp)
         input_dtype = "uint8" if binary else "float32"
-        rows = to_lanes(inputs.astype(input_dtype)[:, :, lava_positions(network.shapes[0])], lanes)
+        rows = to_lanes(inputs.astype(input_dtype), lanes)[:, lava_positions(network.shapes[0], lanes)]
         np.asarray(rows).tofile(folder / "input.bin")
         graph = build_graph(network, quantized, mode, steps, windows, lanes, folder, input_dtype, record_states)
         runtime = None
@@ -387,11 +394,11 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
             if bar is not None:
                 bar.close()
             widths = [lanes * layer.n_out for layer in network.layers]
-            # Lava's (X, Y, C) order back to ours (identity for 1-D populations)
-            ours = [np.argsort(lava_positions(shape)) for shape in network.shapes[1:]]
+            # Lava's (X, Y, lanes * C) order back to lane-major (identity for 1-D populations)
+            ours = [np.argsort(lava_positions(shape, lanes)) for shape in network.shapes[1:]]
 
             def read(path, dtype, width, order):
-                return from_lanes(_read_rows(path, dtype, total, width), steps, batch, lanes)[:, :, order]
+                return from_lanes(_read_rows(path, dtype, total, width)[:, order], steps, batch, lanes)
 
             spikes = [read(path, np.uint8, width, order).astype(bool)
                       for path, width, order in zip(graph.spike_files, widths, ours)]
