@@ -13,13 +13,13 @@ import yaml
 from neurocredit.cli import main
 from neurocredit.config import load_config, models_dir, parse_config
 
-BATCHES = 30
+BATCHES = 40
 
 
 @pytest.fixture(scope="module")
 def conv_model(tmp_path_factory):
     """digits-bptt-conv-snn with one conv of 8 channels, a fused 2x2 pool before the output layer,
-    8 steps, trained for 30 batches of 32 (seeded): (network, path, dataset)."""
+    8 steps, trained for 40 batches of 32 (seeded): (network, path, dataset)."""
     import torch
 
     from neurocredit.io import save_network
@@ -54,7 +54,7 @@ def test_digits_conv_bptt_learns_and_keeps_its_pool(conv_model):
     assert network.shapes == ((1, 8, 8), (8, 8, 8), (10,))
     assert network.layers[1].pool == 2 and network.unfused_weight(1).shape == (10, 8 * 4 * 4)
     record = simulate(network, dataset.x_test, dataset.y_test, backend="norse")
-    assert record.accuracy >= 0.5  # chance is 0.1; 68 % measured with this seed
+    assert record.accuracy >= 0.5  # chance is 0.1; 78 % measured with this seed (validation split held out)
 
 
 def test_info_and_simulate_on_a_conv_model(conv_model, capsys):
