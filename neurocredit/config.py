@@ -8,6 +8,9 @@ A config file (see ``models/*.yaml``)::
                                               # validation: 0.1 (fraction < 1, or a count; 0: none)
     network:
       hidden: [256]                           # hidden layer widths; input and output come from the data
+      # or, instead of hidden, typed layers (the dense output layer is added from the data):
+      # layers: [{conv: {channels: 8, kernel: 3, stride: 1, padding: 1}}, {pool: 2}, {dense: 100}]
+      #   conv on the data's image shape (1, H, W); a pool is fused into the next layer
       neuron: {kind: rate, activation: tanh}  # or {kind: lif, du: 0.2, dv: 0.1, vth: 1.0}
       encoder: {kind: bernoulli, steps: 25, max_rate: 1.0, seed: 0}   # lif only
       readout: argmax                         # or nearest_prototype (set by rules that need it)
@@ -37,6 +40,7 @@ from neurocredit.network import (
     NeuronSpec,
     ReadoutSpec,
     init_layers,
+    init_typed_layers,
 )
 from neurocredit.options import INTERNAL, build_dataclass, rule_options
 
@@ -65,6 +69,7 @@ class NeuronConfig:
 @dataclass(frozen=True)
 class NetworkConfig:
     hidden: list[int] = field(default_factory=lambda: [100])
+    layers: list[dict] = field(default_factory=list)
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     readout: str = "argmax"
@@ -133,10 +138,20 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     if not isinstance(rule_raw, dict) or not isinstance(rule_raw.get("name"), str):
         raise NeurocreditError(f"{source}: rule must be a mapping with a 'name' (bp, dfa, sigprop, chl)")
     raw["rule"] = {"name": rule_raw["name"], "options": {k: v for k, v in rule_raw.items() if k != "name"}}
+    network_raw = raw.get("network")
+    if isinstance(network_raw, dict) and "layers" in network_raw and "hidden" in network_raw:
+        raise NeurocreditError(f"{source}: network: give either hidden (dense widths) or layers (typed), not both")
     config = build_dataclass(Config, raw, source)
     config = dataclasses.replace(config, path=Path(source) if source != "<config>" else None)
     _check_choices(config, source)
     config.rule_options()
+    from neurocredit.rules import rule_spec
+
+    typed = [next(iter(item)) for item in config.network.layers if isinstance(item, dict) and len(item) == 1]
+    variant = rule_spec(config.rule.name).variant(config.network.neuron.kind)
+    if not variant.trains_conv and ({"conv", "pool", "avgpool"} & set(typed)):
+        raise NeurocreditError(f"{source}: network.layers: rule {config.rule.name!r} handles dense layers only; "
+                               "train conv or pooled layers with rule bp")
     return config
 
 
@@ -204,11 +219,40 @@ def network_specs(config: Config) -> tuple[NeuronSpec, EncoderSpec, ReadoutSpec]
     return neuron, encoder, ReadoutSpec(config.network.readout)
 
 
-def build_network(config: Config, n_inputs: int, n_outputs: int, seed: int) -> Network:
-    """The untrained network a config describes (seeded initial weights)."""
+def input_shape_of(n_inputs: int, image_shape: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The network input shape for data of ``n_inputs`` features: (C, H, W) from an image shape
+    (H, W) -> (1, H, W), or (n_inputs,) when the data has none."""
+    shape = tuple(int(n) for n in image_shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) == 3 and int(np.prod(shape)) == int(n_inputs):
+        return shape
+    return (int(n_inputs),)
+
+
+def build_network(config: Config, n_inputs: int, n_outputs: int, seed: int,
+                  image_shape: tuple[int, ...] = ()) -> Network:
+    """The untrained network a config describes (seeded initial weights). ``image_shape`` (the
+    data set's, e.g. (8, 8)) is the input shape of conv layers."""
     neuron, encoder, readout = network_specs(config)
-    sizes = (n_inputs, *config.network.hidden, n_outputs)
-    layers = init_layers(sizes, np.random.default_rng(seed), gain=config.network.init_gain)
+    rng = np.random.default_rng(seed)
+    if config.network.layers:
+        shape = input_shape_of(n_inputs, image_shape)
+        kinds = {next(iter(item)) for item in config.network.layers if isinstance(item, dict) and item}
+        if ({"conv", "pool", "avgpool"} & kinds) and len(shape) != 3:
+            raise NeurocreditError(
+                f"{config.path or config.name}: network.layers has conv/pool layers but the data set has no image "
+                f"shape (its {n_inputs} features are not an image); use an image data set (digits, mnist, "
+                "fashion-mnist) or dense layers"
+            )
+        try:
+            layers = init_typed_layers(shape, list(config.network.layers), n_outputs, rng,
+                                       gain=config.network.init_gain)
+        except NeurocreditError as error:
+            raise NeurocreditError(f"{config.path or config.name}: network.{error}") from None
+    else:
+        sizes = (n_inputs, *config.network.hidden, n_outputs)
+        layers = init_layers(sizes, rng, gain=config.network.init_gain)
     extras = {}
     if readout.kind == "nearest_prototype":
         # placeholder prototypes (one-hot); rules that read out by prototypes replace them

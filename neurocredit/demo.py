@@ -108,6 +108,32 @@ def step_deploy_lava() -> None:
     print(result.text(str(model)))
 
 
+CONV_DEMO_EPOCHS = 2  # of the config's 8: enough for a working model in a couple of minutes
+CONV_LAVA_SAMPLES = 40  # a conv network runs one sample at a time in Lava (no lanes)
+
+
+def step_conv_deploy() -> None:
+    """Train the small convolutional SNN (models/digits-bptt-conv-snn.yaml, BPTT, for
+    CONV_DEMO_EPOCHS epochs), then deploy it to Lava (Loihi 2 limits, fixed point: Lava's Conv
+    process) and verify it against the float model and the emulator (Lava on the first
+    CONV_LAVA_SAMPLES test samples)."""
+    from neurocredit.config import load_config
+    from neurocredit.data import load_dataset
+    from neurocredit.deploy.pipeline import deploy
+    from neurocredit.io import save_network
+    from neurocredit.train import train
+
+    config = load_config(MODELS / "digits-bptt-conv-snn.yaml")
+    result = train(config, epochs=CONV_DEMO_EPOCHS, progress=True)
+    path = save_network(result.network, OUT / "digits-bptt-conv-snn.h5")
+    print(f"  saved {path}: {result.network.summary()}")
+    print(f"  test accuracy {result.test_accuracy:.2%} after {CONV_DEMO_EPOCHS} epochs ({result.seconds:.1f} s)")
+    dataset = load_dataset("digits")
+    deployed = deploy(result.network, dataset.x_test, dataset.y_test, target_name="loihi2", mode="fixed_pt",
+                      verify=True, lava_limit=CONV_LAVA_SAMPLES, progress=True)
+    print(deployed.text(str(path)))
+
+
 @contextlib.contextmanager
 def _one_torch_thread():
     """Digits-sized CHL batches (32 samples): one torch thread is faster than several, and on a
@@ -179,6 +205,7 @@ STEPS = [
     ("rate network, direct feedback alignment (digits)", step_rate_dfa),
     ("spiking LIF network, online spiking DFA (digits), evaluated in Norse", step_spiking_dfa),
     ("deploy the spiking digits model to Lava (Loihi 2, fixed point) and verify it", step_deploy_lava),
+    ("convolutional spiking network (digits), BPTT, deployed to Lava (Conv + LIF) and verified", step_conv_deploy),
     ("rate network, equilibrium propagation / contrastive Hebbian learning (digits)", step_rate_chl),
     ("spiking LIF network, STDP-style CHL (digits), evaluated in Norse; the same plasticity in Brian2",
      step_spiking_chl),

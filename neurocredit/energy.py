@@ -18,6 +18,11 @@ owns the dense weight ``W_i`` (``n_i x n_{i-1}``) that connects population ``i-1
   of the last step: Lava's ``Dense`` accumulates in the step it receives a spike; only the
   delivery of the sum is delayed. A ``current`` encoder sends a graded value every step, so
   layer 1 then costs ``n_0 x n_1 x T`` (dense) synops.
+* **conv layers**: a spike of source neuron ``j`` costs as many synops as outputs its kernel
+  reaches (``C_out x`` the positions whose receptive field holds ``j``; fewer at the borders),
+  counted exactly from the per-neuron spike counts and the im2col indices
+  (:func:`neurocredit.conv.fan_out`). The dense-ANN baseline of a conv layer costs its conv MACs
+  (``C_out OH OW C_in KH KW``) and reads its shared kernel once (``n_weights``).
 * **neuron updates** of layer ``i`` = ``n_i x T``: a time-stepped neuromorphic core updates every
   compartment every step, firing or not. The encoder is not a neuron population.
 * **dense ANN baseline** (the same weights run as a conventional network, one pass):
@@ -150,18 +155,22 @@ def count_operations(network: Network, record: RunRecord) -> SpikeCounts:
                 raise NeurocreditError(
                     f"the {record.backend} record's layer {index + 1} raster disagrees with its spike counts"
                 )
+    from neurocredit.conv import fan_out as fan_out_of
+
     steps = int(record.steps)
     dense_input = network.encoder.kind == "current"
     input_spikes = int(np.asarray(record.input_spike_counts, dtype=np.int64).sum())
     source_spikes = input_spikes
+    source_counts = np.asarray(record.input_spike_counts, dtype=np.int64).sum(axis=0)  # per source neuron
+    reaches = [fan_out_of(layer) for layer in network.layers]  # (n_in,) outputs one spike reaches
     layers = []
     for index, (layer, counts) in enumerate(zip(network.layers, record.spike_counts)):
         spikes = int(np.asarray(counts, dtype=np.int64).sum())
         if index == 0 and dense_input:
-            synops = layer.n_in * layer.n_out * steps * record.samples
+            synops = int(reaches[0].sum()) * steps * record.samples
         else:
-            synops = source_spikes * layer.n_out
-        fan_out = network.layers[index + 1].n_out if index + 1 < len(network.layers) else 0
+            synops = int(source_counts @ reaches[index])  # dense: source_spikes * n_out
+        fan_out = int(reaches[index + 1].max(initial=0)) if index + 1 < len(network.layers) else 0
         layers.append(
             LayerCounts(
                 name=layer.name or f"layer{index + 1}",
@@ -175,6 +184,7 @@ def count_operations(network: Network, record: RunRecord) -> SpikeCounts:
             )
         )
         source_spikes = spikes
+        source_counts = np.asarray(counts, dtype=np.int64).sum(axis=0)
     return SpikeCounts(
         samples=record.samples,
         steps=steps,
@@ -195,9 +205,9 @@ class DenseCounts:
 
 
 def dense_counts(network: Network) -> DenseCounts:
-    macs = sum(layer.n_in * layer.n_out for layer in network.layers)
+    macs = sum(layer.macs for layer in network.layers)
     activations = sum(layer.n_out for layer in network.layers)
-    memory = macs + sum(layer.n_in + layer.n_out for layer in network.layers)
+    memory = sum(layer.n_weights + layer.n_in + layer.n_out for layer in network.layers)
     return DenseCounts(macs=macs, activations=activations, memory_accesses=memory)
 
 
@@ -311,7 +321,7 @@ def ann_energy(dense: DenseCounts, target: Target) -> EnergyEstimate:
 
 def network_sums(network: Network) -> dict[str, int]:
     """The sizes the training formulas use: S, S_up, H, M, n_0, C, T."""
-    weights = [layer.n_in * layer.n_out for layer in network.layers]
+    weights = [layer.n_synapses for layer in network.layers]  # a conv: its synapses, not its shared kernel
     widths = [layer.n_out for layer in network.layers]
     return {
         "S": sum(weights),

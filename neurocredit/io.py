@@ -1,12 +1,16 @@
 """HDF5 checkpoints of ``Network`` and ``RunRecord`` (the only module that knows h5py).
 
-Network file layout (``SCHEMA_VERSION`` 1)::
+Network file layout (``SCHEMA_VERSION`` 2; version-1 files, written before conv layers existed,
+are read as all-dense networks: their layer groups have no ``kind``)::
 
     /                attrs: format="neurocredit-network", schema_version, neurocredit_version
     /neuron          attrs: kind, activation, du, dv, vth, refractory (0 when absent: older files)
     /encoder         attrs: kind, steps, max_rate, seed
     /readout         attrs: kind
-    /layers/<i>      datasets weight (n_out, n_in), bias (n_out,); attrs: name
+    /layers/<i>      attrs: kind ("dense" | "conv2d"), name, pool (fused pool size, 1 = none)
+                     dense:  datasets weight (n_out, n_in), bias (n_out,)
+                     conv2d: datasets weight (C_out, C_in, KH, KW), bias (C_out,);
+                             attrs input_shape (C, H, W), stride (2,), padding (2,)
     /extras/<key>    datasets (rule arrays; '/' in a key makes nested groups)
     /provenance      attrs (rule, config, seed, data, version, ... ; strings and numbers)
 
@@ -29,10 +33,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from neurocredit.errors import NeurocreditError
-from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec, ReadoutSpec
+from neurocredit.network import Conv2d, EncoderSpec, Layer, LIFParameters, Network, NeuronSpec, ReadoutSpec
 from neurocredit.record import RunRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 NETWORK_FORMAT = "neurocredit-network"
 RUN_FORMAT = "neurocredit-run"
 
@@ -108,6 +113,12 @@ def save_network(network: Network, path: str | os.PathLike) -> Path:
                 group.create_dataset("weight", data=layer.weight)
                 group.create_dataset("bias", data=layer.bias)
                 group.attrs["name"] = layer.name
+                group.attrs["kind"] = layer.kind
+                group.attrs["pool"] = int(layer.pool)
+                if layer.kind == "conv2d":
+                    group.attrs["input_shape"] = np.asarray(layer.input_shape, dtype=np.int64)
+                    group.attrs["stride"] = np.asarray(layer.stride, dtype=np.int64)
+                    group.attrs["padding"] = np.asarray(layer.padding, dtype=np.int64)
             extras = handle.create_group("extras")
             for key, value in network.extras.items():
                 extras.create_dataset(key, data=value)
@@ -135,11 +146,12 @@ def _open_checked(path: str | os.PathLike, expected_format: str):
         handle.close()
         raise NeurocreditError(f"{file_path}: not a {expected_format} file (format attribute is {found_format!r})")
     version = handle.attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         handle.close()
         raise NeurocreditError(
             f"{file_path}: schema version {version!r} is not supported (this neurocredit {_version()} reads "
-            f"version {SCHEMA_VERSION}); retrain the model or use the neurocredit version that wrote it"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain the model or use the neurocredit "
+            "version that wrote it"
         )
     return handle
 
@@ -172,7 +184,7 @@ def load_network(path: str | os.PathLike) -> Network:
             layers = []
             for index in range(len(layer_group)):
                 group = layer_group[str(index)]
-                layers.append(Layer(group["weight"][()], group["bias"][()], str(group.attrs["name"])))
+                layers.append(_read_layer(group))
             extras = _read_extras(handle["extras"])
             provenance = {key: _from_attr(value) for key, value in handle["provenance"].attrs.items()}
     except NeurocreditError as error:
@@ -189,6 +201,22 @@ def load_network(path: str | os.PathLike) -> Network:
     except NeurocreditError as error:
         raise NeurocreditError(f"{file_path}: {error}") from None
     return network
+
+
+def _read_layer(group):
+    """One layer group (version 1: always dense, no kind/pool attributes)."""
+    kind = _from_attr(group.attrs.get("kind", "dense"))
+    name = str(_from_attr(group.attrs["name"]))
+    pool = int(group.attrs.get("pool", 1))
+    weight, bias = group["weight"][()], group["bias"][()]
+    if kind == "dense":
+        return Layer(weight, bias, name, pool)
+    if kind == "conv2d":
+        def ints(key):
+            return tuple(int(v) for v in group.attrs[key])
+
+        return Conv2d(weight, bias, ints("input_shape"), ints("stride"), ints("padding"), name, pool)
+    raise NeurocreditError(f"layer {group.name}: unknown layer kind {kind!r} (dense, conv2d)")
 
 
 def _from_attr(value: Any) -> Any:

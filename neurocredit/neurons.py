@@ -156,21 +156,26 @@ def run_lif_network(network: Network, input_spikes: np.ndarray, record_states: b
     """Reference simulation (numpy, float64) of a LIF ``Network`` with the one-step Dense delay.
 
     ``input_spikes`` has shape (steps, batch, n_inputs). Voltages are recorded after reset.
+    Dense and Conv2d layers alike (populations flattened in C order).
     Slow but obviously correct: the backends are tested against it.
     """
     if not network.neuron.spiking:
         raise ValueError("run_lif_network needs a lif network")
+    from neurocredit.conv import synaptic_input
+
     steps, batch, _ = input_spikes.shape
     params = network.neuron.lif
 
-    def population(index: int, weight: np.ndarray, bias: np.ndarray) -> PopulationStep:
-        return lambda state, previous: lif_step(params, state, previous[index] @ weight.T, bias)
+    def population(index: int, layer, bias: np.ndarray) -> PopulationStep:
+        # Dense: W s; Conv2d: the im2col cross-correlation (neurocredit.conv)
+        return lambda state, previous: lif_step(params, state, synaptic_input(layer, previous[index]), bias)
 
-    layers = [(layer.weight.astype(np.float64), layer.bias.astype(np.float64)) for layer in network.layers]
-    steppers = [population(index, weight, bias) for index, (weight, bias) in enumerate(layers)]
-    states = [lif_initial_state(np.zeros((batch, weight.shape[0]))) for weight, _ in layers]
-    previous = [np.zeros((batch, network.n_inputs))] + [np.zeros((batch, weight.shape[0])) for weight, _ in layers]
-    trace = LIFTrace(*([np.zeros((steps, batch, weight.shape[0]), dtype=dtype) for weight, _ in layers]
+    widths = [layer.n_out for layer in network.layers]
+    steppers = [population(index, layer, layer.neuron_bias.astype(np.float64))
+                for index, layer in enumerate(network.layers)]
+    states = [lif_initial_state(np.zeros((batch, n))) for n in widths]
+    previous = [np.zeros((batch, network.n_inputs))] + [np.zeros((batch, n)) for n in widths]
+    trace = LIFTrace(*([np.zeros((steps, batch, n), dtype=dtype) for n in widths]
                        for dtype in (bool, np.float64, np.float64)))
     for t in range(steps):
         states, previous = delayed_step(steppers, states, previous, np.asarray(input_spikes[t], dtype=np.float64))
@@ -183,17 +188,27 @@ def run_lif_network(network: Network, input_spikes: np.ndarray, record_states: b
 
 
 def rate_forward(weights: Sequence[Any], biases: Sequence[Any], activation_name: str, features: Any,
-                 linear_output: bool = True) -> tuple[list[Any], list[Any]]:
+                 linear_output: bool = True, layers: Optional[Sequence[Any]] = None) -> tuple[list[Any], list[Any]]:
     """The rate network ``h_i = f(W_i h_{i-1} + b_i)`` for numpy arrays or torch tensors; the last
     layer is linear (its pre-activation is the output, "logits") unless ``linear_output`` is False.
 
+    ``layers`` (the network's layer specs) make Conv2d layers convolve (numpy im2col or torch
+    ``conv2d``, :mod:`neurocredit.conv`); ``biases`` must then be per neuron (``neuron_bias``).
     Returns ``(pre_activations, activities)``, lists over layers; ``activities[-1]`` is the output.
     """
     hidden = features
     pre_activations, activities = [], []
     last = len(weights) - 1
     for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = hidden @ weight.T + bias
+        if layers is not None and layers[index].kind == "conv2d":
+            from neurocredit.conv import conv_forward, torch_synaptic_input
+
+            convolved = (torch_synaptic_input(layers[index], weight, hidden) if hasattr(hidden, "detach")
+                         else conv_forward(layers[index], np.asarray(hidden, dtype=np.float64),
+                                           np.asarray(weight, dtype=np.float64)))
+            pre = convolved + bias
+        else:
+            pre = hidden @ weight.T + bias
         hidden = pre if (index == last and linear_output) else activation(activation_name, pre)
         pre_activations.append(pre)
         activities.append(hidden)

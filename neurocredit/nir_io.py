@@ -71,6 +71,7 @@ import numpy as np
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import (
     ACTIVATIONS,
+    Conv2d,
     EncoderSpec,
     Layer,
     LIFParameters,
@@ -126,20 +127,60 @@ def _is_if(params: LIFParameters) -> bool:
     return params.du == 1.0 and params.dv == 0.0
 
 
+def _synapse_bias(network: Network, layer: Any) -> np.ndarray:
+    """The bias a synaptic node carries: the layer's when the neurons are ``IF`` (it enters the
+    voltage there), else 0 (it goes into the ``CubaLIF``'s ``v_leak``)."""
+    spiking_if = network.neuron.spiking and _is_if(network.neuron.lif)
+    return layer.bias if spiking_if else np.zeros_like(layer.bias)
+
+
+def _sum_pool(nir, pool: int):
+    return nir.SumPool2d(kernel_size=np.array([pool, pool]), stride=np.array([pool, pool]), padding=np.array([0, 0]))
+
+
 def _export_dense(nir, network: Network, layer: Layer, index: int) -> list[tuple[str, Any]]:
-    """``Affine(W, b)``: ``b`` is the bias when the neurons are ``IF`` (it enters the voltage
-    there), else 0 (it goes into the ``CubaLIF``'s ``v_leak``)."""
-    bias = layer.bias if network.neuron.spiking and _is_if(network.neuron.lif) else np.zeros_like(layer.bias)
-    return [(layer.name or f"fc{index + 1}", nir.Affine(weight=layer.weight, bias=bias))]
+    """``[SumPool2d] -> Flatten -> Affine`` after a (C, H, W) population, else ``Affine``; a fused
+    pool is emitted again as the ``SumPool2d`` it came from (:meth:`Network.unfused_weight`)."""
+    nodes = []
+    source = tuple(network.shapes[index])
+    if len(source) == 3:
+        if layer.pool > 1:
+            nodes.append((f"pool{index + 1}", _sum_pool(nir, layer.pool)))
+            source = (source[0], source[1] // layer.pool, source[2] // layer.pool)
+        nodes.append((f"flatten{index + 1}", nir.Flatten(input_type={"input": np.array(source)}, start_dim=0)))
+    weight = network.unfused_weight(index)
+    nodes.append((layer.name or f"fc{index + 1}", nir.Affine(weight=weight, bias=_synapse_bias(network, layer))))
+    return nodes
+
+
+def _export_conv(nir, network: Network, layer: Conv2d, index: int) -> list[tuple[str, Any]]:
+    """``[SumPool2d] -> Conv2d`` (OIHW cross-correlation; a fused pool is emitted again)."""
+    nodes = []
+    pool = layer.pool
+    _, height, width = layer.input_shape
+    if pool > 1:
+        nodes.append((f"pool{index + 1}", _sum_pool(nir, pool)))
+        height, width = height // pool, width // pool
+    weight = network.unfused_weight(index)
+    nodes.append((layer.name or f"conv{index + 1}", nir.Conv2d(
+        input_shape=(height, width), weight=weight, stride=tuple(s // pool for s in layer.stride),
+        padding=tuple(p // pool for p in layer.padding), dilation=(1, 1), groups=1,
+        bias=_synapse_bias(network, layer))))
+    return nodes
 
 
 def _export_lif(nir, network: Network, layer: Layer, index: int, dt: float) -> tuple[str, Any]:
     params = network.neuron.lif
+    shape = tuple(layer.output_shape)
     metadata = {"neurocredit_bias": layer.bias}
+    neuron_bias = np.asarray(layer.neuron_bias)
     if _is_if(params):
-        return f"if{index + 1}", nir.IF(**_if_fields(params.vth, layer.n_out), metadata=metadata)
-    fields = _cubalif_fields(params.du, params.dv, params.vth, layer.bias, dt)
-    return f"lif{index + 1}", nir.CubaLIF(**fields, metadata=metadata)
+        fields = _if_fields(params.vth, neuron_bias.shape[0])
+        return f"if{index + 1}", nir.IF(**{key: value.reshape(shape) for key, value in fields.items()},
+                                        metadata=metadata)
+    fields = _cubalif_fields(params.du, params.dv, params.vth, neuron_bias, dt)
+    return f"lif{index + 1}", nir.CubaLIF(**{key: value.reshape(shape) for key, value in fields.items()},
+                                          metadata=metadata)
 
 
 def _refuse_rate(nir, network: Network, layer: Layer, index: int, dt: float):
@@ -150,7 +191,7 @@ def _refuse_rate(nir, network: Network, layer: Layer, index: int, dt: float):
     )
 
 
-SYNAPSE_EXPORTERS: dict[type, Callable] = {Layer: _export_dense}
+SYNAPSE_EXPORTERS: dict[type, Callable] = {Layer: _export_dense, Conv2d: _export_conv}
 """Layer type -> ``f(nir, network, layer, index) -> [(node name, NIR node), ...]``."""
 NEURON_EXPORTERS: dict[str, Callable] = {"lif": _export_lif, "rate": _refuse_rate}
 """Neuron kind -> ``f(nir, network, layer, index, dt) -> (node name, NIR node)``."""
@@ -184,13 +225,13 @@ def export_nir(network: Network, dt: float = DEFAULT_DT, delays: str = "metadata
     """``network`` as a ``nir.NIRGraph`` (see module doc for the mapping, ``dt`` and ``delays``)."""
     nir = _nir()
     _check_exportable(network, dt, delays)
-    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([network.n_inputs])})}
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(network.input_shape)})}
     chain = ["input"]
     for index, layer in enumerate(network.layers):
         if type(layer) not in SYNAPSE_EXPORTERS:
             raise NeurocreditError(f"layer {index} ({layer.name}): no NIR export for {type(layer).__name__} layers")
         if delays == "nodes":
-            nodes[f"delay{index + 1}"] = nir.Delay(delay=np.full(layer.n_in, float(dt)))
+            nodes[f"delay{index + 1}"] = nir.Delay(delay=np.full(tuple(network.shapes[index]), float(dt)))
             chain.append(f"delay{index + 1}")
         synapse_nodes = SYNAPSE_EXPORTERS[type(layer)](nir, network, layer, index)
         neuron_node = NEURON_EXPORTERS[network.neuron.kind](nir, network, layer, index, dt)
@@ -199,7 +240,7 @@ def export_nir(network: Network, dt: float = DEFAULT_DT, delays: str = "metadata
                 raise NeurocreditError(f"layer {index}: two layers are named {name!r}; rename one before export")
             nodes[name] = node
             chain.append(name)
-    nodes["output"] = nir.Output(output_type={"output": np.array([network.n_outputs])})
+    nodes["output"] = nir.Output(output_type={"output": np.array(network.shapes[-1])})
     chain.append("output")
     header = {
         "format": NIR_FORMAT,
@@ -245,20 +286,65 @@ class _Synapse:
     weight: np.ndarray
     current_bias: np.ndarray
     delayed: bool
+    pool: int = 1  # a SumPool2d in front, fused into the weight
 
     @property
     def n_out(self) -> int:
         return int(self.weight.shape[0])
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.n_out,)
+
     def layer(self, scale: np.ndarray, voltage_bias: np.ndarray) -> Layer:
         """Our layer with the per-neuron ``scale`` moved into the weight rows and ``voltage_bias``
         (n_out,) as its bias (float64)."""
         weight = np.asarray(scale, dtype=np.float64)[:, None] * np.asarray(self.weight, dtype=np.float64)
-        return Layer(weight, np.asarray(voltage_bias, dtype=np.float64))
+        return Layer(weight, np.asarray(voltage_bias, dtype=np.float64), pool=self.pool)
 
     def exact_layer(self, bias: np.ndarray) -> Layer:
         """Our own exported layer, unchanged: the weight and the metadata bias in their dtypes."""
-        return Layer(self.weight, bias)
+        return Layer(self.weight, bias, pool=self.pool)
+
+
+@dataclass
+class _ConvSynapse(_Synapse):
+    """A ``Conv2d`` node: OIHW ``weight`` (pool fused), ``current_bias`` per neuron (C*OH*OW,).
+    Its kernel is shared over positions, so whatever the neurons add per neuron must be the same
+    across each channel's positions."""
+
+    input_shape: tuple[int, int, int] = (0, 0, 0)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    def _conv(self, weight: np.ndarray, bias: np.ndarray) -> Conv2d:
+        return Conv2d(weight, bias, self.input_shape, self.stride, self.padding, pool=self.pool)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self._conv(self.weight, np.zeros(self.weight.shape[0])).output_shape)
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.output_shape))
+
+    def _per_channel(self, values: np.ndarray, what: str) -> np.ndarray:
+        channels = np.asarray(values, dtype=np.float64).reshape(self.weight.shape[0], -1)
+        first = channels[:, :1]
+        if np.any(np.abs(channels - first) > UNIFORM_RTOL * np.abs(first)):
+            raise NeurocreditError(
+                f"node {self.name!r} (Conv2d): the {what} of its neurons differs between positions of one channel; a "
+                "convolution shares its kernel and bias over positions, so neurocredit needs them equal per channel"
+            )
+        return first[:, 0]
+
+    def layer(self, scale: np.ndarray, voltage_bias: np.ndarray) -> Conv2d:
+        scale_c = self._per_channel(scale, "input scale (dv r du w_in)")
+        weight = scale_c[:, None, None, None] * np.asarray(self.weight, dtype=np.float64)
+        return self._conv(weight, self._per_channel(voltage_bias, "bias or leak potential"))
+
+    def exact_layer(self, bias: np.ndarray) -> Conv2d:
+        return self._conv(self.weight, bias)
 
 
 @dataclass
@@ -284,7 +370,10 @@ class _Builder:
 
     dt: float
     exact: Optional[dict]  # our own header when the graph carries one
+    shape: tuple = ()  # the current population's shape (the Input's, then each layer's output)
     delay_pending: Optional[str] = None
+    pool_pending: Optional[tuple[str, int, tuple]] = None  # (node, p, shape before the pool)
+    flatten_pending: Optional[str] = None
     synapse: Optional[_Synapse] = None
     layers: list = field(default_factory=list)
 
@@ -294,13 +383,14 @@ def _describe(name: str, node: Any) -> str:
 
 
 def _supported() -> str:
-    return ("neurocredit imports feed-forward chains Input -> [Delay] -> Affine|Linear -> CubaLIF|LIF|IF -> ... "
-            "-> Output")
+    return ("neurocredit imports feed-forward chains Input -> [Delay] -> [SumPool2d] -> [Flatten] -> "
+            "Affine|Linear|Conv2d -> CubaLIF|LIF|IF -> ... -> Output")
 
 
 def _import_delay(name: str, node: Any, builder: _Builder) -> None:
     delay = np.asarray(node.delay, dtype=np.float64)
-    if builder.synapse is not None or builder.delay_pending is not None:
+    if (builder.synapse is not None or builder.delay_pending is not None or builder.pool_pending is not None
+            or builder.flatten_pending is not None):
         raise NeurocreditError(
             f"{_describe(name, node)} is not directly in front of a synaptic node (Affine/Linear); only the "
             f"one-step synaptic delay is supported; {_supported()}"
@@ -313,16 +403,100 @@ def _import_delay(name: str, node: Any, builder: _Builder) -> None:
     builder.delay_pending = name
 
 
-def _start_synapse(name: str, node: Any, builder: _Builder, weight: np.ndarray, bias: np.ndarray) -> None:
+def _no_synapse_pending(name: str, node: Any, builder: _Builder) -> None:
     if builder.synapse is not None:
         raise NeurocreditError(
             f"{_describe(name, node)} follows synaptic node {builder.synapse.name!r} without neurons between them "
             f"(Lava cannot chain two synaptic layers); {_supported()}"
         )
+
+
+def _start_synapse(name: str, node: Any, builder: _Builder, weight: np.ndarray, bias: np.ndarray) -> None:
+    from neurocredit.conv import fuse_dense_pool
+
+    _no_synapse_pending(name, node, builder)
     if weight.ndim != 2:
         raise NeurocreditError(f"{_describe(name, node)} has a weight of shape {weight.shape}; expected (n_out, n_in)")
-    builder.synapse = _Synapse(name, weight, bias, builder.delay_pending is not None)
-    builder.delay_pending = None
+    pool = 1
+    if builder.pool_pending is not None:
+        _, pool, source = builder.pool_pending
+        if len(source) != 3 or weight.shape[1] != source[0] * (source[1] // pool) * (source[2] // pool):
+            raise NeurocreditError(f"{_describe(name, node)} expects {weight.shape[1]} inputs but the pooled {source} "
+                                   "population does not have that many")
+        weight = fuse_dense_pool(weight, source, pool)
+    elif len(builder.shape) == 3 and builder.flatten_pending is None:
+        raise NeurocreditError(f"{_describe(name, node)} follows a (C, H, W) population without a Flatten; {_supported()}")
+    builder.synapse = _Synapse(name, weight, bias, builder.delay_pending is not None, pool)
+    builder.delay_pending = builder.pool_pending = builder.flatten_pending = None
+
+
+def _padding(name: str, node: Any, kernel: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
+    padding = node.padding
+    if isinstance(padding, (str, bytes)):
+        padding = padding.decode() if isinstance(padding, bytes) else padding
+        if padding == "valid":
+            return (0, 0)
+        if padding == "same" and stride == (1, 1) and all(k % 2 == 1 for k in kernel):
+            return (kernel[0] // 2, kernel[1] // 2)
+        raise NeurocreditError(f"{_describe(name, node)} has padding {padding!r}; supported: numbers, 'valid', and "
+                               "'same' with stride 1 and odd kernels")
+    values = np.broadcast_to(np.asarray(padding, dtype=np.int64).reshape(-1), (2,))
+    return int(values[0]), int(values[1])
+
+
+def _import_conv2d(name: str, node: Any, builder: _Builder) -> None:
+    from neurocredit.conv import fuse_conv_pool, pair
+
+    _no_synapse_pending(name, node, builder)
+    weight = np.asarray(node.weight)
+    if weight.ndim != 4:
+        raise NeurocreditError(f"{_describe(name, node)} has a weight of shape {weight.shape}; expected OIHW")
+    if tuple(pair(np.asarray(node.dilation).reshape(-1).tolist() if np.size(node.dilation) > 1
+                  else int(np.asarray(node.dilation)))) != (1, 1) or int(np.asarray(node.groups)) != 1:
+        raise NeurocreditError(f"{_describe(name, node)} has dilation {np.asarray(node.dilation).tolist()} and groups "
+                               f"{int(np.asarray(node.groups))}; supported: dilation 1, groups 1")
+    stride = pair(np.asarray(node.stride).reshape(-1).tolist() if np.size(node.stride) > 1 else int(np.asarray(node.stride)))
+    padding = _padding(name, node, tuple(weight.shape[2:]), stride)
+    source = builder.pool_pending[2] if builder.pool_pending is not None else builder.shape
+    shape = builder.shape
+    if len(shape) != 3 or shape[0] != weight.shape[1]:
+        raise NeurocreditError(f"{_describe(name, node)} expects {weight.shape[1]} input channels but its input has "
+                               f"shape {tuple(shape)}")
+    pool = 1
+    if builder.pool_pending is not None:
+        _, pool, _ = builder.pool_pending
+        weight, stride, padding = fuse_conv_pool(weight, stride, padding, pool)
+    bias = np.zeros(weight.shape[0]) if node.bias is None else np.broadcast_to(
+        np.asarray(node.bias, dtype=np.float64).reshape(-1), (weight.shape[0],))
+    synapse = _ConvSynapse(name, weight, np.zeros(0), builder.delay_pending is not None, pool,
+                           tuple(int(n) for n in source), tuple(stride), tuple(padding))
+    synapse.current_bias = np.repeat(bias, synapse.n_out // weight.shape[0])
+    builder.synapse = synapse
+    builder.delay_pending = builder.pool_pending = builder.flatten_pending = None
+
+
+def _import_sumpool2d(name: str, node: Any, builder: _Builder) -> None:
+    _no_synapse_pending(name, node, builder)
+    kernel = np.asarray(node.kernel_size).reshape(-1)
+    stride = np.asarray(node.stride).reshape(-1)
+    padding = np.asarray(node.padding).reshape(-1)
+    pool = int(kernel[0])
+    if (np.any(kernel != pool) or np.any(stride != pool) or np.any(padding != 0) or pool < 1
+            or builder.pool_pending is not None or len(builder.shape) != 3):
+        raise NeurocreditError(
+            f"{_describe(name, node)} (kernel {kernel.tolist()}, stride {stride.tolist()}, padding {padding.tolist()}) "
+            "is supported only as a p x p pool with stride p and no padding on a (C, H, W) population, in front of "
+            "a Conv2d or Flatten -> Affine (where it is fused into the weight)"
+        )
+    builder.pool_pending = (name, pool, tuple(builder.shape))
+    channels, height, width = builder.shape
+    builder.shape = (channels, height // pool, width // pool)
+
+
+def _import_flatten(name: str, node: Any, builder: _Builder) -> None:
+    _no_synapse_pending(name, node, builder)
+    builder.flatten_pending = name
+    builder.shape = (int(np.prod(builder.shape)),)
 
 
 def _import_affine(name: str, node: Any, builder: _Builder) -> None:
@@ -340,13 +514,14 @@ def _take_synapse(name: str, node: Any, builder: _Builder, n: int) -> _Synapse:
     synapse = builder.synapse
     if synapse is None:
         raise NeurocreditError(
-            f"{_describe(name, node)} is not preceded by a synaptic node (Affine/Linear); {_supported()}"
+            f"{_describe(name, node)} is not preceded by a synaptic node (Affine/Linear/Conv2d); {_supported()}"
         )
     if synapse.n_out != n:
         raise NeurocreditError(
             f"{_describe(name, node)} has {n} neurons but {synapse.name!r} has {synapse.n_out} outputs"
         )
     builder.synapse = None
+    builder.shape = tuple(synapse.output_shape)
     return synapse
 
 
@@ -464,8 +639,11 @@ def _import_if(name: str, node: Any, builder: _Builder) -> None:
 
 IMPORTERS: dict[str, Callable[[str, Any, _Builder], None]] = {
     "Delay": _import_delay,
+    "SumPool2d": _import_sumpool2d,
+    "Flatten": _import_flatten,
     "Affine": _import_affine,
     "Linear": _import_linear,
+    "Conv2d": _import_conv2d,
     "CubaLIF": _import_cubalif,
     "LIF": _import_lif,
     "IF": _import_if,
@@ -616,12 +794,15 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
         raise NeurocreditError(f"dt={dt!r} must be a finite number of seconds > 0 (e.g. 1e-4)")
     exact_header = header if header is not None and float(header["dt"]) == float(dt) else None
     chain = graph_chain(graph)
-    builder = _Builder(float(dt), exact_header)
+    input_shape = graph.nodes[chain[0]].input_type["input"]
+    builder = _Builder(float(dt), exact_header, tuple(int(n) for n in np.asarray(input_shape).reshape(-1)))
     for name in chain[1:-1]:
         node = graph.nodes[name]
         IMPORTERS[type(node).__name__](name, node, builder)
-    if builder.synapse is not None or builder.delay_pending is not None:
-        last = builder.synapse.name if builder.synapse is not None else builder.delay_pending
+    pending = [builder.synapse.name if builder.synapse is not None else None, builder.delay_pending,
+               builder.pool_pending[0] if builder.pool_pending is not None else None, builder.flatten_pending]
+    if any(pending):
+        last = next(name for name in pending if name)
         raise NeurocreditError(f"node {last!r} is not followed by neurons before the Output; {_supported()}")
     layers = builder.layers
     if not layers:
@@ -650,7 +831,8 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
                 f"shorter than one step; import with --dt <= {dt / value:g}"
             )
     exact = exact_header is not None and all(layer.from_metadata for layer in layers)
-    names = [f"fc{index + 1}" for index in range(len(layers))]
+    names = [f"{'conv' if isinstance(imported.layer, Conv2d) else 'fc'}{index + 1}"
+             for index, imported in enumerate(layers)]
     if exact and len(exact_header["layer_names"]) == len(layers):
         names = exact_header["layer_names"]
     if refractory is None:
@@ -713,7 +895,9 @@ def norse_unavailable_reason(imported: ImportedGraph) -> Optional[str]:
 
 def _norse_layer_spikes(graph, chain: list[str], layer_index: int, inputs: np.ndarray, dt: float) -> np.ndarray:
     """Spikes (steps, batch, n) of the ``layer_index``-th neuron node of ``chain``, computed by
-    ``norse.torch.from_nir`` on the delay-free sub-graph that ends there."""
+    ``norse.torch.from_nir`` on the delay-free sub-graph that ends there. Inputs are given the
+    Input node's shape; a graph with a ``Flatten`` runs one sample at a time (Norse turns NIR's
+    ``Flatten(start_dim=0)`` into ``torch.nn.Flatten(0)``, which would flatten the batch too)."""
     import torch
 
     from neurocredit.sim.norse_backend import import_norse
@@ -724,19 +908,30 @@ def _norse_layer_spikes(graph, chain: list[str], layer_index: int, inputs: np.nd
     neurons = [name for name in kept if type(graph.nodes[name]).__name__ in ("CubaLIF", "LIF", "IF")]
     end = kept.index(neurons[layer_index])
     names = kept[: end + 1]
-    n_out = int(np.size(graph.nodes[names[-1]].v_threshold))
+    out_shape = np.shape(graph.nodes[names[-1]].v_threshold)
     nodes = {name: graph.nodes[name] for name in names}
-    nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
+    nodes["output"] = nir.Output(output_type={"output": np.array(out_shape)})
     sub = nir.NIRGraph(nodes=nodes, edges=list(zip(names + ["output"], (names + ["output"])[1:])), metadata={})
-    state, out = None, []
+    in_shape = tuple(int(n) for n in np.asarray(graph.nodes[chain[0]].input_type["input"]).reshape(-1))
+    steps, batch = inputs.shape[:2]
+    shaped = np.asarray(inputs, dtype=np.float32).reshape(steps, batch, *in_shape)
+    groups = [slice(i, i + 1) for i in range(batch)] if any(
+        type(graph.nodes[name]).__name__ == "Flatten" for name in names) else [slice(0, batch)]
+    out = np.zeros((steps, batch, int(np.prod(out_shape))), dtype=bool)
     with torch.no_grad(), warnings.catch_warnings():
         # only nirtorch's torch.jit deprecation notice; Norse's own notes are off (ignore_warnings)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
-        module = norse_torch.from_nir(sub, dt=dt, ignore_warnings=True)
-        for t in range(inputs.shape[0]):
-            spikes, state = module(torch.as_tensor(inputs[t], dtype=torch.float32), state)
-            out.append(spikes.numpy() > 0)
-    return np.stack(out)
+        for group in groups:
+            module = norse_torch.from_nir(sub, dt=dt, ignore_warnings=True)
+            state = None
+            for t in range(steps):
+                frame = torch.as_tensor(shaped[t, group])
+                if len(groups) > 1:
+                    frame = frame[0]
+                spikes, state = module(frame, state)
+                out[t, group] = spikes.numpy().reshape(-1 if len(groups) > 1 else group.stop - group.start,
+                                                       *(() if len(groups) > 1 else (-1,))) > 0
+    return out
 
 
 def check_import(imported: ImportedGraph, graph, samples: int = 16, seed: int = 0) -> dict:

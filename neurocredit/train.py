@@ -107,7 +107,7 @@ class TrainingSession:
         cls = rule_class(config.rule.name, config.network.neuron.kind)
         options = config.rule_options()
         n_outputs = cls.output_size(options, dataset.n_classes)
-        initial = build_network(config, dataset.n_features, n_outputs, training.seed)
+        initial = build_network(config, dataset.n_features, n_outputs, training.seed, dataset.image_shape)
         initial = initial.replace(
             provenance={
                 "rule": config.rule.name,

@@ -128,6 +128,7 @@ def main(argv=None) -> int:
 
     try:
         network = load_network(args.model)
+        network.require_dense("scripts/lava_deploy.py", "deploy conv networks with `neurocredit deploy`")
         if not network.neuron.spiking:
             raise NeurocreditError(f"{args.model} is a rate network; Lava runs spiking (lif) networks")
         dataset = load_dataset(args.data or str(network.provenance.get("data", "digits")))

@@ -108,6 +108,7 @@ def main(argv=None) -> int:
 
     try:
         network = load_network(args.model)
+        network.require_dense("scripts/lava_export.py", "deploy conv networks with `neurocredit deploy`")
         quantized = quantize(network, weight_bits=args.weight_bits)
     except NeurocreditError as error:
         print(f"lava_export: error: {error}", file=sys.stderr)

@@ -6,6 +6,7 @@ the NIR equations; unsupported graphs are one line naming the node; the CLI roun
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -28,12 +29,12 @@ def config_network(name: str, seed: int, biased: bool) -> Network:
     """The untrained network of a model config (digits or Fashion-MNIST sizes), optionally with
     random biases; float32 like a trained one."""
     config = load_config(models_dir() / f"{name}.yaml")
-    n_inputs = 784 if config.data.name in ("fashion-mnist", "mnist") else 64
-    network = build_network(config, n_inputs, 10, seed)
+    n_inputs, image = (784, (28, 28)) if config.data.name in ("fashion-mnist", "mnist") else (64, (8, 8))
+    network = build_network(config, n_inputs, 10, seed, image_shape=image)
     if biased:
         rng = np.random.default_rng(seed)
         network = network.replace(layers=tuple(
-            Layer(layer.weight, rng.normal(0, 0.1, layer.n_out).astype(layer.bias.dtype), layer.name)
+            dataclasses.replace(layer, bias=rng.normal(0, 0.1, layer.bias.shape).astype(layer.bias.dtype))
             for layer in network.layers))
     return network
 

@@ -19,8 +19,11 @@ def describe(network) -> dict:
     return {
         "sizes": list(network.sizes),
         "layers": [
-            {"name": layer.name, "inputs": layer.n_in, "outputs": layer.n_out, "dtype": str(layer.weight.dtype)}
-            for layer in network.layers
+            {"name": layer.name, "kind": layer.kind, "inputs": layer.n_in, "outputs": layer.n_out,
+             "input_shape": list(network.shapes[index]), "output_shape": list(layer.output_shape),
+             "pool": layer.pool, "weight_shape": list(layer.weight.shape), "dtype": str(layer.weight.dtype),
+             **({"stride": list(layer.stride), "padding": list(layer.padding)} if layer.kind == "conv2d" else {})}
+            for index, layer in enumerate(network.layers)
         ],
         "neuron": asdict(network.neuron),
         "encoder": asdict(network.encoder),
@@ -41,7 +44,17 @@ def run(args) -> int:
         return 0
     print(info["summary"])
     for layer in info["layers"]:
-        print(f"  {layer['name']:>6}: {layer['inputs']} -> {layer['outputs']} ({layer['dtype']})")
+        if layer["kind"] == "dense" and layer["pool"] == 1:
+            print(f"  {layer['name']:>6}: {layer['inputs']} -> {layer['outputs']} ({layer['dtype']})")
+        else:
+            def shape(values):
+                return "x".join(map(str, values))
+
+            pool = f"pool {layer['pool']}x{layer['pool']} (fused) + " if layer["pool"] > 1 else ""
+            geometry = (f", kernel {shape(layer['weight_shape'])}, stride {shape(layer['stride'])}, padding "
+                        f"{shape(layer['padding'])}" if layer["kind"] == "conv2d" else "")
+            print(f"  {layer['name']:>6}: {shape(layer['input_shape'])} -> {pool}{layer['kind']} -> "
+                  f"{shape(layer['output_shape'])}{geometry} ({layer['dtype']})")
     if info["extras"]:
         print("  rule arrays: " + ", ".join(f"{k} {tuple(v)}" for k, v in info["extras"].items()))
     for key, value in info["provenance"].items():

@@ -16,6 +16,11 @@ Per step, per layer, in Lava's order (all integers; ``M = 2**23``)::
     v = clip(v + u + (bias_mant << bias_exp), -(M-1), M-1)     # int32, then saturate
     s = v > (vth << 6);  v[s] = 0
 
+A ``Conv2d`` layer reproduces ``lava.proc.conv.models.PyConvModelFixed`` instead: ``a_buff`` is
+the integer cross-correlation of the spikes with the kernel (an exact product with the conv's
+synapse matrix, :func:`conv_matrix`), wrapped modulo 2**24, with no weight exponent
+(:func:`conv_accumulate`).
+
 Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
 (:func:`lava_dense_weights`). The spike sums are computed with a float BLAS matrix product,
 which is exact here: the operands are 0/1 and integers of at most 9 bits, and every partial sum
@@ -45,6 +50,9 @@ from neurocredit.record import RunRecord
 
 # Batch chunk for the first layer's all-steps matrix product (bounds memory to ~100 MB).
 FIRST_LAYER_CHUNK_ELEMENTS = 25_000_000
+# A conv layer's synapse matrix is held dense (float32 BLAS, faster) up to this many entries
+# (16 MB), sparse beyond (a speed/memory knob, not a hardware number).
+DENSE_CONV_ENTRIES = 4_000_000
 
 
 class FixedLIFParameters(NamedTuple):
@@ -129,9 +137,56 @@ def lif_fixed_step(params: FixedLIFParameters, state: FixedLIFState, activation:
     return FixedLIFState(current, voltage), spikes
 
 
-def _float_weights(layer: FixedLayer) -> np.ndarray:
+def signed_wrap(values: np.ndarray, bits: int) -> np.ndarray:
+    """Lava's ``signed_clamp``: ``(x + 2**(bits-1)) % 2**bits - 2**(bits-1)`` (int64)."""
+    half = 1 << (bits - 1)
+    return (np.asarray(values, dtype=np.int64) + half) % (2 * half) - half
+
+
+def conv_matrix(layer: FixedLayer):
+    """The integer kernel of a conv layer as an (n_in, n_out) matrix with one entry per synapse
+    (kernel tap x position, padding excluded; :func:`neurocredit.conv.conv_synapses`): a dense
+    float32 array when it has at most :data:`DENSE_CONV_ENTRIES` entries and every sum of spikes
+    is exact in float32 (faster BLAS), else a sparse float64 CSR matrix."""
+    import scipy.sparse
+
+    from neurocredit.conv import conv_synapses
+
+    pre, post, tap = conv_synapses(layer.spec)
+    values = layer.weights.astype(np.float64).ravel()[tap]
+    matrix = scipy.sparse.csr_matrix((values, (pre, post)), shape=(layer.n_in, layer.n_out))
+    fan_in = int(np.prod(layer.weights.shape[1:]))
+    exact32 = float(np.max(np.abs(layer.weights), initial=0)) * fan_in < 2**24
+    if exact32 and layer.n_in * layer.n_out <= DENSE_CONV_ENTRIES:
+        return matrix.toarray().astype(np.float32)
+    return matrix
+
+
+def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, matrix=None) -> np.ndarray:
+    """What Lava's ``PyConvModelFixed`` puts in its buffer for ``spikes`` (..., n_in) 0/1: the
+    integer cross-correlation with the kernel (no weight exponent, no clipping), wrapped modulo
+    2**24 (``signed_clamp(x, 24)``): int32 (..., n_out) in our C order. The sums are exact: a
+    float64 sparse product (:func:`conv_matrix`) of 0/1 and integers below 2**31, each partial
+    sum far below 2**53."""
+    matrix = conv_matrix(layer) if matrix is None else matrix
+    spikes = np.asarray(spikes, dtype=matrix.dtype)
+    summed = np.asarray(spikes.reshape(-1, layer.n_in) @ matrix).reshape(*spikes.shape[:-1], layer.n_out)
+    return signed_wrap(np.rint(summed).astype(np.int64), LAVA.state_bits).astype(np.int32)
+
+
+def accumulate(spikes: np.ndarray, layer: FixedLayer, weights) -> np.ndarray:
+    """One layer's synaptic output for ``spikes``: :func:`dense_accumulate` or
+    :func:`conv_accumulate` (``weights`` from :func:`_float_weights`)."""
+    if layer.is_conv:
+        return conv_accumulate(spikes, layer, weights)
+    return dense_accumulate(spikes.astype(weights.dtype, copy=False), weights, layer.weight_exp)
+
+
+def _float_weights(layer: FixedLayer):
     """(n_in, n_out) float matrix of Lava's effective weights; float32 when every partial sum
-    of a spike count is exact in float32, else float64."""
+    of a spike count is exact in float32, else float64. A conv layer: :func:`conv_matrix`."""
+    if layer.is_conv:
+        return conv_matrix(layer)
     weights = lava_dense_weights(layer.weights, layer.sign_mode, layer.num_weight_bits).T
     exact32 = float(np.max(np.abs(weights), initial=0)) * layer.n_in < 2**24
     return weights.astype(np.float32 if exact32 else np.float64)
@@ -156,7 +211,8 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
         [np.zeros((steps, batch, layer.n_out), np.int32) for layer in quantized.layers] if record_states else None,
     )
     first = quantized.layers[0]
-    chunk = max(1, FIRST_LAYER_CHUNK_ELEMENTS // max(1, steps * max(n_inputs, first.n_out)))
+    width = max(n_inputs, first.n_out)
+    chunk = max(1, FIRST_LAYER_CHUNK_ELEMENTS // max(1, steps * width))
     for start in range(0, batch, chunk):
         stop = min(batch, start + chunk)
         _emulate_chunk(quantized, weights, input_spikes[:, start:stop], trace, start)
@@ -170,8 +226,7 @@ def _emulate_chunk(quantized: QuantizedNetwork, weights: list[np.ndarray], input
     columns = slice(offset, offset + batch)
     # The first layer's Dense output for every step at once (the last step's is never delivered);
     # layer 1 receives step t-1's at step t.
-    first_drive = dense_accumulate(input_spikes[:-1].astype(weights[0].dtype, copy=False), weights[0],
-                                   layers[0].weight_exp)
+    first_drive = accumulate(input_spikes[:-1], layers[0], weights[0])
     states = [FixedLIFState(np.zeros((batch, layer.n_out), np.int32), np.zeros((batch, layer.n_out), np.int32))
               for layer in layers]
     refractory = quantized.network.neuron.lif.refractory
@@ -185,7 +240,7 @@ def _emulate_chunk(quantized: QuantizedNetwork, weights: list[np.ndarray], input
                 activation = first_drive[t - 1] if t > 0 else buffers[0]
             else:
                 activation = buffers[index]
-                buffers[index] = dense_accumulate(spikes.astype(weights[index].dtype), weights[index], layer.weight_exp)
+                buffers[index] = accumulate(spikes, layer, weights[index])
             states[index], spikes = lif_fixed_step(params[index], states[index], activation, biases[index])
             trace.spikes[index][t, columns] = spikes
             if trace.currents is not None:

@@ -10,6 +10,16 @@ Timing: Lava's ``Dense`` sends the accumulation of the previous step, so layer i
 ``W_i s_{i-1}[t-1]`` -- exactly the convention of :func:`neurocredit.neurons.run_lif_network`;
 no alignment is needed.
 
+A ``Conv2d`` layer becomes ``lava.proc.conv.process.Conv`` (the same one-step delay as
+``Dense``): its OIHW cross-correlation kernel flipped and transposed to Lava's (C_out, W, H, C_in)
+(:func:`lava_conv_kernel`), stride and padding as (x, y), its LIF population shaped (X, Y, C) =
+(W, H, C) (:func:`lava_shape`; per-neuron values and rasters are permuted between that order and
+our C order of (C, H, W) by :func:`lava_positions`); a Dense after a (C, H, W) population reads
+the flattened (X, Y, C) port with its columns permuted to match. Lanes of a conv layer are the
+groups of one ``Conv`` (``groups = lanes``; lane l's channels are group l of the (X, Y, lanes*C)
+map). In fixed point, ``PyConvModelFixed`` applies no weight exponent and wraps its
+sum modulo 2**24 (see :func:`neurocredit.deploy.quantize.quantize_conv_layer`).
+
 Modes (``Loihi2SimCfg(select_tag=...)``):
 
 * ``fixed_pt`` (default): ``PyLifModelBitAcc`` / ``PyDenseModelBitAcc`` on the integers of
@@ -116,7 +126,9 @@ def choose_lanes(network: Network, samples: int) -> int:
         if lanes < 1:
             raise NeurocreditError(f"{LANES_ENV}={wanted!r} must be a positive integer")
         return max(1, min(lanes, samples))
-    largest = max(layer.n_in * layer.n_out for layer in network.layers)
+    # a conv layer's lanes are groups of one Conv (its kernel is not copied into a block matrix)
+    largest = max(layer.n_weights if layer.kind == "conv2d" else layer.n_in * layer.n_out
+                  for layer in network.layers)
     lanes = int(math.isqrt(max(1, LANE_WEIGHT_BUDGET // max(1, largest))))
     return max(1, min(MAX_LANES, lanes, samples))
 
@@ -173,6 +185,33 @@ class LavaGraph(NamedTuple):
     state_files: list[tuple[Path, Path]]
 
 
+def lava_positions(shape: tuple[int, ...], lanes: int = 1) -> np.ndarray:
+    """For ``lanes`` copies of a population of our ``shape``: ``P[p]`` = the lane-major index
+    ``lane * n + i`` (``i`` our C-order index in (C, H, W)) of the neuron at Lava's flat position
+    ``p``. A 1-D population is lane-major in Lava too (identity); a (C, H, W) one is Lava's
+    (X, Y, lanes * C) = (W, H, lanes * C) map, lane ``l`` holding channels ``l*C .. l*C+C-1``.
+    Lane-major -> Lava: ``rows[..., P]``; Lava -> lane-major: ``rows[..., argsort(P)]``."""
+    total = int(lanes) * int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(total)
+    return np.arange(total).reshape(int(lanes), *shape).transpose(3, 2, 0, 1).ravel()
+
+
+def lava_shape(shape: tuple[int, ...], lanes: int = 1) -> tuple[int, ...]:
+    """Lava's shape of ``lanes`` copies of a population: (W, H, lanes * C) for our (C, H, W);
+    (lanes * n,) for (n,)."""
+    if len(shape) == 3:
+        return int(shape[2]), int(shape[1]), int(lanes) * int(shape[0])
+    return (int(lanes) * int(shape[0]),)
+
+
+def lava_conv_kernel(weight: np.ndarray) -> np.ndarray:
+    """Our OIHW cross-correlation kernel as Lava's ``Conv`` weight (C_out, W, H, C_in): Lava
+    computes a true convolution (``scipy.signal.convolve2d``), so the kernel is flipped in both
+    spatial axes, then transposed (lava/proc/conv/utils.py; lava-dl netx does the same)."""
+    return np.ascontiguousarray(np.asarray(weight)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
+
+
 def _block_diagonal(matrix: np.ndarray, lanes: int) -> np.ndarray:
     return matrix if lanes == 1 else np.kron(np.eye(lanes, dtype=matrix.dtype), matrix)
 
@@ -181,6 +220,7 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
                 lanes: int, folder: Path, input_dtype: str, record_states: bool) -> LavaGraph:
     """Create the Lava processes (not compiled yet). ``quantized`` is used in ``fixed_pt``."""
     import_lava()
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.io.reset import Reset
     from lava.proc.lif.process import LIF, LIFRefractory, LIFReset
@@ -189,7 +229,8 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource, VarFileProbe
 
     total = windows * steps
-    source = SpikeFileSource(shape=(lanes * network.n_inputs,), path=str(folder / "input.bin"), steps=total,
+    shapes = network.shapes
+    source = SpikeFileSource(shape=lava_shape(shapes[0], lanes), path=str(folder / "input.bin"), steps=total,
                              dtype=input_dtype)
     graded = input_dtype != "uint8"
     params = network.neuron.lif
@@ -198,27 +239,51 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
     for index, layer in enumerate(network.layers):
         name = layer.name or f"layer{index + 1}"
         width = lanes * layer.n_out
+        population = lava_shape(shapes[index + 1], lanes)
+
+        def to_population(values):
+            """Per-neuron values (ours, tiled over lanes) in Lava's order and shape."""
+            return np.tile(np.asarray(values), lanes)[lava_positions(shapes[index + 1], lanes)].reshape(population)
+
+        def conv(weight, **args):
+            """One ``Conv`` for all lanes: ``groups = lanes``, lane l's channels are group l."""
+            return Conv(weight=np.concatenate([lava_conv_kernel(weight)] * lanes, axis=0),
+                        input_shape=lava_shape(shapes[index], lanes), padding=layer.padding[::-1],
+                        stride=layer.stride[::-1], groups=lanes, name=f"{name}.conv", **args)
+
+        if layer.kind == "dense" and len(shapes[index]) == 3:
+            previous = previous.flatten()  # Lava's (X, Y, C) order: the columns are permuted below
+        columns = lava_positions(shapes[index], lanes)  # of the lane-major block-diagonal matrix
+        message_bits = GRADED_MESSAGE_BITS if (graded and index == 0) else 0
         if mode == "fixed_pt":
             fixed = quantized.layers[index]
-            dense = Dense(weights=_block_diagonal(fixed.weights.astype(np.int32), lanes), name=f"{name}.dense",
-                          weight_exp=int(fixed.weight_exp), num_weight_bits=int(fixed.num_weight_bits),
-                          sign_mode=SignMode[fixed.sign_mode.upper()])
-            neuron_args = dict(shape=(width,), du=int(quantized.du), dv=int(quantized.dv), vth=int(fixed.vth),
-                               bias_mant=np.tile(fixed.bias_mant, lanes), bias_exp=np.tile(fixed.bias_exp, lanes))
+            if layer.kind == "conv2d":
+                dense = conv(fixed.weights.astype(np.int32), weight_exp=0,
+                             num_weight_bits=int(fixed.num_weight_bits))
+            else:
+                dense = Dense(weights=_block_diagonal(fixed.weights.astype(np.int32), lanes)[:, columns],
+                              name=f"{name}.dense", weight_exp=int(fixed.weight_exp),
+                              num_weight_bits=int(fixed.num_weight_bits), sign_mode=SignMode[fixed.sign_mode.upper()])
+            neuron_args = dict(shape=population, du=int(quantized.du), dv=int(quantized.dv), vth=int(fixed.vth),
+                               bias_mant=to_population(fixed.bias_mant), bias_exp=to_population(fixed.bias_exp))
         else:
-            dense = Dense(weights=_block_diagonal(layer.weight.astype(np.float64), lanes), name=f"{name}.dense",
-                          num_message_bits=GRADED_MESSAGE_BITS if (graded and index == 0) else 0)
-            neuron_args = dict(shape=(width,), du=float(params.du), dv=float(params.dv), vth=float(params.vth),
-                               bias_mant=np.tile(layer.bias.astype(np.float64), lanes), bias_exp=0)
+            if layer.kind == "conv2d":
+                dense = conv(layer.weight.astype(np.float64), num_message_bits=message_bits)
+            else:
+                dense = Dense(weights=_block_diagonal(layer.weight.astype(np.float64), lanes)[:, columns],
+                              name=f"{name}.dense", num_message_bits=message_bits)
+            neuron_args = dict(shape=population, du=float(params.du), dv=float(params.dv), vth=float(params.vth),
+                               bias_mant=to_population(layer.neuron_bias.astype(np.float64)), bias_exp=0)
+        buffer = dense.a_buf if layer.kind == "conv2d" else dense.a_buff
         if params.refractory:
             # LIFRefractory has no reset interval: u, v and the refractory end are zeroed after the
-            # last step of each window by Reset processes, like a_buff below.
+            # last step of each window by Reset processes, like the synaptic buffer below.
             neuron = LIFRefractory(refractory_period=int(params.refractory), name=f"{name}.lif", **neuron_args)
-            cleared = [dense.a_buff, neuron.u, neuron.v, neuron.refractory_period_end] if windows > 1 else []
+            cleared = [buffer, neuron.u, neuron.v, neuron.refractory_period_end] if windows > 1 else []
         elif windows > 1:
             # u, v <- 0 before the first step of each window (time_step % steps == 1, 1-based).
             neuron = LIFReset(reset_interval=steps, reset_offset=1 % steps, name=f"{name}.lif", **neuron_args)
-            cleared = [dense.a_buff]
+            cleared = [buffer]
         else:
             neuron = LIF(name=f"{name}.lif", **neuron_args)
             cleared = []
@@ -231,7 +296,7 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
         dense.a_out.connect(neuron.a_in)
         spike_file = folder / f"spikes{index}.bin"
         np.memmap(spike_file, dtype=np.uint8, mode="w+", shape=(total, width)).flush()
-        sink = SpikeFileSink(shape=(width,), path=str(spike_file), steps=total)
+        sink = SpikeFileSink(shape=population, path=str(spike_file), steps=total)
         neuron.s_out.connect(sink.a_in)
         if record_states:
             state_dtype = np.int32 if mode == "fixed_pt" else np.float64
@@ -338,7 +403,7 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
     with tempfile.TemporaryDirectory(prefix="neurocredit-lava-") as temp:
         folder = Path(temp)
         input_dtype = "uint8" if binary else "float32"
-        rows = to_lanes(run_inputs.astype(input_dtype), lanes)
+        rows = to_lanes(run_inputs.astype(input_dtype), lanes)[:, lava_positions(network.shapes[0], lanes)]
         np.asarray(rows).tofile(folder / "input.bin")
         graph = build_graph(network, quantized, mode, steps_run, windows, lanes, folder, input_dtype, record_states)
         runtime = None
@@ -361,15 +426,21 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
             if bar is not None:
                 bar.close()
             widths = [lanes * layer.n_out for layer in network.layers]
-            spikes = [from_lanes(_read_rows(path, np.uint8, total, width), steps_run, batch, lanes)[:steps].astype(bool)
-                      for path, width in zip(graph.spike_files, widths)]
+            # Lava's (X, Y, lanes * C) order back to lane-major (identity for 1-D populations)
+            ours = [np.argsort(lava_positions(shape, lanes)) for shape in network.shapes[1:]]
+
+            def read(path, dtype, width, order):
+                return from_lanes(_read_rows(path, dtype, total, width)[:, order], steps_run, batch, lanes)[:steps]
+
+            spikes = [read(path, np.uint8, width, order).astype(bool)
+                      for path, width, order in zip(graph.spike_files, widths, ours)]
             currents = voltages = None
             if record_states:
                 dtype = np.int32 if mode == "fixed_pt" else np.float64
-                currents = [from_lanes(_read_rows(pair[0], dtype, total, w), steps_run, batch, lanes)[:steps]
-                            .astype(np.float64) for pair, w in zip(graph.state_files, widths)]
-                voltages = [from_lanes(_read_rows(pair[1], dtype, total, w), steps_run, batch, lanes)[:steps]
-                            .astype(np.float64) for pair, w in zip(graph.state_files, widths)]
+                currents = [read(pair[0], dtype, w, order).astype(np.float64)
+                            for pair, w, order in zip(graph.state_files, widths, ours)]
+                voltages = [read(pair[1], dtype, w, order).astype(np.float64)
+                            for pair, w, order in zip(graph.state_files, widths, ours)]
         finally:
             stop_runtime(runtime if runtime is not None else getattr(graph.source, "runtime", None))
     result = RunRecord.from_rasters("lava", network, inputs, spikes, voltages, currents, record)

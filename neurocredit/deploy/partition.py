@@ -12,6 +12,14 @@ chips (1 when not given). A fully connected layer ``n_in -> n_out`` split over c
 * ``k <= neurons_per_core``; the layer needs ``ceil(n_out / k)`` cores, placed after the previous
   layer's cores. The input spikes come from the host and use no core.
 
+A ``Conv2d`` layer (neurons placed in C order, ``k`` consecutive ones per core) shares its
+kernels: a core stores the kernel of every output channel it holds (``channels x C_in x KH x KW``
+weights, checked against ``synapses_per_core``) and receives the input axons of the union of its
+neurons' receptive fields (counted exactly from the im2col indices, checked against
+``fan_in_per_core``); a neuron feeding a conv layer sends one axon to each core of that layer its
+kernel reaches (counted exactly), one feeding a dense layer to all of its cores. ``k`` is the
+largest that fits every limit.
+
 The first limit a network breaks is one :class:`NeurocreditError` naming the layer, the limit
 (with its source) and the value, raised before anything is built in Lava. Absent limits are not
 checked.
@@ -22,6 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
+
+import numpy as np
 
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
@@ -41,6 +51,8 @@ class LayerPlacement:
     neurons_per_core: int
     synapses_per_core: int
     fan_out_per_core: int
+    kind: str = "dense"
+    fan_in_per_core: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,69 @@ def _violation(target: Target, layer: str, key: str, value: Any, fix: str) -> Ne
     )
 
 
+_SYNAPSE_CACHE: dict[int, tuple] = {}
+
+
+def _synapses(layer) -> tuple[np.ndarray, np.ndarray]:
+    """(pre, post) of a conv layer's synapses, cached per layer object (the capacity search asks
+    many times; layers hold arrays, so they are not hashable)."""
+    from neurocredit.conv import conv_synapses
+
+    entry = _SYNAPSE_CACHE.get(id(layer))
+    if entry is None or entry[0] is not layer:
+        if len(_SYNAPSE_CACHE) >= 8:
+            _SYNAPSE_CACHE.clear()
+        pre, post, _ = conv_synapses(layer)
+        entry = _SYNAPSE_CACHE[id(layer)] = (layer, pre, post)
+    return entry[1], entry[2]
+
+
+def _conv_core_needs(layer, per_core: int) -> tuple[int, int]:
+    """(input axons, stored kernel weights) of the fullest core when ``per_core`` consecutive
+    neurons (C order) of conv ``layer`` share a core."""
+    pre, post = _synapses(layer)
+    core = post // per_core
+    pairs = np.unique(core * layer.n_in + pre)
+    axons = int(np.bincount(pairs // layer.n_in).max(initial=0))
+    positions = layer.n_out // int(layer.weight.shape[0])
+    first = np.arange(0, layer.n_out, per_core)
+    last = np.minimum(first + per_core, layer.n_out) - 1
+    channels = int(np.max(last // positions - first // positions + 1))
+    return axons, channels * int(np.prod(layer.weight.shape[1:]))
+
+
+def _conv_capacity(layer, fits: int, fan_in: Optional[float], synapses_limit: Optional[float]) -> int:
+    """Largest ``k <= fits`` neurons per core of a conv layer within the fan-in and weight limits,
+    or 0 when not even one neuron fits."""
+
+    def ok(k: int) -> bool:
+        axons, weights = _conv_core_needs(layer, k)
+        return (fan_in is None or axons <= fan_in) and (synapses_limit is None or weights <= synapses_limit)
+
+    if ok(fits):
+        return fits
+    low, high = 0, fits  # ok(low) (or low == 0), not ok(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if ok(middle):
+            low = middle
+        else:
+            high = middle
+    while low > 0 and not ok(low):
+        low -= 1
+    return low
+
+
+def _cores_reached(layer, per_core: int) -> int:
+    """Most cores of ``layer`` that one of its source neurons reaches (conv: exact; dense: all)."""
+    cores = math.ceil(layer.n_out / per_core)
+    if layer.kind != "conv2d":
+        return cores
+    pre, post = _synapses(layer)
+    pairs = np.unique(pre * cores + post // per_core)
+    return int(np.bincount(pairs // cores).max(initial=0))
+
+
 def check_and_partition(network: Network, target: Target, weight_bits: Optional[int] = None) -> Partition:
     """Check ``network`` (with ``weight_bits``-bit weights, if given) against ``target`` and place
     its layers on cores (see module doc). Raises one :class:`NeurocreditError` per call at the
@@ -87,6 +162,20 @@ def check_and_partition(network: Network, target: Target, weight_bits: Optional[
     # Limits of one layer alone, in network order.
     capacity: list[int] = []
     for layer, name in zip(network.layers, names):
+        if layer.kind == "conv2d":
+            fits = layer.n_out if neurons_limit is None else min(layer.n_out, int(neurons_limit))
+            conv_fits = _conv_capacity(layer, fits, fan_in, synapses_limit)
+            if conv_fits < 1:
+                axons, weights = _conv_core_needs(layer, 1)
+                if fan_in is not None and axons > fan_in:
+                    raise _violation(target, name, "fan_in_per_core", axons,
+                                     "one conv neuron's receptive field needs more input axons than a core "
+                                     "receives: use a smaller kernel or fewer input channels")
+                raise _violation(target, name, "synapses_per_core", weights,
+                                 "one output channel's kernel does not fit a core: use a smaller kernel or "
+                                 "fewer input channels")
+            capacity.append(conv_fits)
+            continue
         if fan_in is not None and layer.n_in > fan_in:
             raise _violation(target, name, "fan_in_per_core", layer.n_in,
                              "every core of a dense layer receives all its inputs: use fewer inputs to this layer")
@@ -103,7 +192,8 @@ def check_and_partition(network: Network, target: Target, weight_bits: Optional[
     cores: list[int] = [0] * len(network.layers)
     for index in reversed(range(len(network.layers))):
         per_core[index] = capacity[index]
-        next_cores = cores[index + 1] if index + 1 < len(network.layers) else 0
+        next_cores = (_cores_reached(network.layers[index + 1], per_core[index + 1])
+                      if index + 1 < len(network.layers) else 0)
         if fan_out is not None and next_cores > 0:
             by_fan_out = int(fan_out) // next_cores
             if by_fan_out < 1:
@@ -116,9 +206,14 @@ def check_and_partition(network: Network, target: Target, weight_bits: Optional[
     placements, first = [], 0
     for index, layer in enumerate(network.layers):
         neurons = min(per_core[index], layer.n_out)
-        next_cores = cores[index + 1] if index + 1 < len(network.layers) else 0
+        next_cores = (_cores_reached(network.layers[index + 1], per_core[index + 1])
+                      if index + 1 < len(network.layers) else 0)
+        if layer.kind == "conv2d":
+            axons, weights = _conv_core_needs(layer, neurons)
+        else:
+            axons, weights = layer.n_in, neurons * layer.n_in
         placements.append(LayerPlacement(names[index], layer.n_in, layer.n_out, cores[index], first, neurons,
-                                         neurons * layer.n_in, neurons * next_cores))
+                                         weights, neurons * next_cores, layer.kind, axons))
         first += cores[index]
     total = sum(cores)
     per_chip = target.limit("cores_per_chip")

@@ -25,6 +25,9 @@ units per float unit, after the ``<< 6``): a float weight ``W`` becomes the inte
 3. ``vth = round(S * vth_float / 64)`` and per neuron ``bias_mant << bias_exp = round(bias * S)``
    with the smallest exponent whose mantissa fits 13 signed bits.
 
+``Conv2d`` layers go to Lava's ``Conv``, whose fixed-point model has no weight exponent and
+wraps its output modulo 2**24: :func:`quantize_conv_layer` chooses their scale.
+
 ``du`` and ``dv`` become 12-bit integers: ``du_fixed = round(du * 4096) - 1`` (Lava adds 1 back,
 its ``ds_offset``) and ``dv_fixed = round(dv * 4096)``, clipped to [0, 4095].
 
@@ -114,14 +117,21 @@ class FixedLayer:
     bias_exp: np.ndarray
     vth: int
     scale: float
+    spec: Any = None
+
+    @property
+    def is_conv(self) -> bool:
+        """A ``Conv2d`` layer: ``weights`` is the OIHW integer kernel of Lava's ``Conv`` and
+        ``spec`` the float layer (its geometry); ``weight_exp`` is 0 (Lava's conv ignores it)."""
+        return getattr(self.spec, "kind", "dense") == "conv2d"
 
     @property
     def n_in(self) -> int:
-        return int(self.weights.shape[1])
+        return self.spec.n_in if self.is_conv else int(self.weights.shape[1])
 
     @property
     def n_out(self) -> int:
-        return int(self.weights.shape[0])
+        return self.spec.n_out if self.is_conv else int(self.weights.shape[0])
 
     @property
     def effective_bias(self) -> np.ndarray:
@@ -176,7 +186,7 @@ class QuantizedNetwork:
         layers = []
         for float_layer, fixed in zip(self.network.layers, self.layers):
             weight = float_layer.weight.astype(np.float64)
-            bias = float_layer.bias.astype(np.float64)
+            bias = float_layer.neuron_bias.astype(np.float64)
             weight_error = weight - fixed.float_weights()
             rms = float(np.sqrt(np.mean(weight**2)))
             layers.append(
@@ -196,6 +206,9 @@ class QuantizedNetwork:
                     "current_headroom": _current_headroom(fixed, self.effective_du, self.network.encoder.steps),
                 }
             )
+            if fixed.is_conv:
+                layers[-1]["kind"] = "conv2d"
+                layers[-1]["conv_buffer_headroom"] = conv_buffer_headroom(fixed)
         return {
             "weight_bits": self.weight_bits,
             "du": self.du,
@@ -265,7 +278,7 @@ def _worst_case_gain(effective_du: float, steps: int) -> float:
 
 def _current_headroom(layer: FixedLayer, effective_du: float, steps: int) -> float:
     """2**23 over the largest |u| reachable if every input spiked at every step (>= 1: no wrap)."""
-    weights = layer.weights.astype(np.float64)
+    weights = layer.weights.astype(np.float64).reshape(layer.weights.shape[0], -1)  # a conv: per channel
     drive = max(float(np.max(np.clip(weights, 0, None).sum(axis=1), initial=0.0)),
                 float(np.max(np.clip(-weights, 0, None).sum(axis=1), initial=0.0)))
     worst = drive * 2.0 ** (layer.weight_exp + LAVA.activation_shift) * _worst_case_gain(effective_du, steps)
@@ -325,6 +338,65 @@ def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, 
     return FixedLayer(name, lava_weights, chosen, weight_bits, sign_mode, bias_mant, bias_exp, vth_mantissa, scale)
 
 
+def conv_buffer_headroom(layer: FixedLayer) -> float:
+    """2**23 over the largest |sum of kernel weights| one step can put in Lava's conv buffer
+    (``PyConvModelFixed`` wraps it modulo 2**24: >= 1 means it never wraps)."""
+    kernel = layer.weights.astype(np.float64).reshape(layer.weights.shape[0], -1)
+    worst = max(float(np.max(np.clip(kernel, 0, None).sum(axis=1), initial=0.0)),
+                float(np.max(np.clip(-kernel, 0, None).sum(axis=1), initial=0.0)))
+    return math.inf if worst == 0 else LAVA.state_limit / worst
+
+
+def quantize_conv_layer(layer, vth: float, name: str, weight_bits: int, effective_du: float,
+                        steps: int) -> FixedLayer:
+    """A ``Conv2d`` layer for Lava's ``Conv`` (``PyConvModelFixed``, lava-nc 0.10.0), which
+    neither clips nor truncates its weights, applies no ``weight_exp`` and wraps its output sum
+    modulo 2**24 (``signed_clamp(x, 24)``). So the kernel is a signed ``weight_bits``-bit integer
+    ``m = round(K / delta)`` (the conv's 8-bit weight precision) and the voltage scale is fixed
+    by ``delta`` alone: ``S = 2**6 / delta``. ``delta`` is the finest step with
+
+    1. every weight in ``[-2**(b-1), 2**(b-1) - 1]``;
+    2. the threshold mantissa ``round(vth / delta)`` within 17 bits;
+    3. the synaptic current unable to wrap its 24 bits even if every input spiked every step
+       (as for Dense; the coarser step costs weight resolution, which the report shows).
+
+    The conv buffer itself cannot wrap with 8-bit weights below a fan-in of 2**16;
+    :func:`conv_buffer_headroom` reports it. A threshold that rounds to 0 is an error.
+    """
+    weight = np.asarray(layer.weight, dtype=np.float64)
+    bias = np.asarray(layer.neuron_bias, dtype=np.float64)
+    high = (1 << (int(weight_bits) - 1)) - 1
+    low = -(1 << (int(weight_bits) - 1))
+    largest = max(float(np.max(weight, initial=0.0)) / high,
+                  float(-np.min(weight, initial=0.0)) / -low if low < 0 else 0.0)
+    delta = largest if largest > 0 else vth
+    delta = max(delta, vth / (LAVA.vth_max + 0.5))  # round(vth / delta) <= vth_max
+    kernel = weight.reshape(weight.shape[0], -1)
+    drive = max(float(np.max(np.clip(kernel, 0, None).sum(axis=1), initial=0.0)),
+                float(np.max(np.clip(-kernel, 0, None).sum(axis=1), initial=0.0)))
+    worst_per_delta = drive * 2.0**LAVA.activation_shift * _worst_case_gain(effective_du, steps)
+    if worst_per_delta / delta > LAVA.state_limit:
+        delta = worst_per_delta / LAVA.state_limit
+    for _ in range(4):  # rounding up a mantissa can push the drive over by one step
+        mantissa = np.clip(np.rint(weight / delta), low, high).astype(np.int32)
+        trial = FixedLayer(name, mantissa, 0, int(weight_bits), sign_mode_of(weight), np.zeros(len(bias), np.int32),
+                           np.zeros(len(bias), np.int32), 1, 1.0, layer)
+        if _current_headroom(trial, effective_du, steps) >= 1.0:
+            break
+        delta *= 1.0 + 2.0 ** -8
+    scale = 2.0**LAVA.activation_shift / delta
+    vth_mantissa = int(round(vth / delta))
+    if vth_mantissa < 1:
+        raise NeurocreditError(
+            f"layer {name}: the threshold vth={vth:g} is too small for conv weights up to "
+            f"{largest * high:g} at {weight_bits}-bit weights (its mantissa rounds to 0; Lava's Conv has no "
+            "weight exponent to compensate); rescale the network (larger vth or smaller weights)"
+        )
+    bias_mant, bias_exp = quantize_bias(bias * scale)
+    return FixedLayer(name, mantissa, 0, int(weight_bits), sign_mode_of(weight), bias_mant, bias_exp, vth_mantissa,
+                      scale, layer)
+
+
 def quantize(network: Network, weight_bits: int = LAVA.dense_weight_bits,
              steps: Optional[int] = None) -> QuantizedNetwork:
     """``network`` (LIF) in Lava fixed point with ``weight_bits``-bit weights (1..8).
@@ -341,6 +413,8 @@ def quantize(network: Network, weight_bits: int = LAVA.dense_weight_bits,
     effective_du = (du + LAVA.du_offset) / LAVA.decay_unity
     steps = network.encoder.steps if steps is None else steps
     layers = tuple(
+        quantize_conv_layer(layer, params.vth, layer.name or f"layer{index + 1}", int(weight_bits), effective_du, steps)
+        if layer.kind == "conv2d" else
         quantize_layer(layer.weight, layer.bias, params.vth, layer.name or f"layer{index + 1}", int(weight_bits),
                        effective_du, steps)
         for index, layer in enumerate(network.layers)

@@ -14,8 +14,8 @@ spike for spike (norse, reference, brian2, emulator) give identical reports exce
 JSON layout (values per sample unless the key says ``total``)::
 
     model, network, sizes, spiking, backend, data, samples, steps, accuracy, estimate, conventions
-    input:   {neurons, spikes_per_sample, firing_rate}                     (null for rate nets)
-    layers:  [{name, neurons, fan_in, fan_out, spikes_per_sample, firing_rate, synops_per_sample,
+    input:   {neurons, spikes_per_sample, firing_rate, fan_out, shape}     (null for rate nets)
+    layers:  [{name, neurons, shape, fan_in, fan_out, spikes_per_sample, firing_rate, synops_per_sample,
                neuron_updates_per_sample, macs_per_sample, spikes_total, synops_total}]
     totals:  {spikes_per_sample, synops_per_sample, neuron_updates_per_sample}
     targets: {name: {kind, energy_per_sample_j, synop_energy_j, neuron_energy_j, memory_energy_j,
@@ -37,6 +37,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from neurocredit.conv import fan_out
 from neurocredit.energy import (
     ESTIMATE_NOTE,
     EnergyEstimate,
@@ -55,10 +56,11 @@ from neurocredit.targets import Target
 
 CONVENTIONS = (
     "synops of a layer = spikes of the population feeding it x the layer's width (dense fan-out); "
-    "input spikes x fan-out of layer 1 count, output spikes feed nothing",
+    "input spikes x fan-out of layer 1 count, output spikes feed nothing; a conv layer: each spike x the outputs "
+    "its kernel reaches (borders included), counted per source neuron",
     "neuron updates = neurons x steps (every neuron is updated every step)",
-    "dense ANN baseline: MACs = sum n_in*n_out, activations = sum n_out, memory accesses = "
-    "weights + layer inputs + layer outputs, one pass per inference",
+    "dense ANN baseline: MACs = sum n_in*n_out (a conv: C_out*OH*OW*C_in*KH*KW), activations = sum n_out, "
+    "memory accesses = weights (a conv: its shared kernel) + layer inputs + layer outputs, one pass per inference",
     "for dense targets synop_energy_j is the energy of the MACs and neuron_energy_j that of the activations",
 )
 
@@ -128,13 +130,14 @@ def build_report(
             layers.append({
                 "name": layer.name or f"layer{index + 1}",
                 "neurons": layer.n_out,
+                "shape": list(layer.output_shape),
                 "fan_in": layer.n_in,
                 "fan_out": network.layers[index + 1].n_out if index + 1 < len(network.layers) else 0,
                 "spikes_per_sample": None,
                 "firing_rate": None,
                 "synops_per_sample": None,
                 "neuron_updates_per_sample": None,
-                "macs_per_sample": layer.n_in * layer.n_out,
+                "macs_per_sample": layer.macs,
                 "spikes_total": None,
                 "synops_total": None,
             })
@@ -147,18 +150,21 @@ def build_report(
             "neurons": counts.input_neurons,
             "spikes_per_sample": None if counts.dense_input else per(counts.input_spikes),
             "firing_rate": None if counts.dense_input else input_rate,
+            "fan_out": int(fan_out(network.layers[0]).max(initial=0)),
+            "shape": list(network.input_shape),
         }
-        for layer in counts.layers:
+        for layer, spec in zip(counts.layers, network.layers):
             layers.append({
                 "name": layer.name,
                 "neurons": layer.neurons,
+                "shape": list(spec.output_shape),
                 "fan_in": layer.fan_in,
                 "fan_out": layer.fan_out,
                 "spikes_per_sample": per(layer.spikes),
                 "firing_rate": layer.spikes / (counts.samples * layer.neurons * steps),
                 "synops_per_sample": per(layer.synops),
                 "neuron_updates_per_sample": per(layer.neuron_updates),
-                "macs_per_sample": layer.fan_in * layer.neurons,
+                "macs_per_sample": spec.macs,
                 "spikes_total": layer.spikes,
                 "synops_total": layer.synops,
             })

@@ -168,6 +168,39 @@ th:first-child, td:first-child { text-align: left; }
 """
 
 
+MAX_FEATURE_CHANNELS = 16  # panels per population in the feature-map figure (readability, not a limit)
+
+
+def plot_feature_maps(rasters: Sequence[np.ndarray], shapes: Sequence[Sequence[int]], names: Sequence[str]) -> str:
+    """Spike counts of sample 0 over the run, one H x W panel per channel (at most
+    :data:`MAX_FEATURE_CHANNELS`), one row per (C, H, W) population (input and conv layers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(raster, tuple(shape), name) for raster, shape, name in zip(rasters, shapes, names) if len(shape) == 3]
+    columns = min(MAX_FEATURE_CHANNELS, max(shape[0] for _, shape, _ in rows))
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.4 * columns + 1.2, 1.5 * len(rows) + 0.4),
+                                squeeze=False)
+    for row, (raster, shape, name) in enumerate(rows):
+        counts = raster[:, 0, :].sum(axis=0).reshape(shape)
+        for channel in range(columns):
+            axis = axes[row, channel]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if channel >= shape[0]:
+                axis.axis("off")
+                continue
+            axis.imshow(counts[channel], cmap="viridis", vmin=0, vmax=max(1, int(counts.max())),
+                        interpolation="nearest")
+            if channel == 0:
+                axis.set_ylabel(name, fontsize=8)
+            axis.set_title(f"ch {channel}", fontsize=7)
+    figure.tight_layout()
+    return _png(figure)
+
+
 def render_html(report: dict, rasters: Optional[Sequence[np.ndarray]] = None, raster_samples: int = 3) -> str:
     """A self-contained HTML page (inline CSS, plots as base64 PNG): no network access needed.
 
@@ -179,6 +212,10 @@ def render_html(report: dict, rasters: Optional[Sequence[np.ndarray]] = None, ra
         names = ["input"] + [layer["name"] for layer in report["layers"]]
         figures.append(("raster", "wide", f"Spike rasters of the first {min(raster_samples, rasters[0].shape[1])} "
                         f"samples ({report['backend']} backend)", plot_raster(rasters, names, raster_samples)))
+        shapes = [report["input"].get("shape", [])] + [layer.get("shape", []) for layer in report["layers"]]
+        if any(len(shape) == 3 for shape in shapes):
+            figures.append(("feature-maps", "wide", "Feature maps of sample 0: spikes per neuron over the run, one "
+                            "panel per channel", plot_feature_maps(rasters, shapes, names)))
     if report["spiking"]:
         figures.append(("rates", "", "Mean firing rate per layer", plot_firing_rates(report)))
     if report["targets"]:

@@ -48,7 +48,8 @@ def layer_rows(report: dict) -> list[list[str]]:
     if report["input"] is not None:
         source = report["input"]
         rate = "–" if source["firing_rate"] is None else f"{source['firing_rate']:.4f}"
-        rows.append(["input", number(source["neurons"]), "–", number(report["layers"][0]["neurons"]),
+        fan_out = source.get("fan_out", report["layers"][0]["neurons"])  # conv: the most outputs one spike reaches
+        rows.append(["input", number(source["neurons"]), "–", number(fan_out),
                      number(source["spikes_per_sample"], 2), rate, "–", "–"])
     for layer in report["layers"]:
         rate = "–" if layer["firing_rate"] is None else f"{layer['firing_rate']:.4f}"

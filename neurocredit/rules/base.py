@@ -83,10 +83,28 @@ class Rule:
         self.n_classes = n_classes
         self.device = torch.device(device)
         self.dtype = torch.float32
-        self.weights = [torch.tensor(w, dtype=self.dtype, device=self.device) for w in network.weights]
+        from neurocredit.rules import RULE_SPECS, rule_spec
+
+        specs = rule_spec(self.name).variants if self.name in RULE_SPECS else {}
+        variant = specs.get(network.neuron.kind)
+        if variant is None or not variant.trains_conv:  # unregistered rules: dense only
+            network.require_dense(f"rule {self.name!r}")
+        # the trainable weights: a pooled layer's pooled form (fused again by synaptic_parameters)
+        self.weights = [torch.tensor(network.unfused_weight(i), dtype=self.dtype, device=self.device)
+                        for i in range(len(network.layers))]
         self.biases = [torch.tensor(b, dtype=self.dtype, device=self.device) for b in network.biases]
         self.generator = torch.Generator(device="cpu").manual_seed(int(training.seed))
         self.optimizer = make_optimizer(self.parameters(), training)
+
+    def synaptic_parameters(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The runnable (fused) weights and per-neuron biases, differentiable functions of
+        :attr:`weights` / :attr:`biases` (the tensors themselves for a dense network)."""
+        from neurocredit.conv import torch_fused_weight, torch_neuron_bias
+
+        layers, shapes = self.spec.layers, self.spec.shapes
+        weights = [torch_fused_weight(layer, shapes[i], w) for i, (layer, w) in enumerate(zip(layers, self.weights))]
+        biases = [torch_neuron_bias(layer, b) for layer, b in zip(layers, self.biases)]
+        return weights, biases
 
     def parameters(self) -> list[torch.Tensor]:
         """Tensors the optimizer updates (weights and biases; rules may add their own)."""
@@ -165,8 +183,10 @@ class Rule:
             generator.set_state(state["generators"][name])
 
     def to_network(self) -> Network:
+        with torch.no_grad():
+            weights = self.synaptic_parameters()[0]
         network = self.spec.with_parameters(
-            [w.detach().cpu().numpy().astype(np.float32) for w in self.weights],
+            [w.detach().cpu().numpy().astype(np.float32) for w in weights],
             [b.detach().cpu().numpy().astype(np.float32) for b in self.biases],
         )
         extras = dict(self.spec.extras)
@@ -223,7 +243,10 @@ class RateRule(Rule):
     """Shared by rate-network rules: the forward pass and argmax-of-logits prediction."""
 
     def forward(self, features: torch.Tensor):
-        return rate_forward(self.weights, self.biases, self.spec.neuron.activation, features)
+        if self.spec.is_dense:
+            return rate_forward(self.weights, self.biases, self.spec.neuron.activation, features)
+        weights, biases = self.synaptic_parameters()  # conv / pooled layers
+        return rate_forward(weights, biases, self.spec.neuron.activation, features, layers=self.spec.layers)
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,9 @@ criteria, cost; no torch).
   gradient through the spike threshold, through the canonical LIF network written with Norse's
   own step function, with the canonical one-step Dense delay per layer. Autograd keeps every
   step: memory grows with T.
+
+Both train Conv2d layers (``conv2d``) and pooled layers: the trainable tensor of a pooled layer
+is its pooled form, fused again at every forward pass, so the trained network keeps its pool.
 """
 
 from __future__ import annotations
@@ -62,10 +65,10 @@ SPEC = RuleSpec(
         "rate": Variant("backprop", BackpropOptions, "neurocredit.rules.bp_rate:Backprop",
                         Criteria(weight_transport=True, forward_locking=True, backward_locking=True,
                                  memory_in_steps="none", surrogate_free=True, on_chip=False),
-                        _cost, _FORMULA),
+                        _cost, _FORMULA, trains_conv=True),
         "lif": Variant("BPTT (surrogate gradient)", BPTTOptions, "neurocredit.rules.bp_lif:SurrogateBPTT",
                        Criteria(weight_transport=True, forward_locking=True, backward_locking=True,
                                 memory_in_steps="linear", surrogate_free=False, on_chip=False),
-                       _cost, _FORMULA),
+                       _cost, _FORMULA, trains_conv=True),
     },
 )

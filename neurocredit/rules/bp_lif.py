@@ -19,13 +19,15 @@ def norse_forward(
     input_spikes: torch.Tensor,
     surrogate: str = "super",
     alpha: float = 2.0,
+    specs=None,
 ) -> list[torch.Tensor]:
     """Spike trains (steps, batch, n) of every layer, differentiable through the surrogate.
 
     The canonical LIF in Norse's parametrization
     (:func:`neurocredit.sim.norse_backend.norse_lif_parameters`, input current ``W s / dv``);
     states start at 0. Layer by layer over the whole sequence: the
-    input currents of a layer are one matrix product over all steps of its delayed input.
+    input currents of a layer are one matrix product over all steps of its delayed input (one
+    ``conv2d`` for a Conv2d layer: pass the network's layers as ``specs`` and per-neuron ``biases``).
     """
     from neurocredit.sim.norse_backend import import_norse, norse_lif_parameters
 
@@ -36,11 +38,12 @@ def norse_forward(
     dtype, device = input_spikes.dtype, input_spikes.device
     source = input_spikes
     layers = []
-    for weight, bias in zip(weights, biases):
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
         # W s[t] / dv for every step; the layer receives step t-1's at step t (the Dense delay)
-        currents = (block_currents(source, weight) / params.dv).unbind(0)
+        layer = None if specs is None else specs[index]
+        currents = (block_currents(source, weight, layer) / params.dv).unbind(0)
         norse_params = norse_lif_parameters(params, bias, dtype, device, method=surrogate, alpha=alpha)
-        zeros = torch.zeros(batch, weight.shape[0], dtype=dtype, device=device)
+        zeros = torch.zeros(batch, weight.shape[0] if layer is None else layer.n_out, dtype=dtype, device=device)
         state = LIFFeedForwardState(v=zeros, i=zeros)
         spikes = []
         for t in range(steps):
@@ -67,8 +70,13 @@ class SurrogateBPTT(SpikingRule):
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         steps = self.encoder.steps
         inputs = self.encode(features, steps)
-        output = norse_forward(self.weights, self.biases, self.params, inputs,
-                               self.options.surrogate, self.options.surrogate_alpha)[-1]
+        if self.spec.is_dense:
+            output = norse_forward(self.weights, self.biases, self.params, inputs,
+                                   self.options.surrogate, self.options.surrogate_alpha)[-1]
+        else:  # conv and pooled layers: the fused weights, differentiable in the pooled ones
+            weights, biases = self.synaptic_parameters()
+            output = norse_forward(weights, biases, self.params, inputs, self.options.surrogate,
+                                   self.options.surrogate_alpha, self.spec.layers)[-1]
         logits = self.options.loss_scale * output.sum(dim=0) / steps
         loss = torch.nn.functional.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)

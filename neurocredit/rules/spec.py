@@ -68,7 +68,8 @@ class Variant:
     label: the name reports print; options: the frozen options dataclass; implementation:
     ``"module:Class"`` of the torch rule class; criteria: :class:`Criteria`; cost: ``sums ->
     (forward passes P, plasticity ops A, error ops E)`` per sample presentation, with ``formula``
-    the same in words.
+    the same in words. trains_conv: the implementation trains Conv2d and pooled layers (the
+    others refuse such a network with one line, :meth:`neurocredit.network.Network.require_dense`).
     """
 
     label: str
@@ -77,6 +78,7 @@ class Variant:
     criteria: Criteria
     cost: Callable[[Sums], tuple[int, int, int]]
     formula: str
+    trains_conv: bool = False
 
     def load(self) -> type:
         """The rule class (imports torch)."""

@@ -90,9 +90,14 @@ def zero_states(widths: Sequence[int], batch: int, dtype, device) -> list[LIFSta
     ]
 
 
-def block_currents(source: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``W s[t]`` for every step of a block ``source`` (steps, batch, n_in): one matrix product."""
+def block_currents(source: torch.Tensor, weight: torch.Tensor, layer: Any = None) -> torch.Tensor:
+    """``W s[t]`` for every step of a block ``source`` (steps, batch, n_in): one matrix product
+    (one ``conv2d`` over steps x batch images when ``layer`` is a Conv2d)."""
     steps, batch, n_in = source.shape
+    if layer is not None and layer.kind == "conv2d":
+        from neurocredit.conv import torch_synaptic_input
+
+        return torch_synaptic_input(layer, weight, source.reshape(steps * batch, n_in)).view(steps, batch, -1)
     return (source.reshape(steps * batch, n_in) @ weight.T).view(steps, batch, -1)
 
 
@@ -105,11 +110,13 @@ def output_counts(
     features: torch.Tensor,
     block_steps: int,
     generator: Optional[torch.Generator] = None,
+    layers: Optional[Sequence[Any]] = None,
 ) -> torch.Tensor:
     """Output-layer spike counts (batch, n_out) of the canonical network on ``features``,
-    simulated in blocks of ``block_steps`` steps with training-time encoding."""
+    simulated in blocks of ``block_steps`` steps with training-time encoding. ``layers`` (the
+    layer specs) are needed for Conv2d layers; ``biases`` are then per neuron."""
     batch = features.shape[0]
-    widths = [w.shape[0] for w in weights]
+    widths = [w.shape[0] for w in weights] if layers is None else [layer.n_out for layer in layers]
     states = zero_states(widths, batch, features.dtype, features.device)
     carries = [torch.zeros(batch, n, dtype=features.dtype, device=features.device) for n in widths]
     counts = torch.zeros(batch, widths[-1], dtype=features.dtype, device=features.device)
@@ -117,7 +124,7 @@ def output_counts(
         steps = min(block_steps, encoder.steps - start)
         source = encode_torch(encoder, features, steps, generator)
         for index, (weight, bias) in enumerate(zip(weights, biases)):
-            currents = block_currents(source, weight)
+            currents = block_currents(source, weight, None if layers is None else layers[index])
             states[index], source, carries[index] = lif_block(params, states[index], currents, carries[index], bias)
         counts += source.sum(dim=0)
     return counts
@@ -143,5 +150,9 @@ class SpikingRule(Rule):
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """Output spike counts (batch, n_out); the encoder is seeded the same at every call."""
         generator = torch.Generator(device="cpu").manual_seed(PREDICT_SEED)
+        if not self.spec.is_dense:
+            weights, biases = self.synaptic_parameters()
+            return output_counts(weights, biases, self.params, self.encoder, features.to(self.dtype),
+                                 self.block_steps, generator, self.spec.layers)
         return output_counts(self.weights, self.biases, self.params, self.encoder, features.to(self.dtype),
                              self.block_steps, generator)

@@ -39,8 +39,10 @@ resets, end):
 * ``end``: ``StateMonitor`` records ``v`` (after reset) and ``u``, as the other backends do.
 
 Many samples: the batch is laid out as ``copies`` parallel copies of the network (neuron index
-``copy * n + j``, block-diagonal synapses; only nonzero weights become synapses) and, when the
-batch is larger than the copies, as consecutive sample windows of ``steps`` steps in the same
+``copy * n + j``, block-diagonal synapses; only nonzero weights become synapses; a Conv2d layer
+has no weight sharing in Brian2: one synapse per kernel tap and output position, connected from
+the im2col indices of :mod:`neurocredit.conv`, each with its own copy of the kernel weight) and,
+when the batch is larger than the copies, as consecutive sample windows of ``steps`` steps in the same
 run (sample ``window * copies + copy``; the ``start`` reset above separates the windows). The
 Brian2 network is built once per call and run once; ``copies`` is chosen so that at most
 :data:`MAX_SYNAPSES_PER_RUN` synapses exist.
@@ -177,14 +179,15 @@ class ParallelCopies:
                 copies * n_out, model, threshold=LIF_THRESHOLD, reset=reset,
                 clock=clock, namespace=namespace, name=f"nc_layer{index}",
             )
-            group.bias = np.tile(np.asarray(layer.bias, dtype=np.float64), copies)
+            group.bias = np.tile(np.asarray(layer.neuron_bias, dtype=np.float64), copies)
             group.run_regularly(update, when="groups", name=f"nc_layer{index}_update")
             group.run_regularly(start, dt=self.steps * self._dt, when="start",
                                 name=f"nc_layer{index}_sample_start")
-            weight = np.asarray(layer.weight, dtype=np.float64)
             # Presynaptic-major order: each source's synapses are contiguous in memory, so a
             # spike reads its weights and targets sequentially (much faster than row order).
-            cols, rows = np.nonzero(weight.T)  # pre (column) and post (row) of each nonzero weight
+            # A conv has no weight sharing here: one synapse per kernel tap and position, from
+            # the same im2col indices as the reference (neurocredit.conv.synapse_lists).
+            cols, rows, values = nonzero_synapses(layer)  # pre, post, weight
             if cols.size:  # an all-zero weight matrix leaves the layer without synapses
                 synapse = b2.Synapses(
                     previous, group, DENSE_SYNAPSE,
@@ -194,7 +197,7 @@ class ParallelCopies:
                 copy_index = np.arange(copies, dtype=np.int64)[:, None]
                 synapse.connect(i=(copy_index * previous_n + cols[None, :]).ravel(),
                                 j=(copy_index * n_out + rows[None, :]).ravel())
-                synapse.w = np.tile(weight[rows, cols], copies)
+                synapse.w = np.tile(values, copies)
                 synapses.append(synapse)
             groups.append(group)
             spike_monitors.append(b2.SpikeMonitor(group, name=f"nc_spikes{index}"))
@@ -281,10 +284,22 @@ class ParallelCopies:
                                       self.record)
 
 
+def nonzero_synapses(layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pre, post, weight)`` of the nonzero synapses of a Dense or Conv2d layer, sorted by
+    ``pre`` then ``post`` (for a dense layer: the nonzero entries of the matrix, column-major)."""
+    from neurocredit.conv import synapse_lists
+
+    pre, post, weight = synapse_lists(layer)
+    keep = weight != 0
+    pre, post, weight = pre[keep], post[keep], weight[keep]
+    order = np.lexsort((post, pre))
+    return pre[order], post[order], weight[order]
+
+
 def copies_for(network: Network, batch: int) -> int:
     """Parallel copies for ``batch`` samples: all of them if the synapses fit in
     :data:`MAX_SYNAPSES_PER_RUN`, else as few equal windows as needed."""
-    per_copy = max(1, int(sum(np.count_nonzero(layer.weight) for layer in network.layers)))
+    per_copy = max(1, int(sum(nonzero_synapses(layer)[0].size for layer in network.layers)))
     most = max(1, MAX_SYNAPSES_PER_RUN // per_copy)
     windows = math.ceil(batch / most)
     return max(1, math.ceil(batch / windows))
@@ -308,7 +323,7 @@ def run(network: Network, inputs: np.ndarray, record=frozenset(), copies: Option
     if batch == 0:
         raise NeurocreditError("no samples to simulate")
     graded = not is_binary(inputs)
-    fan_out = np.count_nonzero(network.layers[0].weight, axis=0)
+    fan_out = np.bincount(nonzero_synapses(network.layers[0])[0], minlength=network.n_inputs)
     input_events = float((np.count_nonzero(inputs, axis=(0, 1)) * fan_out).sum())
     simulation = ParallelCopies(
         network,

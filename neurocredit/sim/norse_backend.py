@@ -25,7 +25,9 @@ Refractory period (``refractory = N > 0``, which ``LIFCell`` does not have): for
 after a spike this backend discards what the cell did to ``v`` (it stays 0) and its spike, while
 the current ``i`` evolves as the cell computed it -- the canonical refractory neuron.
 
-Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
+Conv2d layers run ``torch.nn.functional.conv2d`` on the (C, H, W) view of the flattened
+population (its weights divided by ``dv`` like a Dense's; ``v_leak`` per neuron from the
+channel bias). Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import warnings
 
 import numpy as np
 
+from neurocredit.conv import torch_synaptic_input
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import LIFParameters, Network
 from neurocredit.neurons import delayed_step
@@ -99,13 +102,15 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
     params = network.neuron.lif
 
     def population(index: int, layer):
-        cell = norse.LIFCell(p=norse_lif_parameters(params, np.asarray(layer.bias, np.float64), dtype, device), dt=1.0)
+        bias = np.asarray(layer.neuron_bias, np.float64)  # a conv's bias per channel, repeated per position
+        cell = norse.LIFCell(p=norse_lif_parameters(params, bias, dtype, device), dt=1.0)
         weight = torch.as_tensor(layer.weight, dtype=dtype, device=device) / params.dv
 
         left = [torch.zeros(batch, layer.n_out, dtype=dtype, device=device)]  # refractory steps left
 
         def step(state, previous):
-            spikes, state = cell(previous[index] @ weight.T, state)
+            # Dense: s W^T; Conv2d: torch conv2d on the (C, H, W) view (neurocredit.conv)
+            spikes, state = cell(torch_synaptic_input(layer, weight, previous[index]), state)
             if params.refractory:  # module doc: the cell's v and spike are void while refractory
                 active = (left[0] <= 0).to(dtype)
                 spikes = spikes * active

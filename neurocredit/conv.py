@@ -1,0 +1,239 @@
+"""Convolution arithmetic shared by every backend: geometry, im2col indices, the synapse list
+of a ``Conv2d``, the numpy and torch forward products, and pooling fusion.
+
+Conventions (PyTorch / NIR): a population of shape (C, H, W) is flattened in C order
+(``index = c*H*W + y*W + x``); a ``Conv2d`` weight is OIHW and computes the cross-correlation
+
+    a[o, y, x] = sum_{c, i, j} K[o, c, i, j] * s_pad[c, y*sh + i, x*sw + j]
+
+with ``s_pad`` the input zero-padded by ``(ph, pw)`` on both sides. Output size
+``floor((H + 2 ph - KH) / sh) + 1`` (same for W).
+
+Pooling fusion (Lava has no pooling process and cannot chain two synaptic layers): a p x p sum
+pool with stride p followed by a conv ``W`` (stride s, padding q) equals one conv with kernel
+``K[o, c, i, j] = W[o, c, i // p, j // p]``, stride ``s p`` and padding ``q p``; a sum pool
+followed by a dense layer equals a dense layer whose columns repeat the pooled one's over each
+p x p block (rows and columns beyond ``floor(H / p) * p`` get zeros, as pooling drops them).
+With padding this holds only when H and W are multiples of p (otherwise the padded windows
+would read the rows or columns the pool drops; the Network refuses such a layer). An average
+pool is a sum pool with the next weights divided by ``p**2``. The fused layer keeps
+``pool = p`` so exporters can emit the pool again (:func:`unfuse_conv_pool`,
+:func:`unfuse_dense_pool`).
+
+Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def pair(value: Any) -> tuple[int, int]:
+    """``3`` -> ``(3, 3)``; ``(1, 2)`` -> ``(1, 2)``."""
+    if np.isscalar(value):
+        return int(value), int(value)
+    values = tuple(int(v) for v in value)
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) != 2:
+        raise ValueError(f"expected one or two integers, got {value!r}")
+    return values  # type: ignore[return-value]
+
+
+def conv_output_hw(input_hw: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                   padding: Sequence[int]) -> tuple[int, int]:
+    """(OH, OW) of a convolution (may be < 1 when the kernel does not fit)."""
+    return tuple(
+        (int(size) + 2 * int(pad) - int(k)) // int(s) + 1
+        for size, k, s, pad in zip(input_hw, kernel, stride, padding)
+    )  # type: ignore[return-value]
+
+
+def im2col_indices(input_shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                   padding: Sequence[int]) -> np.ndarray:
+    """(C*KH*KW, OH*OW) int64: the flat input index that kernel tap ``r = (c, i, j)`` (C order)
+    reads for output position ``l = y*OW + x``, or -1 where it reads the zero padding."""
+    channels, height, width = (int(n) for n in input_shape)
+    kh, kw = (int(k) for k in kernel)
+    sh, sw = (int(s) for s in stride)
+    ph, pw = (int(p) for p in padding)
+    oh, ow = conv_output_hw((height, width), (kh, kw), (sh, sw), (ph, pw))
+    c = np.arange(channels)[:, None, None, None, None]
+    i = np.arange(kh)[None, :, None, None, None]
+    j = np.arange(kw)[None, None, :, None, None]
+    y = np.arange(oh)[None, None, None, :, None] * sh + i - ph
+    x = np.arange(ow)[None, None, None, None, :] * sw + j - pw
+    inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+    index = c * height * width + np.clip(y, 0, height - 1) * width + np.clip(x, 0, width - 1)
+    index = np.where(inside, index, -1)
+    return index.reshape(channels * kh * kw, oh * ow).astype(np.int64)
+
+
+def layer_im2col(layer) -> np.ndarray:
+    """:func:`im2col_indices` of a ``Conv2d`` layer."""
+    return im2col_indices(layer.input_shape, layer.kernel_size, layer.stride, layer.padding)
+
+
+def conv_synapses(layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every synapse of a ``Conv2d`` (padding taps excluded), from the im2col indices:
+    ``(pre, post, tap)`` int64 arrays, ``tap`` indexing ``layer.weight.ravel()`` (so each synapse
+    carries its own copy of a shared kernel weight). Ordered by output channel, tap, position."""
+    columns = layer_im2col(layer)  # (taps, positions)
+    taps, positions = columns.shape
+    out_channels = layer.weight.shape[0]
+    tap, position = np.nonzero(columns >= 0)
+    pre = columns[tap, position]
+    channel = np.repeat(np.arange(out_channels), pre.size)
+    return (np.tile(pre, out_channels), channel * positions + np.tile(position, out_channels),
+            channel * taps + np.tile(tap, out_channels))
+
+
+def synapse_lists(layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pre, post, weight)`` of every synapse of a Dense (every entry of the matrix) or Conv2d
+    layer (one per kernel tap that reaches an output, borders excluded), float64 weights."""
+    if getattr(layer, "kind", "dense") == "conv2d":
+        pre, post, tap = conv_synapses(layer)
+        return pre, post, np.asarray(layer.weight, dtype=np.float64).ravel()[tap]
+    post, pre = np.indices(layer.weight.shape).reshape(2, -1)
+    return pre, post, np.asarray(layer.weight, dtype=np.float64).ravel()
+
+
+def fan_out(layer) -> np.ndarray:
+    """(n_in,) int64: how many neurons of ``layer`` one spike of each source neuron reaches
+    (``n_out`` for a dense layer; for a conv the outputs its kernel reaches, borders included)."""
+    if getattr(layer, "kind", "dense") == "conv2d":
+        columns = layer_im2col(layer)
+        reach = np.bincount(columns[columns >= 0], minlength=layer.n_in)
+        return reach.astype(np.int64) * int(layer.weight.shape[0])
+    return np.full(layer.n_in, layer.n_out, dtype=np.int64)
+
+
+def dense_matrix(layer) -> np.ndarray:
+    """The (n_out, n_in) float64 matrix a layer applies (a conv's is mostly zeros)."""
+    if getattr(layer, "kind", "dense") != "conv2d":
+        return np.asarray(layer.weight, dtype=np.float64)
+    pre, post, weight = synapse_lists(layer)
+    matrix = np.zeros((layer.n_out, layer.n_in))
+    np.add.at(matrix, (post, pre), weight)
+    return matrix
+
+
+def conv_forward(layer, inputs: np.ndarray, weight: Any = None) -> np.ndarray:
+    """``a = K (*) s`` for a batch: ``inputs`` (..., n_in) -> (..., n_out), by im2col and one
+    matrix product (numpy; ``weight`` overrides ``layer.weight``, e.g. with integers held as
+    float64)."""
+    weight = np.asarray(layer.weight if weight is None else weight)
+    columns = layer_im2col(layer)  # (taps, positions)
+    lead = inputs.shape[:-1]
+    flat = inputs.reshape(-1, inputs.shape[-1])
+    padded = np.concatenate([flat, np.zeros((flat.shape[0], 1), dtype=flat.dtype)], axis=1)
+    patches = padded[:, columns.T]  # (batch, positions, taps); -1 reads the appended zero
+    kernel = weight.reshape(weight.shape[0], -1).astype(np.result_type(weight, flat))  # (C_out, taps)
+    result = patches.reshape(-1, columns.shape[0]) @ kernel.T  # (batch * positions, C_out)
+    result = result.reshape(flat.shape[0], columns.shape[1], kernel.shape[0]).transpose(0, 2, 1)
+    return result.reshape(*lead, -1)
+
+
+def synaptic_input(layer, inputs: np.ndarray) -> np.ndarray:
+    """What ``layer`` delivers for source activity ``inputs`` (..., n_in), float64 numpy."""
+    inputs = np.asarray(inputs, dtype=np.float64)
+    if getattr(layer, "kind", "dense") == "conv2d":
+        return conv_forward(layer, inputs, np.asarray(layer.weight, dtype=np.float64))
+    return inputs @ np.asarray(layer.weight, dtype=np.float64).T
+
+
+def torch_synaptic_input(layer, weight, inputs):
+    """The torch version for a rule's or backend's ``weight`` tensor: ``inputs`` (..., n_in) ->
+    (..., n_out); a conv runs ``torch.nn.functional.conv2d`` (differentiable)."""
+    if getattr(layer, "kind", "dense") != "conv2d":
+        return inputs @ weight.T
+    import torch
+
+    lead = inputs.shape[:-1]
+    images = inputs.reshape(-1, *layer.input_shape)
+    out = torch.nn.functional.conv2d(images, weight, stride=layer.stride, padding=layer.padding)
+    return out.reshape(*lead, -1)
+
+
+# --------------------------------------------------------------------------- pooling fusion
+
+
+def fuse_conv_pool(weight: np.ndarray, stride: Sequence[int], padding: Sequence[int], pool: int,
+                   average: bool = False) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """``pool x pool`` sum (or average) pool, stride ``pool``, then conv ``weight`` (OIHW, stride,
+    padding) -> one conv ``(kernel, stride * pool, padding * pool)`` (module doc)."""
+    pool = int(pool)
+    kernel = np.repeat(np.repeat(np.asarray(weight), pool, axis=2), pool, axis=3)
+    if average:
+        kernel = kernel / pool**2
+    return (kernel.astype(np.asarray(weight).dtype), tuple(int(s) * pool for s in pair(stride)),
+            tuple(int(p) * pool for p in pair(padding)))
+
+
+def unfuse_conv_pool(kernel: np.ndarray, pool: int) -> np.ndarray:
+    """The conv weight behind a fused kernel (the sum-pool form): ``K[:, :, ::p, ::p]``."""
+    return np.asarray(kernel)[:, :, :: int(pool), :: int(pool)]
+
+
+def pooled_hw(height: int, width: int, pool: int) -> tuple[int, int]:
+    return int(height) // int(pool), int(width) // int(pool)
+
+
+def fuse_dense_pool(weight: np.ndarray, source_shape: Sequence[int], pool: int,
+                    average: bool = False) -> np.ndarray:
+    """Sum (average) pool of a (C, H, W) source, flatten, then dense ``weight``
+    (n_out, C*Hp*Wp) -> one dense (n_out, C*H*W) layer with repeated columns (module doc)."""
+    channels, height, width = (int(n) for n in source_shape)
+    pool = int(pool)
+    hp, wp = pooled_hw(height, width, pool)
+    small = np.asarray(weight).reshape(-1, channels, hp, wp)
+    fused = np.zeros((small.shape[0], channels, height, width), dtype=small.dtype)
+    fused[:, :, : hp * pool, : wp * pool] = np.repeat(np.repeat(small, pool, axis=2), pool, axis=3)
+    if average:
+        fused = fused / pool**2
+    return fused.reshape(small.shape[0], -1).astype(np.asarray(weight).dtype)
+
+
+def unfuse_dense_pool(weight: np.ndarray, source_shape: Sequence[int], pool: int) -> np.ndarray:
+    """The (n_out, C*Hp*Wp) dense weight behind a fused one (the sum-pool form)."""
+    channels, height, width = (int(n) for n in source_shape)
+    full = np.asarray(weight).reshape(-1, channels, height, width)
+    return full[:, :, :: int(pool), :: int(pool)][:, :, : height // int(pool), : width // int(pool)].reshape(
+        full.shape[0], -1)
+
+
+def sum_pool(images: np.ndarray, pool: int) -> np.ndarray:
+    """p x p sum pool, stride p, of (..., C, H, W) (remainder rows/columns dropped)."""
+    pool = int(pool)
+    *lead, channels, height, width = images.shape
+    hp, wp = pooled_hw(height, width, pool)
+    cut = images[..., : hp * pool, : wp * pool]
+    return cut.reshape(*lead, channels, hp, pool, wp, pool).sum(axis=(-3, -1))
+
+
+def torch_fused_weight(layer, source_shape: Sequence[int], weight):
+    """A layer's runnable weight from its trainable pooled-form ``weight`` tensor (the inverse of
+    :func:`unfuse_conv_pool` / :func:`unfuse_dense_pool`, differentiable): the tensor itself when
+    ``layer.pool`` is 1."""
+    pool = int(layer.pool)
+    if pool == 1:
+        return weight
+    if getattr(layer, "kind", "dense") == "conv2d":
+        return weight.repeat_interleave(pool, dim=2).repeat_interleave(pool, dim=3)
+    import torch
+
+    channels, height, width = (int(n) for n in source_shape)
+    hp, wp = pooled_hw(height, width, pool)
+    blocks = weight.reshape(-1, channels, hp, wp).repeat_interleave(pool, dim=2).repeat_interleave(pool, dim=3)
+    blocks = torch.nn.functional.pad(blocks, (0, width - wp * pool, 0, height - hp * pool))
+    return blocks.reshape(weight.shape[0], -1)
+
+
+def torch_neuron_bias(layer, bias):
+    """Per-neuron bias (n_out,) from a layer's bias tensor (a conv's is per channel)."""
+    if getattr(layer, "kind", "dense") != "conv2d":
+        return bias
+    _, oh, ow = layer.output_shape
+    return bias.repeat_interleave(oh * ow)

@@ -1,0 +1,127 @@
+"""NIR interchange of convolutional networks: Conv2d, SumPool2d (fused into the next synaptic
+layer and emitted again on export) and Flatten. Round trip bit for bit for the conv model
+configs; the NIR paper's Sinabs CNN (cnn_sinabs.nir: Conv2d / IF / SumPool2d / Flatten / Affine)
+imports and norse.torch.from_nir runs it with our spikes; unsupported conv variants are one line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from neurocredit.config import build_network, load_config, models_dir
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import Conv2d
+from neurocredit.neurons import run_lif_network
+from neurocredit.nir_io import check_import, export_nir, import_graph, import_nir, write_nir
+from neurocredit.sim import encode_inputs
+
+nir = pytest.importorskip("nir")
+DATA = ROOT / "tests" / "data" / "nir"
+CONV_CONFIGS = sorted(path.stem for path in models_dir().glob("*conv*.yaml"))
+
+
+def conv_network(name: str, biased: bool):
+    config = load_config(models_dir() / f"{name}.yaml")
+    n_inputs, image = (784, (28, 28)) if config.data.name in ("fashion-mnist", "mnist") else (64, (8, 8))
+    network = build_network(config, n_inputs, 10, 0, image_shape=image)
+    if biased:
+        rng = np.random.default_rng(1)
+        network = network.replace(layers=tuple(
+            dataclasses.replace(layer, bias=rng.normal(0, 0.1, layer.bias.shape).astype(layer.bias.dtype))
+            for layer in network.layers))
+    return network
+
+
+def spikes(network, samples: int = 3):
+    features = np.random.default_rng(0).uniform(size=(samples, network.n_inputs))
+    return run_lif_network(network, encode_inputs(network, features), record_states=False).spikes
+
+
+def assert_same(a, b):
+    for left, right in zip(a.layers, b.layers):
+        assert type(left) is type(right) and left.pool == right.pool and left.name == right.name
+        assert left.weight.dtype == right.weight.dtype and np.array_equal(left.weight, right.weight)
+        assert left.bias.dtype == right.bias.dtype and np.array_equal(left.bias, right.bias)
+        if isinstance(left, Conv2d):
+            assert (left.input_shape, left.stride, left.padding) == (right.input_shape, right.stride, right.padding)
+    assert a.neuron == b.neuron and a.encoder == b.encoder
+
+
+@pytest.mark.parametrize("delays", ["metadata", "nodes"])
+@pytest.mark.parametrize("biased", [False, True])
+@pytest.mark.parametrize("config", CONV_CONFIGS)
+def test_conv_round_trip_is_exact(config, biased, delays, tmp_path):
+    network = conv_network(config, biased)
+    assert any(layer.pool > 1 for layer in network.layers)
+    imported = import_graph(write_nir(network, tmp_path / "c.nir", delays=delays))
+    assert imported.exact
+    assert_same(network, imported.network)
+    assert all(np.array_equal(x, y) for x, y in zip(spikes(network), spikes(imported.network)))
+
+
+def test_fused_pools_are_exported_as_sum_pools_and_read_back_from_the_nir_fields():
+    network = conv_network(CONV_CONFIGS[0], biased=False)
+    graph = export_nir(network)
+    kinds = [type(graph.nodes[b]).__name__ for _, b in graph.edges]
+    assert "SumPool2d" in kinds and "Conv2d" in kinds
+    graph.metadata = {}
+    for node in graph.nodes.values():
+        node.metadata = {}
+    generic = import_graph(graph)
+    assert not generic.exact
+    back = generic.network.replace(encoder=network.encoder)
+    assert [layer.pool for layer in back.layers] == [layer.pool for layer in network.layers]
+    for mine, theirs in zip(network.layers, back.layers):
+        np.testing.assert_allclose(theirs.weight, mine.weight, rtol=1e-12)
+    assert all(np.array_equal(x, y) for x, y in zip(spikes(network), spikes(back)))
+    check = check_import(import_graph(export_nir(network)), export_nir(network), samples=3)
+    assert check["executor"] == "norse.torch.from_nir"
+    assert all(layer["differing"] == 0 and layer["reference_spikes"] > 0 for layer in check["layers"])
+
+
+def test_sinabs_cnn_imports_and_norse_runs_it_with_our_spikes():
+    """NIR paper's paper/02_cnn/cnn_sinabs.nir: 2x34x34 -> conv -> IF -> conv -> IF -> pool ->
+    conv -> IF -> pool -> flatten -> affine -> IF -> affine -> IF."""
+    graph = nir.read(DATA / "cnn_sinabs.nir")
+    imported = import_graph(graph)
+    network = imported.network
+    assert imported.layer_types == ("IF",) * 5 and network.neuron.lif.du == 1.0 and network.neuron.lif.dv == 0.0
+    assert [type(layer).__name__ for layer in network.layers] == ["Conv2d", "Conv2d", "Conv2d", "Layer", "Layer"]
+    assert [layer.pool for layer in network.layers] == [1, 1, 2, 2, 1]
+    assert network.input_shape == (2, 34, 34) and network.shapes[3] == (8, 8, 8)
+    check = check_import(imported, graph, samples=2)
+    assert check["executor"] == "norse.torch.from_nir"
+    assert [layer["differing"] for layer in check["layers"]] == [0] * 5
+    assert all(layer["reference_spikes"] > 0 for layer in check["layers"])
+    back = import_graph(export_nir(network))  # IF networks export as IF with their pools
+    assert back.exact
+    assert_same(network, back.network)
+
+
+def sumpool_graph(kernel, stride):
+    conv = nir.Conv2d(input_shape=(4, 4), weight=np.ones((1, 1, 3, 3)), stride=1, padding=1, dilation=1, groups=1,
+                      bias=np.zeros(1))
+    return nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([1, 8, 8])}),
+        nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride), padding=np.array([0, 0])), conv,
+        nir.IF(r=np.ones((1, 4, 4)), v_threshold=np.ones((1, 4, 4))),
+        nir.Output(output_type={"output": np.array([1, 4, 4])}), type_check=False)
+
+
+def test_unsupported_conv_variants_are_one_line():
+    with pytest.raises(NeurocreditError, match=r"SumPool2d\) .* is supported only as a p x p pool with stride p"):
+        import_nir(sumpool_graph([2, 2], [1, 1]))
+    network = import_nir(sumpool_graph([2, 2], [2, 2]))
+    assert network.layers[0].pool == 2
+    dilated = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([1, 6, 6])}),
+        nir.Conv2d(input_shape=(6, 6), weight=np.ones((1, 1, 3, 3)), stride=1, padding=0, dilation=2, groups=1,
+                   bias=np.zeros(1)),
+        nir.IF(r=np.ones((1, 2, 2)), v_threshold=np.ones((1, 2, 2))),
+        nir.Output(output_type={"output": np.array([1, 2, 2])}))
+    with pytest.raises(NeurocreditError, match="supported: dilation 1, groups 1") as error:
+        import_nir(dilated)
+    assert "\n" not in str(error.value)
