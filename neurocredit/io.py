@@ -76,6 +76,15 @@ def _attr_value(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def json_default(value: Any) -> Any:
+    """``json.dumps`` ``default``: numpy scalars and arrays as numbers and lists, the rest as text."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def _write_header(handle, file_format: str) -> None:
     """What every file this module writes starts with: its format, schema version and writer."""
     handle.attrs["format"] = file_format

@@ -69,6 +69,7 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from neurocredit.errors import NeurocreditError
+from neurocredit.io import json_default
 from neurocredit.network import (
     ACTIVATIONS,
     Conv2d,
@@ -213,12 +214,6 @@ def _check_exportable(network: Network, dt: float, delays: str) -> None:
                 )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def export_nir(network: Network, dt: float = DEFAULT_DT, delays: str = "metadata"):
@@ -254,7 +249,7 @@ def export_nir(network: Network, dt: float = DEFAULT_DT, delays: str = "metadata
         "layer_names": [layer.name for layer in network.layers],
         "provenance": dict(network.provenance),
     }
-    metadata: dict[str, Any] = {"neurocredit": json.dumps(header, sort_keys=True, default=_json_default)}
+    metadata: dict[str, Any] = {"neurocredit": json.dumps(header, sort_keys=True, default=json_default)}
     if network.extras:
         metadata["neurocredit_extras"] = {quote(key, safe=""): value for key, value in network.extras.items()}
     return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:])), metadata=metadata)

@@ -113,6 +113,21 @@ class LavaDfaResult(NamedTuple):
     seconds: float
 
 
+def _learning_layer(layer, previous, neuron):
+    """The plastic ``LearningDense`` of ``layer`` (8-bit mixed-sign weights, its rule) from the
+    port ``previous`` into ``neuron``, which sends it its back-propagating spike and y traces."""
+    from lava.proc.dense.process import LearningDense
+    from lava.utils.weightutils import SignMode
+
+    dense = LearningDense(weights=np.asarray(layer.weights), weight_exp=layer.weight_exp, num_weight_bits=8,
+                          sign_mode=SignMode.MIXED, learning_rule=layer.rule.spec.lava_rule())
+    previous.connect(dense.s_in)
+    dense.a_out.connect(neuron.a_in)
+    for trace in ("bap", "y1", "y2", "y3"):
+        getattr(neuron, f"s_out_{trace}").connect(getattr(dense, f"s_in_{trace}"))
+    return dense
+
+
 def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray, probe_layer: Optional[int] = None):
     """Learn on ``input_spikes`` (samples * period, n_in) 0/1 with ``targets`` (samples * period,
     n_out) in Lava; ``plan`` is a :class:`neurocredit.learn.onchip.DfaPlan` (its ``fixed`` picks
@@ -120,7 +135,7 @@ def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray, probe_l
     from neurocredit.deploy.lava_backend import import_lava
 
     import_lava()
-    from lava.proc.dense.process import Dense, LearningDense
+    from lava.proc.dense.process import Dense
     from lava.utils.weightutils import SignMode
 
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource
@@ -148,15 +163,7 @@ def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray, probe_l
             extra = dict(plan.neuron._asdict())
             neuron = cls(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=layer.bias_mant,
                          bias_exp=layer.bias_exp, learning_rule=layer.rule.spec.lava_rule(), **extra)
-            dense = LearningDense(weights=np.asarray(layer.weights), weight_exp=layer.weight_exp,
-                                  num_weight_bits=8, sign_mode=SignMode.MIXED,
-                                  learning_rule=layer.rule.spec.lava_rule())
-            previous.connect(dense.s_in)
-            dense.a_out.connect(neuron.a_in)
-            neuron.s_out_bap.connect(dense.s_in_bap)
-            neuron.s_out_y1.connect(dense.s_in_y1)
-            neuron.s_out_y2.connect(dense.s_in_y2)
-            neuron.s_out_y3.connect(dense.s_in_y3)
+            dense = _learning_layer(layer, previous, neuron)
             denses.append(dense)
             neurons.append(neuron)
             previous = neuron.s_out
@@ -205,7 +212,7 @@ def run_chl_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> Lava
     from neurocredit.deploy.lava_backend import import_lava
 
     import_lava()
-    from lava.proc.dense.process import Dense, LearningDense
+    from lava.proc.dense.process import Dense
     from lava.utils.weightutils import SignMode
 
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource
@@ -232,15 +239,7 @@ def run_chl_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> Lava
             neuron = ChlLIF(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=layer.bias_mant,
                             bias_exp=layer.bias_exp, learning_rule=layer.rule.spec.lava_rule(),
                             output=int(index == last), **extra)
-            dense = LearningDense(weights=np.asarray(layer.weights), weight_exp=layer.weight_exp,
-                                  num_weight_bits=8, sign_mode=SignMode.MIXED,
-                                  learning_rule=layer.rule.spec.lava_rule())
-            previous.connect(dense.s_in)
-            dense.a_out.connect(neuron.a_in)
-            neuron.s_out_bap.connect(dense.s_in_bap)
-            neuron.s_out_y1.connect(dense.s_in_y1)
-            neuron.s_out_y2.connect(dense.s_in_y2)
-            neuron.s_out_y3.connect(dense.s_in_y3)
+            dense = _learning_layer(layer, previous, neuron)
             denses.append(dense)
             neurons.append(neuron)
             previous = neuron.s_out

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-import numpy as np
-
+from neurocredit.io import json_default
 
 _PREFIXES = ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""))
 
@@ -153,12 +152,6 @@ def render_markdown(report: dict) -> str:
 
 def render_json(report: Any) -> str:
     """Indented, key-sorted JSON (numpy scalars and arrays as numbers and lists)."""
-    return json.dumps(report, indent=2, sort_keys=True, default=_json_default) + "\n"
+    return json.dumps(report, indent=2, sort_keys=True, default=json_default) + "\n"
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
