@@ -76,15 +76,14 @@ def _contender(entry: Any, where: str) -> tuple[str, str, dict]:
 
 def parse_contenders(spec: str) -> list[tuple[str, str, dict]]:
     """``(config, label, overrides)`` per contender from a ``--configs`` value (module doc)."""
-    import yaml
-
     from neurocredit.config import load_config
+    from neurocredit.options import read_yaml
 
     spec = spec.strip()
     if not spec:
         raise NeurocreditError("--configs is empty; give a glob, a comma-separated list or a YAML listing")
     if "," not in spec and spec.endswith((".yaml", ".yml")) and Path(spec).is_file():
-        raw = yaml.safe_load(Path(spec).read_text())
+        raw = read_yaml(spec)
         if isinstance(raw, dict) and "contenders" in raw:
             entries = raw["contenders"]
             if not isinstance(entries, list) or not entries:

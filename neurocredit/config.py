@@ -42,7 +42,7 @@ from neurocredit.network import (
     init_layers,
     init_typed_layers,
 )
-from neurocredit.options import INTERNAL, build_dataclass, rule_options
+from neurocredit.options import INTERNAL, build_dataclass, read_yaml, rule_options
 
 
 @dataclass(frozen=True)
@@ -185,21 +185,12 @@ def _check_choices(config: Config, source: str) -> None:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config; a bare name (``digits-dfa-rate``) means ``models/<name>.yaml``."""
-    import yaml
-
     file_path = Path(path)
     if not file_path.exists() and file_path.suffix == "" and (models_dir() / f"{path}.yaml").exists():
         file_path = models_dir() / f"{path}.yaml"
     if not file_path.is_file():
         raise NeurocreditError(f"{file_path}: config file not found (ready configs: `neurocredit models`)")
-    try:
-        raw = yaml.safe_load(file_path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise NeurocreditError(f"{file_path}: malformed YAML{position}: {problem}") from None
-    return parse_config(raw, str(file_path))
+    return parse_config(read_yaml(file_path), str(file_path))
 
 
 def models_dir() -> Path:

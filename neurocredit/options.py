@@ -13,12 +13,30 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from neurocredit.errors import NeurocreditError
 
 # Field metadata of dataclass fields that are not YAML keys (set by the loader).
 INTERNAL = {"yaml": False}
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The parsed contents of the YAML file ``path`` (which the caller has checked exists);
+    malformed YAML is one line naming the file, the line and column, and the problem."""
+    import yaml
+
+    file_path = Path(path)
+    try:
+        return yaml.safe_load(file_path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise NeurocreditError(f"{file_path}: malformed YAML{position}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise NeurocreditError(f"{file_path}: cannot read it ({error.__class__.__name__})") from None
 
 def _type_name(kind: Any) -> str:
     return getattr(kind, "__name__", str(kind).replace("typing.", ""))

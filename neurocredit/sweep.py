@@ -60,15 +60,12 @@ class SweepSpec:
 
 def load_sweep(path: str) -> SweepSpec:
     """Read and check a search-space file (module doc); every problem names the file and key."""
-    import yaml
+    from neurocredit.options import read_yaml
 
     file = Path(path)
     if not file.is_file():
         raise NeurocreditError(f"{file}: search-space file not found")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
-        raise NeurocreditError(f"{file}: malformed YAML ({str(error).splitlines()[0]})") from None
+    raw = read_yaml(file)
     if not isinstance(raw, dict):
         raise NeurocreditError(f"{file}: a search space is a mapping with config, search and space")
     allowed = {"config", "search", "samples", "seed", "seeds", "epochs", "scheduler", "space"}

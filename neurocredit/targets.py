@@ -109,17 +109,14 @@ def _sourced(path: Path, section: str, key: str, entry: Any, numeric: bool) -> S
 
 def load_target(name_or_path: str | os.PathLike) -> Target:
     """Load a target by name (``loihi2``) or by path to a YAML file."""
-    import yaml
+    from neurocredit.options import read_yaml
 
     candidate = Path(name_or_path)
     path = candidate if candidate.suffix in (".yaml", ".yml") else targets_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(t for t in available_targets()) or "none"
         raise NeurocreditError(f"hardware target {str(name_or_path)!r} not found at {path} (known: {known})")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise NeurocreditError(f"{path}: malformed YAML ({str(error).splitlines()[0]})") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise NeurocreditError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
     unknown = set(raw) - set(TOP_KEYS)

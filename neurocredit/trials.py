@@ -83,12 +83,11 @@ def set_dotted(raw: dict, key: str, value: Any, where: str) -> None:
 
 def load_raw(config: str) -> tuple[dict, str]:
     """The YAML mapping of ``config`` (a path or a ready config's name) and its path."""
-    import yaml
-
     from neurocredit.config import load_config
+    from neurocredit.options import read_yaml
 
     path = load_config(config).path  # resolves ready names and reports missing/malformed files
-    return yaml.safe_load(Path(path).read_text()), str(path)
+    return read_yaml(path), str(path)
 
 
 def trial_config(trial: Trial):

@@ -229,11 +229,10 @@ def onchip_sections(sections: dict[str, Any], source: str, rule: Optional[str] =
 def load_onchip_config(path: str | Path, rule: Optional[str] = None) -> tuple[Any, Any, dict[str, Any]]:
     """A YAML config with the usual sections plus the on-chip ones (:func:`onchip_sections`).
     Returns ``(Config, options of the rule, learn settings)``."""
-    import yaml
-
     from neurocredit.config import ONCHIP_SECTIONS, load_config
+    from neurocredit.options import read_yaml
 
     config = load_config(path)  # validates the on-chip sections too
-    raw = yaml.safe_load(Path(config.path).read_text())
+    raw = read_yaml(config.path)
     options, settings = onchip_sections({key: raw.get(key) for key in ONCHIP_SECTIONS}, str(config.path), rule)
     return config, options, settings
