@@ -79,3 +79,19 @@ def test_every_rules_option_errors_name_the_config_file(tmp_path, rule, options,
     with pytest.raises(NeurocreditError) as error:
         load_config(config)
     assert str(error.value).startswith(f"{config}: {message}"), str(error.value)
+
+
+@pytest.mark.parametrize("reader", ["config", "target", "sweep", "contenders"])
+def test_malformed_yaml_is_one_line_with_its_position_in_every_reader(tmp_path, reader):
+    from neurocredit.compare_rules import parse_contenders
+    from neurocredit.config import load_config
+    from neurocredit.sweep import load_sweep
+    from neurocredit.targets import load_target
+
+    load = {"config": load_config, "target": load_target, "sweep": load_sweep, "contenders": parse_contenders}[reader]
+    path = tmp_path / f"broken-{reader}.yaml"
+    path.write_text("contenders:\n  - config: [digits-dfa-rate\n")
+    with pytest.raises(NeurocreditError) as error:
+        load(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: malformed YAML at line 3, column 1:") and "\n" not in message, message
