@@ -231,6 +231,8 @@ def train(
         if on_epoch is not None and on_epoch(session, stats) is False:
             break
     network = session.network()
+    if max_batches is not None:
+        network = network.replace(provenance={**network.provenance, "max_batches": int(max_batches)})
     record = simulate(network, session.dataset.x_test, session.dataset.y_test, backend=final_backend)
     provenance = dict(network.provenance)
     provenance.update(test_accuracy=float(record.accuracy), test_samples=int(record.samples),

@@ -19,6 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="continue from the checkpoint in DIR (same config; --epochs may grow) and keep "
                         "checkpointing there")
+    parser.add_argument("--max-batches", type=int, default=None, metavar="N",
+                        help="train only N random batches per epoch (a shorter run on a subset; recorded in the "
+                        "model's provenance)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     return parser
@@ -36,11 +39,13 @@ def run(args) -> int:
     config = load_config(args.config)
     if args.epochs is not None and args.epochs < 1:
         raise NeurocreditError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.max_batches is not None and args.max_batches < 1:
+        raise NeurocreditError(f"--max-batches must be >= 1, got {args.max_batches}")
     out = Path(args.out) if args.out else Path("models/out") / f"{config.name}.h5"
     log = (lambda line: None) if args.json else print
     result = train(config, epochs=args.epochs, seed=args.seed, data=args.data, data_dir=args.data_dir,
                    progress=not args.no_progress and not args.json, log=log,
-                   checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+                   checkpoint_dir=args.checkpoint_dir, resume=args.resume, max_batches=args.max_batches)
     save_network(result.network, out)
     summary = {
         "model": str(out),

@@ -48,11 +48,9 @@ from neurocredit.network import Network
 from neurocredit.encoders import check_binary
 from neurocredit.record import RunRecord
 
-# Batch chunk for the first layer's all-steps matrix product (bounds memory to ~100 MB).
-FIRST_LAYER_CHUNK_ELEMENTS = 25_000_000
-# A conv layer's synapse matrix is held dense (float32 BLAS, faster) up to this many entries
-# (16 MB), sparse beyond (a speed/memory knob, not a hardware number).
-DENSE_CONV_ENTRIES = 4_000_000
+# Samples emulated together (a speed knob, not a hardware number): their state stays in the CPU
+# cache, while the per-step Python overhead is shared by enough samples.
+BATCH_CHUNK = 64
 
 
 class FixedLIFParameters(NamedTuple):
@@ -80,11 +78,24 @@ class EmulatorTrace(NamedTuple):
     voltages: Optional[list[np.ndarray]]
 
 
-def decay_toward_zero(values: np.ndarray, factor: int) -> np.ndarray:
-    """``values * factor / 4096`` rounded toward zero, int64 -- Lava's
-    ``sign(x * f) * (|x * f| >> 12)``, computed as ``(p + (4095 if p < 0 else 0)) >> 12``."""
-    product = values.astype(np.int64) * factor
-    return (product + ((product >> 63) & (LAVA.decay_unity - 1))) >> LAVA.decay_bits
+def decay_toward_zero(values: np.ndarray, factor: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``values * factor / 4096`` rounded toward zero -- Lava's ``sign(x * f) * (|x * f| >> 12)``
+    -- as float64 (``trunc(x * (f / 4096))``: exact, see module doc). ``out`` (float64) may be
+    ``values`` itself."""
+    scaled = np.multiply(values, factor / LAVA.decay_unity, out=out, dtype=np.float64)
+    return np.trunc(scaled, out=scaled)
+
+
+def wrap_exact(values: np.ndarray, bits: int) -> np.ndarray:
+    """Integer-valued float64 ``values`` wrapped into ``[-2**(bits-1), 2**(bits-1))`` in place, as
+    a ``bits``-bit two's-complement register does (Lava's ``signed_clamp``, int32 overflow).
+    Exact (float ``mod`` of integers below 2**53); skipped when nothing is out of range."""
+    half = float(1 << (bits - 1))
+    if values.size and (values.max() >= half or values.min() < -half):
+        values += half
+        np.mod(values, 2 * half, out=values)
+        values -= half
+    return values
 
 
 def lava_dense_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
@@ -103,99 +114,155 @@ def lava_dense_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int
     return -weights if inhibitory else weights
 
 
-def dense_accumulate(spikes: np.ndarray, weights_float: np.ndarray, weight_exp: int) -> np.ndarray:
-    """``sum of weights of active inputs`` shifted by ``weight_exp`` and sent through Lava's int32
-    port: int32. ``spikes`` (..., n_in) 0/1 float, ``weights_float`` (n_in, n_out) exact-integer
-    float. Lava sums and shifts in int64 and the port keeps the low 32 bits; since every sum fits
-    int32 exactly, shifting in int32 (numpy wraps left shifts, floors right shifts) is the same."""
-    summed = (spikes @ weights_float).astype(np.int32)  # exact integers (see module doc)
-    return np.left_shift(summed, weight_exp) if weight_exp > 0 else np.right_shift(summed, -weight_exp)
+def _exact_dtype(largest_sum: float):
+    """float32 when every partial sum (at most ``largest_sum`` in magnitude) is an exact float32
+    integer, else float64 (exact below 2**53)."""
+    return np.float32 if largest_sum < 2**24 else np.float64
+
+
+class Synapses(NamedTuple):
+    """One layer's synaptic product as an exact float matrix product (see module doc).
+
+    Dense: ``matrix`` (n_in, n_out) of Lava's effective weights. Conv2d: the layer in its pooled
+    form -- ``pool`` (p x p sum pool of the (C, H, W) ``source`` first, exact: counts <= p**2),
+    then im2col: ``columns`` (positions, taps) indexes the flattened pooled input with one
+    appended zero (-1 = padding), ``matrix`` (taps, C_out) the integer kernel."""
+
+    layer: FixedLayer
+    matrix: np.ndarray
+    columns: Optional[np.ndarray] = None
+    pool: int = 1
+    source: tuple[int, ...] = ()
+
+    def sums(self, spikes: np.ndarray) -> np.ndarray:
+        """(..., n_in) 0/1 -> (..., n_out): the exact integer sums of the weights of the active
+        inputs (float32 or float64)."""
+        lead = spikes.shape[:-1]
+        flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.matrix.dtype, copy=False)
+        if self.columns is None:
+            return (flat @ self.matrix).reshape(*lead, -1)
+        if self.pool > 1:
+            from neurocredit.conv import sum_pool
+
+            flat = sum_pool(flat.reshape(-1, *self.source), self.pool).reshape(flat.shape[0], -1)
+        padded = np.concatenate([flat, np.zeros((flat.shape[0], 1), flat.dtype)], axis=1)
+        patches = np.take(padded, self.columns.ravel(), axis=1).reshape(-1, self.columns.shape[1])
+        result = (patches @ self.matrix).reshape(flat.shape[0], self.columns.shape[0], -1)
+        return result.transpose(0, 2, 1).reshape(*lead, -1)  # (..., C_out * positions)
+
+    def drive(self, spikes: np.ndarray) -> np.ndarray:
+        """What the LIF adds to ``u`` one step later, ``a_in << 6``, for ``spikes`` (..., n_in):
+        float64 integers with Lava's wraps (conv: the 24-bit buffer, no weight exponent; dense:
+        the weight exponent shift in int32, floor for negative exponents; then ``<< 6`` in int32)."""
+        summed = self.sums(spikes).astype(np.float64)
+        if self.columns is not None:
+            wrap_exact(summed, LAVA.state_bits)
+        elif self.layer.weight_exp >= 0:
+            summed *= 2.0 ** self.layer.weight_exp
+            wrap_exact(summed, 32)
+        else:
+            np.floor(np.multiply(summed, 2.0 ** self.layer.weight_exp, out=summed), out=summed)
+        summed *= 2.0 ** LAVA.activation_shift
+        return wrap_exact(summed, 32)
+
+
+def synapses(layer: FixedLayer) -> Synapses:
+    """The :class:`Synapses` of a quantized layer. A conv layer whose integer kernel is constant
+    over p x p blocks (a fused pool, ``spec.pool = p``) runs in its pooled form: p**2 times fewer
+    products, the same sums."""
+    if not layer.is_conv:
+        weights = lava_dense_weights(layer.weights, layer.sign_mode, layer.num_weight_bits).T
+        largest = float(np.max(np.abs(weights), initial=0)) * layer.n_in
+        return Synapses(layer, weights.astype(_exact_dtype(largest)))
+    from neurocredit.conv import conv_output_hw, im2col_indices, pooled_hw, unfuse_conv_pool
+
+    spec, kernel, pool = layer.spec, np.asarray(layer.weights, dtype=np.int64), int(layer.spec.pool)
+    source = tuple(spec.input_shape)
+    if pool > 1:
+        small = unfuse_conv_pool(kernel, pool)
+        fused = np.repeat(np.repeat(small, pool, axis=2), pool, axis=3)
+        if fused.shape == kernel.shape and np.array_equal(fused, kernel):
+            kernel = small
+            stride = tuple(s // pool for s in spec.stride)
+            padding = tuple(p // pool for p in spec.padding)
+            shape = (source[0], *pooled_hw(source[1], source[2], pool))
+        else:
+            pool = 1
+    if pool == 1:
+        stride, padding, shape = spec.stride, spec.padding, source
+    assert conv_output_hw(shape[1:], kernel.shape[2:], stride, padding) == tuple(spec.output_shape[1:])
+    columns = im2col_indices(shape, kernel.shape[2:], stride, padding)
+    columns = np.where(columns < 0, int(np.prod(shape)), columns).T  # -1 -> the appended zero
+    largest = float(np.max(np.abs(kernel), initial=0)) * kernel[0].size * pool**2
+    matrix = kernel.reshape(kernel.shape[0], -1).T.astype(_exact_dtype(largest))
+    return Synapses(layer, np.ascontiguousarray(matrix), np.ascontiguousarray(columns), pool, source)
+
+
+def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, operator: Optional[Synapses] = None) -> np.ndarray:
+    """What Lava's ``PyConvModelFixed`` puts in its buffer for ``spikes`` (..., n_in) 0/1: the
+    integer cross-correlation with the kernel (no weight exponent, no clipping), wrapped modulo
+    2**24 (``signed_clamp(x, 24)``): int32 (..., n_out) in our C order."""
+    operator = synapses(layer) if operator is None else operator
+    return wrap_exact(operator.sums(np.asarray(spikes)).astype(np.float64), LAVA.state_bits).astype(np.int32)
+
+
+def lif_exact_step(params: FixedLIFParameters, current: np.ndarray, voltage: np.ndarray, drive: np.ndarray,
+                   bias: np.ndarray, largest_bias: float, left: Optional[np.ndarray] = None) -> np.ndarray:
+    """One step of ``PyLifModelBitAcc`` (module doc) on float64 integer state, in place:
+    ``current``/``voltage`` (batch, n) float64, ``drive`` the received ``a_in << 6`` (int32-wrapped,
+    :meth:`Synapses.drive`), ``bias`` ``bias_mant << bias_exp`` (n,) float64 with
+    ``largest_bias = max |bias|``, ``left`` (refractory > 0 only) the int32 refractory steps left,
+    updated in place. Every int32 overflow and wrap of Lava's arithmetic is reproduced (checked
+    by the array's extremes, so the common case costs no extra pass). Returns the spikes."""
+    limit = float(LAVA.state_limit)
+    decay_toward_zero(current, LAVA.decay_unity - (params.du + LAVA.du_offset), out=current)
+    current += drive
+    high, low = current.max(initial=0.0), current.min(initial=0.0)
+    if high >= 2.0**31 or low < -(2.0**31):  # Lava adds in int32
+        wrap_exact(current, 32)
+        high, low = current.max(initial=0.0), current.min(initial=0.0)
+    if high > limit:  # Lava: u[u > M] -= 2M, then u[u <= -M] += 2M (the first cannot feed the second)
+        current[current > limit] -= 2 * limit
+    if low <= -limit:
+        current[current <= -limit] += 2 * limit
+    held = voltage.copy() if params.refractory else None
+    decay_toward_zero(voltage, LAVA.decay_unity - (params.dv + LAVA.dv_offset), out=voltage)
+    voltage += current
+    voltage += bias
+    if max(high, -low) + limit + largest_bias >= 2.0**31:  # |v| <= M - 1 before: only a huge u overflows
+        wrap_exact(voltage, 32)
+    np.clip(voltage, -limit + 1, limit - 1, out=voltage)
+    if params.refractory:  # as Lava's float LIFRefractory: v is not updated while refractory
+        np.copyto(voltage, held, where=left > 0)
+    spikes = voltage > params.effective_vth
+    voltage[spikes] = 0.0
+    if params.refractory:
+        left[...] = np.where(spikes, np.int32(params.refractory), np.maximum(left - 1, 0))
+    return spikes
 
 
 def lif_fixed_step(params: FixedLIFParameters, state: FixedLIFState, activation: np.ndarray,
                    effective_bias: np.ndarray) -> tuple[FixedLIFState, np.ndarray]:
-    """One step of ``PyLifModelBitAcc`` (see module doc), in Lava's own dtypes: int32 state and
-    activation (numpy's int32 arithmetic wraps exactly as Lava's does), int64 decay products.
-    Returns ``(new_state, spikes bool)``."""
-    limit = LAVA.state_limit
-    activation = np.asarray(activation).astype(np.int32, copy=False)
-    current = decay_toward_zero(state.current, LAVA.decay_unity - (params.du + LAVA.du_offset)).astype(np.int32)
-    current += np.left_shift(activation, LAVA.activation_shift)
-    wrapped = np.where(current > limit, current - 2 * limit, current)
-    current = np.where(wrapped <= -limit, current + 2 * limit, wrapped)
-    voltage = decay_toward_zero(state.voltage, LAVA.decay_unity - (params.dv + LAVA.dv_offset)).astype(np.int32)
-    voltage = voltage + current + np.asarray(effective_bias).astype(np.int32, copy=False)
-    voltage = np.clip(voltage, -limit + 1, limit - 1)
-    if params.refractory:  # as Lava's float LIFRefractory: v is not updated while refractory
-        left = state.refractory if state.refractory is not None else np.zeros_like(voltage)
-        voltage = np.where(left > 0, state.voltage, voltage)
-    spikes = voltage > params.effective_vth
-    voltage[spikes] = 0
+    """One step of ``PyLifModelBitAcc`` in Lava's own dtypes: int32 ``state`` and ``activation``
+    (``a_in``), int ``effective_bias``; :func:`lif_exact_step` on copies. Returns
+    ``(new_state, spikes bool)``."""
+    current = np.array(state.current, dtype=np.float64)
+    voltage = np.array(state.voltage, dtype=np.float64)
+    drive = wrap_exact(np.asarray(activation).astype(np.int32).astype(np.float64) * 2.0**LAVA.activation_shift, 32)
+    bias = np.asarray(effective_bias).astype(np.int32).astype(np.float64)
+    left = None
     if params.refractory:
-        left = np.where(spikes, np.int32(params.refractory), np.maximum(left - 1, 0)).astype(np.int32)
-        return FixedLIFState(current, voltage, left), spikes
-    return FixedLIFState(current, voltage), spikes
-
-
-def signed_wrap(values: np.ndarray, bits: int) -> np.ndarray:
-    """Lava's ``signed_clamp``: ``(x + 2**(bits-1)) % 2**bits - 2**(bits-1)`` (int64)."""
-    half = 1 << (bits - 1)
-    return (np.asarray(values, dtype=np.int64) + half) % (2 * half) - half
-
-
-def conv_matrix(layer: FixedLayer):
-    """The integer kernel of a conv layer as an (n_in, n_out) matrix with one entry per synapse
-    (kernel tap x position, padding excluded; :func:`neurocredit.conv.conv_synapses`): a dense
-    float32 array when it has at most :data:`DENSE_CONV_ENTRIES` entries and every sum of spikes
-    is exact in float32 (faster BLAS), else a sparse float64 CSR matrix."""
-    import scipy.sparse
-
-    from neurocredit.conv import conv_synapses
-
-    pre, post, tap = conv_synapses(layer.spec)
-    values = layer.weights.astype(np.float64).ravel()[tap]
-    matrix = scipy.sparse.csr_matrix((values, (pre, post)), shape=(layer.n_in, layer.n_out))
-    fan_in = int(np.prod(layer.weights.shape[1:]))
-    exact32 = float(np.max(np.abs(layer.weights), initial=0)) * fan_in < 2**24
-    if exact32 and layer.n_in * layer.n_out <= DENSE_CONV_ENTRIES:
-        return matrix.toarray().astype(np.float32)
-    return matrix
-
-
-def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, matrix=None) -> np.ndarray:
-    """What Lava's ``PyConvModelFixed`` puts in its buffer for ``spikes`` (..., n_in) 0/1: the
-    integer cross-correlation with the kernel (no weight exponent, no clipping), wrapped modulo
-    2**24 (``signed_clamp(x, 24)``): int32 (..., n_out) in our C order. The sums are exact: a
-    float64 sparse product (:func:`conv_matrix`) of 0/1 and integers below 2**31, each partial
-    sum far below 2**53."""
-    matrix = conv_matrix(layer) if matrix is None else matrix
-    spikes = np.asarray(spikes, dtype=matrix.dtype)
-    summed = np.asarray(spikes.reshape(-1, layer.n_in) @ matrix).reshape(*spikes.shape[:-1], layer.n_out)
-    return signed_wrap(np.rint(summed).astype(np.int64), LAVA.state_bits).astype(np.int32)
-
-
-def accumulate(spikes: np.ndarray, layer: FixedLayer, weights) -> np.ndarray:
-    """One layer's synaptic output for ``spikes``: :func:`dense_accumulate` or
-    :func:`conv_accumulate` (``weights`` from :func:`_float_weights`)."""
-    if layer.is_conv:
-        return conv_accumulate(spikes, layer, weights)
-    return dense_accumulate(spikes.astype(weights.dtype, copy=False), weights, layer.weight_exp)
-
-
-def _float_weights(layer: FixedLayer):
-    """(n_in, n_out) float matrix of Lava's effective weights; float32 when every partial sum
-    of a spike count is exact in float32, else float64. A conv layer: :func:`conv_matrix`."""
-    if layer.is_conv:
-        return conv_matrix(layer)
-    weights = lava_dense_weights(layer.weights, layer.sign_mode, layer.num_weight_bits).T
-    exact32 = float(np.max(np.abs(weights), initial=0)) * layer.n_in < 2**24
-    return weights.astype(np.float32 if exact32 else np.float64)
+        left = (np.array(state.refractory, dtype=np.int32) if state.refractory is not None
+                else np.zeros(voltage.shape, np.int32))
+    spikes = lif_exact_step(params, current, voltage, drive, bias, float(np.max(np.abs(bias), initial=0)), left)
+    return FixedLIFState(current.astype(np.int32), voltage.astype(np.int32), left), spikes
 
 
 def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states: bool = False) -> EmulatorTrace:
     """Run ``input_spikes`` (steps, batch, n_inputs) 0/1 through ``quantized``, batched.
 
-    Timing is Lava's: layer i at step t receives its Dense output of step t-1 (zero at t=0).
+    Timing is Lava's: layer i at step t receives its synaptic output of step t-1 (zero at t=0).
+    The batch runs in chunks of :data:`BATCH_CHUNK` samples (state that stays in the CPU cache).
     """
     input_spikes = np.asarray(input_spikes)
     if input_spikes.ndim != 3 or input_spikes.shape[2] != quantized.network.n_inputs:
@@ -204,48 +271,48 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
         )
     check_binary(input_spikes)
     steps, batch, n_inputs = input_spikes.shape
-    weights = [_float_weights(layer) for layer in quantized.layers]
+    operators = [synapses(layer) for layer in quantized.layers]
     trace = EmulatorTrace(
         [np.zeros((steps, batch, layer.n_out), bool) for layer in quantized.layers],
         [np.zeros((steps, batch, layer.n_out), np.int32) for layer in quantized.layers] if record_states else None,
         [np.zeros((steps, batch, layer.n_out), np.int32) for layer in quantized.layers] if record_states else None,
     )
-    first = quantized.layers[0]
-    width = max(n_inputs, first.n_out)
-    chunk = max(1, FIRST_LAYER_CHUNK_ELEMENTS // max(1, steps * width))
-    for start in range(0, batch, chunk):
-        stop = min(batch, start + chunk)
-        _emulate_chunk(quantized, weights, input_spikes[:, start:stop], trace, start)
+    for start in range(0, batch, BATCH_CHUNK):
+        stop = min(batch, start + BATCH_CHUNK)
+        _emulate_chunk(quantized, operators, input_spikes[:, start:stop], trace, start)
     return trace
 
 
-def _emulate_chunk(quantized: QuantizedNetwork, weights: list[np.ndarray], input_spikes: np.ndarray,
+def _emulate_chunk(quantized: QuantizedNetwork, operators: list[Synapses], input_spikes: np.ndarray,
                    trace: EmulatorTrace, offset: int) -> None:
     steps, batch, _ = input_spikes.shape
     layers = quantized.layers
     columns = slice(offset, offset + batch)
-    # The first layer's Dense output for every step at once (the last step's is never delivered);
+    # The first layer's drive for every step at once (the last step's is never delivered);
     # layer 1 receives step t-1's at step t.
-    first_drive = accumulate(input_spikes[:-1], layers[0], weights[0])
-    states = [FixedLIFState(np.zeros((batch, layer.n_out), np.int32), np.zeros((batch, layer.n_out), np.int32))
-              for layer in layers]
+    first_drive = operators[0].drive(input_spikes[:-1])
     refractory = quantized.network.neuron.lif.refractory
     params = [FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth, refractory) for layer in layers]
-    biases = [layer.effective_bias.astype(np.int32)[None, :] for layer in layers]
-    buffers = [np.zeros((batch, layer.n_out), np.int32) for layer in layers]
+    biases = [layer.effective_bias.astype(np.float64) for layer in layers]
+    largest = [float(np.max(np.abs(bias), initial=0)) for bias in biases]
+    currents = [np.zeros((batch, layer.n_out)) for layer in layers]
+    voltages = [np.zeros((batch, layer.n_out)) for layer in layers]
+    lefts = [np.zeros((batch, layer.n_out), np.int32) if refractory else None for layer in layers]
+    buffers = [np.zeros((batch, layer.n_out)) for layer in layers]
     for t in range(steps):
         spikes = None
-        for index, layer in enumerate(layers):
+        for index in range(len(layers)):
             if index == 0:
-                activation = first_drive[t - 1] if t > 0 else buffers[0]
+                drive = first_drive[t - 1] if t > 0 else buffers[0]
             else:
-                activation = buffers[index]
-                buffers[index] = accumulate(spikes, layer, weights[index])
-            states[index], spikes = lif_fixed_step(params[index], states[index], activation, biases[index])
+                drive = buffers[index]
+                buffers[index] = operators[index].drive(spikes)
+            spikes = lif_exact_step(params[index], currents[index], voltages[index], drive, biases[index],
+                                    largest[index], lefts[index])
             trace.spikes[index][t, columns] = spikes
             if trace.currents is not None:
-                trace.currents[index][t, columns] = states[index].current
-                trace.voltages[index][t, columns] = states[index].voltage
+                trace.currents[index][t, columns] = currents[index]
+                trace.voltages[index][t, columns] = voltages[index]
 
 
 def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(),
