@@ -7,6 +7,10 @@
   or raw), searched in ``--data-dir``, then ``$NEUROCREDIT_DATA`` (and its ``<name>``
   subfolder), then ``/usr/share/datasets/<name>/`` (Debian: ``apt-get install dataset-fashion-mnist``).
 * ``synthetic``: a small seeded Gaussian-cluster problem for tests.
+* ``digits-2x34x34``: the digits, each 8x8 image scaled x4 (nearest) into a 34x34 frame (one
+  pixel of border) in both of two channels: a stand-in of N-MNIST's shape (2 polarities x 34 x 34)
+  for graphs trained on N-MNIST elsewhere (the NIR paper's ``cnn_sinabs.nir``), whose own event
+  data is not here. Same split and labels as ``digits``.
 
 Features are float32 in [0, 1], labels int64.
 
@@ -27,7 +31,7 @@ import numpy as np
 
 from neurocredit.errors import NeurocreditError
 
-DATASETS = ("digits", "fashion-mnist", "mnist", "synthetic")
+DATASETS = ("digits", "fashion-mnist", "mnist", "synthetic", "digits-2x34x34")
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -72,6 +76,8 @@ def load_dataset(name: str = "digits", data_dir: Optional[str | os.PathLike] = N
         return load_idx_dataset(name, data_dir)
     if name == "synthetic":
         return make_synthetic(seed=seed)
+    if name == "digits-2x34x34":
+        return digits_as_event_frames(load_digits())
     raise NeurocreditError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -95,6 +101,19 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     return Dataset(
         "digits", features[train_order], labels[train_order], features[test_order], labels[test_order], 10, (8, 8)
     )
+
+
+def digits_as_event_frames(digits: Dataset, scale: int = 4, channels: int = 2, size: int = 34) -> Dataset:
+    """``digits`` as (``channels``, ``size``, ``size``) frames (module doc: ``digits-2x34x34``)."""
+    def frames(features):
+        images = np.kron(features.reshape(-1, 8, 8), np.ones((1, scale, scale), np.float32))
+        framed = np.zeros((len(features), channels, size, size), np.float32)
+        start = (size - 8 * scale) // 2
+        framed[:, :, start : start + 8 * scale, start : start + 8 * scale] = images[:, None]
+        return framed.reshape(len(features), -1)
+
+    return Dataset(f"digits-{channels}x{size}x{size}", frames(digits.x_train), digits.y_train, frames(digits.x_test),
+                   digits.y_test, digits.n_classes, (channels, size, size))
 
 
 def validation_count(amount: float, n_train: int, where: str = "data.validation") -> int:

@@ -575,14 +575,26 @@ def _exact_layer(name: str, node: Any, builder: _Builder, synapse: _Synapse) -> 
                           synapse.delayed, kind, bool(np.any(neuron_bias != 0)), from_metadata=True)
 
 
-def _import_cubalif(name: str, node: Any, builder: _Builder) -> None:
+def _start_neuron(name: str, node: Any, builder: _Builder, exact: bool = True):
+    """What every neuron importer does first: the population size ``n``, the synapse feeding it
+    (taken from ``builder``), the reset checked; with ``exact``, a layer neurocredit exported is
+    restored exactly (appended to ``builder``; returns None). Else returns ``(n, synapse)``."""
     n = int(np.size(node.v_threshold))
     synapse = _take_synapse(name, node, builder, n)
     _check_reset(name, node, n)
-    exact = _exact_layer(name, node, builder, synapse)
-    if exact is not None:
-        builder.layers.append(exact)
+    if exact:
+        layer = _exact_layer(name, node, builder, synapse)
+        if layer is not None:
+            builder.layers.append(layer)
+            return None
+    return n, synapse
+
+
+def _import_cubalif(name: str, node: Any, builder: _Builder) -> None:
+    started = _start_neuron(name, node, builder)
+    if started is None:
         return
+    n, synapse = started
     dt = builder.dt
     du = dt / _per_neuron(node, "tau_syn", n)
     dv = dt / _per_neuron(node, "tau_mem", n)
@@ -603,9 +615,7 @@ def _import_cubalif(name: str, node: Any, builder: _Builder) -> None:
 
 
 def _import_lif(name: str, node: Any, builder: _Builder) -> None:
-    n = int(np.size(node.v_threshold))
-    synapse = _take_synapse(name, node, builder, n)
-    _check_reset(name, node, n)
+    n, synapse = _start_neuron(name, node, builder, exact=False)
     dv = builder.dt / _per_neuron(node, "tau", n)
     r = _per_neuron(node, "r", n)
     v_leak = _per_neuron(node, "v_leak", n)
@@ -617,13 +627,10 @@ def _import_lif(name: str, node: Any, builder: _Builder) -> None:
 
 
 def _import_if(name: str, node: Any, builder: _Builder) -> None:
-    n = int(np.size(node.v_threshold))
-    synapse = _take_synapse(name, node, builder, n)
-    _check_reset(name, node, n)
-    exact = _exact_layer(name, node, builder, synapse)
-    if exact is not None:
-        builder.layers.append(exact)
+    started = _start_neuron(name, node, builder)
+    if started is None:
         return
+    n, synapse = started
     r = _per_neuron(node, "r", n)
     builder.layers.append(_ImportedLayer(
         name, synapse.layer(r, r * synapse.current_bias), np.ones(n), np.zeros(n),

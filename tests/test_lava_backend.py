@@ -164,11 +164,9 @@ def digits_spiking_model():
 @pytest.mark.needs_lava
 @pytest.mark.timeout(240)
 def test_deployed_digits_model_keeps_its_accuracy():
-    from neurocredit.deploy.pipeline import float_backend
-
     network, dataset = digits_spiking_model()
     x, y = dataset.x_test[:50], dataset.y_test[:50]
-    float_record = simulate(network, x, y, backend=float_backend(network))
+    float_record = simulate(network, x, y, backend="norse")
     inputs = encode_inputs(network, x)
     lava = lava_backend.run(network, inputs, mode="fixed_pt", target="loihi2").replace(labels=y)
     assert float_record.accuracy > 0.5, "the model should have learned something"

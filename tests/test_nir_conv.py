@@ -101,6 +101,36 @@ def test_sinabs_cnn_imports_and_norse_runs_it_with_our_spikes():
     assert_same(network, back.network)
 
 
+def test_sinabs_cnn_gives_the_same_spikes_in_the_reference_norse_and_brian2():
+    """IF neurons (dv = 0, du = 1): Norse runs them on its IAFCell, Brian2 on its own equations."""
+    from neurocredit.sim import get_backend
+
+    network = import_nir(nir.read(DATA / "cnn_sinabs.nir"))
+    inputs = encode_inputs(network, np.random.default_rng(0).uniform(size=(2, network.n_inputs)), steps=10)
+    runs = {name: get_backend(name).run(network, inputs, {"spikes"}) for name in ("reference", "norse", "brian2")}
+    assert all(int(raster.sum()) > 0 for raster in runs["reference"].spikes)
+    for name in ("norse", "brian2"):
+        for index, (mine, theirs) in enumerate(zip(runs["reference"].spikes, runs[name].spikes)):
+            assert np.array_equal(mine, theirs), (name, index)
+
+
+@pytest.mark.needs_lava
+@pytest.mark.timeout(300)
+def test_sinabs_cnn_deploys_with_verify_on_digit_frames(run_cli, tmp_path):
+    """digits-2x34x34: the digits in N-MNIST's shape (the graph's own data is not here)."""
+    import json
+
+    model = tmp_path / "sinabs.h5"
+    run_cli("import", DATA / "cnn_sinabs.nir", "-o", model, check_rc=0)
+    result = run_cli("deploy", model, "--verify", "--data", "digits-2x34x34", "--limit", "12", "--lava-limit", "2",
+                     "--steps", "12", "--json", check_rc=0)
+    payload = json.loads(result.stdout)
+    assert payload["samples"] == 12 and payload["lava_samples"] == 2
+    assert payload["spike_agreement"] == {"emulator_vs_lava": 1.0, "float_vs_lava_floating": 1.0}
+    assert payload["accuracy"]["lava_fixed_pt"] == payload["accuracy"]["emulator_on_lava_samples"]
+    assert sum(payload["mean_spikes_per_sample"]) > 0
+
+
 def sumpool_graph(kernel, stride):
     conv = nir.Conv2d(input_shape=(4, 4), weight=np.ones((1, 1, 3, 3)), stride=1, padding=1, dilation=1, groups=1,
                       bias=np.zeros(1))

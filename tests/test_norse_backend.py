@@ -1,6 +1,6 @@
 """The Norse backend emits exactly the canonical spikes (float64): random networks, parameters
 and inputs drawn by hypothesis, spike for spike against the numpy reference (the golden trace and
-seeded random networks of every backend are in test_backends.py); saved networks; dv = 0."""
+seeded random networks of every backend are in test_backends.py); saved networks; dv = 0 (integrate-and-fire)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,19 @@ def test_saved_and_loaded_network_gives_the_same_spikes(tmp_path):
     assert sum(int(s.sum()) for s in before.spikes) > 0
 
 
-def test_norse_backend_rejects_dv_zero_with_a_clear_error():
-    network = small_lif_network(0).replace(neuron=NeuronSpec("lif", lif=LIFParameters(0.2, 0.0, 1.0)))
-    with pytest.raises(NeurocreditError, match="dv > 0"):
-        simulate(network, np.zeros((1, network.n_inputs)), backend="norse")
+@pytest.mark.parametrize("du, bias_scale", [(1.0, 0.0), (1.0, 0.1), (0.3, 0.1)])
+def test_norse_runs_integrate_and_fire_networks(du, bias_scale):
+    """dv = 0: du = 1 (NIR's IF) on Norse's IAFCell, du < 1 on our own step (module doc)."""
+    network = small_lif_network(3, bias_scale=bias_scale, weight_scale=0.5)
+    network = network.replace(neuron=NeuronSpec("lif", lif=LIFParameters(du, 0.0, 1.0)))
+    inputs = encode_inputs(network, np.random.default_rng(3).random((4, network.n_inputs)))
+    reference = reference_backend.run(network, inputs, ALL)
+    norse = norse_backend.run(network, inputs, ALL)
+    assert all(np.array_equal(a, b) for a, b in zip(reference.spikes, norse.spikes))
+    assert all(int(raster.sum()) > 0 for raster in reference.spikes)
+    for ref_v, norse_v in zip(reference.voltages, norse.voltages):
+        np.testing.assert_allclose(norse_v, ref_v, rtol=0, atol=1e-9)
+    if du < 1:  # our own step keeps u; Norse's IAF has none
+        np.testing.assert_allclose(norse.currents[0], reference.currents[0], rtol=0, atol=1e-12)
+    else:
+        assert np.isnan(norse.currents[0]).all()

@@ -5,8 +5,8 @@
 2. quantize it (:func:`neurocredit.deploy.quantize.quantize`) and report the error per layer;
 3. run the test samples through Lava (``fixed_pt`` or ``floating_pt``), one compiled graph per
    chunk of samples;
-4. with ``verify``: run the same encoded inputs through the float model (Norse; the numpy
-   reference when ``dv = 0``), the fast emulator and Lava in both modes, and report accuracy,
+4. with ``verify``: run the same encoded inputs through the float model (Norse; ``dv = 0`` on its
+   IAFCell), the fast emulator and Lava in both modes, and report accuracy,
    accuracy drop and per-layer spike agreement (emulator vs Lava fixed point, float vs Lava
    floating point -- the Dense delay is the same convention everywhere, so no shift is needed).
 """
@@ -137,11 +137,6 @@ def default_weight_bits(target) -> int:
     return int(min(LAVA.dense_weight_bits, limit)) if limit is not None else LAVA.dense_weight_bits
 
 
-def float_backend(network: Network) -> str:
-    """Norse, or the numpy reference when Norse cannot express the network (``dv = 0``)."""
-    return "norse" if network.neuron.lif.dv > 0 else "reference"
-
-
 def _run_chunked(run_chunk, network: Network, features: np.ndarray, labels: Optional[np.ndarray],
                  steps: Optional[int], progress: bool, label: str) -> RunRecord:
     """:func:`neurocredit.sim.run_chunked` in chunks of :data:`CHUNK` samples."""
@@ -187,9 +182,9 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
         result.records["emulator"] = _run_chunked(
             lambda inputs: emulator.run(network, inputs, record, quantized=quantized),
             network, features, labels, steps, progress, "emulator")
-        backend = get_backend(float_backend(network))
+        backend = get_backend("norse")
         result.records["float"] = _run_chunked(lambda inputs: backend.run(network, inputs, record),
-                                               network, features, labels, steps, progress, float_backend(network))
+                                               network, features, labels, steps, progress, "norse")
         result.agreement["emulator_vs_lava"] = spike_agreement(result.records["emulator"].head(lava_count),
                                                                result.records["lava_fixed_pt"])
         result.agreement["float_vs_lava_floating"] = spike_agreement(result.records["float"].head(lava_count),

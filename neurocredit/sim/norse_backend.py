@@ -12,9 +12,16 @@ canonical current divided by ``dv`` and its leak potential absorbs the bias:
 * ``v_th = vth``.
 
 Then Norse's ``v`` equals the canonical ``v`` (up to float rounding: ``v + dv*(-v + u/dv)`` vs.
-``v*(1-dv) + u``) and its spikes are the canonical spikes. ``dv = 0`` (no leak) cannot be
-expressed this way and is rejected with a clear error. :func:`norse_lif_parameters` is the one
-place this mapping is written (the BPTT baseline uses it too).
+``v*(1-dv) + u``) and its spikes are the canonical spikes. :func:`norse_lif_parameters` is the
+one place this mapping is written (the BPTT baseline uses it too).
+
+``dv = 0`` (no leak: NIR's ``IF``, e.g. Sinabs graphs) cannot be expressed this way. With
+``du = 1`` (no synaptic current, what an imported ``IF`` is) it runs on Norse's ``IAFCell``,
+``v' = v + x``, spike if ``v' > v_th``, ``v' <- 0`` where spiked, with ``x = a_in + bias``: the
+canonical ``v' = (v + a_in) + bias`` up to the order of the two additions (identical without a
+bias). Norse has no integrate-and-fire neuron with a synaptic current, so ``dv = 0`` with
+``du < 1`` runs our own canonical step (:func:`neurocredit.neurons.lif_step`, in torch) on
+Norse's side of the comparison: not an independent check for such networks.
 
 Timing: Norse passes spikes through all layers within one step; the canonical model (Lava)
 delays every Dense by one step. This backend steps the layers through
@@ -40,7 +47,7 @@ import numpy as np
 from neurocredit.conv import torch_synaptic_input
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import LIFParameters, Network
-from neurocredit.neurons import delayed_step
+from neurocredit.neurons import delayed_step, lif_initial_state, lif_step
 from neurocredit.record import RunRecord
 
 
@@ -70,8 +77,8 @@ def norse_lif_parameters(params: LIFParameters, bias, dtype, device, **threshold
 
     if params.dv <= 0:
         raise NeurocreditError(
-            "Norse needs a voltage decay dv > 0 (it integrates dv*(v_leak - v + i)); this network has dv = 0: "
-            "use the reference, brian2, lava or emulator backend"
+            "Norse's LIF needs a voltage decay dv > 0 (it integrates dv*(v_leak - v + i)); this network has dv = 0, "
+            "which BPTT cannot train (the norse backend simulates it on Norse's IAFCell)"
         )
 
     def scalar(value):
@@ -85,6 +92,22 @@ def norse_lif_parameters(params: LIFParameters, bias, dtype, device, **threshold
         v_reset=scalar(0.0),
         **threshold,
     )
+
+
+def _voltage(state):
+    return state.v if hasattr(state, "v") else state.membrane_voltage
+
+
+def _current(state, params: LIFParameters) -> np.ndarray:
+    """The canonical ``u`` of a population's state: Norse's LIF keeps the decayed current
+    divided by ``dv`` (the canonical ``u`` is undecayed); our own step keeps ``u``; Norse's IAF
+    keeps none (NaN)."""
+    if hasattr(state, "synaptic_current"):
+        return state.synaptic_current.cpu().numpy()
+    keep = 1.0 - params.du
+    if not hasattr(state, "i") or keep <= 0:
+        return np.full(tuple(state.v.shape), np.nan)
+    return (state.i * params.dv / keep).cpu().numpy()
 
 
 def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
@@ -101,16 +124,36 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
     steps, batch, _ = inputs.shape
     params = network.neuron.lif
 
-    def population(index: int, layer):
-        bias = np.asarray(layer.neuron_bias, np.float64)  # a conv's bias per channel, repeated per position
-        cell = norse.LIFCell(p=norse_lif_parameters(params, bias, dtype, device), dt=1.0)
-        weight = torch.as_tensor(layer.weight, dtype=dtype, device=device) / params.dv
+    integrate_and_fire = params.dv == 0  # module doc: Norse's IAFCell, or our own step
 
-        left = [torch.zeros(batch, layer.n_out, dtype=dtype, device=device)]  # refractory steps left
+    def population(index: int, layer):
+        """``(initial_state, step)`` of layer ``index``."""
+        bias = np.asarray(layer.neuron_bias, np.float64)  # a conv's bias per channel, repeated per position
+        zero = torch.zeros(batch, layer.n_out, dtype=dtype, device=device)
+        left = [zero.clone()]  # refractory steps left
+        if not integrate_and_fire:
+            cell = norse.LIFCell(p=norse_lif_parameters(params, bias, dtype, device), dt=1.0)
+            weight = torch.as_tensor(layer.weight, dtype=dtype, device=device) / params.dv
+            # Norse would start v at v_leak; the canonical neuron starts at rest (v = u = 0).
+            initial = LIFFeedForwardState(v=zero, i=zero.clone())
+        elif params.du == 1:
+            cell = norse.IAFCell(p=norse.IAFParameters(v_th=torch.as_tensor(params.vth, dtype=dtype, device=device),
+                                                       v_reset=torch.as_tensor(0.0, dtype=dtype, device=device)),
+                                 dt=1.0)
+            weight = torch.as_tensor(layer.weight, dtype=dtype, device=device)
+            drive = torch.as_tensor(bias, dtype=dtype, device=device)
+            initial = norse.IAFFeedForwardState(v=zero)
+        else:
+            weight = torch.as_tensor(layer.weight, dtype=dtype, device=device)
+            drive = torch.as_tensor(bias, dtype=dtype, device=device)
+            initial = lif_initial_state(zero)
 
         def step(state, previous):
             # Dense: s W^T; Conv2d: torch conv2d on the (C, H, W) view (neurocredit.conv)
-            spikes, state = cell(torch_synaptic_input(layer, weight, previous[index]), state)
+            received = torch_synaptic_input(layer, weight, previous[index])
+            if integrate_and_fire and params.du != 1:
+                return lif_step(params, state, received, drive)
+            spikes, state = cell(received + drive if integrate_and_fire else received, state)
             if params.refractory:  # module doc: the cell's v and spike are void while refractory
                 active = (left[0] <= 0).to(dtype)
                 spikes = spikes * active
@@ -118,18 +161,16 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
                 left[0] = spikes * params.refractory + (1.0 - spikes) * (left[0] - 1).clamp(min=0)
             return state, spikes
 
-        return step
+        return initial, step
 
-    steppers = [population(index, layer) for index, layer in enumerate(network.layers)]
-    # Norse would start v at v_leak; the canonical neuron starts at rest (v = u = 0).
+    built = [population(index, layer) for index, layer in enumerate(network.layers)]
+    steppers = [step for _, step in built]
+    states = [initial for initial, _ in built]
     zeros = [torch.zeros(batch, layer.n_out, dtype=dtype, device=device) for layer in network.layers]
-    states = [LIFFeedForwardState(v=zero, i=zero.clone()) for zero in zeros]
     previous = [torch.zeros(batch, network.n_inputs, dtype=dtype, device=device)] + [z.clone() for z in zeros]
     rasters = [np.zeros((steps, batch, layer.n_out), dtype=bool) for layer in network.layers]
     voltages = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if "voltages" in record else None
     currents = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if "currents" in record else None
-    # Norse keeps the decayed current divided by dv; the canonical u is undecayed.
-    keep = 1.0 - params.du
     source = torch.as_tensor(np.asarray(inputs), dtype=dtype, device=device)
     with torch.no_grad():
         for t in range(steps):
@@ -137,7 +178,7 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
             for index, state in enumerate(states):
                 rasters[index][t] = (previous[index + 1] > 0).cpu().numpy()
                 if voltages is not None:
-                    voltages[index][t] = state.v.cpu().numpy()
+                    voltages[index][t] = _voltage(state).cpu().numpy()
                 if currents is not None:
-                    currents[index][t] = (state.i * params.dv / keep).cpu().numpy() if keep > 0 else np.nan
+                    currents[index][t] = _current(state, params)
     return RunRecord.from_rasters("norse", network, inputs, rasters, voltages, currents, record)
