@@ -108,6 +108,7 @@ def test_checkpoint_files_and_contents(digits, tmp_path):
     saved = load_network(tmp_path / "network.h5")
     assert np.array_equal(saved.weights[0], result.network.weights[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "network.h5"]  # no temporary files left
+    assert result.network.provenance["max_batches"] == MAX_BATCHES  # a shortened run says so
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])

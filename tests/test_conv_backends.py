@@ -118,6 +118,29 @@ def test_emulator_conv_batches_independently():
             assert np.array_equal(a[:, sample:sample + 1], b)
 
 
+def test_emulator_runs_a_fused_pool_in_its_pooled_form_with_the_same_sums():
+    """A pooled conv's integer kernel is constant over p x p blocks, so the emulator sums the
+    pooled spikes with the small kernel (Synapses); a kernel that is not falls back to the fused one."""
+    from neurocredit.conv import conv_forward
+
+    rng = np.random.default_rng(2)
+    kernel, stride, padding = fuse_conv_pool(rng.normal(0, 0.5, (4, 3, 2, 3)), (1, 2), (1, 0), 2)
+    conv = Conv2d(kernel, rng.normal(0, 0.05, 4), (3, 8, 12), stride, padding, "conv", pool=2)
+    network = Network((conv, Layer(rng.normal(0, 0.5, (5, conv.n_out)), np.zeros(5), "fc1")),
+                      NeuronSpec("lif", lif=LIFParameters(0.3, 0.2, 1.0)), EncoderSpec("bernoulli", 6, 0.8, 0))
+    fixed = quantize(network).layers[0]
+    spikes = spike_inputs(network, 5, 1).reshape(-1, network.n_inputs)
+    bumped = fixed.weights.copy()
+    bumped[0, 0, 0, 0] += 1  # no longer constant over its 2x2 block
+    for weights, pooled in ((fixed.weights, 2), (bumped, 1)):
+        layer = dataclasses.replace(fixed, weights=weights)
+        synapses = emulator.synapses(layer)
+        assert synapses.pool == pooled
+        expected = conv_forward(conv, spikes.astype(np.float64), weights.astype(np.float64))
+        assert np.array_equal(emulator.conv_accumulate(spikes, layer, synapses), expected)
+        assert np.abs(expected).max() > 0
+
+
 def wrapping_network(seed=0):
     """The quantized asymmetric network with conv1's integer kernel scaled by 2**16 (far beyond
     8 bits; Lava's PyConvModelFixed does not clip), so its conv buffer wraps modulo 2**24."""

@@ -81,3 +81,16 @@ def test_truncated_idx_file_is_a_clear_error(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(NeurocreditError, match="unknown data set 'cifar'"):
         load_dataset("cifar")
+
+
+def test_digits_as_event_frames_put_each_pixel_in_a_4x4_block_of_both_channels():
+    digits, frames = load_dataset("digits"), load_dataset("digits-2x34x34")
+    assert frames.x_test.shape == (len(digits.y_test), 2 * 34 * 34) and frames.image_shape == (2, 34, 34)
+    assert np.array_equal(frames.y_test, digits.y_test) and np.array_equal(frames.y_train, digits.y_train)
+    images = frames.x_test.reshape(-1, 2, 34, 34)
+    assert np.array_equal(images[:, 0], images[:, 1])
+    assert not images[:, :, 0].any() and not images[:, :, 33].any() and not images[:, :, :, 0].any()
+    pixels = digits.x_test.reshape(-1, 8, 8)
+    for y, x in ((0, 0), (3, 5), (7, 7)):
+        block = images[:, 0, 1 + 4 * y : 5 + 4 * y, 1 + 4 * x : 5 + 4 * x]
+        assert np.array_equal(block, np.broadcast_to(pixels[:, y, x, None, None], block.shape))
