@@ -1,4 +1,4 @@
-"""Backend ``emulator``: Lava's fixed-point LIF + Dense re-implemented in batched integer numpy.
+"""Backend ``emulator``: Lava's fixed-point LIF, Dense and Conv re-implemented in batched numpy.
 
 It reproduces ``lava.proc.lif.models.PyLifModelBitAcc`` and
 ``lava.proc.dense.models.PyDenseModelBitAcc`` (lava-nc 0.10.0) bit for bit -- the same spikes and
@@ -17,14 +17,22 @@ Per step, per layer, in Lava's order (all integers; ``M = 2**23``)::
     s = v > (vth << 6);  v[s] = 0
 
 A ``Conv2d`` layer reproduces ``lava.proc.conv.models.PyConvModelFixed`` instead: ``a_buff`` is
-the integer cross-correlation of the spikes with the kernel (an exact product with the conv's
-synapse matrix, :func:`conv_matrix`), wrapped modulo 2**24, with no weight exponent
-(:func:`conv_accumulate`).
+the integer cross-correlation of the spikes with the kernel, wrapped modulo 2**24, with no weight
+exponent (:func:`conv_accumulate`). A conv with a fused p x p pool (its integer kernel constant over
+p x p blocks) is summed in its pooled form -- the spikes sum-pooled first (counts up to p**2), then
+the small kernel -- p**2 times fewer products for the same integers (:func:`synapses`).
 
 Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
-(:func:`lava_dense_weights`). The spike sums are computed with a float BLAS matrix product,
-which is exact here: the operands are 0/1 and integers of at most 9 bits, and every partial sum
-stays far below 2**24 (float32) or 2**53 (float64, used for wide layers).
+(:func:`lava_dense_weights`). The spike sums are float BLAS matrix products (a conv by im2col),
+which are exact here: the operands are 0/1 (or pooled counts) and integers, and every partial sum
+stays below 2**24 (float32, checked per layer) or 2**53 (float64 otherwise).
+
+The state is held as integer-valued float64 (exact below 2**53): the decay ``x*f >> 12`` toward
+zero is ``trunc(x * (f / 4096))`` (``f / 4096`` is dyadic and ``|x*f| < 2**35``, so the product
+is exact), and every int32 overflow and wrap of Lava's arithmetic is applied where the array's
+extremes show it can occur (:func:`lif_exact_step`, :func:`wrap_exact`): fewer passes over the
+state than int32/int64 arithmetic, the same integers. The batch runs in chunks of
+:data:`BATCH_CHUNK` samples.
 
 A network with a refractory period (``refractory = N > 0``) holds ``v`` for the ``N`` steps after
 a spike while ``u`` integrates, as Lava's float ``LIFRefractory`` does. Lava 0.10 has no
