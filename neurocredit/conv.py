@@ -237,3 +237,47 @@ def torch_neuron_bias(layer, bias):
         return bias
     _, oh, ow = layer.output_shape
     return bias.repeat_interleave(oh * ow)
+
+
+def torch_layer_input(layer, source_shape: Sequence[int], weight, inputs):
+    """What ``layer`` delivers for ``inputs`` (..., n_in) given its trainable pooled-form
+    ``weight`` (:func:`torch_fused_weight` then :func:`torch_synaptic_input`; differentiable in
+    ``weight``, so a rule's *local* loss reaches the shared kernel through this layer only)."""
+    return torch_synaptic_input(layer, torch_fused_weight(layer, source_shape, weight), inputs)
+
+
+def torch_sum_pool(inputs, source_shape: Sequence[int], pool: int):
+    """p x p sum pool (stride p) of flat (batch, C*H*W) activity -> (batch, C, H//p, W//p)."""
+    import torch
+
+    images = inputs.reshape(-1, *(int(n) for n in source_shape))
+    pool = int(pool)
+    if pool == 1:
+        return images
+    return torch.nn.functional.avg_pool2d(images, pool, stride=pool) * float(pool * pool)
+
+
+def torch_local_gradients(unfused, delta, inputs):
+    """The gradient of a layer's trainable (pooled-form) weight and bias from purely local
+    factors, summed over the batch. ``unfused``: the layer's
+    :meth:`neurocredit.network.Network.unfused` ``(pool, source_shape, plain layer)``; ``delta`` (batch, n_out) the error of each neuron (of every
+    position of every map for a conv), ``inputs`` (batch, n_in) the layer's presynaptic activity
+    (a rate, or a spike trace averaged over the presentation).
+
+    Dense: ``deltaᵀ inputs`` and ``sum_batch delta``. Conv (shared kernel): the sum over every
+    output position of ``delta[o, y, x] * input_patch[c, y*s + i, x*s + j]``
+    (``torch.nn.grad.conv2d_weight``, a single correlation: no autograd) and the bias sums delta
+    over positions. A fused pool is undone first: the inputs are sum-pooled and the layer's
+    plain (pooled-form) geometry is used, so the gradient is that of the pooled-form weight the
+    rule trains."""
+    import torch
+
+    pool, source_shape, plain = unfused
+    if plain.kind != "conv2d":
+        flat = inputs if pool == 1 else torch_sum_pool(inputs, source_shape, pool).reshape(inputs.shape[0], -1)
+        return delta.T @ flat, delta.sum(dim=0)
+    images = torch_sum_pool(inputs, source_shape, pool)
+    maps = delta.reshape(delta.shape[0], *plain.output_shape)
+    weight = torch.nn.grad.conv2d_weight(images, tuple(plain.weight.shape), maps, stride=plain.stride,
+                                         padding=plain.padding)
+    return weight, maps.sum(dim=(0, 2, 3))

@@ -93,6 +93,7 @@ class Rule:
         self.weights = [torch.tensor(network.unfused_weight(i), dtype=self.dtype, device=self.device)
                         for i in range(len(network.layers))]
         self.biases = [torch.tensor(b, dtype=self.dtype, device=self.device) for b in network.biases]
+        self.unfused_layers = [network.unfused(i) for i in range(len(network.layers))]  # (pool, shape, layer)
         self.generator = torch.Generator(device="cpu").manual_seed(int(training.seed))
         self.optimizer = make_optimizer(self.parameters(), training)
 
@@ -109,6 +110,17 @@ class Rule:
     def parameters(self) -> list[torch.Tensor]:
         """Tensors the optimizer updates (weights and biases; rules may add their own)."""
         return [*self.weights, *self.biases]
+
+    def local_gradients(self, deltas: list[torch.Tensor], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradients of every weight, then every bias (the order of :meth:`parameters`), from each
+        layer's own factors: ``deltas[i]`` (batch, n_out) its neurons' errors, ``inputs[i]``
+        (batch, n_in) its presynaptic activity; summed over the batch. A conv layer's shared
+        kernel gets the sum over positions (:func:`neurocredit.conv.torch_local_gradients`)."""
+        from neurocredit.conv import torch_local_gradients
+
+        pairs = [torch_local_gradients(unfused, delta, source)
+                 for unfused, delta, source in zip(self.unfused_layers, deltas, inputs)]
+        return [weight for weight, _ in pairs] + [bias for _, bias in pairs]
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (0-based): applies the learning-rate schedule."""

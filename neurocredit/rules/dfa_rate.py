@@ -1,5 +1,6 @@
 """Rate DFA (:mod:`neurocredit.rules.dfa`): no autograd; the mean updates are handed to the
-optimizer (Adam or SGD) as gradients."""
+optimizer (Adam or SGD) as gradients. Dense and conv layers (a conv layer's error is projected
+onto each of its C x H x W neurons; its shared kernel sums the update over positions)."""
 
 from __future__ import annotations
 
@@ -32,18 +33,15 @@ class RateDFA(RateRule):
         error = probabilities - one_hot(labels, self.n_classes, logits.dtype)
         loss = float(torch.nn.functional.cross_entropy(logits, labels))
         inputs = [features] + activities[:-1]
-        weight_updates, bias_updates = [], []
         error = error / features.shape[0]  # batch mean, applied to the small factor
+        deltas = []
         for index in range(len(self.weights)):
             if index == len(self.weights) - 1:
-                delta = error
+                deltas.append(error)
             else:
-                delta = (error @ self.feedback[index].T) * activation_derivative(
-                    self.spec.neuron.activation, pre_activations[index], activities[index]
-                )
-            weight_updates.append(delta.T @ inputs[index])
-            bias_updates.append(delta.sum(dim=0))
-        self.apply_gradients(weight_updates + bias_updates)
+                deltas.append((error @ self.feedback[index].T) * activation_derivative(
+                    self.spec.neuron.activation, pre_activations[index], activities[index]))
+        self.apply_gradients(self.local_gradients(deltas, inputs))
         return loss
 
     def extras(self) -> dict[str, np.ndarray]:

@@ -149,6 +149,12 @@ class SpikingRule(Rule):
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """Output spike counts (batch, n_out); the encoder is seeded the same at every call."""
+        return self.output_counts(features)
+
+    @torch.no_grad()
+    def output_counts(self, features: torch.Tensor) -> torch.Tensor:
+        """:func:`output_counts` of the rule's current network (dense, conv or pooled layers) on
+        ``features``, encoded from a generator seeded with ``PREDICT_SEED``."""
         generator = torch.Generator(device="cpu").manual_seed(PREDICT_SEED)
         if not self.spec.is_dense:
             weights, biases = self.synaptic_parameters()
