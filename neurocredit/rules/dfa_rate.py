@@ -12,6 +12,12 @@ from neurocredit.rules.base import RateRule, one_hot
 from neurocredit.rules.dfa import DFAOptions, feedback_from_network
 
 
+def output_error(logits: torch.Tensor, labels: torch.Tensor, n_classes: int):
+    """``(e, loss)``: ``e = softmax(logits) - onehot(y)`` and the cross-entropy."""
+    error = torch.softmax(logits, dim=1) - one_hot(labels, n_classes, logits.dtype)
+    return error, float(torch.nn.functional.cross_entropy(logits, labels))
+
+
 class RateDFA(RateRule):
     """DFA for rate networks (:mod:`neurocredit.rules.dfa`)."""
 
@@ -28,10 +34,7 @@ class RateDFA(RateRule):
     @torch.no_grad()
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         pre_activations, activities = self.forward(features)
-        logits = activities[-1]
-        probabilities = torch.softmax(logits, dim=1)
-        error = probabilities - one_hot(labels, self.n_classes, logits.dtype)
-        loss = float(torch.nn.functional.cross_entropy(logits, labels))
+        error, loss = output_error(activities[-1], labels, self.n_classes)
         inputs = [features] + activities[:-1]
         error = error / features.shape[0]  # batch mean, applied to the small factor
         deltas = []
