@@ -92,12 +92,14 @@ def zero_states(widths: Sequence[int], batch: int, dtype, device) -> list[LIFSta
 
 def block_currents(source: torch.Tensor, weight: torch.Tensor, layer: Any = None) -> torch.Tensor:
     """``W s[t]`` for every step of a block ``source`` (steps, batch, n_in): one matrix product
-    (one ``conv2d`` over steps x batch images when ``layer`` is a Conv2d)."""
+    (one ``conv2d`` over steps x batch images when ``layer`` is a Conv2d; a fused pool is run as
+    sum pool then the pooled-form conv, :func:`neurocredit.conv.torch_synaptic_input`)."""
     steps, batch, n_in = source.shape
     if layer is not None and layer.kind == "conv2d":
         from neurocredit.conv import torch_synaptic_input
 
-        return torch_synaptic_input(layer, weight, source.reshape(steps * batch, n_in)).view(steps, batch, -1)
+        return torch_synaptic_input(layer, weight, source.reshape(steps * batch, n_in), pooled=True).view(
+            steps, batch, -1)
     return (source.reshape(steps * batch, n_in) @ weight.T).view(steps, batch, -1)
 
 
