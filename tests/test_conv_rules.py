@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import peak_allocated_bytes
+from conftest import forbid_autograd, peak_allocated_bytes, watch_spike_backward
 from convnets import asymmetric_conv_network
 from neurocredit.config import TrainingConfig, load_config
 from neurocredit.conv import torch_layer_input, torch_local_gradients, torch_neuron_bias
 from neurocredit.data import load_digits
 from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_typed_layers
 from neurocredit.rules import rule_class
-from neurocredit.rules.sigprop_lif import SpikeWithoutGradient
 from neurocredit.train import train
 
 LIF = NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0))
@@ -55,14 +54,10 @@ def quiet(line):
 # --- the shared kernel's local gradient ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
-def test_local_gradient_is_the_layers_own_gradient(index, rng):
-    """Summed over positions and batch, the kernel update equals the autograd gradient of
-    ``sum(delta * (W x + b))`` of that one layer: asymmetric conv, conv with stride/padding,
-    and a dense layer (this network has no pool; the pooled case is below)."""
-    network = asymmetric_conv_network()
+def assert_local_gradient_is_autograds(network: Network, index: int, rng) -> None:
+    """Summed over positions and batch, the local update of layer ``index`` equals the autograd
+    gradient of ``sum(delta * (W x + b))`` of that one layer (in the pooled-form weight)."""
     layer, shape = network.layers[index], network.shapes[index]
-    unfused = network.unfused(index)
     weight = torch.tensor(network.unfused_weight(index), dtype=torch.float64, requires_grad=True)
     bias = torch.tensor(layer.bias, dtype=torch.float64, requires_grad=True)
     inputs = torch.tensor(rng.random((5, layer.n_in)))
@@ -70,27 +65,21 @@ def test_local_gradient_is_the_layers_own_gradient(index, rng):
     drive = torch_layer_input(layer, shape, weight, inputs) + torch_neuron_bias(layer, bias)
     expected = torch.autograd.grad((delta * drive).sum(), [weight, bias])
     with torch.no_grad():
-        got = torch_local_gradients(unfused, delta, inputs)
+        got = torch_local_gradients(network.unfused(index), delta, inputs)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_local_gradient_of_conv_and_dense_layers(index, rng):
+    """Asymmetric conv kernels, unequal strides and paddings, and a dense layer on conv maps."""
+    assert_local_gradient_is_autograds(asymmetric_conv_network(), index, rng)
 
 
 @pytest.mark.parametrize("above", [[{"pool": 2}, CONV], [{"pool": 2}]])
 def test_local_gradient_of_a_pooled_layer(above, rng):
-    """A fused 2x2 pool: the gradient of the pooled-form weight (the one the rule trains)."""
-    network = conv_network("rate", above)
-    index = 1
-    layer, shape = network.layers[index], network.shapes[index]
-    weight = torch.tensor(network.unfused_weight(index), dtype=torch.float64, requires_grad=True)
-    bias = torch.tensor(layer.bias, dtype=torch.float64, requires_grad=True)
-    inputs = torch.tensor(rng.random((3, layer.n_in)))
-    delta = torch.tensor(rng.normal(size=(3, layer.n_out)))
-    drive = torch_layer_input(layer, shape, weight, inputs) + torch_neuron_bias(layer, bias)
-    expected = torch.autograd.grad((delta * drive).sum(), [weight, bias])
-    with torch.no_grad():
-        got = torch_local_gradients(network.unfused(index), delta, inputs)
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    """A fused 2x2 pool before a conv or a dense layer: the pooled-form weight's gradient."""
+    assert_local_gradient_is_autograds(conv_network("rate", above), 1, rng)
 
 
 # --- locality -------------------------------------------------------------------------------------
@@ -144,20 +133,7 @@ def test_dfa_conv_layer_reads_only_its_own_terms_and_the_error(digits, kind, mon
 
 
 def test_spiking_sigprop_on_conv_never_calls_a_spike_backward(digits, monkeypatch):
-    calls = {"backward": 0, "in_graph": 0}
-    original_apply = SpikeWithoutGradient.apply
-
-    def failing_backward(ctx, grad_output):
-        calls["backward"] += 1
-        raise AssertionError("a spike backward was called")
-
-    def recording_apply(voltage, vth):
-        spikes = original_apply(voltage, vth)
-        calls["in_graph"] += int(spikes.requires_grad)
-        return spikes
-
-    monkeypatch.setattr(SpikeWithoutGradient, "backward", staticmethod(failing_backward))
-    monkeypatch.setattr(SpikeWithoutGradient, "apply", staticmethod(recording_apply))
+    calls = watch_spike_backward(monkeypatch)
     rule = make_rule("sigprop", "lif", conv_network("lif", [{"pool": 2}, CONV]), {"timing": "step"})
     before = [w.detach().clone() for w in rule.weights]
     for features, labels in batches(digits, 2):
@@ -167,15 +143,10 @@ def test_spiking_sigprop_on_conv_never_calls_a_spike_backward(digits, monkeypatc
 
 
 def test_spiking_dfa_on_conv_uses_no_autograd(digits, monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("spiking DFA called autograd")
-
     rule = make_rule("dfa", "lif", conv_network("lif", [{"pool": 2}, CONV]))
     before = [w.clone() for w in rule.weights]
     features, labels = next(batches(digits, 1))
-    monkeypatch.setattr(torch.autograd, "backward", forbidden)
-    monkeypatch.setattr(torch.autograd, "grad", forbidden)
-    monkeypatch.setattr(torch.Tensor, "backward", forbidden)
+    forbid_autograd(monkeypatch, "spiking DFA")
     rule.train_batch(features, labels)
     assert all(not w.requires_grad for w in rule.weights)
     assert all(not torch.equal(a, b) for a, b in zip(before, rule.weights))
