@@ -83,12 +83,12 @@ class Rule:
         self.n_classes = n_classes
         self.device = torch.device(device)
         self.dtype = torch.float32
-        from neurocredit.rules import RULE_SPECS, rule_spec
+        from neurocredit.rules import RULE_SPECS, conv_fix, rule_spec
 
         specs = rule_spec(self.name).variants if self.name in RULE_SPECS else {}
         variant = specs.get(network.neuron.kind)
         if variant is None or not variant.trains_conv:  # unregistered rules: dense only
-            network.require_dense(f"rule {self.name!r}")
+            network.require_dense(f"rule {self.name!r}", conv_fix(network.neuron.kind))
         # the trainable weights: a pooled layer's pooled form (fused again by synaptic_parameters)
         self.weights = [torch.tensor(network.unfused_weight(i), dtype=self.dtype, device=self.device)
                         for i in range(len(network.layers))]
