@@ -45,6 +45,8 @@ TARGETS = {"dfa": 0.895, "sigprop": 0.90, "dfa (rate)": 0.90, "sigprop (rate)": 
 
 def worker_train(args) -> dict:
     """Train every contender, epochs interleaved; accuracy, s/epoch, float -> fixed drop."""
+    import dataclasses
+
     import numpy as np
     import torch
 
@@ -55,6 +57,9 @@ def worker_train(args) -> dict:
     torch.set_num_threads(args.threads)
     names = {**SPIKING, **({} if args.skip_rate else RATE)}
     configs = {label: config_with(MODELS / f"{name}.yaml", epochs=args.epochs) for label, name in names.items()}
+    if args.validation is not None:  # a smaller validation split: its per-epoch evaluation is not free
+        configs = {label: dataclasses.replace(config, data=dataclasses.replace(config.data, validation=args.validation))
+                   for label, config in configs.items()}
     dataset = load_dataset("fashion-mnist", args.data_dir)
     sessions = {label: TrainingSession(config, dataset=dataset) for label, config in configs.items()}
     for _ in range(args.epochs):
@@ -108,6 +113,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batches", type=int, default=None, help="train only this many batches per epoch")
     parser.add_argument("--test-samples", type=int, default=10000)
+    parser.add_argument("--validation", type=float, default=None,
+                        help="data.validation for every contender (default: the configs'; a count >= 1 or a fraction)")
     parser.add_argument("--emulator-samples", type=int, default=500)
     parser.add_argument("--memory-steps", type=int, nargs=2, default=[25, 100], metavar=("T1", "T2"))
     parser.add_argument("--memory-batches", type=int, default=2)
@@ -136,16 +143,19 @@ def main() -> int:
                "--emulator-samples", str(args.emulator_samples), *common]
     if args.batches:
         command += ["--batches", str(args.batches)]
+    if args.validation is not None:
+        command += ["--validation", str(args.validation)]
     if args.skip_rate:
         command.append("--skip-rate")
     if args.save_dir:
         command += ["--save-dir", args.save_dir]
     trained = run_child(command)
     bptt = trained["bptt"]
+    held_out = "" if args.validation is None else f", validation split {args.validation:g}"
     subset = (f"{args.batches} batches of 64 per epoch ({args.batches * 64} of the 54000 training images)"
               if args.batches else "the full training split (54000 images)")
     lines = [
-        f"{args.epochs} epoch(s) of {subset}, T = 20; test accuracy on {bptt['samples']} test images "
+        f"{args.epochs} epoch(s) of {subset}{held_out}, T = 20; test accuracy on {bptt['samples']} test images "
         f"(`{bptt['backend']}` backend for LIF networks, `rate` for rate networks):",
         "",
         "| rule | test accuracy | target | s/epoch | s/epoch vs BPTT | validation after each epoch | "
