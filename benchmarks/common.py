@@ -166,7 +166,8 @@ def training_memory(config, data_dir, batches: int) -> dict:
     dataset = load_dataset(config.data.name, data_dir or config.data.data_dir)
     cls = rule_class(config.rule.name, config.network.neuron.kind)
     options = config.rule_options()
-    network = build_network(config, dataset.n_features, cls.output_size(options, dataset.n_classes), training.seed)
+    network = build_network(config, dataset.n_features, cls.output_size(options, dataset.n_classes), training.seed,
+                            dataset.image_shape)
     rule = cls(network, options, training, dataset.n_classes)
     order = np.random.default_rng(training.seed).permutation(len(dataset.x_train))
     before = peak_rss_mb()

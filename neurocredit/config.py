@@ -145,13 +145,13 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     config = dataclasses.replace(config, path=Path(source) if source != "<config>" else None)
     _check_choices(config, source)
     config.rule_options()
-    from neurocredit.rules import rule_spec
+    from neurocredit.rules import conv_fix, rule_spec
 
     typed = [next(iter(item)) for item in config.network.layers if isinstance(item, dict) and len(item) == 1]
     variant = rule_spec(config.rule.name).variant(config.network.neuron.kind)
     if not variant.trains_conv and ({"conv", "pool", "avgpool"} & set(typed)):
         raise NeurocreditError(f"{source}: network.layers: rule {config.rule.name!r} handles dense layers only; "
-                               "train conv or pooled layers with rule bp")
+                               f"{conv_fix(config.network.neuron.kind)}")
     return config
 
 

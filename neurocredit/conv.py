@@ -144,16 +144,27 @@ def synaptic_input(layer, inputs: np.ndarray) -> np.ndarray:
     return inputs @ np.asarray(layer.weight, dtype=np.float64).T
 
 
-def torch_synaptic_input(layer, weight, inputs):
+def torch_synaptic_input(layer, weight, inputs, pooled: bool = False):
     """The torch version for a rule's or backend's ``weight`` tensor: ``inputs`` (..., n_in) ->
-    (..., n_out); a conv runs ``torch.nn.functional.conv2d`` (differentiable)."""
+    (..., n_out); a conv runs ``torch.nn.functional.conv2d`` (differentiable).
+
+    ``pooled``: a conv with a fused pool (``layer.pool = p > 1``) sum-pools its input first and
+    convolves with the pooled-form kernel ``weight[:, :, ::p, ::p]`` (stride and padding / p): the
+    same sums as the fused kernel (module doc), with p**2 times fewer multiplications, in another
+    order of float additions. Training uses it; the simulation backends run the fused layer."""
     if getattr(layer, "kind", "dense") != "conv2d":
         return inputs @ weight.T
     import torch
 
     lead = inputs.shape[:-1]
     images = inputs.reshape(-1, *layer.input_shape)
-    out = torch.nn.functional.conv2d(images, weight, stride=layer.stride, padding=layer.padding)
+    stride, padding = layer.stride, layer.padding
+    if pooled and layer.pool > 1:
+        pool = int(layer.pool)
+        images = torch_sum_pool(images, layer.input_shape, pool)
+        weight = weight[:, :, ::pool, ::pool]
+        stride, padding = tuple(s // pool for s in stride), tuple(q // pool for q in padding)
+    out = torch.nn.functional.conv2d(images, weight, stride=stride, padding=padding)
     return out.reshape(*lead, -1)
 
 
@@ -240,3 +251,49 @@ def torch_neuron_bias(layer, bias):
         return bias
     _, oh, ow = layer.output_shape
     return bias.repeat_interleave(oh * ow)
+
+
+def torch_layer_input(layer, source_shape: Sequence[int], weight, inputs):
+    """What ``layer`` delivers for ``inputs`` (..., n_in) given its trainable pooled-form
+    ``weight`` (:func:`torch_fused_weight` then :func:`torch_synaptic_input`; differentiable in
+    ``weight``, so a rule's *local* loss reaches the shared kernel through this layer only)."""
+    return torch_synaptic_input(layer, torch_fused_weight(layer, source_shape, weight), inputs, pooled=True)
+
+
+def torch_sum_pool(inputs, source_shape: Sequence[int], pool: int):
+    """p x p sum pool (stride p) of (batch, C*H*W) or (batch, C, H, W) activity -> (batch, C,
+    H//p, W//p) (remainder rows and columns dropped; sums, so 0/1 spikes stay exact)."""
+    channels, height, width = (int(n) for n in source_shape)
+    images = inputs.reshape(-1, channels, height, width)
+    pool = int(pool)
+    if pool == 1:
+        return images
+    hp, wp = pooled_hw(height, width, pool)
+    cut = images[:, :, : hp * pool, : wp * pool]
+    return cut.reshape(-1, channels, hp, pool, wp, pool).sum(dim=(3, 5))
+
+
+def torch_local_gradients(unfused, delta, inputs):
+    """The gradient of a layer's trainable (pooled-form) weight and bias from purely local
+    factors, summed over the batch. ``unfused``: the layer's
+    :meth:`neurocredit.network.Network.unfused` ``(pool, source_shape, plain layer)``; ``delta``
+    (batch, n_out) the error of each neuron (of every position of every map for a conv); ``inputs`` (batch, n_in) the layer's presynaptic activity
+    (a rate, or a spike trace averaged over the presentation).
+
+    Dense: ``deltaᵀ inputs`` and ``sum_batch delta``. Conv (shared kernel): the sum over every
+    output position of ``delta[o, y, x] * input_patch[c, y*s + i, x*s + j]``
+    (``torch.nn.grad.conv2d_weight``, a single correlation: no autograd) and the bias sums delta
+    over positions. A fused pool is undone first: the inputs are sum-pooled and the layer's
+    plain (pooled-form) geometry is used, so the gradient is that of the pooled-form weight the
+    rule trains."""
+    import torch
+
+    pool, source_shape, plain = unfused
+    if plain.kind != "conv2d":
+        flat = inputs if pool == 1 else torch_sum_pool(inputs, source_shape, pool).reshape(inputs.shape[0], -1)
+        return delta.T @ flat, delta.sum(dim=0)
+    images = torch_sum_pool(inputs, source_shape, pool)
+    maps = delta.reshape(delta.shape[0], *plain.output_shape)
+    weight = torch.nn.grad.conv2d_weight(images, tuple(plain.weight.shape), maps, stride=plain.stride,
+                                         padding=plain.padding)
+    return weight, maps.sum(dim=(0, 2, 3))

@@ -122,3 +122,38 @@ def peak_allocated_bytes(function) -> int:
         total += event.nbytes()
         peak = max(peak, total)
     return peak
+
+
+def watch_spike_backward(monkeypatch) -> dict:
+    """Patch :class:`SpikeWithoutGradient` so that its backward fails and counts, and its forward
+    counts the spikes that are nodes of a graph: returns the counts ``{"backward", "in_graph"}``."""
+    from neurocredit.rules.sigprop_lif import SpikeWithoutGradient
+
+    calls = {"backward": 0, "in_graph": 0}
+    original_apply = SpikeWithoutGradient.apply
+
+    def failing_backward(ctx, grad_output):
+        calls["backward"] += 1
+        raise AssertionError("a spike backward was called")
+
+    def recording_apply(voltage, vth):
+        spikes = original_apply(voltage, vth)
+        calls["in_graph"] += int(spikes.requires_grad)
+        return spikes
+
+    monkeypatch.setattr(SpikeWithoutGradient, "backward", staticmethod(failing_backward))
+    monkeypatch.setattr(SpikeWithoutGradient, "apply", staticmethod(recording_apply))
+    return calls
+
+
+def forbid_autograd(monkeypatch, what: str = "the rule") -> None:
+    """Make every autograd entry point raise (build the rule before: the optimizer's first import
+    of torch._dynamo registers torch.autograd's functions and rejects a replaced one)."""
+    import torch
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"{what} called autograd")
+
+    monkeypatch.setattr(torch.autograd, "backward", forbidden)
+    monkeypatch.setattr(torch.autograd, "grad", forbidden)
+    monkeypatch.setattr(torch.Tensor, "backward", forbidden)

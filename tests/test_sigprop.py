@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import peak_allocated_bytes
+from conftest import peak_allocated_bytes, watch_spike_backward
 from neurocredit.config import TrainingConfig, load_config
 from neurocredit.data import load_digits
 from neurocredit.errors import NeurocreditError
@@ -180,20 +180,7 @@ def test_spike_function_has_no_backward():
     {"timing": "step", "observable_activation": "relu"},
 ])
 def test_spiking_training_never_calls_a_spike_backward(digits, monkeypatch, options):
-    calls = {"backward": 0, "in_graph": 0}
-    original_apply = SpikeWithoutGradient.apply
-
-    def failing_backward(ctx, grad_output):
-        calls["backward"] += 1
-        raise AssertionError("a spike backward was called")
-
-    def recording_apply(voltage, vth):
-        spikes = original_apply(voltage, vth)
-        calls["in_graph"] += int(spikes.requires_grad)
-        return spikes
-
-    monkeypatch.setattr(SpikeWithoutGradient, "backward", staticmethod(failing_backward))
-    monkeypatch.setattr(SpikeWithoutGradient, "apply", staticmethod(recording_apply))
+    calls = watch_spike_backward(monkeypatch)
     rule = make_rule("lif", (64, 30, 20, 10), options, steps=12)
     before = [w.detach().clone() for w in rule.weights]
     for features, labels in batches(digits, 2):

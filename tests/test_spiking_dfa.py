@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import peak_allocated_bytes
+from conftest import forbid_autograd, peak_allocated_bytes
 from neurocredit.config import TrainingConfig, load_config
 from neurocredit.data import load_digits
 from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
@@ -55,18 +55,11 @@ def test_spiking_dfa_learns_digits_above_85_percent(digits):
 
 
 def test_weights_change_without_autograd(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("spiking DFA called autograd")
-
-    # built before patching: the optimizer's first import of torch._dynamo registers
-    # torch.autograd's functions and rejects a replaced one
-    rule = small_rule(12)
+    rule = small_rule(12)  # built before patching (conftest.forbid_autograd)
     before = [w.clone() for w in rule.weights]
     generator = torch.Generator().manual_seed(0)
     x, y = torch.rand(32, 64, generator=generator), torch.randint(0, 10, (32,), generator=generator)
-    monkeypatch.setattr(torch.autograd, "backward", forbidden)
-    monkeypatch.setattr(torch.autograd, "grad", forbidden)
-    monkeypatch.setattr(torch.Tensor, "backward", forbidden)
+    forbid_autograd(monkeypatch, "spiking DFA")
     rule.train_batch(x, y)
     assert all(not w.requires_grad for w in rule.weights)
     assert all(not torch.equal(a, b) for a, b in zip(before, rule.weights))

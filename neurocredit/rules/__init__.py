@@ -47,6 +47,15 @@ def rule_specs() -> list[RuleSpec]:
     return [rule_spec(name) for name in RULE_SPECS]
 
 
+def conv_fix(neuron_kind: str) -> str:
+    """The end of the one-line refusal of a conv network by a dense-only rule: the rules that
+    train conv and pooled layers of ``neuron_kind`` networks."""
+    names = [spec.name for spec in rule_specs()
+             if neuron_kind in spec.variants and spec.variants[neuron_kind].trains_conv]
+    return f"train conv or pooled layers with rule {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else (
+        f"train conv or pooled layers with rule {names[0]}")
+
+
 def rule_class(name: str, neuron_kind: str):
     """The rule class for ``name`` on ``neuron_kind`` networks (``rate`` or ``lif``)."""
     variant = rule_spec(name).variant(neuron_kind)

@@ -83,16 +83,17 @@ class Rule:
         self.n_classes = n_classes
         self.device = torch.device(device)
         self.dtype = torch.float32
-        from neurocredit.rules import RULE_SPECS, rule_spec
+        from neurocredit.rules import RULE_SPECS, conv_fix, rule_spec
 
         specs = rule_spec(self.name).variants if self.name in RULE_SPECS else {}
         variant = specs.get(network.neuron.kind)
         if variant is None or not variant.trains_conv:  # unregistered rules: dense only
-            network.require_dense(f"rule {self.name!r}")
+            network.require_dense(f"rule {self.name!r}", conv_fix(network.neuron.kind))
         # the trainable weights: a pooled layer's pooled form (fused again by synaptic_parameters)
         self.weights = [torch.tensor(network.unfused_weight(i), dtype=self.dtype, device=self.device)
                         for i in range(len(network.layers))]
         self.biases = [torch.tensor(b, dtype=self.dtype, device=self.device) for b in network.biases]
+        self.unfused_layers = [network.unfused(i) for i in range(len(network.layers))]  # (pool, shape, layer)
         self.generator = torch.Generator(device="cpu").manual_seed(int(training.seed))
         self.optimizer = make_optimizer(self.parameters(), training)
 
@@ -109,6 +110,17 @@ class Rule:
     def parameters(self) -> list[torch.Tensor]:
         """Tensors the optimizer updates (weights and biases; rules may add their own)."""
         return [*self.weights, *self.biases]
+
+    def local_gradients(self, deltas: list[torch.Tensor], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradients of every weight, then every bias (the order of :meth:`parameters`), from each
+        layer's own factors: ``deltas[i]`` (batch, n_out) its neurons' errors, ``inputs[i]``
+        (batch, n_in) its presynaptic activity; summed over the batch. A conv layer's shared
+        kernel gets the sum over positions (:func:`neurocredit.conv.torch_local_gradients`)."""
+        from neurocredit.conv import torch_local_gradients
+
+        pairs = [torch_local_gradients(unfused, delta, source)
+                 for unfused, delta, source in zip(self.unfused_layers, deltas, inputs)]
+        return [weight for weight, _ in pairs] + [bias for _, bias in pairs]
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (0-based): applies the learning-rate schedule."""

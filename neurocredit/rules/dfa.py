@@ -12,6 +12,13 @@ Rate networks, layers ``a_i = W_i h_{i-1} + b_i``, ``h_i = f(a_i)``, linear outp
 No weight transport, no backward locking: a layer's update uses only its own input ``h_{i-1}``,
 its own pre-activation ``a_i`` and the projected error. The feedback matrices are saved with the
 network as ``extras['dfa/feedback_<i>']`` (1-based hidden layer index), shape (n_i, classes).
+
+Conv layers (both neuron kinds): ``n_i = C*H*W``, so ``B_i`` projects the error onto every
+neuron of every feature map (one fixed random value per map position and class, as the issue
+asks: the error reaches each position independently); the update of the shared kernel is the sum over output positions of
+``δ_i[o, y, x] h_{i-1}[c, y*s + k, x*s + l]`` (``torch.nn.grad.conv2d_weight``), a channel's bias
+the sum of its ``δ_i`` over positions. A fused pool is trained in its pooled form (the input is
+sum-pooled first). Still no autograd: each layer's update is one correlation of its own terms.
 """
 
 from __future__ import annotations
@@ -125,11 +132,11 @@ SPEC = RuleSpec(
         "rate": Variant("DFA (direct feedback alignment)", DFAOptions, "neurocredit.rules.dfa_rate:RateDFA",
                         Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
                                  memory_in_steps="none", surrogate_free=True, on_chip=False),
-                        _cost, _FORMULA),
+                        _cost, _FORMULA, trains_conv=True),
         "lif": Variant("DFA (direct feedback alignment)", SpikingDFAOptions, "neurocredit.rules.dfa_lif:SpikingDFA",
                        Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
                                 memory_in_steps="constant", surrogate_free=False, on_chip=True),
-                       _cost, _FORMULA),
+                       _cost, _FORMULA, trains_conv=True),
     },
     extras=_extras,
 )

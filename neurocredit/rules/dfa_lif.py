@@ -50,6 +50,12 @@ class SpikingDFA(SpikingRule):
         δ_i = (e B_iᵀ) ⊙ G_i / T                            # B_i fixed random (n_i, classes)
         ΔW_i = -η mean_batch(δ_i (X_{i-1} / T)ᵀ),  Δb_i = -η mean_batch(δ_i)
 
+    Conv layers: ``B_i`` projects ``e`` onto every neuron of the C x H x W maps (shape (C*H*W,
+    classes)); the shared kernel's update is the sum over output positions of ``δ_i`` times the
+    input patch's mean trace (one ``conv2d_weight`` correlation per layer and batch,
+    :meth:`neurocredit.rules.base.Rule.local_gradients`); a channel's bias sums ``δ_i`` over
+    positions.
+
     The sum over time of ``δ_i[t] x_{i-1}[t]ᵀ`` (per-step eRBP) is approximated by the product
     of the window averages, which costs one small matrix product per layer and batch. No
     autograd, no backpropagation through time, no weight transport; memory depends on the
@@ -75,11 +81,13 @@ class SpikingDFA(SpikingRule):
         """Run one presentation; returns per layer the sums over time of (its input's trace,
         its voltage surrogate, its spikes), each (batch, n)."""
         steps, batch = self.encoder.steps, features.shape[0]
-        widths = [w.shape[0] for w in self.weights]
+        layers = self.spec.layers
+        weights, biases = self.synaptic_parameters()  # runnable (fused) weights, per-neuron biases
+        widths = [layer.n_out for layer in layers]
         zeros = lambda n: torch.zeros(batch, n, dtype=self.dtype, device=self.device)  # noqa: E731
         states = zero_states(widths, batch, self.dtype, self.device)
         carries = [zeros(n) for n in widths]
-        traces = [zeros(w.shape[1]) for w in self.weights]
+        traces = [zeros(layer.n_in) for layer in layers]
         surrogates = [zeros(n) for n in widths]
         counts = [zeros(n) for n in widths]
         options, vth = self.options, self.params.vth
@@ -87,13 +95,13 @@ class SpikingDFA(SpikingRule):
             block_steps = min(self.block_steps, steps - start)
             source = self.encode(features, block_steps)
             trace_weights = self.trace_weights[start : start + block_steps]
-            for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            for index, (weight, bias) in enumerate(zip(weights, biases)):
                 traces[index] += torch.einsum("t,tbn->bn", trace_weights, source)
                 on_step = None
                 if index < len(widths) - 1 or options.output_surrogate:
                     on_step = functools.partial(accumulate_voltage_surrogate, surrogates[index], options.surrogate,
                                                 vth, options.surrogate_width)
-                currents = block_currents(source, weight)
+                currents = block_currents(source, weight, layers[index])
                 states[index], source, carries[index] = lif_block(
                     self.params, states[index], currents, carries[index], bias, on_step
                 )
@@ -106,16 +114,15 @@ class SpikingDFA(SpikingRule):
         steps, batch = self.encoder.steps, features.shape[0]
         traces, surrogates, counts = self.window_sums(features)
         error, loss = output_error(self.options, counts[-1] / steps, labels, self.n_classes)
-        weight_updates, bias_updates = [], []
+        error = error / batch  # batch mean, applied to the small factor
+        deltas = []
         last_layer = len(self.weights) - 1
         for index in range(len(self.weights)):
             if index == last_layer:
-                delta = error * (surrogates[index] / steps) if self.options.output_surrogate else error
+                deltas.append(error * (surrogates[index] / steps) if self.options.output_surrogate else error)
             else:
-                delta = (error @ self.feedback[index].T) * (surrogates[index] / steps)
-            weight_updates.append(delta.T @ (traces[index] / steps) / batch)
-            bias_updates.append(delta.mean(dim=0))
-        self.apply_gradients(weight_updates + bias_updates)
+                deltas.append((error @ self.feedback[index].T) * (surrogates[index] / steps))
+        self.apply_gradients(self.local_gradients(deltas, [trace / steps for trace in traces]))
         return loss
 
     def extras(self) -> dict[str, np.ndarray]:

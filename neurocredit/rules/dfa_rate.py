@@ -1,5 +1,6 @@
 """Rate DFA (:mod:`neurocredit.rules.dfa`): no autograd; the mean updates are handed to the
-optimizer (Adam or SGD) as gradients."""
+optimizer (Adam or SGD) as gradients. Dense and conv layers (a conv layer's error is projected
+onto each of its C x H x W neurons; its shared kernel sums the update over positions)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ import torch
 from neurocredit.neurons import activation_derivative
 from neurocredit.rules.base import RateRule, one_hot
 from neurocredit.rules.dfa import DFAOptions, feedback_from_network
+
+
+def output_error(logits: torch.Tensor, labels: torch.Tensor, n_classes: int):
+    """``(e, loss)``: ``e = softmax(logits) - onehot(y)`` and the cross-entropy."""
+    error = torch.softmax(logits, dim=1) - one_hot(labels, n_classes, logits.dtype)
+    return error, float(torch.nn.functional.cross_entropy(logits, labels))
 
 
 class RateDFA(RateRule):
@@ -27,23 +34,17 @@ class RateDFA(RateRule):
     @torch.no_grad()
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         pre_activations, activities = self.forward(features)
-        logits = activities[-1]
-        probabilities = torch.softmax(logits, dim=1)
-        error = probabilities - one_hot(labels, self.n_classes, logits.dtype)
-        loss = float(torch.nn.functional.cross_entropy(logits, labels))
+        error, loss = output_error(activities[-1], labels, self.n_classes)
         inputs = [features] + activities[:-1]
-        weight_updates, bias_updates = [], []
         error = error / features.shape[0]  # batch mean, applied to the small factor
+        deltas = []
         for index in range(len(self.weights)):
             if index == len(self.weights) - 1:
-                delta = error
+                deltas.append(error)
             else:
-                delta = (error @ self.feedback[index].T) * activation_derivative(
-                    self.spec.neuron.activation, pre_activations[index], activities[index]
-                )
-            weight_updates.append(delta.T @ inputs[index])
-            bias_updates.append(delta.sum(dim=0))
-        self.apply_gradients(weight_updates + bias_updates)
+                deltas.append((error @ self.feedback[index].T) * activation_derivative(
+                    self.spec.neuron.activation, pre_activations[index], activities[index]))
+        self.apply_gradients(self.local_gradients(deltas, inputs))
         return loss
 
     def extras(self) -> dict[str, np.ndarray]:

@@ -40,6 +40,14 @@ Prediction (``readout``):
   per-class signal outputs are saved as ``extras['readout/prototypes']`` with readout
   ``nearest_prototype``, so every backend reproduces the rule's prediction.
 
+Conv layers (both kinds): the signals are input images (``S`` reshaped to the input's C x H x W)
+and go through the same conv (and fused pool) layers as the inputs. A conv layer's similarity is
+that of the C channel values at each position, averaged over the H x W positions
+(:func:`neurocredit.rules.sigprop_local.pooled_similarity`; the reference code's
+``v9_input_target_max_all`` pools its conv losses the same way, ``mean_p h_p t_pᵀ``); the
+reference code's signal instead enters at the first layer's output through a trained projection.
+The layer's gradient reaches its shared kernel through its own conv only.
+
 The projection ``S`` is saved as ``extras['sigprop/signal_projection']`` and reused when a
 network that has it is trained further. ``signal_trainable`` (rate networks) makes ``S`` a
 parameter of the first layer, trained by that layer's loss (the reference code trains its signal
@@ -204,12 +212,12 @@ SPEC = RuleSpec(
         "rate": Variant("sigprop (signal propagation)", SigpropOptions, "neurocredit.rules.sigprop_rate:RateSigprop",
                         Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
                                  memory_in_steps="none", surrogate_free=True, on_chip=False),
-                        _cost, _FORMULA),
+                        _cost, _FORMULA, trains_conv=True),
         "lif": Variant("sigprop (signal propagation)", SpikingSigpropOptions,
                        "neurocredit.rules.sigprop_lif:SpikingSigprop",
                        Criteria(weight_transport=False, forward_locking=True, backward_locking=False,
                                 memory_in_steps="constant", surrogate_free=True, on_chip=False),
-                       _cost, _FORMULA),
+                       _cost, _FORMULA, trains_conv=True),
     },
     extras=_extras,
 )

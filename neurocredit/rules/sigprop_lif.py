@@ -4,7 +4,7 @@ differentiated."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -15,12 +15,13 @@ from neurocredit.rules.base import LocalLearner, one_hot
 from neurocredit.rules.sigprop import SpikingSigpropOptions
 from neurocredit.rules.sigprop_local import (
     SigpropMixin,
+    Synapses,
     layer_loss,
     learning_signals,
     readout_loss,
     signal_labels,
 )
-from neurocredit.rules.spiking import PREDICT_SEED, SpikingRule, block_currents, output_counts
+from neurocredit.rules.spiking import SpikingRule
 
 
 class SpikeWithoutGradient(torch.autograd.Function):
@@ -60,9 +61,11 @@ class SpikingSigpropLayer:
     :meth:`finish` steps the layer's own optimizer once per presentation.
     """
 
-    def __init__(self, weight, bias, params, training, observable: str, timing: str) -> None:
+    def __init__(self, weight, bias, params, training, observable: str, timing: str,
+                 synapses: Optional[Synapses] = None) -> None:
         self.weight, self.bias, self.params = weight, bias, params
         self.observable, self.timing = observable, timing
+        self.synapses = synapses or Synapses()  # dense, conv or pooled: how W and b drive the neurons
         self.loss: Callable = None
         self.learner = LocalLearner([weight, bias], training)
 
@@ -70,10 +73,11 @@ class SpikingSigpropLayer:
         """Zero state for a presentation of ``rows`` rows (inputs and signals); ``loss`` maps the
         observables (steps, rows, n) to this layer's scalar loss."""
         zeros = lambda n: torch.zeros(rows, n, dtype=self.weight.dtype, device=self.weight.device)  # noqa: E731
-        self.state = LIFState(zeros(self.weight.shape[0]), zeros(self.weight.shape[0]))
+        n_out = self.synapses.n_out(self.weight)
+        self.state = LIFState(zeros(n_out), zeros(n_out))
         self.last_source = zeros(n_in)
-        self.observed_sum, self.input_sum = zeros(self.weight.shape[0]), zeros(n_in)
-        self.window_carry = zeros(self.weight.shape[0])  # W x of the previous block's last step
+        self.observed_sum, self.input_sum = zeros(n_out), zeros(n_in)
+        self.window_carry = zeros(n_out)  # W x of the previous block's last step
         self.loss = loss
         self.learner.zero_grad()
         self.loss_sum = 0.0
@@ -94,9 +98,9 @@ class SpikingSigpropLayer:
         """``W x[t-1]`` for every step of the block (the Dense delay): the first step receives
         the previous block's last step, recomputed here so that no graph spans two blocks."""
         steps, rows, n_in = source.shape
-        carry = self.last_source @ self.weight.T
-        currents = (source[:-1].reshape((steps - 1) * rows, n_in) @ self.weight.T).view(steps - 1, rows,
-                                                                                        self.weight.shape[0])
+        carry = self.synapses.current(self.weight, self.last_source)
+        currents = self.synapses.current(self.weight, source[:-1].reshape((steps - 1) * rows, n_in)).view(
+            steps - 1, rows, carry.shape[-1])
         # unbind, not indexing: its backward stacks the per-step gradients instead of filling
         # a zero block per step
         return (carry, *currents.unbind(0))
@@ -105,9 +109,9 @@ class SpikingSigpropLayer:
         params = self.params
         current, voltage = self.state
         observed, spikes = [], []
+        bias = self.synapses.bias(self.bias)
         for delivered in self._delivered(source):
-            current, voltage = lif_integrate(params, LIFState(current.detach(), voltage.detach()), delivered,
-                                             self.bias)
+            current, voltage = lif_integrate(params, LIFState(current.detach(), voltage.detach()), delivered, bias)
             fired = SpikeWithoutGradient.apply(voltage, params.vth)
             observed.append(voltage if self.observable == "voltage" else current)
             spikes.append(fired.detach())
@@ -126,8 +130,10 @@ class SpikingSigpropLayer:
         def observe(voltage: torch.Tensor, current: torch.Tensor) -> None:
             observed_sum.add_(voltage if use_voltage else current)
 
+        steps, rows, n_in = source.shape
+        currents = self.synapses.current(self.weight, source.reshape(steps * rows, n_in)).view(steps, rows, -1)
         self.state, spikes, self.window_carry = lif_block(
-            self.params, self.state, block_currents(source, self.weight), self.window_carry, self.bias, observe)
+            self.params, self.state, currents, self.window_carry, self.synapses.bias(self.bias), observe)
         self.input_sum += self.last_source + source[:-1].sum(dim=0)
         return spikes
 
@@ -135,9 +141,9 @@ class SpikingSigpropLayer:
         """Apply the presentation's update; returns its loss."""
         if self.timing == "window":
             # mean_t o[t] as a value, with the within-step dependence on W (and b) as its graph
-            dependent = (self.input_sum / steps_total) @ self.weight.T
+            dependent = self.synapses.current(self.weight, self.input_sum / steps_total)
             if self.observable == "voltage":
-                dependent = dependent + self.bias
+                dependent = dependent + self.synapses.bias(self.bias)
             mean_observed = self.observed_sum / steps_total + (dependent - dependent.detach())
             loss = self.loss(mean_observed.unsqueeze(0))
             loss.backward()
@@ -168,8 +174,8 @@ class SpikingSigprop(SigpropMixin, SpikingRule):
                                    "(network.hidden), or use readout 'prototype'")
         self.layers = [
             SpikingSigpropLayer(weight, bias, self.params, self.training, self.options.observable,
-                                self.options.timing)
-            for weight, bias in zip(self.weights, self.biases)
+                                self.options.timing, synapses)
+            for weight, bias, synapses in zip(self.weights, self.biases, Synapses.of(self.spec))
         ]
         self.readout_index = last if self.options.readout == "local" else None
 
@@ -180,12 +186,12 @@ class SpikingSigprop(SigpropMixin, SpikingRule):
                 return lambda observed: readout_loss(options.readout_scale * observed[:, :batch], labels)
             target = options.readout_target * one_hot(labels, self.n_classes, self.dtype)
             return lambda observed: 0.5 * (observed[:, :batch] - target).square().sum(dim=-1).mean()
-        name = options.observable_activation
+        name, maps = options.observable_activation, self.layers[index].synapses.maps
 
         def sigprop_loss(observed: torch.Tensor) -> torch.Tensor:
             if name != "identity":
                 observed = activation(name, observed)
-            return layer_loss(options, observed[:, :batch], observed[:, batch:], labels, classes)
+            return layer_loss(options, observed[:, :batch], observed[:, batch:], labels, classes, maps)
 
         return sigprop_loss
 
@@ -195,7 +201,7 @@ class SpikingSigprop(SigpropMixin, SpikingRule):
         stacked = torch.cat([features, learning_signals(self.projection, classes)])
         steps = self.encoder.steps
         for index, layer in enumerate(self.layers):
-            layer.begin(stacked.shape[0], layer.weight.shape[1], self._layer_loss(index, labels, classes))
+            layer.begin(stacked.shape[0], layer.synapses.n_in(layer.weight), self._layer_loss(index, labels, classes))
         for start in range(0, steps, self.block_steps):
             source = self.encode(stacked, min(self.block_steps, steps - start))
             for layer in self.layers:
@@ -207,7 +213,5 @@ class SpikingSigprop(SigpropMixin, SpikingRule):
         """Mean output spike counts of each class's signal over ``prototype_repeats`` encodings
         (a fixed seed), (n_classes, n_outputs)."""
         classes = torch.arange(self.n_classes, device=self.device).repeat(self.options.prototype_repeats)
-        generator = torch.Generator(device="cpu").manual_seed(PREDICT_SEED)
-        counts = output_counts(self.weights, self.biases, self.params, self.encoder,
-                               learning_signals(self.projection, classes), self.block_steps, generator)
+        counts = self.output_counts(learning_signals(self.projection, classes))
         return counts.view(self.options.prototype_repeats, self.n_classes, -1).mean(dim=0)

@@ -46,14 +46,30 @@ def same_class(labels: torch.Tensor, classes: torch.Tensor, dtype) -> torch.Tens
     return (labels[:, None] == classes[None, :]).to(dtype)
 
 
+def pooled_similarity(kind: str, activity: torch.Tensor, signals: torch.Tensor, maps=None) -> torch.Tensor:
+    """:func:`similarity_matrix`; for the feature maps of a conv layer (``maps`` = (C, H, W),
+    rows flattened in C order) the similarity of the C channel values at each position, averaged
+    over the H*W positions (the reference code's pooling of a conv layer's loss,
+    ``v9_input_target_max_all``: ``mean_p h_p t_pᵀ``)."""
+    if maps is None or len(maps) != 3:
+        return similarity_matrix(kind, activity, signals)
+
+    def by_position(x: torch.Tensor) -> torch.Tensor:  # (..., rows, C*H*W) -> (..., H*W, rows, C)
+        return x.reshape(*x.shape[:-1], maps[0], -1).movedim(-1, -3)
+
+    return similarity_matrix(kind, by_position(activity), by_position(signals)).mean(dim=-3)
+
+
 def layer_loss(options: SigpropOptions, activity: torch.Tensor, signals: torch.Tensor,
-               labels: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+               labels: torch.Tensor, classes: torch.Tensor, maps=None) -> torch.Tensor:
     """The sigprop loss of one layer (module doc), averaged over samples and over any leading
-    dimensions (time steps): ``activity`` (..., B, n), ``signals`` (..., M, n)."""
+    dimensions (time steps): ``activity`` (..., B, n), ``signals`` (..., M, n); ``maps``: the
+    (C, H, W) shape of a conv layer's population (similarities pooled over positions,
+    :func:`pooled_similarity`)."""
     target = same_class(labels, classes, activity.dtype)
     if options.loss == "l2":
-        return (similarity_matrix("cosine", activity, signals) - target).square().mean()
-    logits = similarity_matrix(options.similarity, activity, signals) / options.temperature
+        return (pooled_similarity("cosine", activity, signals, maps) - target).square().mean()
+    logits = pooled_similarity(options.similarity, activity, signals, maps) / options.temperature
     target = target / target.sum(dim=1, keepdim=True)
     return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
@@ -66,6 +82,46 @@ def readout_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 # --- layers that learn alone ---------------------------------------------------------------------
+
+
+class Synapses:
+    """How one layer's trainable tensors drive its neurons: ``current(W, x)`` = ``W x`` (a conv
+    or pooled layer: the fused conv of the pooled-form ``W``, :func:`neurocredit.conv.torch_layer_input`,
+    differentiable in ``W`` only) and ``bias(b)`` per neuron. ``layer=None``: a plain dense layer.
+    ``maps``: the (C, H, W) shape of a conv layer's population (None for dense), for the loss."""
+
+    def __init__(self, layer=None, source_shape=None) -> None:
+        self.layer, self.source_shape = layer, source_shape
+        self.maps = tuple(layer.output_shape) if layer is not None and layer.kind == "conv2d" else None
+
+    @classmethod
+    def of(cls, network) -> list["Synapses"]:
+        """One per layer of ``network``."""
+        return [cls(layer, network.shapes[index]) for index, layer in enumerate(network.layers)]
+
+    def n_out(self, weight: torch.Tensor) -> int:
+        return weight.shape[0] if self.layer is None else self.layer.n_out
+
+    def n_in(self, weight: torch.Tensor) -> int:
+        return weight.shape[1] if self.layer is None else self.layer.n_in
+
+    def current(self, weight: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        if self.layer is None:
+            return inputs @ weight.T
+        from neurocredit.conv import torch_layer_input
+
+        return torch_layer_input(self.layer, self.source_shape, weight, inputs)
+
+    def bias(self, bias: torch.Tensor) -> torch.Tensor:
+        if self.layer is None:
+            return bias
+        from neurocredit.conv import torch_neuron_bias
+
+        return torch_neuron_bias(self.layer, bias)
+
+    def drive(self, weight: torch.Tensor, bias: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """``W x + b``."""
+        return self.current(weight, inputs) + self.bias(bias)
 
 
 class SigpropMixin(LocallyLearning):

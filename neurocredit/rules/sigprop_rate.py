@@ -14,6 +14,7 @@ from neurocredit.rules.base import LocalLearner, RateRule
 from neurocredit.rules.sigprop import SigpropOptions
 from neurocredit.rules.sigprop_local import (
     SigpropMixin,
+    Synapses,
     layer_loss,
     learning_signals,
     readout_loss,
@@ -27,8 +28,9 @@ class RateSigpropLayer:
     optimizer and returns its output detached."""
 
     def __init__(self, weight, bias, nonlinearity: Callable, options: SigpropOptions, training,
-                 projection: Optional[torch.Tensor] = None) -> None:
+                 projection: Optional[torch.Tensor] = None, synapses: Optional[Synapses] = None) -> None:
         self.weight, self.bias, self.nonlinearity, self.options = weight, bias, nonlinearity, options
+        self.synapses = synapses or Synapses()
         self.projection = projection  # the first layer owns S when it is trained
         extra = [projection] if projection is not None else []
         self.learner = LocalLearner([weight, bias, *extra], training)
@@ -39,8 +41,8 @@ class RateSigpropLayer:
         batch = labels.shape[0]
         if self.projection is not None:
             stacked = torch.cat([stacked[:batch], learning_signals(self.projection, classes)])
-        output = self.nonlinearity(stacked @ self.weight.T + self.bias)
-        loss = layer_loss(self.options, output[:batch], output[batch:], labels, classes)
+        output = self.nonlinearity(self.synapses.drive(self.weight, self.bias, stacked))
+        loss = layer_loss(self.options, output[:batch], output[batch:], labels, classes, self.synapses.maps)
         self.learner.update(loss)
         return output.detach(), float(loss.detach())
 
@@ -48,13 +50,14 @@ class RateSigpropLayer:
 class RateReadoutLayer:
     """The local readout: a linear layer trained with cross-entropy on its detached input."""
 
-    def __init__(self, weight, bias, training) -> None:
+    def __init__(self, weight, bias, training, synapses: Optional[Synapses] = None) -> None:
         self.weight, self.bias = weight, bias
+        self.synapses = synapses or Synapses()
         self.learner = LocalLearner([weight, bias], training)
 
     def learn(self, stacked: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor):
         hidden = stacked.detach()[: labels.shape[0]]
-        loss = readout_loss(hidden @ self.weight.T + self.bias, labels)
+        loss = readout_loss(self.synapses.drive(self.weight, self.bias, hidden), labels)
         self.learner.update(loss)
         return None, float(loss.detach())
 
@@ -75,16 +78,17 @@ class RateSigprop(SigpropMixin, RateRule):
         linear = lambda a: a  # noqa: E731
         last = len(self.weights) - 1
         self.layers: list[Any] = []
+        synapses = Synapses.of(self.spec)
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             projection = self.projection if index == 0 and self.options.signal_trainable else None
             if index == last and self.options.readout == "local":
                 if index == 0:
                     raise NeurocreditError("sigprop with readout 'local' needs at least one hidden layer "
                                            "(network.hidden), or use readout 'prototype'")
-                self.layers.append(RateReadoutLayer(weight, bias, self.training))
+                self.layers.append(RateReadoutLayer(weight, bias, self.training, synapses[index]))
             else:
                 self.layers.append(RateSigpropLayer(weight, bias, linear if index == last else hidden,
-                                                    self.options, self.training, projection))
+                                                    self.options, self.training, projection, synapses[index]))
 
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         classes = signal_labels(self.options, labels, self.n_classes)

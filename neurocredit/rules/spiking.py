@@ -92,12 +92,14 @@ def zero_states(widths: Sequence[int], batch: int, dtype, device) -> list[LIFSta
 
 def block_currents(source: torch.Tensor, weight: torch.Tensor, layer: Any = None) -> torch.Tensor:
     """``W s[t]`` for every step of a block ``source`` (steps, batch, n_in): one matrix product
-    (one ``conv2d`` over steps x batch images when ``layer`` is a Conv2d)."""
+    (one ``conv2d`` over steps x batch images when ``layer`` is a Conv2d; a fused pool is run as
+    sum pool then the pooled-form conv, :func:`neurocredit.conv.torch_synaptic_input`)."""
     steps, batch, n_in = source.shape
     if layer is not None and layer.kind == "conv2d":
         from neurocredit.conv import torch_synaptic_input
 
-        return torch_synaptic_input(layer, weight, source.reshape(steps * batch, n_in)).view(steps, batch, -1)
+        return torch_synaptic_input(layer, weight, source.reshape(steps * batch, n_in), pooled=True).view(
+            steps, batch, -1)
     return (source.reshape(steps * batch, n_in) @ weight.T).view(steps, batch, -1)
 
 
@@ -149,6 +151,12 @@ class SpikingRule(Rule):
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """Output spike counts (batch, n_out); the encoder is seeded the same at every call."""
+        return self.output_counts(features)
+
+    @torch.no_grad()
+    def output_counts(self, features: torch.Tensor) -> torch.Tensor:
+        """:func:`output_counts` of the rule's current network (dense, conv or pooled layers) on
+        ``features``, encoded from a generator seeded with ``PREDICT_SEED``."""
         generator = torch.Generator(device="cpu").manual_seed(PREDICT_SEED)
         if not self.spec.is_dense:
             weights, biases = self.synaptic_parameters()
