@@ -232,6 +232,7 @@ class DfaEmulator:
         self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
         self.trace = np.zeros(plan.layers[-1].n_out, kind)
         self.time_step = 0
+        self.compiled: Optional[bool] = None  # run() compiled (learn.fast) when it can; False: numpy steps
         self._init_neurons(plan)
 
     def _init_neurons(self, plan) -> None:
@@ -319,10 +320,15 @@ class DfaEmulator:
     def run(self, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """``input_spikes`` (steps, n_in), ``targets`` (steps, n_out): output spike counts per
         sample (steps // period, n_out)."""
+        from neurocredit.learn import fast
+
         period = self.plan.neuron.period
-        out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
-        for t in range(input_spikes.shape[0]):
-            out[t] = self.step(input_spikes[t], targets[t])
+        if fast.compiled(self, self.compiled):
+            out = fast.run_dfa(self, input_spikes, targets)
+        else:
+            out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
+            for t in range(input_spikes.shape[0]):
+                out[t] = self.step(input_spikes[t], targets[t])
         return out.reshape(-1, period, out.shape[1]).sum(axis=1)
 
 
@@ -385,14 +391,11 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
         order = rng.permutation(count)
         spikes, targets = encode_stream(plan.network, features, labels, order, plan.neuron.target_level,
                                         seed_offset=epoch, fixed=plan.fixed)
-        period = plan.neuron.period
-        for position, index in enumerate(order):
-            rows = slice(position * period, (position + 1) * period)
-            out = emulator.run(spikes[rows], targets[rows])
-            correct += int(np.argmax(out[0]) == labels[index])
-            seen += 1
-            if bar is not None:
-                bar.update(1)
+        out = emulator.run(spikes, targets)  # the whole epoch in one call (compiled when it can)
+        correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[order]))
+        seen += len(order)
+        if bar is not None:
+            bar.update(len(order))
     if bar is not None:
         bar.close()
     return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen,
@@ -542,6 +545,7 @@ class ChlEmulator:
         self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
         self.traces = [np.zeros(layer.n_out, kind) for layer in plan.layers]
         self.time_step = 0
+        self.compiled: Optional[bool] = None
         DfaEmulator._init_neurons(self, plan)
 
     weights = DfaEmulator.weights
@@ -585,10 +589,15 @@ class ChlEmulator:
     def run(self, input_spikes: np.ndarray, targets: np.ndarray, learn: bool = True) -> np.ndarray:
         """Samples back to back; output spike counts per sample in the free phase (the first
         half: the network's own answer), (samples, n_out)."""
+        from neurocredit.learn import fast
+
         period = self.plan.period
-        out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
-        for t in range(input_spikes.shape[0]):
-            out[t] = self.step(input_spikes[t], targets[t], learn)
+        if fast.compiled(self, self.compiled):
+            out = fast.run_chl(self, input_spikes, targets, learn)
+        else:
+            out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
+            for t in range(input_spikes.shape[0]):
+                out[t] = self.step(input_spikes[t], targets[t], learn)
         return out.reshape(-1, period, out.shape[1])[:, : period // 2].sum(axis=1)
 
 
@@ -630,9 +639,7 @@ def learn_chl_emulator(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, 
     for epoch in range(int(epochs)):
         order = rng.permutation(count)
         spikes, targets = encode_chl_stream(plan, features, labels, order, seed_offset=epoch)
-        for position, index in enumerate(order):
-            rows = slice(position * plan.period, (position + 1) * plan.period)
-            out = emulator.run(spikes[rows], targets[rows])
-            correct += int(np.argmax(out[0]) == labels[index])
-            seen += 1
+        out = emulator.run(spikes, targets)
+        correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[order]))
+        seen += len(order)
     return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen, correct / max(seen, 1))
