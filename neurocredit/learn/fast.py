@@ -424,7 +424,7 @@ if numba is not None:
                 out[s, i] = spikes[last][i]
 
     @_jit
-    def _chl_kernel(inputs, targets_in, first_step, period, neurons, learn, weights, tag_2, tag_1, xs, ys, buffers,
+    def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys, buffers,
                     us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay,
                     randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch, out):
         n_layers = len(weights)
@@ -433,7 +433,7 @@ if numba is not None:
         pre_input = np.zeros(inputs.shape[1], np.bool_)
         for s in range(inputs.shape[0]):
             phase = (first_step + s) % period
-            if phase == 0:
+            if phase == 0 or (rest and phase == half):  # neurons.chl_reset
                 for index in range(n_layers):
                     us[index][:] = 0
                     vs[index][:] = 0
@@ -609,7 +609,7 @@ def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool
     traces = tuple(np.ascontiguousarray(t, np.int32) for t in emulator.traces)
     out = np.zeros((steps, plan.layers[-1].n_out), np.bool_)
     _chl_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
-                emulator.time_step, plan.period, neurons, bool(learn),
+                emulator.time_step, plan.period, bool(plan.neurons[0].rest), neurons, bool(learn),
                 tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
                 tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs,
                 tuple(np.ascontiguousarray(b, np.int32) for b in emulator.biases), spikes, traces,
