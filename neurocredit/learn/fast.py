@@ -308,6 +308,8 @@ if numba is not None:
                     if table[p, 0] != target:
                         continue
                     factor = rows[p, i] * scalar[p] * table[p, 2]
+                    if factor == 0 and target != 2:  # adds zeros to values inside the accumulator
+                        continue
                     shift, exponent = table[p, 4], table[p, 3]
                     column = cols[p]
                     for j in range(n_pre):
@@ -315,28 +317,21 @@ if numba is not None:
                         term = _wrap32((term >> shift) << exponent)
                         term = min(max(term, -limit - 1), limit - 1)
                         out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
+                # saturation by sign, stochastic rounding, the variable's range (branches hoisted)
+                low, high = (-257, 255) if target == 2 else (0, 255)
+                if target == 0:
+                    low = -256 if sign_mode == 0 else (0 if sign_mode == 1 else -255)
+                    high = 0 if sign_mode == 2 else 255
+                floor_at_zero = target == 1 or (target == 0 and sign_mode == 1)
+                ceil_at_zero = target == 0 and sign_mode == 2
                 for j in range(n_pre):
                     result = out[j]
-                    if target == 0:
-                        if sign_mode == 1:
-                            result = max(result, 0)
-                        elif sign_mode == 2:
-                            result = min(result, 0)
-                    elif target == 1:
+                    if floor_at_zero:
                         result = max(result, 0)
+                    if ceil_at_zero:
+                        result = min(result, 0)
                     result = (result >> 7) + (1 if (result & 127) > cut else 0)
-                    if target == 0:
-                        if sign_mode == 0:
-                            result = min(max(result, -256), 255)
-                        elif sign_mode == 1:
-                            result = min(max(result, 0), 255)
-                        else:
-                            result = -min(max(-result, 0), 255)
-                    elif target == 1:
-                        result = min(max(result, 0), 255)
-                    else:
-                        result = min(max(result, -257), 255)
-                    out[j] = result
+                    out[j] = min(max(result, low), high)
         # a tag at -257 in a row nothing reached: every product adds 0, Lava saturates -32896 to -32769
         if targets[2]:
             bump = 1 if 127 > cut else 0
