@@ -40,7 +40,6 @@ import numpy as np
 
 from neurocredit.learn.engine import (
     FACTOR_WIDTH,
-    THREE_FACTOR_Y_TAU,
     W_ACCUMULATOR_U,
     W_S_MANT,
     CompiledRule,
@@ -170,12 +169,12 @@ if numba is not None:
         return min(max(value, -bound), bound - 1)
 
     @_jit
-    def _value(target, base, table, rows, cols, scalar, synaptic, i, j, pre, post, u, x_new, y_new, weights, tag_2,
-               tag_1, sign_mode, threshold):
-        """One synaptic variable's value after the epoch (LearningSynapses._apply_fixed), for
-        rules with synaptic factors (w, d, t; the common case is vectorized in _learn): each
-        product's term is its row, column and scalar factors (and synaptic ones) times the
-        mantissa, in Lava's int32 chain, accumulated with saturation onto ``base << 7``."""
+    def _accumulated(target, base, table, rows, cols, scalar, synaptic, i, j, pre, post, u, x_new, y_new, weights,
+                     tag_2, tag_1):
+        """One synapse's accumulator ``base << 7`` plus each product of ``target``, saturated
+        after each (LearningSynapses._apply_fixed), for rules with synaptic factors (w, d, t;
+        the common case is vectorized in _learn): a term is its row, column and scalar factors
+        (and synaptic ones) times the mantissa, in Lava's int32 chain."""
         limit = np.int64(1) << 15
         result = np.int64(base) << 7
         for p in range(table.shape[0]):
@@ -194,23 +193,7 @@ if numba is not None:
                 term = _wrap32((term >> table[p, 4]) << table[p, 3])
                 term = min(max(term, -limit - 1), limit - 1)
             result = min(max(result + term, -limit - 1), limit - 1)
-        if target == 0:
-            if sign_mode == 1:
-                result = max(result, 0)
-            elif sign_mode == 2:
-                result = min(result, 0)
-        elif target == 1:
-            result = max(result, 0)
-        result = (result >> 7) + (1 if (result & 127) > threshold else 0)
-        if target == 0:
-            if sign_mode == 0:
-                return min(max(result, -256), 255)
-            if sign_mode == 1:
-                return min(max(result, 0), 255)
-            return -min(max(-result, 0), 255)
-        if target == 1:
-            return min(max(result, 0), 255)
-        return min(max(result, -257), 255)
+        return result
 
     @_jit
     def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
@@ -301,10 +284,9 @@ if numba is not None:
                 if not plain:
                     for j in range(n_pre):
                         base_value = weights[i, j] if target == 0 else (tag_2[i, j] if target == 1 else tag_1[i, j])
-                        out[j] = _value(target, base_value, table, rows, cols, scalar, synaptic, i, j, pre, post, u,
-                                        x_new, y_new, weights, tag_2, tag_1, sign_mode, threshold)
-                    continue
-                for p in range(table.shape[0]):
+                        out[j] = _accumulated(target, base_value, table, rows, cols, scalar, synaptic, i, j, pre,
+                                              post, u, x_new, y_new, weights, tag_2, tag_1)
+                for p in range(table.shape[0] if plain else 0):
                     if table[p, 0] != target:
                         continue
                     factor = rows[p, i] * scalar[p] * table[p, 2]
@@ -419,9 +401,10 @@ if numba is not None:
                 out[s, i] = spikes[last][i]
 
     @_jit
-    def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys, buffers,
-                    us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay,
-                    randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch, out):
+    def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys,
+                    buffers, us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on,
+                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch,
+                    out):
         n_layers = len(weights)
         last = n_layers - 1
         half = period // 2

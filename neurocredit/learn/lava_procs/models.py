@@ -184,7 +184,8 @@ class _ReplayModel(PyLoihiProcessModel):
 
 PyTraceReplayFixed = _model("PyTraceReplayFixed", TraceReplay, "fixed_pt", (_ReplayModel,),
                             s_out_bap=LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1),
-                            **{f"s_out_y{k}": LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7) for k in (1, 2, 3)})
+                            **{f"s_out_y{k}": LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+                               for k in (1, 2, 3)})
 PyTraceReplayFloat = _model("PyTraceReplayFloat", TraceReplay, "floating_pt", (_ReplayModel,),
                             s_out_bap=LavaPyType(PyOutPort.VEC_DENSE, bool),
                             **{f"s_out_y{k}": LavaPyType(PyOutPort.VEC_DENSE, float) for k in (1, 2, 3)})
