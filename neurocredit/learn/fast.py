@@ -126,11 +126,16 @@ if numba is not None:
     def _dense(weights, spikes, exponent, out):
         """``weights[:, spikes].sum(axis=1)`` (int64), shifted, through Lava's int32 port."""
         n_post, n_pre = weights.shape
+        active = np.empty(n_pre, np.int64)
+        count = 0
+        for j in range(n_pre):
+            if spikes[j]:
+                active[count] = j
+                count += 1
         for i in range(n_post):
             total = np.int64(0)
-            for j in range(n_pre):
-                if spikes[j]:
-                    total += weights[i, j]
+            for k in range(count):
+                total += weights[i, active[k]]
             out[i] = _wrap32(_shift(total, exponent))
 
     @_jit
