@@ -26,7 +26,11 @@ product (see :mod:`neurocredit.learn.engine`), so a weight changes by about
 (``deploy.emulator.lif_fixed_step``, bit-exact with ``PyLifModelBitAcc``), Lava's Dense
 timing (one step late), our neurons and :class:`~neurocredit.learn.engine.LearningSynapses` --
 so its integer weights equal Lava fixed point's after the same inputs
-(``tests/test_learn_onchip.py``).
+(``tests/test_learn_onchip.py``); its :meth:`~DfaEmulator.run` (and :class:`ChlEmulator`'s)
+runs the same steps compiled (:mod:`neurocredit.learn.fast`) when it can.
+
+The second half of the module is on-chip STDP-style CHL (:func:`make_chl_plan`,
+:class:`ChlEmulator`): a free and a nudged phase per sample, both from rest by default.
 """
 
 from __future__ import annotations
