@@ -220,6 +220,13 @@ if numba is not None:
                 x_new[k, j] = value
                 x[k, j] = value
         for k in range(y.shape[0]):
+            needed = False  # only the products read the decayed y traces (they are not written back)
+            for p in range(table.shape[0]):
+                for f in range(table[p, 5]):
+                    if table[p, 6 + 4 * f] == 5 + k:
+                        needed = True
+            if not needed:
+                continue
             for i in range(n_post):
                 scaled = y_decay * np.float64(y[k, i])
                 whole = np.floor(scaled)
