@@ -36,7 +36,19 @@ def _params(proc_params) -> DfaNeuronParameters:
     return DfaNeuronParameters(**{name: int(value) for name, value in values.items() if value is not None})
 
 
-class _DfaMixin:
+class _SendsTraces:
+    """Stores y1..y3 in the neuron's Vars and sends them with this step's spikes (the bAP) to
+    the LearningDense."""
+
+    def _send_traces(self, y1, y2, y3) -> None:
+        self.y1, self.y2, self.y3 = y1, y2, y3
+        self.s_out_bap.send(self.s_out_buff)
+        self.s_out_y1.send(self.y1)
+        self.s_out_y2.send(self.y2)
+        self.s_out_y3.send(self.y3)
+
+
+class _DfaMixin(_SendsTraces):
     """The per-sample reset and the y sending shared by the four DFA neuron models (``fixed``
     comes from the LIF base class, which follows this mixin in the MRO)."""
 
@@ -50,13 +62,6 @@ class _DfaMixin:
             self.u[:] = 0
             self.v[:] = 0
 
-    def _send_traces(self, y2, y3) -> None:
-        self.y2 = y2
-        self.y3 = y3
-        self.s_out_bap.send(self.s_out_buff)
-        self.s_out_y1.send(self.y1)
-        self.s_out_y2.send(self.y2)
-        self.s_out_y3.send(self.y3)
 
 
 class _HiddenMixin(_DfaMixin):
@@ -65,7 +70,7 @@ class _HiddenMixin(_DfaMixin):
         super().run_spk()
         feedback = self.a_third_factor_in.recv()
         y2, y3 = hidden_third_factor(self._dfa, self._phase, feedback, self.s_out_buff, self.v, self.fixed)
-        self._send_traces(y2, y3)
+        self._send_traces(self.y1, y2, y3)
 
 
 class _OutputMixin(_DfaMixin):
@@ -78,10 +83,10 @@ class _OutputMixin(_DfaMixin):
         self._trace, error, y2, y3 = output_third_factor(self._dfa, self._phase, self._trace, self.s_out_buff,
                                                          target, self.fixed)
         self.s_out_error.send(error)
-        self._send_traces(y2, y3)
+        self._send_traces(self.y1, y2, y3)
 
 
-class _ChlMixin:
+class _ChlMixin(_SendsTraces):
     """STDP-style CHL: per-sample reset, the output nudge on v, the y1 spike trace and the phase
     sign in y2/y3 (:mod:`neurocredit.learn.neurons`)."""
 
@@ -103,13 +108,7 @@ class _ChlMixin:
             self.v[:] = self.v + chl_nudge(self._chl, phase, target, self.fixed)
         super().run_spk()
         self._trace, y2, y3 = chl_traces(self._chl, phase, self._trace, self.s_out_buff, self.fixed)
-        self.y1 = self._trace.copy()
-        self.y2 = y2
-        self.y3 = y3
-        self.s_out_bap.send(self.s_out_buff)
-        self.s_out_y1.send(self.y1)
-        self.s_out_y2.send(self.y2)
-        self.s_out_y3.send(self.y3)
+        self._send_traces(self._trace.copy(), y2, y3)
 
 
 class _FixedLif(LearningNeuronModelFixed, AbstractPyLifModelFixed):
