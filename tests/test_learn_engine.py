@@ -129,10 +129,17 @@ def test_network_too_large_for_the_learning_engine_is_one_error():
     from neurocredit.learn.onchip import OnChipOptions, make_dfa_plan
     from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
 
-    network = Network(init_layers((784, 200, 10), np.random.default_rng(0)), NeuronSpec("lif", lif=LIFParameters()),
+    # one neuron's 140,000 synapses do not fit a core's 131,072; a layer of many neurons is split over cores
+    network = Network(init_layers((140_000, 2, 2), np.random.default_rng(0)), NeuronSpec("lif", lif=LIFParameters()),
                       EncoderSpec("bernoulli", steps=10))
-    with pytest.raises(NeurocreditError, match="layer fc1 has 156800 plastic synapses .* at most 131072"):
+    with pytest.raises(NeurocreditError, match="fc1.*synapses_per_core.*140000") as info:
         make_dfa_plan(network, OnChipOptions())
+    assert "\n" not in str(info.value)
+    from neurocredit.learn.onchip import check_engine_capacity
+
+    large = Network(init_layers((784, 256, 10), np.random.default_rng(0)), NeuronSpec("lif", lif=LIFParameters()),
+                    EncoderSpec("bernoulli", steps=10))
+    assert check_engine_capacity(large).layers[0].cores == 2
 
 
 def test_block_drawn_generators_give_lavas_one_at_a_time_sequence():

@@ -234,6 +234,20 @@ class _Stream:
             self._index -= self.BLOCK
             self._block = self._draw()
 
+    def take(self, count: int, stride: int = 1) -> np.ndarray:
+        """The values read after each of ``count`` advances by ``stride`` (the generator ends
+        advanced by ``count * stride``), drawn in the same blocks."""
+        need = int(count) * int(stride)
+        sequence = self._block[self._index:]
+        drawn = False
+        while len(sequence) <= need:
+            self._block = self._draw()
+            sequence = np.concatenate([sequence, self._block])
+            drawn = True
+        values = sequence[stride: need + 1: stride]
+        self._index = need - (len(sequence) - self.BLOCK) if drawn else self._index + need
+        return values
+
 
 class _TraceRandom:
     """Lava's ``TraceRandom``: a float for decay rounding and an int in [0, 128) for impulses."""
@@ -495,46 +509,49 @@ class LearningSynapses:
     def _apply_fixed(self, name: str, products, args, shape) -> np.ndarray:
         """Lava's ``LearningRuleApplierBitApprox.apply`` + rounding and saturation. Each product
         is computed in its own broadcast shape ((1, pre), (post, 1) or (post, pre)) with the same
-        int32 operations, and skipped when a factor is all zero (it would add zeros); the
+        int32 operations, and skipped when a factor is all zero (it would add zeros: only Lava's
+        saturation of the accumulator after it is kept); the
         stochastic rounding ``floor(r / 128) + (random < frac)`` is done in integers:
         ``(r >> 7) + ((r & 127) > 128 * random)`` -- the same comparison, exact in float64."""
         limit = 2**W_ACCUMULATOR_U
         shift = W_ACCUMULATOR_S - (W_SYN_VAR_U[name] + 1)
         base = getattr(self, name)
-        result = None
+        result = base.astype(np.int64) << shift
+        # Lava saturates the accumulator after every product, also one that adds zeros; that
+        # changes only a shifted value outside the accumulator (a tag at -257): clip those once.
+        out_of_range = bool(result.size) and (result.min() < -limit - 1 or result.max() > limit - 1)
+        touched = False  # whether result may differ from base << shift
         for product in products:
             dependency = args[product.dependency]
+            current = None
             if np.ndim(dependency) == 0:
-                if dependency == 0:
-                    continue
-                current = np.ones((1, 1), dtype=np.int32) * np.int32(dependency)
-            else:
-                if not np.any(dependency):
-                    continue
+                if dependency != 0:
+                    current = np.ones((1, 1), dtype=np.int32) * np.int32(dependency)
+            elif np.any(dependency):
                 current = dependency.astype(np.int32)
             width = 0
-            zero = False
             for factor in product.factors:
+                if current is None:
+                    break
                 factor_width = FACTOR_WIDTH[factor.state_var]
                 width += factor_width
                 value = self._factor(product.dependency, factor, args)
                 value = _clip(value, -(2**factor_width), 2**factor_width - 1)
                 value = np.asarray(value).astype(np.int32)
-                if not np.any(value):
-                    zero = True
-                    break
-                current = current * value
-            if zero:
+                current = current * value if np.any(value) else None
+            if current is None:  # it adds zeros
+                if out_of_range:
+                    result = _clip(result, -limit - 1, limit - 1)
+                    out_of_range, touched = False, True
                 continue
             width += W_S_MANT
             current = current * np.int32(product.mantissa)
             current = np.right_shift(current, max(0, width - W_ACCUMULATOR_U))
             current = np.left_shift(current, product.s_exp)
             current = _clip(current, -limit - 1, limit - 1)
-            if result is None:
-                result = base.astype(np.int64) << shift
             result = _clip(result + current, -limit - 1, limit - 1)
-        if result is None:  # every product is zero: Lava's rounding and clipping leave it as it is
+            out_of_range, touched = False, True
+        if not touched:  # nothing added, nothing saturated: rounding and clipping keep the values
             return base
         if name == "weights":
             if self.sign_mode == "excitatory":

@@ -128,24 +128,22 @@ def _learning_layer(layer, previous, neuron):
     return dense
 
 
-def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray, probe_layer: Optional[int] = None):
-    """Learn on ``input_spikes`` (samples * period, n_in) 0/1 with ``targets`` (samples * period,
-    n_out) in Lava; ``plan`` is a :class:`neurocredit.learn.onchip.DfaPlan` (its ``fixed`` picks
-    the mode)."""
+def _run_network(plan, input_spikes: np.ndarray, targets: np.ndarray, period: int, make_neuron,
+                 connect_feedback) -> LavaDfaResult:
+    """The part both learning networks share: the input and target files and sources, one
+    plastic ``LearningDense`` into ``make_neuron(index, layer)`` per layer, the target into the
+    output's ``a_third_factor_in``, ``connect_feedback(neurons)``, an output sink; run, read the
+    weights. ``output_counts`` holds the output spikes per sample, (samples, period, n_out)."""
     from neurocredit.deploy.lava_backend import import_lava
 
     import_lava()
-    from lava.proc.dense.process import Dense
-    from lava.utils.weightutils import SignMode
-
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource
-    from neurocredit.learn.lava_procs.process import DfaHiddenLIF, DfaOutputLIF
 
     began = time.perf_counter()
     steps = int(input_spikes.shape[0])
     fixed = plan.fixed
-    if steps % plan.neuron.period:
-        raise NeurocreditError(f"{steps} steps is not a whole number of {plan.neuron.period}-step samples")
+    if steps % period:
+        raise NeurocreditError(f"{steps} steps is not a whole number of {period}-step samples")
     with tempfile.TemporaryDirectory(prefix="neurocredit-learn-") as temp:
         folder = Path(temp)
         np.asarray(input_spikes, np.uint8).tofile(folder / "input.bin")
@@ -156,53 +154,58 @@ def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray, probe_l
                                  dtype=target_dtype)
         denses, neurons = [], []
         previous = source.s_out
-        n_layers = len(plan.layers)
         for index, layer in enumerate(plan.layers):
-            last = index == n_layers - 1
-            cls = DfaOutputLIF if last else DfaHiddenLIF
-            extra = dict(plan.neuron._asdict())
-            neuron = cls(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=layer.bias_mant,
-                         bias_exp=layer.bias_exp, learning_rule=layer.rule.spec.lava_rule(), **extra)
-            dense = _learning_layer(layer, previous, neuron)
-            denses.append(dense)
+            neuron = make_neuron(index, layer)
+            denses.append(_learning_layer(layer, previous, neuron))
             neurons.append(neuron)
             previous = neuron.s_out
-        output = neurons[-1]
-        target.s_out.connect(output.a_third_factor_in)
-        for index, feedback in enumerate(plan.feedback):
-            dense_b = Dense(weights=np.asarray(feedback.weights), weight_exp=feedback.weight_exp, num_weight_bits=8,
-                            sign_mode=SignMode.MIXED, num_message_bits=plan.message_bits)
-            output.s_out_error.connect(dense_b.s_in)
-            dense_b.a_out.connect(neurons[index].a_third_factor_in)
+        target.s_out.connect(neurons[-1].a_third_factor_in)
+        connect_feedback(neurons)
         np.zeros((steps, plan.sizes[-1]), np.uint8).tofile(folder / "out.bin")
         sink = SpikeFileSink(shape=(plan.sizes[-1],), path=folder / "out.bin", steps=steps)
-        output.s_out.connect(sink.a_in)
-
-        probed = {}
-        if probe_layer is not None:
-            from neurocredit.deploy.lava_io.process import VarFileProbe
-
-            dense = denses[probe_layer]
-            for name in ("weights", "x1", "y2", "y3"):
-                var = getattr(dense, name)
-                path = folder / f"probe_{name}.bin"
-                np.zeros((steps,) + tuple(var.shape), np.int32 if fixed else np.float64).tofile(path)
-                VarFileProbe(var=var, path=path, steps=steps)
-                probed[name] = (path, tuple(var.shape))
+        neurons[-1].s_out.connect(sink.a_in)
 
         def read_weights():
             return [np.array(dense.weights.get()) for dense in denses]
 
         weights = _run(source, steps, fixed, after=read_weights)
         spikes = np.array(np.memmap(folder / "out.bin", dtype=np.uint8, mode="r", shape=(steps, plan.sizes[-1])))
-        probed = {name: np.array(np.memmap(path, dtype=np.int32 if fixed else np.float64, mode="r",
-                                           shape=(steps,) + shape)) for name, (path, shape) in probed.items()}
-    counts = spikes.reshape(-1, plan.neuron.period, plan.sizes[-1]).sum(axis=1)
     if fixed:
         weights = [w.astype(np.int32) for w in weights]
-    result = LavaDfaResult(weights, counts, time.perf_counter() - began)
-    probed["output_spikes"] = spikes
-    return (result, probed) if probe_layer is not None else result
+    return LavaDfaResult(weights, spikes.reshape(-1, period, plan.sizes[-1]), time.perf_counter() - began)
+
+
+def _feedback_dense(feedback, message_bits: Optional[int] = None):
+    from lava.proc.dense.process import Dense
+    from lava.utils.weightutils import SignMode
+
+    extra = {} if message_bits is None else {"num_message_bits": message_bits}
+    return Dense(weights=np.asarray(feedback.weights), weight_exp=feedback.weight_exp, num_weight_bits=8,
+                 sign_mode=SignMode.MIXED, **extra)
+
+
+def run_dfa_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> LavaDfaResult:
+    """Learn on ``input_spikes`` (samples * period, n_in) 0/1 with ``targets`` (samples * period,
+    n_out) in Lava; ``plan`` is a :class:`neurocredit.learn.onchip.DfaPlan` (its ``fixed`` picks
+    the mode)."""
+    from neurocredit.deploy.lava_backend import import_lava
+
+    import_lava()
+    from neurocredit.learn.lava_procs.process import DfaHiddenLIF, DfaOutputLIF
+
+    def make_neuron(index, layer):
+        cls = DfaOutputLIF if index == len(plan.layers) - 1 else DfaHiddenLIF
+        return cls(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=layer.bias_mant,
+                   bias_exp=layer.bias_exp, learning_rule=layer.rule.spec.lava_rule(), **plan.neuron._asdict())
+
+    def connect_feedback(neurons):
+        for index, feedback in enumerate(plan.feedback):  # e -> Dense(B_l, graded) -> hidden third factor
+            dense = _feedback_dense(feedback, plan.message_bits)
+            neurons[-1].s_out_error.connect(dense.s_in)
+            dense.a_out.connect(neurons[index].a_third_factor_in)
+
+    result = _run_network(plan, input_spikes, targets, plan.neuron.period, make_neuron, connect_feedback)
+    return result._replace(output_counts=result.output_counts.sum(axis=1))
 
 
 def run_chl_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> LavaDfaResult:
@@ -212,54 +215,18 @@ def run_chl_network(plan, input_spikes: np.ndarray, targets: np.ndarray) -> Lava
     from neurocredit.deploy.lava_backend import import_lava
 
     import_lava()
-    from lava.proc.dense.process import Dense
-    from lava.utils.weightutils import SignMode
-
-    from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource
     from neurocredit.learn.lava_procs.process import ChlLIF
 
-    began = time.perf_counter()
-    steps = int(input_spikes.shape[0])
-    fixed = plan.fixed
-    if steps % plan.period:
-        raise NeurocreditError(f"{steps} steps is not a whole number of {plan.period}-step samples")
-    with tempfile.TemporaryDirectory(prefix="neurocredit-learn-") as temp:
-        folder = Path(temp)
-        np.asarray(input_spikes, np.uint8).tofile(folder / "input.bin")
-        target_dtype = "int32" if fixed else "float64"
-        np.asarray(targets, target_dtype).tofile(folder / "target.bin")
-        source = SpikeFileSource(shape=(plan.sizes[0],), path=folder / "input.bin", steps=steps, dtype="uint8")
-        target = SpikeFileSource(shape=(plan.sizes[-1],), path=folder / "target.bin", steps=steps,
-                                 dtype=target_dtype)
-        denses, neurons = [], []
-        previous = source.s_out
-        last = len(plan.layers) - 1
-        for index, (layer, params) in enumerate(zip(plan.layers, plan.neurons)):
-            extra = dict(params._asdict())
-            neuron = ChlLIF(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=layer.bias_mant,
-                            bias_exp=layer.bias_exp, learning_rule=layer.rule.spec.lava_rule(),
-                            output=int(index == last), **extra)
-            dense = _learning_layer(layer, previous, neuron)
-            denses.append(dense)
-            neurons.append(neuron)
-            previous = neuron.s_out
-        output = neurons[-1]
-        target.s_out.connect(output.a_third_factor_in)
-        for index, feedback in enumerate(plan.feedback):
-            dense_g = Dense(weights=np.asarray(feedback.weights), weight_exp=feedback.weight_exp, num_weight_bits=8,
-                            sign_mode=SignMode.MIXED)
-            output.s_out.connect(dense_g.s_in)
-            dense_g.a_out.connect(neurons[index].a_in)
-        np.zeros((steps, plan.sizes[-1]), np.uint8).tofile(folder / "out.bin")
-        sink = SpikeFileSink(shape=(plan.sizes[-1],), path=folder / "out.bin", steps=steps)
-        output.s_out.connect(sink.a_in)
+    def make_neuron(index, layer):
+        return ChlLIF(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=layer.bias_mant,
+                      bias_exp=layer.bias_exp, learning_rule=layer.rule.spec.lava_rule(),
+                      output=int(index == len(plan.layers) - 1), **plan.neurons[index]._asdict())
 
-        def read_weights():
-            return [np.array(dense.weights.get()) for dense in denses]
+    def connect_feedback(neurons):
+        for index, feedback in enumerate(plan.feedback):  # output spikes -> Dense(G) -> hidden a_in
+            dense = _feedback_dense(feedback)
+            neurons[-1].s_out.connect(dense.s_in)
+            dense.a_out.connect(neurons[index].a_in)
 
-        weights = _run(source, steps, fixed, after=read_weights)
-        spikes = np.array(np.memmap(folder / "out.bin", dtype=np.uint8, mode="r", shape=(steps, plan.sizes[-1])))
-    counts = spikes.reshape(-1, plan.period, plan.sizes[-1])[:, : plan.period // 2].sum(axis=1)
-    if fixed:
-        weights = [w.astype(np.int32) for w in weights]
-    return LavaDfaResult(weights, counts, time.perf_counter() - began)
+    result = _run_network(plan, input_spikes, targets, plan.period, make_neuron, connect_feedback)
+    return result._replace(output_counts=result.output_counts[:, : plan.period // 2].sum(axis=1))

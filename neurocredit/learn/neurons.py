@@ -113,7 +113,9 @@ class ChlNeuronParameters(NamedTuple):
     the y1 spike trace (``trace_shift``, ``trace_impulse``); ``sign_level``: the value of y2
     (nudged) or y3 (free) while learning, 8 so that the fixed engine's 3-bit loss on a
     two-trace product (``x0*y1*y2``) gives back ``y1``; ``nudge_offset``: output neurons add
-    ``target - nudge_offset`` to v every nudged step (label: +, others: -)."""
+    ``target - nudge_offset`` to v every nudged step (label: +, others: -); ``rest``: 1 when
+    the nudged phase starts from rest like the free one (u, v and y1 cleared), so that the two
+    phases differ by the nudge only and not by the free phase's start-up transient."""
 
     period: int
     settle: int
@@ -121,6 +123,7 @@ class ChlNeuronParameters(NamedTuple):
     trace_impulse: int = 16
     sign_level: float = 8
     nudge_offset: int = 0
+    rest: int = 1
 
 
 def chl_phase(params: ChlNeuronParameters, phase: int) -> tuple[bool, bool]:
@@ -128,6 +131,13 @@ def chl_phase(params: ChlNeuronParameters, phase: int) -> tuple[bool, bool]:
     half = params.period // 2
     nudged = phase >= half
     return nudged, (phase - (half if nudged else 0)) >= params.settle
+
+
+def chl_reset(params: ChlNeuronParameters, phase: int) -> bool:
+    """Whether the neuron clears u, v and its trace before step ``phase``: at the start of a
+    sample, and of its nudged phase too when ``rest``."""
+    half = params.period // 2
+    return phase == 0 or (bool(params.rest) and phase == half)
 
 
 def chl_nudge(params: ChlNeuronParameters, phase: int, target: np.ndarray, fixed: bool) -> np.ndarray:

@@ -26,7 +26,11 @@ product (see :mod:`neurocredit.learn.engine`), so a weight changes by about
 (``deploy.emulator.lif_fixed_step``, bit-exact with ``PyLifModelBitAcc``), Lava's Dense
 timing (one step late), our neurons and :class:`~neurocredit.learn.engine.LearningSynapses` --
 so its integer weights equal Lava fixed point's after the same inputs
-(``tests/test_learn_onchip.py``).
+(``tests/test_learn_onchip.py``); its :meth:`~DfaEmulator.run` (and :class:`ChlEmulator`'s)
+runs the same steps compiled (:mod:`neurocredit.learn.fast`) when it can.
+
+The second half of the module is on-chip STDP-style CHL (:func:`make_chl_plan`,
+:class:`ChlEmulator`): a free and a nudged phase per sample, both from rest by default.
 """
 
 from __future__ import annotations
@@ -144,26 +148,49 @@ def dfa_rule_strings(exponent: int) -> str:
     return f"-2^{int(exponent)}*u0*x1*y2 + 2^{int(exponent)}*u0*x1*y3"
 
 
-def check_engine_capacity(network: Network, target_name: str = "loihi2") -> None:
-    """A layer whose synapses do not fit one core cannot learn there (Lava's learning engine
-    updates one core's synaptic memory): one clear error naming the layer and the limit."""
+def check_engine_capacity(network: Network, target_name: str = "loihi2"):
+    """Place ``network`` on the target's cores (:func:`neurocredit.deploy.partition.check_and_partition`,
+    8-bit weights): a layer larger than one core is split by post neurons, each core's learning
+    engine updating its own synapses -- the same rule, since every factor is a synapse's own
+    pre trace and its post neuron's y traces. (The emulator and the Lava graphs keep a layer in
+    one ``LearningDense``, so their trace-rounding random numbers come from one generator per
+    layer, where split cores would each draw their own.) A network that does not fit (one
+    neuron's synapses larger than a core, too many cores) is one NeurocreditError naming the layer
+    and the limit. Returns the partition."""
+    from neurocredit.deploy.partition import check_and_partition
     from neurocredit.targets import load_target
 
-    target = load_target(target_name)
-    synapses = target.limit("synapses_per_core")
-    neurons = target.limit("neurons_per_core")
-    for index, layer in enumerate(network.layers):
-        name = layer.name or f"layer{index + 1}"
-        if synapses is not None and layer.weight.size > int(synapses):
-            raise NeurocreditError(
-                f"layer {name} has {layer.weight.size} plastic synapses but one {target.name} core's learning "
-                f"engine holds at most {int(synapses)} (hardware_targets/{target.name}.yaml synapses_per_core); "
-                "on-chip learning here keeps a layer on one core: use a smaller layer"
-            )
-        if neurons is not None and layer.n_out > int(neurons):
-            raise NeurocreditError(
-                f"layer {name} has {layer.n_out} neurons but a {target.name} core holds at most {int(neurons)}"
-            )
+    return check_and_partition(network, load_target(target_name), weight_bits=8)
+
+
+def _layer_plan(quantized, fixed_layer, rule: CompiledRule, fixed: bool) -> LayerPlan:
+    """One plastic layer as Lava is given it (module doc): fixed point, the quantized layer's
+    even integer weights (Lava's mixed-mode truncation), weight_exp, 12-bit du/dv, threshold
+    and bias; floating point, the same layer in float "fixed units / 64"."""
+    weights = (np.asarray(fixed_layer.weights, np.int64) >> 1) << 1
+    if fixed:
+        return LayerPlan(fixed_layer.name, weights.astype(np.int32), fixed_layer.weight_exp, quantized.du,
+                         quantized.dv, fixed_layer.vth, fixed_layer.bias_mant.astype(np.int32),
+                         fixed_layer.bias_exp.astype(np.int32), rule)
+    return LayerPlan(fixed_layer.name, weights.astype(np.float64) * 2.0 ** fixed_layer.weight_exp, 0,
+                     (quantized.du + 1) / _DECAY_UNITY, quantized.dv / _DECAY_UNITY, float(fixed_layer.vth),
+                     fixed_layer.effective_bias.astype(np.float64) / _ACTIVATION_SCALE,
+                     np.zeros(fixed_layer.n_out, np.int32), rule)
+
+
+def _random_feedback(seed: int, layers, n_outputs: int, scale: int, exponents, fixed: bool) -> tuple:
+    """Fixed random feedback into each hidden layer: (n_hidden, n_outputs) even integers in
+    [-scale, scale] (as Lava's mixed mode keeps them) with a weight exponent; float plans hold
+    them times 2**exponent."""
+    rng = np.random.default_rng(seed)
+    feedback = []
+    for layer, exponent in zip(layers[:-1], exponents):
+        matrix = rng.integers(-scale // 2, scale // 2 + 1, size=(layer.n_out, n_outputs)) * 2
+        if fixed:
+            feedback.append(FeedbackPlan(matrix.astype(np.int32), int(exponent)))
+        else:
+            feedback.append(FeedbackPlan(matrix.astype(np.float64) * 2.0 ** exponent, 0))
+    return tuple(feedback)
 
 
 def make_dfa_plan(network: Network, options: OnChipOptions, fixed: bool = True,
@@ -186,33 +213,15 @@ def make_dfa_plan(network: Network, options: OnChipOptions, fixed: bool = True,
     for index, fixed_layer in enumerate(quantized.layers):
         exponent = options.output_exponent if index == n_layers - 1 else options.hidden_exponent
         impulse = float(options.x1_impulse)
-        weights = (np.asarray(fixed_layer.weights, np.int64) >> 1) << 1  # Lava's mixed-mode truncation
         if not fixed:
             impulse = impulse * 2.0**-3 * 2.0 ** fixed_layer.weight_exp
         spec = RuleSpec(dw=dfa_rule_strings(exponent), x1_impulse=impulse, x1_tau=options.x1_tau, t_epoch=1,
                         rng_seed=options.rng_seed + index * 4)
         rule = compile_rule(spec, where=f"layer {fixed_layer.name} DFA rule (onchip.*_exponent={exponent})")
-        if fixed:
-            layers.append(LayerPlan(fixed_layer.name, weights.astype(np.int32), fixed_layer.weight_exp,
-                                    quantized.du, quantized.dv, fixed_layer.vth,
-                                    fixed_layer.bias_mant.astype(np.int32), fixed_layer.bias_exp.astype(np.int32),
-                                    rule))
-        else:
-            layers.append(LayerPlan(fixed_layer.name, weights.astype(np.float64) * 2.0 ** fixed_layer.weight_exp, 0,
-                                    (quantized.du + 1) / _DECAY_UNITY, quantized.dv / _DECAY_UNITY,
-                                    float(fixed_layer.vth),
-                                    fixed_layer.effective_bias.astype(np.float64) / _ACTIVATION_SCALE,
-                                    np.zeros(fixed_layer.n_out, np.int32), rule))
-    rng = np.random.default_rng(options.seed)
-    feedback = []
-    for layer in layers[:-1]:
-        b = rng.integers(-options.feedback_scale // 2, options.feedback_scale // 2 + 1,
-                         size=(layer.n_out, network.n_outputs)) * 2
-        if fixed:
-            feedback.append(FeedbackPlan(b.astype(np.int32), options.feedback_exp))
-        else:
-            feedback.append(FeedbackPlan(b.astype(np.float64) * 2.0**options.feedback_exp, 0))
-    return DfaPlan(network, quantized, tuple(layers), tuple(feedback), neuron, bool(fixed), options.message_bits)
+        layers.append(_layer_plan(quantized, fixed_layer, rule, fixed))
+    feedback = _random_feedback(options.seed, layers, network.n_outputs, options.feedback_scale,
+                                [options.feedback_exp] * (len(layers) - 1), fixed)
+    return DfaPlan(network, quantized, tuple(layers), feedback, neuron, bool(fixed), options.message_bits)
 
 
 def _shift(values: np.ndarray, exponent: int) -> np.ndarray:
@@ -232,6 +241,7 @@ class DfaEmulator:
         self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
         self.trace = np.zeros(plan.layers[-1].n_out, kind)
         self.time_step = 0
+        self.compiled: Optional[bool] = None  # run() compiled (learn.fast) when it can; False: numpy steps
         self._init_neurons(plan)
 
     def _init_neurons(self, plan) -> None:
@@ -319,10 +329,15 @@ class DfaEmulator:
     def run(self, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """``input_spikes`` (steps, n_in), ``targets`` (steps, n_out): output spike counts per
         sample (steps // period, n_out)."""
+        from neurocredit.learn import fast
+
         period = self.plan.neuron.period
-        out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
-        for t in range(input_spikes.shape[0]):
-            out[t] = self.step(input_spikes[t], targets[t])
+        if fast.compiled(self, self.compiled):
+            out = fast.run_dfa(self, input_spikes, targets)
+        else:
+            out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
+            for t in range(input_spikes.shape[0]):
+                out[t] = self.step(input_spikes[t], targets[t])
         return out.reshape(-1, period, out.shape[1]).sum(axis=1)
 
 
@@ -385,14 +400,11 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
         order = rng.permutation(count)
         spikes, targets = encode_stream(plan.network, features, labels, order, plan.neuron.target_level,
                                         seed_offset=epoch, fixed=plan.fixed)
-        period = plan.neuron.period
-        for position, index in enumerate(order):
-            rows = slice(position * period, (position + 1) * period)
-            out = emulator.run(spikes[rows], targets[rows])
-            correct += int(np.argmax(out[0]) == labels[index])
-            seen += 1
-            if bar is not None:
-                bar.update(1)
+        out = emulator.run(spikes, targets)  # the whole epoch in one call (compiled when it can)
+        correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[order]))
+        seen += len(order)
+        if bar is not None:
+            bar.update(len(order))
     if bar is not None:
         bar.close()
     return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen,
@@ -409,7 +421,10 @@ class ChlOptions:
     """Options of on-chip STDP-style CHL (integers; exponents are powers of two).
 
     tag_exponent, hidden_tag_exponent: a of ``2^a`` on the tag's trace products in the output
-    layer and in the hidden layers (-7..8); x1_impulse, x1_tau: the pre
+    layer and in the hidden layers (-7..8); weight_exponent: w of ``dw = 2^w*uK*t`` (the tag
+    moved to the weight, -7..0); nudged_start: ``rest`` (the nudged phase starts from rest, like
+    the free phase) or ``free_state`` (it continues from the free phase's end); x1_impulse,
+    x1_tau: the pre
     trace; trace_shift, trace_impulse: the post neuron's y1 spike trace; settle: steps without
     learning at the start of each phase; nudge: what the label's output neuron adds to v every
     nudged step, in units of its threshold / 64 (others get -nudge_other); feedback_scale:
@@ -419,6 +434,8 @@ class ChlOptions:
 
     tag_exponent: int = -6
     hidden_tag_exponent: int = -7
+    weight_exponent: int = 0
+    nudged_start: str = "rest"
     x1_impulse: int = 16
     x1_tau: int = 4
     trace_shift: int = 2
@@ -453,12 +470,15 @@ class ChlPlan(NamedTuple):
     learned_quantized = DfaPlan.learned_quantized
 
 
-def chl_rule_strings(tag_exponent: int, decimate: int) -> tuple[str, str]:
+def chl_rule_strings(tag_exponent: int, decimate: int, weight_exponent: int = 0) -> tuple[str, str]:
     """``(dw, dt)`` of on-chip CHL: the tag accumulates the phase-signed pre/post trace products
-    and is moved to the weight (and cleared) every ``2**decimate`` epochs."""
+    and ``2**weight_exponent`` times it is moved to the weight (the tag cleared) every
+    ``2**decimate`` epochs -- a tag finer than the weight keeps small trace products from being
+    rounded away step by step."""
     a = f"2^{int(tag_exponent)}*"
     dt = (f"{a}x0*y1*y2 - {a}x0*y1*y3 + {a}y0*x1*y2 - {a}y0*x1*y3 - u{decimate}*t")
-    return f"u{decimate}*t", dt
+    scale = f"2^{int(weight_exponent)}*" if weight_exponent else ""
+    return f"{scale}u{decimate}*t", dt
 
 
 def make_chl_plan(network: Network, options: ChlOptions, fixed: bool = True, target_name: str = "loihi2") -> ChlPlan:
@@ -481,13 +501,14 @@ def make_chl_plan(network: Network, options: ChlOptions, fixed: bool = True, tar
         )
     if not 0 <= options.settle < steps:
         raise NeurocreditError(f"chl settle={options.settle} must be in 0..{steps - 1}")
+    if options.nudged_start not in ("rest", "free_state"):
+        raise NeurocreditError(f"onchip_chl.nudged_start={options.nudged_start!r} must be rest or free_state")
     quantized = quantize(network)
     layers, neurons = [], []
     for index, fixed_layer in enumerate(quantized.layers):
         last = index == len(quantized.layers) - 1
         exponent = options.tag_exponent if last else options.hidden_tag_exponent
-        dw, dt = chl_rule_strings(exponent, decimate)
-        weights = (np.asarray(fixed_layer.weights, np.int64) >> 1) << 1
+        dw, dt = chl_rule_strings(exponent, decimate, options.weight_exponent)
         spec = RuleSpec(dw=dw, dt=dt, x1_impulse=float(options.x1_impulse), x1_tau=options.x1_tau, t_epoch=1,
                         rng_seed=options.rng_seed + index * 4)
         rule = compile_rule(spec, where=f"layer {fixed_layer.name} CHL rule (tag exponent {exponent})")
@@ -496,18 +517,8 @@ def make_chl_plan(network: Network, options: ChlOptions, fixed: bool = True, tar
         sign = 8.0 if fixed else 2.0 ** fixed_layer.weight_exp
         neurons.append(ChlNeuronParameters(period=period, settle=options.settle, trace_shift=options.trace_shift,
                                            trace_impulse=options.trace_impulse, sign_level=sign,
-                                           nudge_offset=0))
-        if fixed:
-            layers.append(LayerPlan(fixed_layer.name, weights.astype(np.int32), fixed_layer.weight_exp,
-                                    quantized.du, quantized.dv, fixed_layer.vth,
-                                    fixed_layer.bias_mant.astype(np.int32), fixed_layer.bias_exp.astype(np.int32),
-                                    rule))
-        else:
-            layers.append(LayerPlan(fixed_layer.name, weights.astype(np.float64) * 2.0 ** fixed_layer.weight_exp, 0,
-                                    (quantized.du + 1) / _DECAY_UNITY, quantized.dv / _DECAY_UNITY,
-                                    float(fixed_layer.vth),
-                                    fixed_layer.effective_bias.astype(np.float64) / _ACTIVATION_SCALE,
-                                    np.zeros(fixed_layer.n_out, np.int32), rule))
+                                           nudge_offset=0, rest=int(options.nudged_start == "rest")))
+        layers.append(_layer_plan(quantized, fixed_layer, rule, fixed))
     # The output nudge, in v units: nudge * vth / 64 per step (fixed: effective_vth = vth << 6).
     out_vth = int(quantized.layers[-1].vth)
     unit = out_vth if fixed else out_vth / _ACTIVATION_SCALE
@@ -515,17 +526,9 @@ def make_chl_plan(network: Network, options: ChlOptions, fixed: bool = True, tar
     if fixed:
         label, other = int(label), int(other)
     neurons[-1] = neurons[-1]._replace(nudge_offset=other)
-    rng = np.random.default_rng(options.seed)
-    feedback = []
-    for layer in layers[:-1]:
-        g = rng.integers(-options.feedback_scale // 2, options.feedback_scale // 2 + 1,
-                         size=(layer.n_out, network.n_outputs)) * 2
-        weight_exp = int(quantized.layers[len(feedback)].weight_exp)
-        if fixed:
-            feedback.append(FeedbackPlan(g.astype(np.int32), weight_exp))
-        else:
-            feedback.append(FeedbackPlan(g.astype(np.float64) * 2.0 ** weight_exp, 0))
-    return ChlPlan(network, quantized, tuple(layers), tuple(feedback), tuple(neurons), bool(fixed), label + other)
+    feedback = _random_feedback(options.seed, layers, network.n_outputs, options.feedback_scale,
+                                [int(layer.weight_exp) for layer in quantized.layers[:-1]], fixed)
+    return ChlPlan(network, quantized, tuple(layers), feedback, tuple(neurons), bool(fixed), label + other)
 
 
 class ChlEmulator:
@@ -542,6 +545,7 @@ class ChlEmulator:
         self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
         self.traces = [np.zeros(layer.n_out, kind) for layer in plan.layers]
         self.time_step = 0
+        self.compiled: Optional[bool] = None
         DfaEmulator._init_neurons(self, plan)
 
     weights = DfaEmulator.weights
@@ -549,13 +553,13 @@ class ChlEmulator:
     _lif = DfaEmulator._lif
 
     def step(self, input_spikes: np.ndarray, target: np.ndarray, learn: bool = True) -> np.ndarray:
-        from neurocredit.learn.neurons import chl_nudge, chl_traces
+        from neurocredit.learn.neurons import chl_nudge, chl_reset, chl_traces
 
         plan = self.plan
         fixed = plan.fixed
         self.time_step += 1
         phase = (self.time_step - 1) % plan.period
-        if phase == 0:
+        if chl_reset(plan.neurons[0], phase):
             self.states = [type(s)(np.zeros_like(s[0]), np.zeros_like(s[1])) for s in self.states]
             self.traces = [np.zeros_like(trace) for trace in self.traces]
         pre = np.asarray(input_spikes).astype(bool)
@@ -585,10 +589,15 @@ class ChlEmulator:
     def run(self, input_spikes: np.ndarray, targets: np.ndarray, learn: bool = True) -> np.ndarray:
         """Samples back to back; output spike counts per sample in the free phase (the first
         half: the network's own answer), (samples, n_out)."""
+        from neurocredit.learn import fast
+
         period = self.plan.period
-        out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
-        for t in range(input_spikes.shape[0]):
-            out[t] = self.step(input_spikes[t], targets[t], learn)
+        if fast.compiled(self, self.compiled):
+            out = fast.run_chl(self, input_spikes, targets, learn)
+        else:
+            out = np.zeros((input_spikes.shape[0], self.plan.sizes[-1]), bool)
+            for t in range(input_spikes.shape[0]):
+                out[t] = self.step(input_spikes[t], targets[t], learn)
         return out.reshape(-1, period, out.shape[1])[:, : period // 2].sum(axis=1)
 
 
@@ -630,9 +639,7 @@ def learn_chl_emulator(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, 
     for epoch in range(int(epochs)):
         order = rng.permutation(count)
         spikes, targets = encode_chl_stream(plan, features, labels, order, seed_offset=epoch)
-        for position, index in enumerate(order):
-            rows = slice(position * plan.period, (position + 1) * plan.period)
-            out = emulator.run(spikes[rows], targets[rows])
-            correct += int(np.argmax(out[0]) == labels[index])
-            seen += 1
+        out = emulator.run(spikes, targets)
+        correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[order]))
+        seen += len(order)
     return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen, correct / max(seen, 1))

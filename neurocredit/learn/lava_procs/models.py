@@ -24,6 +24,7 @@ from neurocredit.learn.neurons import (
     ChlNeuronParameters,
     DfaNeuronParameters,
     chl_nudge,
+    chl_reset,
     chl_traces,
     hidden_third_factor,
     output_third_factor,
@@ -35,7 +36,19 @@ def _params(proc_params) -> DfaNeuronParameters:
     return DfaNeuronParameters(**{name: int(value) for name, value in values.items() if value is not None})
 
 
-class _DfaMixin:
+class _SendsTraces:
+    """Stores y1..y3 in the neuron's Vars and sends them with this step's spikes (the bAP) to
+    the LearningDense."""
+
+    def _send_traces(self, y1, y2, y3) -> None:
+        self.y1, self.y2, self.y3 = y1, y2, y3
+        self.s_out_bap.send(self.s_out_buff)
+        self.s_out_y1.send(self.y1)
+        self.s_out_y2.send(self.y2)
+        self.s_out_y3.send(self.y3)
+
+
+class _DfaMixin(_SendsTraces):
     """The per-sample reset and the y sending shared by the four DFA neuron models (``fixed``
     comes from the LIF base class, which follows this mixin in the MRO)."""
 
@@ -49,13 +62,6 @@ class _DfaMixin:
             self.u[:] = 0
             self.v[:] = 0
 
-    def _send_traces(self, y2, y3) -> None:
-        self.y2 = y2
-        self.y3 = y3
-        self.s_out_bap.send(self.s_out_buff)
-        self.s_out_y1.send(self.y1)
-        self.s_out_y2.send(self.y2)
-        self.s_out_y3.send(self.y3)
 
 
 class _HiddenMixin(_DfaMixin):
@@ -64,7 +70,7 @@ class _HiddenMixin(_DfaMixin):
         super().run_spk()
         feedback = self.a_third_factor_in.recv()
         y2, y3 = hidden_third_factor(self._dfa, self._phase, feedback, self.s_out_buff, self.v, self.fixed)
-        self._send_traces(y2, y3)
+        self._send_traces(self.y1, y2, y3)
 
 
 class _OutputMixin(_DfaMixin):
@@ -77,10 +83,10 @@ class _OutputMixin(_DfaMixin):
         self._trace, error, y2, y3 = output_third_factor(self._dfa, self._phase, self._trace, self.s_out_buff,
                                                          target, self.fixed)
         self.s_out_error.send(error)
-        self._send_traces(y2, y3)
+        self._send_traces(self.y1, y2, y3)
 
 
-class _ChlMixin:
+class _ChlMixin(_SendsTraces):
     """STDP-style CHL: per-sample reset, the output nudge on v, the y1 spike trace and the phase
     sign in y2/y3 (:mod:`neurocredit.learn.neurons`)."""
 
@@ -93,7 +99,7 @@ class _ChlMixin:
 
     def run_spk(self) -> None:
         phase = (self.time_step - 1) % self._chl.period
-        if phase == 0:
+        if chl_reset(self._chl, phase):
             self.u[:] = 0
             self.v[:] = 0
             self._trace = np.zeros(self.v.shape, np.int32 if self.fixed else np.float64)
@@ -102,13 +108,7 @@ class _ChlMixin:
             self.v[:] = self.v + chl_nudge(self._chl, phase, target, self.fixed)
         super().run_spk()
         self._trace, y2, y3 = chl_traces(self._chl, phase, self._trace, self.s_out_buff, self.fixed)
-        self.y1 = self._trace.copy()
-        self.y2 = y2
-        self.y3 = y3
-        self.s_out_bap.send(self.s_out_buff)
-        self.s_out_y1.send(self.y1)
-        self.s_out_y2.send(self.y2)
-        self.s_out_y3.send(self.y3)
+        self._send_traces(self._trace.copy(), y2, y3)
 
 
 class _FixedLif(LearningNeuronModelFixed, AbstractPyLifModelFixed):
@@ -144,46 +144,21 @@ class _FloatLif(LearningNeuronModelFloat, AbstractPyLifModelFloat):
         return self.v > self.vth
 
 
-@implements(proc=DfaHiddenLIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyDfaHiddenFixed(_HiddenMixin, _FixedLif):
-    pass
+def _model(name: str, proc, mode: str, bases: tuple, **ports):
+    """The ProcessModel class ``name`` of ``proc`` for Lava's ``mode`` tag, on CPU, with extra
+    port declarations ``ports`` (Lava finds it in this module)."""
+    cls = type(name, bases, {"__module__": __name__, **ports})
+    return implements(proc=proc, protocol=LoihiProtocol)(requires(CPU)(tag(mode)(cls)))
 
 
-@implements(proc=DfaHiddenLIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyDfaHiddenFloat(_HiddenMixin, _FloatLif):
-    pass
-
-
-@implements(proc=DfaOutputLIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyDfaOutputFixed(_OutputMixin, _FixedLif):
-    s_out_error: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-
-
-@implements(proc=DfaOutputLIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyDfaOutputFloat(_OutputMixin, _FloatLif):
-    s_out_error: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-
-
-@implements(proc=ChlLIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyChlFixed(_ChlMixin, _FixedLif):
-    pass
-
-
-@implements(proc=ChlLIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyChlFloat(_ChlMixin, _FloatLif):
-    pass
+PyDfaHiddenFixed = _model("PyDfaHiddenFixed", DfaHiddenLIF, "fixed_pt", (_HiddenMixin, _FixedLif))
+PyDfaHiddenFloat = _model("PyDfaHiddenFloat", DfaHiddenLIF, "floating_pt", (_HiddenMixin, _FloatLif))
+PyDfaOutputFixed = _model("PyDfaOutputFixed", DfaOutputLIF, "fixed_pt", (_OutputMixin, _FixedLif),
+                          s_out_error=LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24))
+PyDfaOutputFloat = _model("PyDfaOutputFloat", DfaOutputLIF, "floating_pt", (_OutputMixin, _FloatLif),
+                          s_out_error=LavaPyType(PyOutPort.VEC_DENSE, float))
+PyChlFixed = _model("PyChlFixed", ChlLIF, "fixed_pt", (_ChlMixin, _FixedLif))
+PyChlFloat = _model("PyChlFloat", ChlLIF, "floating_pt", (_ChlMixin, _FloatLif))
 
 
 class _ReplayModel(PyLoihiProcessModel):
@@ -206,21 +181,10 @@ class _ReplayModel(PyLoihiProcessModel):
         self.s_out_y3.send(y[2])
 
 
-@implements(proc=TraceReplay, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyTraceReplayFixed(_ReplayModel):
-    s_out_bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
-    s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
-    s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
-    s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
-
-
-@implements(proc=TraceReplay, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyTraceReplayFloat(_ReplayModel):
-    s_out_bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool)
-    s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+PyTraceReplayFixed = _model("PyTraceReplayFixed", TraceReplay, "fixed_pt", (_ReplayModel,),
+                            s_out_bap=LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1),
+                            **{f"s_out_y{k}": LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
+                               for k in (1, 2, 3)})
+PyTraceReplayFloat = _model("PyTraceReplayFloat", TraceReplay, "floating_pt", (_ReplayModel,),
+                            s_out_bap=LavaPyType(PyOutPort.VEC_DENSE, bool),
+                            **{f"s_out_y{k}": LavaPyType(PyOutPort.VEC_DENSE, float) for k in (1, 2, 3)})

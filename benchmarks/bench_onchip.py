@@ -1,0 +1,164 @@
+"""On-chip learning (issue 19): off-chip vs on-chip accuracy side by side, and the emulator's
+speed against Lava fixed point in one run.
+
+For each on-chip config (``models/digits-dfa-onchip.yaml``, ``models/digits-chl-onchip.yaml``):
+
+* off-chip: the config's ``rule:`` and ``training:`` sections trained in torch on the same
+  network and data (``TrainingSession``: float weights, Adam, batches), test accuracy of the
+  saved network through the reference simulation;
+* on-chip: ``learn_on_chip`` in the compiled emulator (fixed point, 8-bit weights, batch 1,
+  power-of-two rates, the config's ``learn.epochs``), test accuracy deployed frozen in Lava fixed
+  point (DFA) or the free phase of the learning network (CHL);
+* speed: the emulator and Lava fixed point learn the same ``--speed-samples`` samples from the
+  same start, in this process, one after the other; their integer weights are compared and the
+  seconds per sample reported two ways: Lava's whole run (build, start, run, stop) and its
+  marginal cost per sample (the difference between runs of ``--speed-samples`` and 2 samples,
+  which removes Lava's start-up). Run it alone: ``/work/wt/heavy --alone python benchmarks/bench_onchip.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import append_results  # noqa: E402
+
+CONFIGS = {"dfa": "models/digits-dfa-onchip.yaml", "chl": "models/digits-chl-onchip.yaml"}
+
+
+def off_chip(path: str, epochs: int | None) -> dict:
+    """Train the config's off-chip rule in torch; test accuracy through the reference backend."""
+    import torch
+
+    from neurocredit.config import load_config
+    from neurocredit.data import load_dataset
+    from neurocredit.sim import simulate
+    from neurocredit.train import TrainingSession
+
+    torch.set_num_threads(1)
+    config = load_config(path)
+    dataset = load_dataset(config.data.name)
+    session = TrainingSession(config, dataset=dataset, epochs=epochs)
+    began = time.perf_counter()
+    for _ in range(epochs if epochs is not None else config.training.epochs):
+        session.run_epoch(progress=False)
+    seconds = time.perf_counter() - began
+    record = simulate(session.network(), dataset.x_test, dataset.y_test)
+    return {"accuracy": float(record.accuracy), "seconds": seconds, "epochs": len(session.history),
+            "rule": config.rule.name}
+
+
+def on_chip(path: str, rule: str) -> dict:
+    from neurocredit.config import build_network
+    from neurocredit.data import load_dataset
+    from neurocredit.learn.session import learn_on_chip, load_onchip_config
+
+    config, options, settings = load_onchip_config(path, rule)
+    dataset = load_dataset(config.data.name)
+    network = build_network(config, dataset.n_features, dataset.n_classes, seed=config.training.seed)
+    report = learn_on_chip(network, dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, options,
+                           rule=rule, backend="emulator", fixed=True, epochs=int(settings.get("epochs", 1)))
+    return {"before": report.accuracy_before, "accuracy": report.accuracy_after, "epochs": report.epochs,
+            "samples": report.samples, "seconds": report.seconds["emulator"]}
+
+
+def speed(path: str, rule: str, samples: int) -> dict:
+    """Emulator vs Lava fixed point on the same samples from the same start (this process)."""
+    from neurocredit.config import build_network
+    from neurocredit.data import load_dataset
+    from neurocredit.learn.lava_run import run_chl_network, run_dfa_network
+    from neurocredit.learn.onchip import (
+        ChlEmulator,
+        DfaEmulator,
+        encode_chl_stream,
+        encode_stream,
+        make_chl_plan,
+        make_dfa_plan,
+    )
+    from neurocredit.learn.session import load_onchip_config
+
+    config, options, _ = load_onchip_config(path, rule)
+    dataset = load_dataset(config.data.name)
+    network = build_network(config, dataset.n_features, dataset.n_classes, seed=config.training.seed)
+    chl = rule == "chl"
+    plan = (make_chl_plan if chl else make_dfa_plan)(network, options, fixed=True)
+    emulator_class, lava_run = (ChlEmulator, run_chl_network) if chl else (DfaEmulator, run_dfa_network)
+
+    def stream(count):
+        order = np.arange(count)
+        if chl:
+            return encode_chl_stream(plan, dataset.x_train, dataset.y_train, order)
+        return encode_stream(network, dataset.x_train, dataset.y_train, order, plan.neuron.target_level)
+
+    spikes, targets = stream(samples)
+    emulator_class(plan).run(*stream(2))  # compile (or load the compiled kernels) outside the timing
+    emulator = emulator_class(plan)
+    began = time.perf_counter()
+    emulator.run(spikes, targets)
+    emulator_seconds = time.perf_counter() - began
+    lava = lava_run(plan, spikes, targets)
+    small = lava_run(plan, *stream(2))
+    equal = sum(int(np.count_nonzero(a == b)) for a, b in zip(emulator.weights, lava.weights))
+    size = sum(a.size for a in emulator.weights)
+    emulator_per = emulator_seconds / samples
+    lava_per = lava.seconds / samples
+    marginal = (lava.seconds - small.seconds) / (samples - 2)
+    return {"samples": samples, "emulator_ms": 1e3 * emulator_per, "lava_ms": 1e3 * lava_per,
+            "lava_marginal_ms": 1e3 * marginal, "ratio": lava_per / emulator_per,
+            "ratio_marginal": marginal / emulator_per, "equal": f"{equal}/{size}", "all_equal": equal == size}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", nargs="+", default=sorted(CONFIGS), choices=sorted(CONFIGS))
+    parser.add_argument("--off-epochs", type=int, default=None, help="off-chip epochs (default: the config's)")
+    parser.add_argument("--speed-samples", type=int, default=20)
+    parser.add_argument("--skip-accuracy", action="store_true", help="only the speed measurement")
+    args = parser.parse_args()
+
+    rows, speeds = [], {}
+    for rule in args.rules:
+        path = CONFIGS[rule]
+        speeds[rule] = speed(path, rule, args.speed_samples)
+        print(rule, speeds[rule], file=sys.stderr, flush=True)
+        if args.skip_accuracy:
+            continue
+        off = off_chip(path, args.off_epochs)
+        on = on_chip(path, rule)
+        print(rule, off, on, file=sys.stderr, flush=True)
+        rows.append(f"| {rule} | {Path(path).name} | {off['accuracy']:.2%} ({off['epochs']} epochs, float, Adam, "
+                    f"batched) | {on['accuracy']:.2%} (from {on['before']:.2%}; {on['epochs']} epochs, "
+                    f"8-bit fixed point, SGD 2^k, batch 1) | {off['seconds']:.0f} s | {on['seconds']:.0f} s |")
+    lines = []
+    if rows:
+        lines += ["Digits test split, 64-100-10 LIF, the same network, rule and data off and on chip:", "",
+                  "| rule | config | off-chip (torch) | on-chip (emulated Lava fixed point) | off-chip s | on-chip s |",
+                  "|---|---|---|---|---|---|", *rows, ""]
+    lines += ["Emulator vs Lava fixed point (Loihi2SimCfg), the same samples from the same start, one process:", "",
+              "| rule | samples | emulator ms/sample | Lava ms/sample (whole run) | Lava ms/sample (marginal) "
+              "| speed-up (whole) | speed-up (marginal) | equal weights |",
+              "|---|---|---|---|---|---|---|---|"]
+    for rule, s in speeds.items():
+        lines.append(f"| {rule} | {s['samples']} | {s['emulator_ms']:.3f} | {s['lava_ms']:.1f} | "
+                     f"{s['lava_marginal_ms']:.1f} | {s['ratio']:.0f}x | {s['ratio_marginal']:.0f}x | {s['equal']} |")
+    summary_parts = []
+    if rows:
+        summary_parts.append("; ".join(r.split("|")[1].strip() + " off/on " + r.split("|")[3].split(" (")[0].strip()
+                                       + " / " + r.split("|")[4].split(" (")[0].strip() for r in rows))
+    summary_parts.append("emulator vs Lava fixed point per sample " + ", ".join(
+        f"{rule} **{s['ratio']:.0f}x** whole run / {s['ratio_marginal']:.0f}x marginal ({s['equal']} weights equal)"
+        for rule, s in speeds.items()))
+    append_results("On-chip learning: off-chip vs on-chip, emulator vs Lava", "\n".join(lines),
+                   summary="; ".join(summary_parts))
+    return 0 if all(s["all_equal"] for s in speeds.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

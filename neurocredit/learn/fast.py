@@ -1,0 +1,626 @@
+"""The fixed-point on-chip emulators compiled with numba: many time steps per call.
+
+Learning at batch 1 is sequential in time steps (every step's spikes depend on the weights the
+previous step learned), so the numpy emulators (:class:`~neurocredit.learn.onchip.DfaEmulator`,
+:class:`~neurocredit.learn.onchip.ChlEmulator` stepping
+:class:`~neurocredit.learn.engine.LearningSynapses`) spend their time in Python and numpy
+dispatch, not in arithmetic. :func:`run_dfa` and :func:`run_chl` run a whole stream of steps of
+those emulators in one compiled call, on the emulators' own state (weights, tags, traces,
+neuron states, Dense buffers, the engines' seeded generators), so that the numpy step and the
+compiled run can be interleaved and give the same integers.
+
+What is compiled is the same arithmetic, written per element (the numpy modules stay the
+definition; ``tests/test_learn_fast.py`` checks the two bit for bit, and the Lava tests check
+the emulators against Lava):
+
+* Lava's bit-accurate LIF (``deploy.emulator.lif_fixed_step``), Dense timing (one step late;
+  int64 sums, shift, int32 port), the neuron sides of :mod:`neurocredit.learn.neurons`;
+* the learning engine for rules with ``t_epoch = 1`` (both on-chip rules): every trace a
+  product reads is then the trace after this epoch's decay and impulse; each product is
+  Lava's int32 chain ``dependency * clip(factors) * mantissa >> shift << s_exp``, saturated,
+  accumulated with saturation onto ``value << 7``, stochastically rounded with the epoch's one
+  shared random, clipped to the variable's width. The random numbers are drawn by numpy from
+  the engines' generators (``engine._Stream.take``), in Lava's order, and handed to the kernel.
+
+Speed comes from skipping what cannot change: a product is evaluated only on the rows and
+columns where its row factors (``y0``, ``y1..y3``) and column factors (``x0``, ``x1``, ``x2``)
+are non-zero; elsewhere it adds 0, and a synapse to which every product adds 0 keeps its value
+(Lava's saturation and rounding leave ``value << 7`` alone) -- except a tag at -257, whose
+shifted value Lava saturates to -32769, so such tags are always evaluated.
+
+``numba`` is the optional extra ``onchip`` (``pip install neurocredit[onchip]``); without it
+:func:`available` is False and the emulators run their numpy steps (same results, slower).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from neurocredit.learn.engine import (
+    FACTOR_WIDTH,
+    W_ACCUMULATOR_U,
+    W_S_MANT,
+    CompiledRule,
+    LearningSynapses,
+)
+
+# Product table columns: target, dependency, mantissa, s_exp, shift, factor count, then
+# (variable, constant, is_sgn, width) per factor.
+_VARIABLES = ("x0", "y0", "u", "x1", "x2", "y1", "y2", "y3", "w", "d", "t", "C")
+_TARGETS = ("weights", "tag_2", "tag_1")
+_SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+MAX_FACTORS = 4
+_COLUMNS = 6 + 4 * MAX_FACTORS
+
+try:  # the optional extra
+    import numba
+except ImportError:  # pragma: no cover - exercised only without the extra
+    numba = None
+
+
+def available() -> bool:
+    """Whether numba is installed (the compiled emulators can run)."""
+    return numba is not None
+
+
+def supports(rule: CompiledRule) -> bool:
+    """The compiled engine covers rules learning every step (``t_epoch = 1``)."""
+    return rule.spec.t_epoch == 1 and all(len(p.factors) <= MAX_FACTORS for p in rule.products)
+
+
+def product_table(rule: CompiledRule) -> np.ndarray:
+    """The rule's products as an int64 table (one row per product, columns above)."""
+    rows = []
+    for target, products in rule.targets:
+        for product in products:
+            width = sum(FACTOR_WIDTH[f.state_var] for f in product.factors) + W_S_MANT
+            row = [_TARGETS.index(target), ("x0", "y0").index(product.dependency) if product.dependency != "u" else 2,
+                   product.mantissa, product.s_exp, max(0, width - W_ACCUMULATOR_U), len(product.factors)]
+            for factor in product.factors:
+                row += [_VARIABLES.index(factor.state_var), factor.const or 0, int(factor.is_sgn),
+                        FACTOR_WIDTH[factor.state_var]]
+            rows.append(row + [0] * (_COLUMNS - len(row)))
+    return np.array(rows, np.int64).reshape(-1, _COLUMNS)
+
+
+if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+
+    @_jit
+    def _wrap32(value):
+        return ((value + 2147483648) & 4294967295) - 2147483648
+
+    @_jit
+    def _shift(value, exponent):
+        return value << exponent if exponent > 0 else value >> -exponent
+
+    @_jit
+    def _decay_toward_zero(value, factor):
+        product = np.int64(value) * factor
+        if product < 0:
+            product += 4095
+        return product >> 12
+
+    @_jit
+    def _lif(u, v, activation, bias, du_factor, dv_factor, vth, spikes):
+        """``deploy.emulator.lif_fixed_step`` per neuron (no refractory period), in place."""
+        limit = 1 << 23
+        for i in range(u.size):
+            current = _wrap32(_decay_toward_zero(u[i], du_factor))
+            current = _wrap32(current + _wrap32(np.int64(activation[i]) << 6))
+            wrapped = current - 2 * limit if current > limit else current
+            current = current + 2 * limit if wrapped <= -limit else wrapped
+            voltage = _wrap32(_decay_toward_zero(v[i], dv_factor))
+            voltage = _wrap32(_wrap32(voltage + current) + bias[i])
+            voltage = min(max(voltage, -limit + 1), limit - 1)
+            fired = voltage > vth
+            if fired:
+                voltage = 0
+            u[i] = current
+            v[i] = voltage
+            spikes[i] = fired
+
+    @_jit
+    def _dense(weights, spikes, exponent, out):
+        """``weights[:, spikes].sum(axis=1)`` (int64), shifted, through Lava's int32 port."""
+        n_post, n_pre = weights.shape
+        active = np.empty(n_pre, np.int64)
+        count = 0
+        for j in range(n_pre):
+            if spikes[j]:
+                active[count] = j
+                count += 1
+        for i in range(n_post):
+            total = np.int64(0)
+            for k in range(count):
+                total += weights[i, active[k]]
+            out[i] = _wrap32(_shift(total, exponent))
+
+    @_jit
+    def _split_sign(delta, shift, gate):
+        """``neurons.split_sign`` (fixed point) of one value: (y2, y3)."""
+        if not gate:
+            return 0, 0
+        positive = _wrap32(_shift(max(delta, 0), -shift))
+        negative = _wrap32(_shift(max(_wrap32(-delta), 0), -shift))
+        return min(max(positive, 0), 127), min(max(negative, 0), 127)
+
+    @_jit
+    def _factor_value(code, const, sgn, width, i, j, pre, post, u, x_new, y_new, weights, tag_2, tag_1):
+        if code == 0:
+            value = np.int64(pre[j]) + const
+        elif code == 1:
+            value = np.int64(post[i]) + const
+        elif code == 2:
+            value = np.int64(u) + const
+        elif code <= 4:
+            value = x_new[code - 3, j] + const
+        elif code <= 7:
+            value = y_new[code - 5, i] + const
+        elif code <= 10:
+            if code == 8:
+                value = np.int64(weights[i, j]) + const
+            elif code == 9:
+                value = tag_2[i, j] + const
+            else:
+                value = tag_1[i, j] + const
+            if sgn:
+                value = 1 if value > 0 else (-1 if value < 0 else 0)
+        else:
+            value = np.int64(const)
+        bound = np.int64(1) << width
+        return min(max(value, -bound), bound - 1)
+
+    @_jit
+    def _accumulated(target, base, table, rows, cols, scalar, synaptic, i, j, pre, post, u, x_new, y_new, weights,
+                     tag_2, tag_1):
+        """One synapse's accumulator ``base << 7`` plus each product of ``target``, saturated
+        after each (LearningSynapses._apply_fixed), for rules with synaptic factors (w, d, t;
+        the common case is vectorized in _learn): a term is its row, column and scalar factors
+        (and synaptic ones) times the mantissa, in Lava's int32 chain."""
+        limit = np.int64(1) << 15
+        result = np.int64(base) << 7
+        for p in range(table.shape[0]):
+            if table[p, 0] != target:
+                continue
+            term = rows[p, i] * cols[p, j] * scalar[p]
+            if term != 0 and synaptic[p]:
+                for f in range(table[p, 5]):
+                    base_column = 6 + 4 * f
+                    if table[p, base_column] >= 8 and table[p, base_column] <= 10:
+                        term *= _factor_value(table[p, base_column], table[p, base_column + 1],
+                                              table[p, base_column + 2], table[p, base_column + 3], i, j, pre, post,
+                                              u, x_new, y_new, weights, tag_2, tag_1)
+            if term != 0:
+                term = _wrap32(_wrap32(term) * table[p, 2])
+                term = _wrap32((term >> table[p, 4]) << table[p, 3])
+                term = min(max(term, -limit - 1), limit - 1)
+            result = min(max(result + term, -limit - 1), limit - 1)
+        return result
+
+    @_jit
+    def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
+               r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending,
+               row_list, col_list, x_new, y_new):
+        """One step of LearningSynapses (t_epoch = 1, fixed point) after the spiking phase has set
+        x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products."""
+        n_post, n_pre = weights.shape
+        for k in range(x.shape[0]):
+            for j in range(n_pre):
+                value = np.int64(0)
+                if x_on[k]:
+                    scaled = x_decay[k] * np.float64(x[k, j])
+                    whole = np.floor(scaled)
+                    value = np.int64(whole) + (1 if r_x_decay < scaled - whole else 0)
+                if pre[j]:
+                    value = value + x_int[k] + (1 if r_x_impulse < x_frac[k] else 0)
+                    value = min(max(value, 0), 127)
+                x_new[k, j] = value
+                x[k, j] = value
+        for k in range(y.shape[0]):
+            needed = False  # only the products read the decayed y traces (they are not written back)
+            for p in range(table.shape[0]):
+                for f in range(table[p, 5]):
+                    if table[p, 6 + 4 * f] == 5 + k:
+                        needed = True
+            if not needed:
+                continue
+            for i in range(n_post):
+                scaled = y_decay * np.float64(y[k, i])
+                whole = np.floor(scaled)
+                value = np.int64(whole) + (1 if r_y_decay < scaled - whole else 0)
+                if post[i]:
+                    value = min(max(value, 0), 127)
+                y_new[k, i] = value
+        # each product = rows[p, i] * cols[p, j] * scalar[p] (* synaptic factors)
+        for p in range(table.shape[0]):
+            dependency = table[p, 1]
+            scalar[p] = 0 if table[p, 0] < 0 else (u if dependency == 2 else 1)
+            synaptic[p] = False
+            for i in range(n_post):
+                rows[p, i] = post[i] if dependency == 1 else 1
+            for j in range(n_pre):
+                cols[p, j] = pre[j] if dependency == 0 else 1
+            for f in range(table[p, 5]):
+                base = 6 + 4 * f
+                code, const, width = table[p, base], table[p, base + 1], table[p, base + 3]
+                if code == 1 or 5 <= code <= 7:
+                    for i in range(n_post):
+                        if rows[p, i] != 0:
+                            rows[p, i] *= _factor_value(code, const, 0, width, i, 0, pre, post, u, x_new, y_new,
+                                                        weights, tag_2, tag_1)
+                elif code == 0 or code == 3 or code == 4:
+                    for j in range(n_pre):
+                        if cols[p, j] != 0:
+                            cols[p, j] *= _factor_value(code, const, 0, width, 0, j, pre, post, u, x_new, y_new,
+                                                        weights, tag_2, tag_1)
+                elif code == 2 or code == 11:
+                    scalar[p] *= _factor_value(code, const, 0, width, 0, 0, pre, post, u, x_new, y_new, weights,
+                                               tag_2, tag_1)
+                else:
+                    synaptic[p] = True
+        threshold = r_conn * 128.0
+        # (r & 127) > threshold  <=>  (r & 127) > floor(threshold), r an integer
+        cut = np.int64(np.floor(threshold))
+        limit = np.int64(1) << 15
+        n_rows = np.zeros(3, np.int64)
+        for target in range(3):
+            if not targets[target]:
+                continue
+            plain = True  # no synaptic factor in a product that can be non-zero: vectorized rows
+            for p in range(table.shape[0]):
+                if table[p, 0] == target and scalar[p] != 0 and synaptic[p]:
+                    plain = False
+            count = 0
+            for i in range(n_post):
+                for p in range(table.shape[0]):
+                    if table[p, 0] == target and scalar[p] != 0 and rows[p, i] != 0:
+                        row_list[target, count] = i
+                        count += 1
+                        break
+            n_rows[target] = count
+            for a in range(count):
+                i = row_list[target, a]
+                out = pending[target, i]
+                if target == 0:
+                    for j in range(n_pre):
+                        out[j] = np.int64(weights[i, j]) << 7
+                elif target == 1:
+                    for j in range(n_pre):
+                        out[j] = tag_2[i, j] << 7
+                else:
+                    for j in range(n_pre):
+                        out[j] = tag_1[i, j] << 7
+                if not plain:
+                    for j in range(n_pre):
+                        base_value = weights[i, j] if target == 0 else (tag_2[i, j] if target == 1 else tag_1[i, j])
+                        out[j] = _accumulated(target, base_value, table, rows, cols, scalar, synaptic, i, j, pre,
+                                              post, u, x_new, y_new, weights, tag_2, tag_1)
+                for p in range(table.shape[0] if plain else 0):
+                    if table[p, 0] != target:
+                        continue
+                    factor = rows[p, i] * scalar[p] * table[p, 2]
+                    if factor == 0 and target != 2:  # adds zeros to values inside the accumulator
+                        continue
+                    shift, exponent = table[p, 4], table[p, 3]
+                    column = cols[p]
+                    for j in range(n_pre):
+                        term = _wrap32(column[j] * factor)
+                        term = _wrap32((term >> shift) << exponent)
+                        term = min(max(term, -limit - 1), limit - 1)
+                        out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
+                # saturation by sign, stochastic rounding, the variable's range (branches hoisted)
+                low, high = (-257, 255) if target == 2 else (0, 255)
+                if target == 0:
+                    low = -256 if sign_mode == 0 else (0 if sign_mode == 1 else -255)
+                    high = 0 if sign_mode == 2 else 255
+                floor_at_zero = target == 1 or (target == 0 and sign_mode == 1)
+                ceil_at_zero = target == 0 and sign_mode == 2
+                for j in range(n_pre):
+                    result = out[j]
+                    if floor_at_zero:
+                        result = max(result, 0)
+                    if ceil_at_zero:
+                        result = min(result, 0)
+                    result = (result >> 7) + (1 if (result & 127) > cut else 0)
+                    out[j] = min(max(result, low), high)
+        # a tag at -257 in a row nothing reached: every product adds 0, Lava saturates -32896 to -32769
+        if targets[2]:
+            bump = 1 if 127 > cut else 0
+            reached = np.zeros(n_post, np.bool_)
+            for a in range(n_rows[2]):
+                reached[row_list[2, a]] = True
+            for i in range(n_post):
+                if not reached[i]:
+                    for j in range(n_pre):
+                        if tag_1[i, j] == -257:
+                            tag_1[i, j] = -257 + bump
+        for target in range(3):
+            for a in range(n_rows[target]):
+                i = row_list[target, a]
+                for j in range(n_pre):
+                    if target == 0:
+                        weights[i, j] = pending[0, i, j]
+                    elif target == 1:
+                        tag_2[i, j] = pending[1, i, j]
+                    else:
+                        tag_1[i, j] = pending[2, i, j]
+
+    @_jit
+    def _engine_step(layer, s, time_step, pre, post, weights, tag_2, tag_1, x, y, tables, targets, settings, x_int,
+                     x_frac, x_decay, x_on, y_decay, randoms_f, randoms_i, scratch):
+        k = settings[layer, 4]
+        u = 0
+        if k >= 0:
+            u = 1 if time_step % (1 << k) == 0 else 0
+        _learn(weights, tag_2, tag_1, x, y, pre, post, tables[layer], targets[layer], u, x_int[layer],
+               x_frac[layer], x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
+               randoms_f[layer, 1, s], randoms_f[layer, 2, s], settings[layer, 5], scratch[0], scratch[1], scratch[2],
+               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8])
+
+    @_jit
+    def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
+                    biases, spikes, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f,
+                    randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, trace, error, scratch, out):
+        settle, trace_shift, trace_impulse, error_shift, feedback_shift = neuron
+        n_layers = len(weights)
+        last = n_layers - 1
+        pre_input = np.zeros(inputs.shape[1], np.bool_)
+        for s in range(inputs.shape[0]):
+            phase = (first_step + s) % period
+            if phase == 0:
+                for index in range(n_layers):
+                    us[index][:] = 0
+                    vs[index][:] = 0
+                trace[:] = 0
+            for j in range(inputs.shape[1]):
+                pre_input[j] = inputs[s, j] != 0
+            gate = phase >= settle
+            for index in range(n_layers):
+                pre = pre_input if index == 0 else spikes[index - 1]
+                activation = buffers[index].copy()
+                _dense(weights[index], pre, settings[index, 3], buffers[index])
+                _lif(us[index], vs[index], activation, biases[index], settings[index, 0], settings[index, 1],
+                     settings[index, 2], spikes[index])
+                y = ys[index]
+                post = spikes[index]
+                for i in range(post.size):
+                    if index == last:
+                        value = _wrap32(trace[i] - (trace[i] >> trace_shift) + trace_impulse * np.int64(post[i]))
+                        trace[i] = value
+                        error[i] = _wrap32(value - targets_in[s, i])
+                        delta, shift = error[i], error_shift
+                    else:
+                        active = post[i] or vs[index][i] > 0
+                        delta, shift = _wrap32(np.int64(feedback_buffers[index][i]) * active), feedback_shift
+                    y2, y3 = _split_sign(delta, shift, gate)
+                    y[0, i] = 0
+                    y[1, i] = y2
+                    y[2, i] = y3
+                _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index], tag_1[index],
+                             xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on, y_decay,
+                             randoms_f, randoms_i, scratch[index])
+            for index in range(last):
+                matrix = feedback[index]
+                for i in range(matrix.shape[0]):
+                    total = np.int64(0)
+                    for c in range(matrix.shape[1]):
+                        total += matrix[i, c] * np.int64(error[c])
+                    feedback_buffers[index][i] = _wrap32(_shift(total, feedback_exp[index]))
+            for i in range(out.shape[1]):
+                out[s, i] = spikes[last][i]
+
+    @_jit
+    def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys,
+                    buffers, us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on,
+                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch,
+                    out):
+        n_layers = len(weights)
+        last = n_layers - 1
+        half = period // 2
+        pre_input = np.zeros(inputs.shape[1], np.bool_)
+        for s in range(inputs.shape[0]):
+            phase = (first_step + s) % period
+            if phase == 0 or (rest and phase == half):  # neurons.chl_reset
+                for index in range(n_layers):
+                    us[index][:] = 0
+                    vs[index][:] = 0
+                    traces[index][:] = 0
+            for j in range(inputs.shape[1]):
+                pre_input[j] = inputs[s, j] != 0
+            nudged = phase >= half
+            for index in range(n_layers):
+                settle, trace_shift, trace_impulse, sign_level, nudge_offset = neurons[index]
+                pre = pre_input if index == 0 else spikes[index - 1]
+                activation = buffers[index].copy()
+                if index < last:
+                    for i in range(activation.size):
+                        activation[i] = _wrap32(np.int64(activation[i]) + feedback_buffers[index][i])
+                _dense(weights[index], pre, settings[index, 3], buffers[index])
+                if index == last and nudged:
+                    for i in range(vs[index].size):
+                        vs[index][i] = _wrap32(np.int64(vs[index][i]) + _wrap32(targets_in[s, i] - nudge_offset))
+                _lif(us[index], vs[index], activation, biases[index], settings[index, 0], settings[index, 1],
+                     settings[index, 2], spikes[index])
+                learning = (phase - (half if nudged else 0)) >= settle
+                level = sign_level if learning else 0
+                y = ys[index]
+                trace = traces[index]
+                post = spikes[index]
+                for i in range(post.size):
+                    value = _wrap32(trace[i] - (trace[i] >> trace_shift) + trace_impulse * np.int64(post[i]))
+                    trace[i] = min(max(value, 0), 127)
+                    y[0, i] = trace[i]
+                    y[1, i] = level if nudged else 0
+                    y[2, i] = 0 if nudged else level
+                if learn:
+                    _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index],
+                                 tag_1[index], xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on,
+                                 y_decay, randoms_f, randoms_i, scratch[index])
+            for index in range(last):
+                _dense(feedback[index], spikes[last], feedback_exp[index], feedback_buffers[index])
+            for i in range(out.shape[1]):
+                out[s, i] = spikes[last][i]
+
+
+def _engine_arrays(engines: list[LearningSynapses], steps: int, learn: bool):
+    """Per-layer rule tables and settings, and the random numbers the engines draw in ``steps``
+    learning steps (advancing their generators as Lava would)."""
+    n_layers = len(engines)
+    width = max(len(product_table(e.rule)) for e in engines)
+    tables = np.zeros((n_layers, width, _COLUMNS), np.int64)
+    tables[:, :, 0] = -1  # padding rows belong to no target
+    targets = np.zeros((n_layers, 3), np.bool_)
+    x_int = np.zeros((n_layers, 2), np.int64)
+    x_frac = np.zeros((n_layers, 2), np.int64)
+    x_decay = np.zeros((n_layers, 2), np.float64)
+    x_on = np.zeros((n_layers, 2), np.bool_)
+    randoms_f = np.zeros((n_layers, 3, steps), np.float64)
+    randoms_i = np.zeros((n_layers, steps), np.int64)
+    for index, engine in enumerate(engines):
+        table = product_table(engine.rule)
+        tables[index, : len(table)] = table
+        for name, _ in engine.rule.targets:
+            targets[index, _TARGETS.index(name)] = True
+        x_int[index] = engine.x_impulse_int
+        x_frac[index] = engine.x_impulse_frac
+        on = engine.x_tau != 0
+        x_on[index] = on
+        x_decay[index, on] = np.exp(-1 / engine.x_tau[on][:, None])[:, 0]  # numpy's exp, as the engine uses
+        if learn:
+            randoms_f[index, 0] = engine._x_random._decay.take(steps, 2)
+            randoms_i[index] = engine._x_random._impulse.take(steps, 2)
+            randoms_f[index, 1] = engine._y_random._decay.take(steps, 2)
+            engine._y_random._impulse.take(steps, 2)
+            randoms_f[index, 2] = engine._conn_random.take(steps, 1)
+    y_decay = float(np.exp(-1 / engines[0].y_tau[:1][:, None])[0, 0])
+    return tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f, randoms_i
+
+
+def _settings(plan, engines) -> np.ndarray:
+    """(layers, 6) int64: du factor, dv factor, effective vth, weight_exp, decimate k, sign mode."""
+    rows = []
+    for layer, engine in zip(plan.layers, engines):
+        k = engine.rule.decimate_exponent
+        rows.append([4096 - (int(layer.du) + 1), 4096 - int(layer.dv), int(layer.vth) << 6, int(layer.weight_exp),
+                     -1 if k is None else int(k), _SIGN_MODES.index(engine.sign_mode)])
+    return np.array(rows, np.int64)
+
+
+def _scratch(engines):
+    """Per layer, the kernel's work arrays (allocated once per call, not per step)."""
+    out = []
+    for engine in engines:
+        n_post, n_pre = engine.weights.shape
+        products = max(len(product_table(engine.rule)), 1)
+        out.append((np.zeros((products, n_post), np.int64), np.zeros((products, n_pre), np.int64),
+                    np.zeros(products, np.int64), np.zeros(products, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
+                    np.zeros((3, n_post), np.int64), np.zeros((3, n_pre), np.int64), np.zeros((2, n_pre), np.int64),
+                    np.zeros((3, n_post), np.int64)))
+    return tuple(out)
+
+
+def _count(engines, steps: int) -> None:
+    for engine in engines:
+        n_post, n_pre = engine.weights.shape
+        engine.time_step += steps
+        engine.counts.epochs += steps
+        engine.counts.synapse_updates += steps * engine.weights.size * len(engine.rule.targets)
+        engine.counts.product_terms += steps * engine.weights.size * len(engine.rule.products)
+        engine.counts.trace_updates += steps * (2 * n_pre + 3 * n_post)
+
+
+def _neuron_state(emulator):
+    us = tuple(np.ascontiguousarray(s[0], np.int32) for s in emulator.states)
+    vs = tuple(np.ascontiguousarray(s[1], np.int32) for s in emulator.states)
+    return us, vs
+
+
+def _check(emulator) -> None:
+    engines = emulator.engines
+    if not (emulator.plan.fixed and available() and all(supports(e.rule) for e in engines)):
+        raise ValueError("the compiled emulator needs numba, a fixed-point plan and t_epoch = 1 rules")
+    if len({e.time_step for e in engines}) != 1:
+        raise ValueError("the learning engines are out of step")
+    for engine in engines:
+        if engine.tx.any() or engine.ty.any():
+            raise ValueError("an engine is inside an epoch")
+
+
+def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``DfaEmulator.run``'s steps in one compiled call; returns the output spikes (steps, n_out)
+    bool and leaves ``emulator`` exactly as its numpy steps would."""
+    _check(emulator)
+    plan, engines = emulator.plan, emulator.engines
+    steps = int(input_spikes.shape[0])
+    arrays = _engine_arrays(engines, steps, learn=True)
+    us, vs = _neuron_state(emulator)
+    neuron = plan.neuron
+    spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
+    ys = tuple(np.array(e.y, np.int64) for e in engines)
+    error = np.zeros(plan.layers[-1].n_out, np.int64)
+    feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights)
+    feedback_exp = np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64)
+    feedback_buffers = tuple(emulator.feedback_buffers) or (np.zeros(1, np.int32),)
+    if not emulator.feedback_buffers:
+        feedback = (np.zeros((1, 1), np.int64),)
+    out = np.zeros((steps, plan.layers[-1].n_out), np.bool_)
+    trace = np.ascontiguousarray(emulator.trace, np.int32)
+    _dfa_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
+                emulator.time_step, neuron.period,
+                (neuron.settle, neuron.trace_shift, neuron.trace_impulse, neuron.error_shift, neuron.feedback_shift),
+                tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
+                tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs,
+                tuple(np.ascontiguousarray(b, np.int32) for b in emulator.biases), spikes, _settings(plan, engines),
+                *arrays[:7], arrays[7], arrays[8], engines[0].time_step, feedback, feedback_exp, feedback_buffers,
+                trace, error, _scratch(engines), out)
+    _finish(emulator, us, vs, ys, steps, learn=True)
+    emulator.trace = trace
+    return out
+
+
+def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool = True) -> np.ndarray:
+    """``ChlEmulator.run``'s steps in one compiled call (output spikes per step)."""
+    _check(emulator)
+    plan, engines = emulator.plan, emulator.engines
+    steps = int(input_spikes.shape[0])
+    arrays = _engine_arrays(engines, steps, learn=learn)
+    us, vs = _neuron_state(emulator)
+    neurons = tuple((p.settle, p.trace_shift, p.trace_impulse, int(p.sign_level), int(p.nudge_offset))
+                    for p in plan.neurons)
+    spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
+    ys = tuple(np.array(e.y, np.int64) for e in engines)
+    feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights) or (np.zeros((1, 1),
+                                                                                                        np.int64),)
+    feedback_exp = np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64)
+    feedback_buffers = tuple(emulator.feedback_buffers) or (np.zeros(1, np.int32),)
+    traces = tuple(np.ascontiguousarray(t, np.int32) for t in emulator.traces)
+    out = np.zeros((steps, plan.layers[-1].n_out), np.bool_)
+    _chl_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
+                emulator.time_step, plan.period, bool(plan.neurons[0].rest), neurons, bool(learn),
+                tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
+                tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs,
+                tuple(np.ascontiguousarray(b, np.int32) for b in emulator.biases), spikes, traces,
+                _settings(plan, engines), *arrays[:7], arrays[7], arrays[8], engines[0].time_step, feedback,
+                feedback_exp, feedback_buffers, _scratch(engines), out)
+    _finish(emulator, us, vs, ys, steps, learn=learn)
+    emulator.traces = list(traces)
+    return out
+
+
+def _finish(emulator, us, vs, ys, steps: int, learn: bool) -> None:
+    emulator.states = [type(state)(u, v) for state, u, v in zip(emulator.states, us, vs)]
+    emulator.time_step += steps
+    if learn:
+        for engine, y in zip(emulator.engines, ys):
+            engine.y = y
+        _count(emulator.engines, steps)
+
+
+def compiled(emulator, force: Optional[bool] = None) -> bool:
+    """Whether ``emulator.run`` takes the compiled path: ``force`` if given, else when it can."""
+    if force is not None:
+        return force
+    return bool(emulator.plan.fixed and available() and all(supports(e.rule) for e in emulator.engines))

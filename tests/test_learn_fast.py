@@ -1,0 +1,108 @@
+"""The compiled on-chip emulators (neurocredit.learn.fast) against the numpy ones they compile:
+the same integer weights, tags, traces, neuron states and output spikes, bit for bit, for DFA and
+CHL, also when numpy steps and compiled runs alternate, and for a tag at -257 (the one value
+Lava's accumulator saturation changes when every product adds zero)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurocredit.learn import fast
+from neurocredit.learn.engine import _Stream
+from neurocredit.learn.onchip import (
+    ChlEmulator,
+    ChlOptions,
+    DfaEmulator,
+    OnChipOptions,
+    encode_chl_stream,
+    encode_stream,
+    make_chl_plan,
+    make_dfa_plan,
+)
+from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
+
+pytestmark = pytest.mark.skipif(not fast.available(), reason="numba (extra onchip) is not installed")
+
+
+def _network(sizes=(12, 9, 3), steps=8, seed=3):
+    return Network(init_layers(sizes, np.random.default_rng(seed), gain=2.0),
+                   NeuronSpec("lif", lif=LIFParameters(du=0.5, dv=0.2)), EncoderSpec("bernoulli", steps=steps, seed=0))
+
+
+def _state(emulator):
+    engines = emulator.engines
+    return ([e.weights for e in engines] + [e.tag_1 for e in engines] + [e.tag_2 for e in engines]
+            + [e.x for e in engines] + [e.y for e in engines] + [s[0] for s in emulator.states]
+            + [s[1] for s in emulator.states] + list(emulator.buffers) + list(emulator.feedback_buffers))
+
+
+def _assert_same(a, b):
+    assert a.time_step == b.time_step
+    assert a.counts == b.counts
+    for x, y in zip(_state(a), _state(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def _pair(kind):
+    rng = np.random.default_rng(8)
+    x, y = rng.random((6, 12)), rng.integers(0, 3, 6)
+    if kind == "dfa":
+        network = _network(steps=10)
+        options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1,
+                                feedback_shift=3, settle=2)
+        plan = make_dfa_plan(network, options)
+        spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level)
+        return DfaEmulator(plan), DfaEmulator(plan), spikes, targets, plan.neuron.period
+    plan = make_chl_plan(_network(), ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, weight_exponent=-1, settle=2))
+    spikes, targets = encode_chl_stream(plan, x, y, np.arange(6))
+    return ChlEmulator(plan), ChlEmulator(plan), spikes, targets, plan.period
+
+
+@pytest.mark.parametrize("kind", ["dfa", "chl"])
+def test_compiled_run_equals_the_numpy_steps_bit_for_bit(kind):
+    ours, reference, spikes, targets, period = _pair(kind)
+    reference.compiled = False
+    counts = ours.run(spikes, targets)
+    assert fast.compiled(ours) and not fast.compiled(reference, reference.compiled)
+    np.testing.assert_array_equal(counts, reference.run(spikes, targets))
+    _assert_same(ours, reference)
+    start = [layer.weights for layer in ours.plan.layers]
+    assert all(np.count_nonzero(w != s) > 0 for w, s in zip(ours.weights, start))  # every layer learned
+
+
+@pytest.mark.parametrize("kind", ["dfa", "chl"])
+def test_numpy_steps_and_compiled_runs_can_alternate(kind):
+    ours, reference, spikes, targets, period = _pair(kind)
+    reference.compiled = False
+    reference.run(spikes, targets)
+    for sample in range(len(spikes) // period):
+        rows = slice(sample * period, (sample + 1) * period)
+        ours.compiled = sample % 2 == 0
+        ours.run(spikes[rows], targets[rows])
+    _assert_same(ours, reference)
+
+
+def test_a_tag_at_minus_257_is_saturated_like_the_numpy_engine():
+    ours, reference, spikes, targets, period = _pair("chl")
+    reference.compiled = False
+    for emulator in (ours, reference):
+        emulator.engines[0].tag_1[:2] = -257  # rows the first steps' products do not all reach
+    fast.run_chl(ours, spikes[:6], targets[:6])  # 6 steps: before the tag moves to the weight
+    for step in range(6):
+        reference.step(spikes[step], targets[step])
+    assert np.count_nonzero(reference.engines[0].tag_1 == -256) > 0  # the saturation did happen
+    _assert_same(ours, reference)
+
+
+def test_stream_take_reads_what_advancing_one_at_a_time_reads():
+    for integers in (False, True):
+        stepped, taken = _Stream(5, integers), _Stream(5, integers)
+        stepped.advance(_Stream.BLOCK - 3)  # cross a block boundary
+        taken.advance(_Stream.BLOCK - 3)
+        expected = []
+        for _ in range(700):
+            stepped.advance(2)
+            expected.append(stepped.value)
+        np.testing.assert_array_equal(taken.take(700, 2), expected)
+        assert taken.value == stepped.value
