@@ -209,7 +209,9 @@ def make_feedback(sizes: Sequence[int], options: Any) -> list[np.ndarray]:
 
 
 def saved_random_feedback(network: Network, options: Any) -> list[np.ndarray]:
-    """The random feedback saved with ``network`` (same shapes), else fresh matrices."""
+    """The random feedback saved with ``network`` (same shapes), else fresh matrices (dense
+    networks only: one line naming the fix for a conv or pooled network)."""
+    network.require_dense("rule.feedback: random", "use feedback: symmetric (the transposed convolution)")
     sizes = network.sizes
     shapes = [(a, b) for a, b in zip(sizes[1:-1], sizes[2:])]
     saved = [network.extras.get(f"chl/feedback_{i + 1}") for i in range(len(shapes))]
@@ -228,10 +230,12 @@ def layer_scales(n_layers: int, gain: float) -> list[float]:
 
 
 def feedback_matrices(weights: Sequence[Any], random_feedback: Optional[Sequence[Any]]) -> list:
-    """``F_i``: the random matrices when given, else the transposes ``W_{i+1}ᵀ`` (torch tensors)."""
+    """``F_i``: the random matrices when given, else the transposes ``W_{i+1}ᵀ`` of the runnable
+    (fused) weights (torch tensors); a Conv2d's ``F_i`` is its kernel ``W_{i+1}`` itself, applied
+    as the transposed convolution (:func:`neurocredit.rules.chl_rate.downward`)."""
     if random_feedback is not None:
         return list(random_feedback)
-    return [w.T for w in weights[1:]]
+    return [w if w.dim() == 4 else w.T for w in weights[1:]]
 
 
 def feedback_extras(feedback: Sequence[Any], options: Any) -> dict[str, np.ndarray]:
@@ -255,8 +259,9 @@ def phase_weights(free_steps: int, free_settle: int, nudged_steps: int,
 
 
 def _extras(network) -> dict[str, tuple[int, ...]]:
-    sizes = network.sizes
-    shapes = {f"chl/feedback_{i + 1}": (a, b) for i, (a, b) in enumerate(zip(sizes[1:-1], sizes[2:]))}
+    sizes, layers = network.sizes, network.layers
+    shapes = {f"chl/feedback_{i + 1}": tuple(layers[i + 1].weight.shape) if layers[i + 1].kind == "conv2d" else (a, b)
+              for i, (a, b) in enumerate(zip(sizes[1:-1], sizes[2:]))}
     shapes.update({"chl/feedback_gain": (1,), "chl/feedback_symmetric": (1,)})
     return shapes
 
@@ -276,7 +281,7 @@ SPEC = RuleSpec(
         "rate": Variant("CHL (contrastive Hebbian)", RateCHLOptions, "neurocredit.rules.chl_rate:RateCHL",
                         Criteria(weight_transport=True, forward_locking=True, backward_locking=True,
                                  memory_in_steps="none", surrogate_free=True, on_chip=False),
-                        _cost, _FORMULA),
+                        _cost, _FORMULA, trains_conv=True),
         "lif": Variant("CHL (contrastive Hebbian)", SpikingCHLOptions, "neurocredit.rules.chl_lif:SpikingCHL",
                        Criteria(weight_transport=True, forward_locking=True, backward_locking=True,
                                 memory_in_steps="constant", surrogate_free=True, on_chip=True),
