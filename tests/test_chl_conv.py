@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from convnets import asymmetric_conv_network
+from conftest import peak_allocated_bytes, small_spiking_chl_rule
+from convnets import asymmetric_conv_network, small_conv_lif_network
 
 from neurocredit.config import TrainingConfig
 from neurocredit.errors import NeurocreditError
-from neurocredit.network import EncoderSpec, Network, NeuronSpec, init_typed_layers
+from neurocredit.network import EncoderSpec, Network, NeuronSpec
 from neurocredit.rules import rule_class
 from neurocredit.rules.chl_rate import cost_value, ep_gradients, feedforward_states, settle
 
@@ -19,11 +20,8 @@ def cosine(a, b):
 
 
 def pooled_rate_network(seed=0):
-    """1x6x6 -> conv 3@3x3 (padding 1) -> 3x6x6 -> 2x2 pool fused into conv 4@2x2 -> 4x2x2 -> dense 3."""
-    layers = init_typed_layers((1, 6, 6), [{"conv": {"channels": 3, "kernel": 3, "padding": 1}}, {"pool": 2},
-                                           {"conv": {"channels": 4, "kernel": 2}}], 3, np.random.default_rng(seed),
-                               gain=1.5)
-    return Network(layers, NeuronSpec("rate", "tanh"), EncoderSpec())
+    """The pooled conv network of tests/convnets.py as a tanh rate network."""
+    return small_conv_lif_network(seed, gain=1.5).replace(neuron=NeuronSpec("rate", "tanh"), encoder=EncoderSpec())
 
 
 def strided_rate_network(seed=0):
@@ -67,9 +65,7 @@ def test_conv_ep_update_approaches_the_gradient_at_the_free_equilibrium(make, ga
     network = make()
     rule = rate_rule(network)
     features = torch.rand(5, network.n_inputs, dtype=DTYPE)
-    labels = torch.randint(0, 3, (5,))
-    if network.n_outputs == 5:
-        labels = torch.randint(0, 5, (5,))
+    labels = torch.randint(0, network.n_outputs, (5,))
     expected = recurrent_backprop(rule, features, labels, gain, cost)
     weights, biases = rule.synaptic_parameters()
     got_w, got_b, _ = ep_gradients(weights, biases, rule.feedback(weights), gain, "tanh", features, labels,
@@ -97,3 +93,76 @@ def test_transposed_feedback_is_the_adjoint_of_the_convolution():
 def test_random_feedback_on_a_conv_network_is_one_clear_line():
     with pytest.raises(NeurocreditError, match="feedback: random.*feedback: symmetric"):
         rate_rule(pooled_rate_network(), feedback="random")
+
+
+# --------------------------------------------------------------------------- spiking CHL on conv layers
+
+
+def conv_spiking_rule(**changes):
+    return small_spiking_chl_rule(network=small_conv_lif_network(), **changes)
+
+
+@pytest.mark.parametrize("nudged_start,nudge", [("rest", "positive"), ("free_state", "symmetric")])
+def test_spiking_conv_chl_updates_every_kernel(nudged_start, nudge):
+    rule = conv_spiking_rule(nudged_start=nudged_start, nudge=nudge)
+    before = [p.clone() for p in rule.parameters()]
+    generator = torch.Generator().manual_seed(2)
+    loss = rule.train_batch(torch.rand(6, 36, generator=generator), torch.randint(0, 4, (6,), generator=generator))
+    assert np.isfinite(loss)
+    assert [tuple(w.shape) for w in rule.weights] == [(3, 1, 3, 3), (4, 3, 2, 2), (4, 16)]
+    assert all(float((p - b).abs().max()) > 0 for p, b in zip(rule.parameters(), before))
+    assert rule.predict(torch.rand(5, 36, generator=generator)).shape == (5, 4)
+    saved = rule.to_network()
+    assert saved.layers[1].pool == 2 and saved.extras["chl/feedback_1"].shape == (4, 3, 4, 4)
+
+
+@pytest.mark.parametrize("nudge", ["positive", "symmetric"])
+def test_conv_phase_trains_replay_to_the_kernel_change_of_a_training_step(nudge):
+    """The spikes of one two-phase run, replayed through the trace rule with the per-tap
+    product, give that step's change of every shared kernel (SGD, lr 1)."""
+    from neurocredit.config import TrainingConfig
+    from neurocredit.rules.chl_traces import replay_eligibility
+
+    rule = conv_spiking_rule(training=TrainingConfig(seed=5, optimizer="sgd", learning_rate=1.0, momentum=0.0),
+                             nudge=nudge)
+    features = torch.rand(4, 36, generator=torch.Generator().manual_seed(3))
+    labels = torch.tensor([0, 1, 2, 3])
+    trains, schedule = rule.phase_spike_trains(features, labels, seed=5)
+    assert [t.shape[2] for t in trains] == [36, 108, 16, 4] and all(t.sum() > 0 for t in trains)
+    before = [w.clone() for w in rule.weights]
+    rule.train_batch(features, labels)
+    denominator = (2.0 if nudge == "symmetric" else 1.0) * rule.options.beta
+    fused = []
+    for layer, scale, pre, post in zip(rule.spec.layers, rule.scales, trains[:-1], trains[1:]):
+        eligibility = replay_eligibility(pre, post, schedule, rule.trace_params, layer)
+        assert eligibility.shape == layer.weight.shape
+        fused.append(torch.tensor(-scale / (denominator * 4) * eligibility / rule.trace_params.pair_window))
+    biases = [torch.zeros(layer.n_out, dtype=torch.float64) for layer in rule.spec.layers]
+    expected = rule.trainable_gradients(fused, biases)[: len(fused)]
+    for weight, old, gradient in zip(rule.weights, before, expected):
+        assert float(gradient.abs().max()) > 1e-4
+        np.testing.assert_allclose((old - weight).double().numpy(), gradient.numpy(), rtol=0,
+                                   atol=1e-5 * float(gradient.abs().max()))
+
+
+def test_spiking_conv_chl_memory_is_flat_in_the_steps():
+    features, labels = torch.rand(8, 36), torch.randint(0, 4, (8,))
+    peaks = []
+    for steps in (20, 100):
+        rule = conv_spiking_rule(free_steps=steps, nudged_steps=steps)
+        peaks.append(peak_allocated_bytes(lambda: rule.train_batch(features, labels)))
+    assert peaks[1] < 1.1 * peaks[0]
+
+
+@pytest.mark.needs_brian2
+@pytest.mark.timeout(120)
+def test_brian2_conv_synapses_equal_the_torch_rule_on_the_trains_of_a_training_run():
+    """Brian2 CHL synapses on the conv connectivity expanded from the im2col indices: every
+    kernel tap's eligibility (the sum of its synapses') equals the torch rule's, float64."""
+    from neurocredit.rules.chl_brian2 import agreement_on_rule
+
+    rule = conv_spiking_rule(nudge="symmetric")
+    differences = agreement_on_rule(rule, torch.rand(2, 36, generator=torch.Generator().manual_seed(4)),
+                                    torch.tensor([1, 3]))
+    assert len(differences) == 3
+    assert max(differences) <= 1e-9

@@ -285,7 +285,7 @@ SPEC = RuleSpec(
         "lif": Variant("CHL (contrastive Hebbian)", SpikingCHLOptions, "neurocredit.rules.chl_lif:SpikingCHL",
                        Criteria(weight_transport=True, forward_locking=True, backward_locking=True,
                                 memory_in_steps="constant", surrogate_free=True, on_chip=True),
-                       _cost, _FORMULA),
+                       _cost, _FORMULA, trains_conv=True),
     },
     extras=_extras,
 )
