@@ -11,6 +11,7 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.network import EncoderSpec, Network, NeuronSpec
 from neurocredit.rules import rule_class
 from neurocredit.rules.chl_rate import cost_value, ep_gradients, feedforward_states, settle
+from neurocredit.train import train
 
 DTYPE = torch.float64
 
@@ -166,3 +167,71 @@ def test_brian2_conv_synapses_equal_the_torch_rule_on_the_trains_of_a_training_r
                                     torch.tensor([1, 3]))
     assert len(differences) == 3
     assert max(differences) <= 1e-9
+
+
+# --------------------------------------------------------------------------- digits: learning and the CLI
+
+
+def quiet(line):
+    pass
+
+
+def test_rate_conv_ep_learns_digits_in_a_short_run(tmp_path, capsys):
+    """models/digits-chl-conv-rate.yaml for 25 batches of one epoch (seeded); then the CLI on the
+    saved model: info, eval (feed-forward rate backend) and simulate give the same accuracy."""
+    import json
+
+    from neurocredit.cli import main
+    from neurocredit.config import load_config
+    from neurocredit.io import save_network
+
+    result = train(load_config("digits-chl-conv-rate"), epochs=1, progress=False, log=quiet, max_batches=25)
+    assert result.test_accuracy > 0.80
+    network = result.network
+    assert [layer.kind for layer in network.layers] == ["conv2d", "conv2d", "dense"] and network.layers[1].pool == 2
+    np.testing.assert_array_equal(network.extras["chl/feedback_2"], network.layers[2].weight.T)
+    path = str(save_network(network, tmp_path / "conv-ep.h5"))
+    assert main(["info", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["provenance"]["rule"] == "chl"
+    assert main(["eval", path, "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["accuracy"] == pytest.approx(result.test_accuracy)
+    assert main(["simulate", path, "--limit", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 20
+
+
+@pytest.fixture(scope="module")
+def spiking_conv_model(tmp_path_factory):
+    """models/digits-chl-conv-snn.yaml trained for 25 batches (seeded): (result, path)."""
+    from neurocredit.config import load_config
+    from neurocredit.io import save_network
+
+    result = train(load_config("digits-chl-conv-snn"), epochs=1, progress=False, log=quiet, max_batches=25)
+    return result, str(save_network(result.network, tmp_path_factory.mktemp("chlconv") / "conv-chl.h5"))
+
+
+def test_spiking_conv_chl_learns_digits_in_a_short_run(spiking_conv_model):
+    result, _ = spiking_conv_model
+    assert result.test_accuracy > 0.70
+    assert result.network.neuron.spiking and result.network.extras["chl/feedback_1"].shape == (16, 8, 6, 6)
+
+
+@pytest.mark.timeout(300)
+def test_cli_on_a_spiking_conv_chl_model(spiking_conv_model, capsys):
+    """eval, simulate (Norse and Brian2 agree) and deploy --verify (emulator = Lava) on the model."""
+    import json
+
+    from neurocredit.cli import main
+
+    result, path = spiking_conv_model
+    assert main(["eval", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(result.test_accuracy)
+    runs = {}
+    for backend in ("norse", "brian2"):
+        assert main(["simulate", path, "--backend", backend, "--limit", "3", "--json"]) == 0
+        runs[backend] = json.loads(capsys.readouterr().out)
+    assert runs["norse"]["mean_spikes_per_sample"] == runs["brian2"]["mean_spikes_per_sample"] > 0
+    assert main(["deploy", path, "--target", "loihi2", "--verify", "--limit", "30", "--lava-limit", "2",
+                 "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["spike_agreement"] == {"emulator_vs_lava": 1.0, "float_vs_lava_floating": 1.0}
