@@ -186,7 +186,7 @@ def test_rate_conv_ep_learns_digits_in_a_short_run(tmp_path, capsys):
     from neurocredit.io import save_network
 
     result = train(load_config("digits-chl-conv-rate"), epochs=1, progress=False, log=quiet, max_batches=25)
-    assert result.test_accuracy > 0.80
+    assert result.test_accuracy > 0.75  # 81.6 % when written; chance is 10 %
     network = result.network
     assert [layer.kind for layer in network.layers] == ["conv2d", "conv2d", "dense"] and network.layers[1].pool == 2
     np.testing.assert_array_equal(network.extras["chl/feedback_2"], network.layers[2].weight.T)
@@ -212,7 +212,7 @@ def spiking_conv_model(tmp_path_factory):
 
 def test_spiking_conv_chl_learns_digits_in_a_short_run(spiking_conv_model):
     result, _ = spiking_conv_model
-    assert result.test_accuracy > 0.70
+    assert result.test_accuracy > 0.70  # 78.3 % when written; chance is 10 %
     assert result.network.neuron.spiking and result.network.extras["chl/feedback_1"].shape == (16, 8, 6, 6)
 
 
