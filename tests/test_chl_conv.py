@@ -159,14 +159,20 @@ def test_spiking_conv_chl_memory_is_flat_in_the_steps():
 @pytest.mark.timeout(120)
 def test_brian2_conv_synapses_equal_the_torch_rule_on_the_trains_of_a_training_run():
     """Brian2 CHL synapses on the conv connectivity expanded from the im2col indices: every
-    kernel tap's eligibility (the sum of its synapses') equals the torch rule's, float64."""
-    from neurocredit.rules.chl_brian2 import agreement_on_rule
+    kernel tap's eligibility (the sum of its synapses') equals the torch rule's, float64, on
+    the spikes of one two-phase run (±β copies side by side). The conv layers only (the dense
+    output layer: tests/test_chl_brian2.py)."""
+    from neurocredit.rules.chl_brian2 import conv_eligibility
+    from neurocredit.rules.chl_traces import replay_eligibility
 
     rule = conv_spiking_rule(nudge="symmetric")
-    differences = agreement_on_rule(rule, torch.rand(2, 36, generator=torch.Generator().manual_seed(4)),
-                                    torch.tensor([1, 3]))
-    assert len(differences) == 3
-    assert max(differences) <= 1e-9
+    trains, schedule = rule.phase_spike_trains(torch.rand(2, 36, generator=torch.Generator().manual_seed(4)),
+                                               torch.tensor([1, 3]))
+    for layer, pre, post in list(zip(rule.spec.layers, trains[:-1], trains[1:]))[:2]:
+        expected = replay_eligibility(pre, post, schedule, rule.trace_params, layer)
+        got = conv_eligibility(layer, pre, post, schedule, rule.trace_params)
+        assert got.shape == layer.weight.shape and np.abs(expected).max() > 0.1
+        assert float(np.abs(got - expected).max() / np.abs(expected).max()) <= 1e-9
 
 
 # --------------------------------------------------------------------------- digits: learning and the CLI
@@ -202,17 +208,17 @@ def test_rate_conv_ep_learns_digits_in_a_short_run(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def spiking_conv_model(tmp_path_factory):
-    """models/digits-chl-conv-snn.yaml trained for 25 batches (seeded): (result, path)."""
+    """models/digits-chl-conv-snn.yaml trained for 20 batches (seeded): (result, path)."""
     from neurocredit.config import load_config
     from neurocredit.io import save_network
 
-    result = train(load_config("digits-chl-conv-snn"), epochs=1, progress=False, log=quiet, max_batches=25)
+    result = train(load_config("digits-chl-conv-snn"), epochs=1, progress=False, log=quiet, max_batches=20)
     return result, str(save_network(result.network, tmp_path_factory.mktemp("chlconv") / "conv-chl.h5"))
 
 
 def test_spiking_conv_chl_learns_digits_in_a_short_run(spiking_conv_model):
     result, _ = spiking_conv_model
-    assert result.test_accuracy > 0.70  # 78.3 % when written; chance is 10 %
+    assert result.test_accuracy > 0.70  # 79.4 % when written; chance is 10 %
     assert result.network.neuron.spiking and result.network.extras["chl/feedback_1"].shape == (16, 8, 6, 6)
 
 
@@ -230,7 +236,8 @@ def test_cli_on_a_spiking_conv_chl_model(spiking_conv_model, capsys):
     for backend in ("norse", "brian2"):
         assert main(["simulate", path, "--backend", backend, "--limit", "3", "--json"]) == 0
         runs[backend] = json.loads(capsys.readouterr().out)
-    assert runs["norse"]["mean_spikes_per_sample"] == runs["brian2"]["mean_spikes_per_sample"] > 0
+    assert runs["norse"]["mean_spikes_per_sample"] == runs["brian2"]["mean_spikes_per_sample"]
+    assert min(runs["norse"]["mean_spikes_per_sample"]) > 0
     assert main(["deploy", path, "--target", "loihi2", "--verify", "--limit", "30", "--lava-limit", "2",
                  "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
