@@ -237,7 +237,7 @@ def main(stem: str = "chl", title: str = "CHL / EP vs BP and BPTT", description:
                   "| contender | steps | RSS growth in training MiB |\n|---|---|---|\n" + "\n".join(memory_rows))
     limit = f", first {args.train_limit} training samples" if args.train_limit else ""
     text = (f"{len(dataset.x_test)} test samples{limit}; torch threads {args.threads}; total wall time "
-            f"{time.perf_counter() - began:.0f} s. " + " ".join(notes) + ". 'rule's own prediction' of CHL is the "
+            f"{time.perf_counter() - began:.0f} s. " + ". ".join(notes) + ". 'rule's own prediction' of CHL is the "
             "settled free phase with feedback; of BP/BPTT the feed-forward network itself. Peak RSS: whole child "
             f"process (imports and data included) training {args.memory_batches} batches; RSS growth: the peak "
             "during those batches above the RSS before them (kernel peak mark reset after a warm-up batch of 2 "
