@@ -53,13 +53,13 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def contender_config(data: str, contender: str, rule_changes: dict | None = None):
+def contender_config(data: str, contender: str, rule_changes: dict | None = None, stem: str = "chl"):
     """The config of a contender: chl-rate, bp-rate, chl-snn, bptt-snn (baselines: the CHL
-    config with only the rule replaced)."""
+    config ``models/<data>-<stem>-<rate|snn>.yaml`` with only the rule replaced)."""
     from neurocredit.config import load_config
 
     kind = "rate" if contender.endswith("rate") else "snn"
-    config = load_config(f"{PREFIX[data]}-chl-{kind}")
+    config = load_config(f"{PREFIX[data]}-{stem}-{kind}")
     if contender == "bp-rate":
         rule = dataclasses.replace(config.rule, name="bp", options={})
     elif contender == "bptt-snn":
@@ -91,7 +91,7 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     dataset = load(args.data, args.data_dir, args.train_limit)
     changes = json.loads(args.changes) if args.changes else None
-    config = contender_config(args.data, args.child, changes)
+    config = contender_config(args.data, args.child, changes, args.stem)
     if args.encoder_steps:
         network = dataclasses.replace(config.network, encoder=dataclasses.replace(config.network.encoder,
                                                                                   steps=args.encoder_steps))
@@ -114,7 +114,7 @@ def child(args) -> None:
 def measure_memory(args, name: str, changes: dict | None = None, encoder_steps: int | None = None) -> dict:
     """Run :func:`child` for contender ``name`` in a fresh process."""
     command = [__file__, "--child", name, "--data", args.data, "--memory-batches", str(args.memory_batches),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--stem", args.stem]
     command += ["--data-dir", args.data_dir] if args.data_dir else []
     command += ["--train-limit", str(args.train_limit)] if args.train_limit else []
     command += ["--changes", json.dumps(changes)] if changes else []
@@ -146,8 +146,10 @@ def run_sessions(sessions: dict, epochs: dict, log) -> None:
                     f"{stats.seconds:.1f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(stem: str = "chl", title: str = "CHL / EP vs BP and BPTT", description: str = __doc__) -> None:
+    """The benchmark on the configs ``models/<data>-<stem>-{rate,snn}.yaml`` (``bench_conv_chl.py``:
+    stem ``chl-conv``); ``title`` heads its RESULTS.md section."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--data", choices=list(PREFIX), default="digits")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--rate-epochs", type=int, default=None, help="default: the config's")
@@ -161,6 +163,9 @@ def main() -> None:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--changes", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--encoder-steps", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--stem", default=stem, help=argparse.SUPPRESS)
+    parser.add_argument("--emulator", action="store_true",
+                        help="also run the trained spiking CHL network through the Loihi fixed-point emulator")
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -180,7 +185,8 @@ def main() -> None:
     rows, notes, headline = [], [], []
     for family, contenders in families.items():
         epochs_override = args.rate_epochs if family == "rate" else args.snn_epochs
-        sessions = {name: TrainingSession(contender_config(args.data, name), epochs=epochs_override, dataset=dataset)
+        sessions = {name: TrainingSession(contender_config(args.data, name, stem=args.stem), epochs=epochs_override,
+                                          dataset=dataset)
                     for name in contenders}
         epochs = {name: s.config.training.epochs for name, s in sessions.items()}
         run_sessions(sessions, epochs, print)
@@ -205,6 +211,11 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
             headline.append(f"{name} {record.accuracy:.2%} ({sum(seconds) / len(seconds):.2f} s/epoch)")
+            if args.emulator and name == "chl-snn":
+                fixed = simulate(session.network(), dataset.x_test, dataset.y_test, backend="emulator")
+                notes.append(f"chl-snn through the Loihi fixed-point emulator: {fixed.accuracy:.2%}, float -> fixed "
+                             f"drop **{100 * (record.accuracy - fixed.accuracy):.2f} points**")
+                headline.append(f"chl-snn emulator drop {100 * (record.accuracy - fixed.accuracy):.2f} pt")
         first, second = contenders
         ratio = (sum(s.seconds for s in sessions[first].history) / len(sessions[first].history)) / (
             sum(s.seconds for s in sessions[second].history) / len(sessions[second].history))
@@ -226,12 +237,12 @@ def main() -> None:
                   "| contender | steps | RSS growth in training MiB |\n|---|---|---|\n" + "\n".join(memory_rows))
     limit = f", first {args.train_limit} training samples" if args.train_limit else ""
     text = (f"{len(dataset.x_test)} test samples{limit}; torch threads {args.threads}; total wall time "
-            f"{time.perf_counter() - began:.0f} s. " + " ".join(notes) + ". 'rule's own prediction' of CHL is the "
+            f"{time.perf_counter() - began:.0f} s. " + ". ".join(notes) + ". 'rule's own prediction' of CHL is the "
             "settled free phase with feedback; of BP/BPTT the feed-forward network itself. Peak RSS: whole child "
             f"process (imports and data included) training {args.memory_batches} batches; RSS growth: the peak "
             "during those batches above the RSS before them (kernel peak mark reset after a warm-up batch of 2 "
             "samples).")
-    append_results(f"CHL / EP vs BP and BPTT, {args.data}", table, text,
+    append_results(f"{title}, {args.data}", table, text,
                    summary=f"{args.data} test accuracy (saved net): " + "; ".join(headline))
 
 
@@ -248,7 +259,8 @@ def sweep(args, dataset, log) -> list[str]:
                     f"{s} per phase (settle {s // 5})") for s in (10, 20, 30, 40)]
     rows = []
     for name, changes, label in points:
-        session = TrainingSession(contender_config(args.data, name, changes), epochs=args.sweep_epochs, dataset=dataset)
+        session = TrainingSession(contender_config(args.data, name, changes, args.stem), epochs=args.sweep_epochs,
+                                  dataset=dataset)
         for _ in range(args.sweep_epochs):
             session.run_epoch(progress=False)
         record = simulate(session.network(), dataset.x_test, dataset.y_test)

@@ -168,6 +168,42 @@ def torch_synaptic_input(layer, weight, inputs, pooled: bool = False):
     return out.reshape(*lead, -1)
 
 
+def torch_transposed_input(layer, weight, outputs):
+    """The transpose of :func:`torch_synaptic_input`: what a population of ``layer``'s outputs
+    ``outputs`` (..., n_out) sends back down through the same synapses, (..., n_in) — ``s @ W``
+    for a dense layer, ``torch.nn.functional.conv_transpose2d`` (with the output padding that
+    restores the input size) for a conv. The feedback of equilibrium propagation."""
+    if getattr(layer, "kind", "dense") != "conv2d":
+        return outputs @ weight
+    import torch
+
+    lead = outputs.shape[:-1]
+    images = outputs.reshape(-1, *layer.output_shape)
+    _, height, width = layer.input_shape
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    _, oh, ow = layer.output_shape
+    extra = (height - ((oh - 1) * sh - 2 * ph + kh), width - ((ow - 1) * sw - 2 * pw + kw))
+    back = torch.nn.functional.conv_transpose2d(images, weight, stride=layer.stride, padding=layer.padding,
+                                                output_padding=extra)
+    return back.reshape(*lead, -1)
+
+
+def torch_weight_product(layer, post, pre):
+    """``Σ_batch post ⊗ pre`` through ``layer``'s synapses, shaped like its (fused) weight: the
+    dense outer product ``postᵀ pre`` (n_out, n_in), or for a conv each kernel tap's products
+    summed over every output position it connects (``torch.nn.grad.conv2d_weight``; equal to
+    summing the per-synapse products of :func:`conv_synapses` by tap). ``post`` (batch, n_out),
+    ``pre`` (batch, n_in)."""
+    if getattr(layer, "kind", "dense") != "conv2d":
+        return post.T @ pre
+    import torch
+
+    shape = (layer.weight.shape[0], layer.input_shape[0], *layer.kernel_size)
+    return torch.nn.grad.conv2d_weight(pre.reshape(-1, *layer.input_shape), shape,
+                                       post.reshape(-1, *layer.output_shape), stride=layer.stride,
+                                       padding=layer.padding)
+
+
 # --------------------------------------------------------------------------- pooling fusion
 
 

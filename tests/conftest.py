@@ -95,19 +95,22 @@ def small_lif_network(seed: int = 0, sizes=(20, 30, 10), steps: int = 30, bias_s
                    EncoderSpec("bernoulli", steps, 0.5, seed), provenance={"rule": "test", "data": "synthetic"})
 
 
-def small_spiking_chl_rule(training=None, **changes):
-    """A spiking CHL rule on a random 12-16-4 LIF network, phases of 12 steps (2 settling);
-    ``changes`` override SpikingCHLOptions, ``training`` the default TrainingConfig(seed=0)."""
+def small_spiking_chl_rule(training=None, network=None, **changes):
+    """A spiking CHL rule on a random 12-16-4 LIF network (or ``network``), phases of 12 steps
+    (2 settling); ``changes`` override SpikingCHLOptions, ``training`` the default
+    TrainingConfig(seed=0)."""
     from neurocredit.config import TrainingConfig
     from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
     from neurocredit.rules import rule_class
     from neurocredit.rules.chl import SpikingCHLOptions
 
-    layers = init_layers((12, 16, 4), np.random.default_rng(0), gain=2.0)
-    network = Network(layers, NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0)), EncoderSpec("bernoulli", 10, 1.0, 0))
+    if network is None:
+        layers = init_layers((12, 16, 4), np.random.default_rng(0), gain=2.0)
+        network = Network(layers, NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0)),
+                          EncoderSpec("bernoulli", 10, 1.0, 0))
     options = SpikingCHLOptions(**{"free_steps": 12, "nudged_steps": 12, "free_settle": 2, "nudged_settle": 2,
                                    **changes})
-    return rule_class("chl", "lif")(network, options, training or TrainingConfig(seed=0), 4)
+    return rule_class("chl", "lif")(network, options, training or TrainingConfig(seed=0), network.n_outputs)
 
 
 def peak_allocated_bytes(function) -> int:

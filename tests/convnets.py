@@ -28,3 +28,14 @@ def spike_inputs(network: Network, batch: int, seed: int = 0) -> np.ndarray:
     from neurocredit.sim import encode_inputs
 
     return encode_inputs(network, np.random.default_rng(seed).random((batch, network.n_inputs)))
+
+
+def small_conv_lif_network(seed: int = 0, gain: float = 3.0) -> Network:
+    """1x6x6 input -> conv 3@3x3 (padding 1) -> 3x6x6 -> 2x2 sum pool fused into conv 4@2x2
+    (stride 1) -> 4x2x2 -> dense 4 LIF network (torch-style init scaled by ``gain``)."""
+    from neurocredit.network import init_typed_layers
+
+    layers = init_typed_layers((1, 6, 6), [{"conv": {"channels": 3, "kernel": 3, "padding": 1}}, {"pool": 2},
+                                           {"conv": {"channels": 4, "kernel": 2}}], 4, np.random.default_rng(seed),
+                               gain=gain)
+    return Network(layers, NeuronSpec("lif", lif=LIFParameters(0.5, 0.2, 1.0)), EncoderSpec("bernoulli", 12, 1.0, seed))

@@ -22,7 +22,7 @@ def _rule_configs() -> list[str]:
     from neurocredit.rules import rule_specs
 
     configs = {}
-    for path in sorted(models_dir().glob("digits-*.yaml")):
+    for path in sorted(models_dir().glob("digits-*.yaml"), key=lambda p: ("conv" in p.stem, p.stem)):  # dense first
         config = load_config(path)
         configs.setdefault((config.rule.name, config.network.neuron.kind), path.stem)
     wanted = [(spec.name, kind) for spec in rule_specs() for kind in spec.variants]

@@ -107,6 +107,24 @@ class Rule:
         biases = [torch_neuron_bias(layer, b) for layer, b in zip(layers, self.biases)]
         return weights, biases
 
+    def trainable_gradients(self, weight_grads: list[torch.Tensor],
+                            bias_grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradients with respect to the runnable (fused) weights and per-neuron biases of
+        :meth:`synaptic_parameters` -> gradients of :attr:`weights` and :attr:`biases` (the order of
+        :meth:`parameters`): a pooled layer's sums over each pool block, a conv's bias sums over
+        positions (the adjoint of the fusion, by autograd). Unchanged for a dense network."""
+        if self.spec.is_dense:
+            return [*weight_grads, *bias_grads]
+        from neurocredit.conv import torch_fused_weight, torch_neuron_bias
+
+        layers, shapes = self.spec.layers, self.spec.shapes
+        with torch.enable_grad():
+            leaves = [p.detach().requires_grad_(True) for p in [*self.weights, *self.biases]]
+            count = len(self.weights)
+            fused = [torch_fused_weight(layer, shapes[i], w) for i, (layer, w) in enumerate(zip(layers, leaves[:count]))]
+            fused += [torch_neuron_bias(layer, b) for layer, b in zip(layers, leaves[count:])]
+            return list(torch.autograd.grad(fused, leaves, [*weight_grads, *bias_grads]))
+
     def parameters(self) -> list[torch.Tensor]:
         """Tensors the optimizer updates (weights and biases; rules may add their own)."""
         return [*self.weights, *self.biases]

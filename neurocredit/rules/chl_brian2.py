@@ -26,8 +26,15 @@ while the nudged phase is counted, 0 while settling. The weight change of synaps
 ``-(α/β) Σ_copies elig / (κ · batch)`` (:mod:`neurocredit.rules.chl`); this module returns
 the summed ``elig`` (n_post, n_pre).
 
-Given the same spike trains (``SpikeGeneratorGroup`` for pre and post), :func:`eligibility`
-equals the torch rule to float64 rounding (``tests/test_chl_brian2.py``). The bias term of
+Convolutions: :func:`conv_eligibility` expands a ``Conv2d`` into one synapse per kernel tap and
+output position (the im2col indices of :func:`neurocredit.conv.conv_synapses`, the same ones the
+Brian2 backend connects); every synapse keeps its own ``elig`` and a shared kernel weight's
+change is the sum over its synapses (what torch computes with one ``conv2d_weight`` product per
+step, :func:`neurocredit.conv.torch_weight_product`).
+
+Given the same spike trains (``SpikeGeneratorGroup`` for pre and post), :func:`eligibility` and
+:func:`conv_eligibility` equal the torch rule to float64 rounding (``tests/test_chl_brian2.py``,
+``tests/test_chl_conv.py``). The bias term of
 the torch rule (``φ s_post``, a per-neuron quantity) is not a synaptic variable and is not
 part of this module.
 """
@@ -87,19 +94,8 @@ def _spike_generator_arguments(spikes: np.ndarray):
     return (copy * n + neuron).astype(np.int64), step.astype(np.float64)
 
 
-def eligibility(
-    pre_spikes: np.ndarray, post_spikes: np.ndarray, phase_weight: np.ndarray, params: TraceParameters,
-    target: str = "numpy",
-) -> np.ndarray:
-    """Run the Brian2 CHL synapses on fixed spike trains; returns ``Σ_copies elig`` (n_post, n_pre).
-
-    ``pre_spikes`` (steps, batch, n_pre) and ``post_spikes`` (steps, batch, n_post) are 0/1;
-    ``phase_weight`` is (steps,) or (steps, batch). Every sample is one copy of an all-to-all
-    ``Synapses`` between its pre and post neurons (``copy`` = sample index). float64.
-    ``target``: Brian2 code-generation target (``numpy`` needs no compiler).
-    """
-    import brian2 as b2
-
+def _check_trains(pre_spikes: np.ndarray, post_spikes: np.ndarray, phase_weight: np.ndarray):
+    """The trains as arrays and the phase weight as (steps, copies), or one clear line."""
     pre_spikes = np.asarray(pre_spikes)
     post_spikes = np.asarray(post_spikes)
     if pre_spikes.ndim != 3 or post_spikes.ndim != 3 or pre_spikes.shape[:2] != post_spikes.shape[:2]:
@@ -107,8 +103,7 @@ def eligibility(
             f"pre/post spikes must be (steps, batch, n) with the same steps and batch; got {pre_spikes.shape} "
             f"and {post_spikes.shape}"
         )
-    steps, copies, n_pre = pre_spikes.shape
-    n_post = post_spikes.shape[2]
+    steps, copies = pre_spikes.shape[:2]
     weights = np.asarray(phase_weight, dtype=np.float64)
     if weights.ndim == 1:
         weights = np.repeat(weights[:, None], copies, axis=1)
@@ -116,6 +111,27 @@ def eligibility(
         raise NeurocreditError(
             f"phase_weight must be (steps,) or (steps, batch) = ({steps}, {copies}); got {weights.shape}"
         )
+    return pre_spikes, post_spikes, weights
+
+
+def synapse_eligibility(
+    pre_spikes: np.ndarray, post_spikes: np.ndarray, phase_weight: np.ndarray, params: TraceParameters,
+    pre_index: np.ndarray, post_index: np.ndarray, target: str = "numpy",
+) -> np.ndarray:
+    """Run the Brian2 CHL synapses ``pre_index[s] -> post_index[s]`` (one copy of that
+    connectivity per sample, ``copy`` = sample index) on fixed spike trains; returns every
+    synapse's ``elig`` summed over the copies, (n_synapses,) float64.
+
+    ``pre_spikes`` (steps, batch, n_pre) and ``post_spikes`` (steps, batch, n_post) are 0/1;
+    ``phase_weight`` is (steps,) or (steps, batch). ``target``: Brian2 code-generation target
+    (``numpy`` needs no compiler).
+    """
+    import brian2 as b2
+
+    pre_spikes, post_spikes, weights = _check_trains(pre_spikes, post_spikes, phase_weight)
+    steps, copies, n_pre = pre_spikes.shape
+    n_post = post_spikes.shape[2]
+    pre_index, post_index = np.asarray(pre_index, dtype=np.int64), np.asarray(post_index, dtype=np.int64)
     trace_time_constants(params)  # λ > 0, checked before Brian2 is touched
     saved = {name: b2.prefs[name] for name in ("codegen.target", "core.default_float_dtype")}
     try:
@@ -123,16 +139,14 @@ def eligibility(
         b2.prefs["core.default_float_dtype"] = np.float64
         dt = STEP_MS * b2.ms
         clock = b2.Clock(dt=dt, name="chl_clock")
-        pre_index, pre_step = _spike_generator_arguments(pre_spikes)
-        post_index, post_step = _spike_generator_arguments(post_spikes)
-        pre = b2.SpikeGeneratorGroup(copies * n_pre, pre_index, pre_step * dt, clock=clock, name="chl_pre")
-        post = b2.SpikeGeneratorGroup(copies * n_post, post_index, post_step * dt, clock=clock, name="chl_post")
+        pre_neuron, pre_step = _spike_generator_arguments(pre_spikes)
+        post_neuron, post_step = _spike_generator_arguments(post_spikes)
+        pre = b2.SpikeGeneratorGroup(copies * n_pre, pre_neuron, pre_step * dt, clock=clock, name="chl_pre")
+        post = b2.SpikeGeneratorGroup(copies * n_post, post_neuron, post_step * dt, clock=clock, name="chl_post")
         synapses = chl_synapses(pre, post, params, b2.TimedArray(weights, dt=dt, name="chl_phase_weight"), clock)
-        # all-to-all within each copy: pre copy*n_pre + j -> post copy*n_post + k
-        copy_index = np.repeat(np.arange(copies), n_pre * n_post)
-        j = np.tile(np.repeat(np.arange(n_pre), n_post), copies)
-        k = np.tile(np.tile(np.arange(n_post), n_pre), copies)
-        synapses.connect(i=copy_index * n_pre + j, j=copy_index * n_post + k)
+        copy_index = np.repeat(np.arange(copies), pre_index.size)
+        synapses.connect(i=copy_index * n_pre + np.tile(pre_index, copies),
+                         j=copy_index * n_post + np.tile(post_index, copies))
         synapses.copy = copy_index
         network = b2.Network(pre, post, synapses)
         network.run(steps * dt, namespace={})
@@ -140,23 +154,56 @@ def eligibility(
     finally:
         for name, value in saved.items():
             b2.prefs[name] = value
-    total = np.zeros((n_post, n_pre))
-    np.add.at(total, (k, j), values)
-    return total
+    return values.reshape(copies, pre_index.size).sum(axis=0)
+
+
+def eligibility(
+    pre_spikes: np.ndarray, post_spikes: np.ndarray, phase_weight: np.ndarray, params: TraceParameters,
+    target: str = "numpy",
+) -> np.ndarray:
+    """:func:`synapse_eligibility` of an all-to-all layer, as the (n_post, n_pre) matrix."""
+    n_pre, n_post = np.shape(pre_spikes)[2], np.shape(post_spikes)[2]
+    post, pre = np.indices((n_post, n_pre)).reshape(2, -1)
+    values = synapse_eligibility(pre_spikes, post_spikes, phase_weight, params, pre, post, target)
+    return values.reshape(n_post, n_pre)
+
+
+def conv_eligibility(
+    layer, pre_spikes: np.ndarray, post_spikes: np.ndarray, phase_weight: np.ndarray, params: TraceParameters,
+    target: str = "numpy",
+) -> np.ndarray:
+    """:func:`synapse_eligibility` of a ``Conv2d`` layer: one Brian2 synapse per kernel tap and
+    output position it reaches (:func:`neurocredit.conv.conv_synapses`, the im2col indices the
+    Brian2 backend connects), each with its own ``elig``; a shared kernel weight's eligibility is
+    the sum of its synapses' (returned in the kernel's shape, OIHW)."""
+    from neurocredit.conv import conv_synapses
+
+    pre, post, tap = conv_synapses(layer)
+    values = synapse_eligibility(pre_spikes, post_spikes, phase_weight, params, pre, post, target)
+    return np.bincount(tap, weights=values, minlength=layer.weight.size).reshape(layer.weight.shape)
+
+
+def layer_eligibility(layer, pre_spikes, post_spikes, phase_weight, params: TraceParameters,
+                      target: str = "numpy") -> np.ndarray:
+    """:func:`conv_eligibility` for a Conv2d ``layer``, else :func:`eligibility`."""
+    if getattr(layer, "kind", "dense") == "conv2d":
+        return conv_eligibility(layer, pre_spikes, post_spikes, phase_weight, params, target)
+    return eligibility(pre_spikes, post_spikes, phase_weight, params, target)
 
 
 def agreement_on_rule(rule, features, labels, target: str = "numpy") -> list[float]:
     """Record one two-phase run of the spiking CHL ``rule`` on ``features``/``labels``
     (:meth:`~neurocredit.rules.chl.SpikingCHL.phase_spike_trains`), compute every layer's
     eligibility from those spikes with the torch rule (float64) and with the Brian2 synapses,
-    and return per layer ``max |brian2 - torch| / max |torch|``."""
+    and return per layer ``max |brian2 - torch| / max |torch|`` (conv layers: per kernel tap, the
+    sum of the tap's synapses, :func:`conv_eligibility`)."""
     from neurocredit.rules.chl_traces import replay_eligibility
 
     trains, schedule = rule.phase_spike_trains(features, labels)
     differences = []
-    for pre, post in zip(trains[:-1], trains[1:]):
-        expected = replay_eligibility(pre, post, schedule, rule.trace_params)
-        got = eligibility(pre, post, schedule, rule.trace_params, target=target)
+    for layer, pre, post in zip(rule.spec.layers, trains[:-1], trains[1:]):
+        expected = replay_eligibility(pre, post, schedule, rule.trace_params, layer)
+        got = layer_eligibility(layer, pre, post, schedule, rule.trace_params, target=target)
         scale = np.abs(expected).max()
         differences.append(float(np.abs(got - expected).max() / scale) if scale > 0 else float(np.abs(got).max()))
     return differences

@@ -21,10 +21,13 @@ from neurocredit.rules.chl import (
     phase_weights,
     saved_random_feedback,
 )
+from neurocredit.rules.chl_rate import downward, upward
 from neurocredit.rules.chl_traces import (
     TraceParameters,
     TraceState,
     chl_trace_step,
+    eligibility_shape,
+    layer_product,
     trace_decay_step,
     trace_initial_state,
 )
@@ -52,22 +55,24 @@ def spiking_initial_state(sizes: Sequence[int], batch: int, dtype, device, copie
 
 def spiking_settle_step(
     params: LIFParameters, weights, biases, feedback, gain: float, state: SpikingState, input_spikes: torch.Tensor,
-    teaching: Optional[torch.Tensor] = None, copies: int = 1,
+    teaching: Optional[torch.Tensor] = None, copies: int = 1, layers: Optional[Sequence[Any]] = None,
 ) -> SpikingState:
     """One LIF step of the network with feedback (module doc): every connection delivers what
     its source emitted at the previous step; ``teaching`` (batch, n_out) is added to the
     output's input current (already computed from the previous output spikes). ``copies`` > 1:
     the neurons hold ``copies`` stacked copies of the batch that see the same input
-    (``input_spikes`` has the batch's rows only), so the input product is computed once."""
+    (``input_spikes`` has the batch's rows only), so the input product is computed once.
+    ``layers``: the layer specs of a network with Conv2d layers (fused weights, per-neuron
+    biases; feedback through the transposed convolution), None for a dense one."""
     last = len(weights) - 1
 
     def population(index: int):
         def step(neuron: LIFState, previous: Sequence[torch.Tensor]):
-            current = previous[index] @ weights[index].T
+            current = upward(layers, index, weights[index], previous[index])
             if index == 0 and copies > 1:
                 current = current.repeat(copies, 1)
             if index < last:
-                current = current + gain * (previous[index + 2] @ feedback[index].T)
+                current = current + gain * downward(layers, index, feedback[index], previous[index + 2])
             elif teaching is not None:
                 current = current + teaching
             return lif_step(params, neuron, current, biases[index])
@@ -96,11 +101,14 @@ class SpikingCHL(Rule):
             self.random_feedback = [torch.tensor(m, device=self.device)
                                     for m in saved_random_feedback(self.spec, options)]
         self.scales = layer_scales(len(self.weights), options.feedback_gain)
+        self.layer_specs = None if self.spec.is_dense else self.spec.layers
+        self.products = [layer_product(layer) for layer in self.spec.layers]
         self.free_weights, self.nudged_weights = phase_weights(
             options.free_steps, options.free_settle, options.nudged_steps, options.nudged_settle)
 
-    def feedback(self) -> list[torch.Tensor]:
-        return feedback_matrices(self.weights, self.random_feedback)
+    def feedback(self, weights: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
+        """``F_i`` from the runnable ``weights`` (default: :meth:`synaptic_parameters`)."""
+        return feedback_matrices(self.synaptic_parameters()[0] if weights is None else weights, self.random_feedback)
 
     def _teaching(self, state: SpikingState, target_rates: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         return beta[:, None] * (target_rates - state.emitted[-1])
@@ -112,14 +120,15 @@ class SpikingCHL(Rule):
         and traces made with the same ``copies``); ``weights_per_step[t]`` is the phase weight
         (copies * batch,) tensor of step t; ``on_step(state)`` sees the state after every step.
         Returns the state, traces and the output spike counts."""
-        feedback = self.feedback()
+        weights, biases = self.synaptic_parameters()
+        feedback = self.feedback(weights)
         gain = self.options.feedback_gain
         counts = torch.zeros_like(state.emitted[-1])
         for t in range(steps):
             spikes_in = encode_torch(self.spec.encoder, features, 1, generator, start=t, window=self.spec.encoder.steps)[0]
             teaching = None if betas is None else self._teaching(state, target_rates, betas)
-            state = spiking_settle_step(self.params, self.weights, self.biases, feedback, gain, state,
-                                        spikes_in, teaching, copies)
+            state = spiking_settle_step(self.params, weights, biases, feedback, gain, state,
+                                        spikes_in, teaching, copies, self.layer_specs)
             counts += state.emitted[-1]
             if on_step is not None:
                 on_step(state)
@@ -127,7 +136,7 @@ class SpikingCHL(Rule):
             if traces is not None:
                 if bool((phase != 0).any()):
                     traces = [chl_trace_step(self.trace_params, trace, state.emitted[i], state.emitted[i + 1], phase,
-                                             copies if i == 0 else 1)
+                                             copies if i == 0 else 1, self.products[i])
                               for i, trace in enumerate(traces)]
                 else:
                     traces = [trace_decay_step(self.trace_params, trace, state.emitted[i], state.emitted[i + 1])
@@ -136,10 +145,11 @@ class SpikingCHL(Rule):
 
     def _fresh_traces(self, batch: int, copies: int = 1) -> list[TraceState]:
         """Zero traces for ``copies`` copies of ``batch`` samples sharing one input train."""
-        sizes = self.spec.sizes
+        sizes, layers = self.spec.sizes, self.spec.layers
         like = self.weights[0]
-        return [trace_initial_state(batch, sizes[0], sizes[1], like, copies)] + [
-            trace_initial_state(copies * batch, sizes[i], sizes[i + 1], like) for i in range(1, len(self.weights))]
+        return [trace_initial_state(batch if i == 0 else copies * batch, sizes[i], sizes[i + 1], like,
+                                    copies if i == 0 else 1, eligibility_shape(layer, sizes[i], sizes[i + 1]))
+                for i, layer in enumerate(layers)]
 
     def _side_by_side_schedule(self, batch: int) -> tuple[int, torch.Tensor, torch.Tensor]:
         """Two copies of the batch side by side on the same input train, free (or -β) then +β:
@@ -231,7 +241,7 @@ class SpikingCHL(Rule):
             weight_grads.append(factor * trace.eligibility / self.trace_params.pair_window)
             bias_grads.append(factor * trace.post_eligibility if o.learn_bias
                               else torch.zeros_like(trace.post_eligibility))
-        self.apply_gradients(weight_grads + bias_grads)
+        self.apply_gradients(self.trainable_gradients(weight_grads, bias_grads))
         rates = free_counts / o.free_steps
         return float(0.5 * ((rates - target_rates) ** 2).sum(dim=1).mean())
 

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 
+from neurocredit.conv import torch_synaptic_input, torch_transposed_input, torch_weight_product
 from neurocredit.neurons import activation, rate_forward
 from neurocredit.rules.base import RateRule, one_hot
 from neurocredit.rules.chl import RateCHLOptions, feedback_extras, feedback_matrices, layer_scales, saved_random_feedback
@@ -23,25 +24,44 @@ class Nudge(NamedTuple):
     clamp: bool = False
 
 
-def feedforward_states(weights, biases, activation_name: str, features: torch.Tensor) -> list[torch.Tensor]:
+def feedforward_states(weights, biases, activation_name: str, features: torch.Tensor,
+                       layers: Optional[Sequence[Any]] = None) -> list[torch.Tensor]:
     """One bottom-up sweep without feedback: the feed-forward network's activities (the
     settling's starting point, and exactly what the deployed network computes)."""
-    return rate_forward(weights, biases, activation_name, features)[1]
+    return rate_forward(weights, biases, activation_name, features, layers=layers)[1]
+
+
+def upward(layers: Optional[Sequence[Any]], index: int, weight, below: torch.Tensor) -> torch.Tensor:
+    """What layer ``index`` receives from the layer below: ``below @ Wᵀ``, or the convolution
+    when ``layers`` (the network's layer specs; None: all dense) make it a Conv2d."""
+    return below @ weight.T if layers is None else torch_synaptic_input(layers[index], weight, below)
+
+
+def downward(layers: Optional[Sequence[Any]], index: int, feedback, above: torch.Tensor) -> torch.Tensor:
+    """What hidden layer ``index`` receives from layer ``index + 1`` through ``feedback``: ``above
+    @ Fᵀ`` (F (n_i, n_{i+1}), :func:`~neurocredit.rules.chl.feedback_matrices`), or, when layer
+    ``index + 1`` is a Conv2d, the transposed convolution with its kernel ``F``."""
+    if layers is None or layers[index + 1].kind != "conv2d":
+        return above @ feedback.T
+    return torch_transposed_input(layers[index + 1], feedback, above)
 
 
 def settle_step(
     weights, biases, feedback, gain: float, activation_name: str, features: torch.Tensor,
     states: Sequence[torch.Tensor], nudge: Nudge = Nudge(), input_drive: Optional[torch.Tensor] = None,
+    layers: Optional[Sequence[Any]] = None,
 ) -> list[torch.Tensor]:
     """One settling iteration (bottom-up, each layer sees the already-updated layer below and
     the previous state of the layer above); returns the new states. Pure: no tensor is modified.
-    ``input_drive``: ``W_1 x + b_1``, constant while the input is clamped (computed once per phase)."""
+    ``input_drive``: ``W_1 x + b_1``, constant while the input is clamped (computed once per phase).
+    ``layers``: the network's layer specs when it has Conv2d layers (weights fused, biases per
+    neuron: :meth:`~neurocredit.rules.base.Rule.synaptic_parameters`); None: dense."""
     new_states, below = [], features
     last = len(weights) - 1
     for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = input_drive if index == 0 and input_drive is not None else below @ weight.T + bias
+        pre = input_drive if index == 0 and input_drive is not None else upward(layers, index, weight, below) + bias
         if index < last:
-            pre = pre + gain * (states[index + 1] @ feedback[index].T)
+            pre = pre + gain * downward(layers, index, feedback[index], states[index + 1])
             state = activation(activation_name, pre)
         elif nudge.clamp:
             state = nudge.target
@@ -57,13 +77,14 @@ def settle_step(
 
 
 def settle(weights, biases, feedback, gain, activation_name, features, states, steps: int,
-           nudge: Nudge = Nudge()) -> tuple[list[torch.Tensor], float]:
+           nudge: Nudge = Nudge(), layers: Optional[Sequence[Any]] = None) -> tuple[list[torch.Tensor], float]:
     """``steps`` iterations of :func:`settle_step`; returns the states and the largest absolute
     change of any state in the last iteration (the convergence measure)."""
     change = float("inf")
-    drive = features @ weights[0].T + biases[0]
+    drive = upward(layers, 0, weights[0], features) + biases[0]
     for _ in range(steps):
-        new_states = settle_step(weights, biases, feedback, gain, activation_name, features, states, nudge, drive)
+        new_states = settle_step(weights, biases, feedback, gain, activation_name, features, states, nudge, drive,
+                                 layers)
         change = max(float((new - old).detach().abs().max()) for new, old in zip(new_states, states))
         states = new_states
     return list(states), change
@@ -79,16 +100,20 @@ def cost_value(cost: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.
 
 def contrastive_gradients(
     features: torch.Tensor, positive: Sequence[torch.Tensor], negative: Sequence[torch.Tensor],
-    scales: Sequence[float], denominator: float,
+    scales: Sequence[float], denominator: float, layers: Optional[Sequence[Any]] = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """``-(α_i/denominator) mean_batch(s_i s_{i-1}ᵀ|positive - s_i s_{i-1}ᵀ|negative)`` and the
-    bias terms: the CHL/EP estimate of the loss gradient for every layer."""
+    bias terms: the CHL/EP estimate of the loss gradient for every layer. A Conv2d layer's
+    product is per kernel tap, summed over the positions it connects
+    (:func:`~neurocredit.conv.torch_weight_product`); its bias term stays per neuron."""
     batch = features.shape[0]
     weight_grads, bias_grads = [], []
     below_pos, below_neg = features, features
     for scale, pos, neg in zip(scales, positive, negative):
         factor = -scale / (denominator * batch)
-        weight_grads.append(factor * (pos.T @ below_pos - neg.T @ below_neg))
+        layer = None if layers is None else layers[len(weight_grads)]
+        weight_grads.append(factor * (torch_weight_product(layer, pos, below_pos)
+                                      - torch_weight_product(layer, neg, below_neg)))
         bias_grads.append(factor * (pos - neg).sum(dim=0))
         below_pos, below_neg = pos, neg
     return weight_grads, bias_grads
@@ -97,30 +122,29 @@ def contrastive_gradients(
 def ep_gradients(
     weights, biases, feedback, gain: float, activation_name: str, features: torch.Tensor, labels: torch.Tensor,
     n_classes: int, beta: float, nudge: str = "symmetric", cost: str = "cross_entropy",
-    free_steps: int = 20, nudged_steps: int = 10,
+    free_steps: int = 20, nudged_steps: int = 10, layers: Optional[Sequence[Any]] = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """Both phases and the contrastive update for one batch.
+    """Both phases and the contrastive update for one batch (``layers``: see :func:`settle_step`).
 
     Returns ``(weight_grads, bias_grads, free_states)``.
     """
     target = one_hot(labels, n_classes, features.dtype)
-    start = feedforward_states(weights, biases, activation_name, features)
-    free, _ = settle(weights, biases, feedback, gain, activation_name, features, start, free_steps)
+    start = feedforward_states(weights, biases, activation_name, features, layers)
+    free, _ = settle(weights, biases, feedback, gain, activation_name, features, start, free_steps, layers=layers)
     scales = layer_scales(len(weights), gain)
+
+    def nudged(boundary: Nudge) -> list[torch.Tensor]:
+        return settle(weights, biases, feedback, gain, activation_name, features, free, nudged_steps, boundary,
+                      layers)[0]
+
     if nudge == "clamped":
-        clamped, _ = settle(weights, biases, feedback, gain, activation_name, features, free, nudged_steps,
-                            Nudge(cost=cost, target=target, clamp=True))
-        grads = contrastive_gradients(features, clamped, free, scales, 1.0)
+        grads = contrastive_gradients(features, nudged(Nudge(cost=cost, target=target, clamp=True)), free, scales,
+                                      1.0, layers)
     elif nudge == "positive":
-        nudged, _ = settle(weights, biases, feedback, gain, activation_name, features, free, nudged_steps,
-                           Nudge(beta, cost, target))
-        grads = contrastive_gradients(features, nudged, free, scales, beta)
+        grads = contrastive_gradients(features, nudged(Nudge(beta, cost, target)), free, scales, beta, layers)
     else:
-        plus, _ = settle(weights, biases, feedback, gain, activation_name, features, free, nudged_steps,
-                         Nudge(beta, cost, target))
-        minus, _ = settle(weights, biases, feedback, gain, activation_name, features, free, nudged_steps,
-                          Nudge(-beta, cost, target))
-        grads = contrastive_gradients(features, plus, minus, scales, 2.0 * beta)
+        grads = contrastive_gradients(features, nudged(Nudge(beta, cost, target)), nudged(Nudge(-beta, cost, target)),
+                                      scales, 2.0 * beta, layers)
     return grads[0], grads[1], free
 
 
@@ -138,26 +162,35 @@ class RateCHL(RateRule):
             self.random_feedback = [torch.tensor(m, device=self.device)
                                     for m in saved_random_feedback(self.spec, options)]
 
-    def feedback(self) -> list[torch.Tensor]:
-        return feedback_matrices(self.weights, self.random_feedback)
+    def layer_specs(self) -> Optional[Sequence[Any]]:
+        """The layer specs the settling needs (None for a dense network: plain matrix products)."""
+        return None if self.spec.is_dense else self.spec.layers
+
+    def feedback(self, weights: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
+        """``F_i`` from the runnable ``weights`` (default: :meth:`synaptic_parameters`)."""
+        return feedback_matrices(self.synaptic_parameters()[0] if weights is None else weights, self.random_feedback)
 
     @torch.no_grad()
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         o = self.options
+        weights, biases = self.synaptic_parameters()
         weight_grads, bias_grads, free = ep_gradients(
-            self.weights, self.biases, self.feedback(), o.feedback_gain, self.spec.neuron.activation,
+            weights, biases, self.feedback(weights), o.feedback_gain, self.spec.neuron.activation,
             features.to(self.dtype), labels, self.n_classes, o.beta, o.nudge, o.cost, o.free_steps, o.nudged_steps,
+            self.layer_specs(),
         )
-        self.apply_gradients(weight_grads + bias_grads)
+        self.apply_gradients(self.trainable_gradients(weight_grads, bias_grads))
         return float(cost_value(o.cost, free[-1], labels))
 
     @torch.no_grad()
     def settled(self, features: torch.Tensor, steps: Optional[int] = None) -> tuple[list[torch.Tensor], float]:
         """Free-phase states (and the last change) for ``features``."""
         features = features.to(self.dtype)
-        start = feedforward_states(self.weights, self.biases, self.spec.neuron.activation, features)
-        return settle(self.weights, self.biases, self.feedback(), self.options.feedback_gain,
-                      self.spec.neuron.activation, features, start, steps or self.options.free_steps)
+        weights, biases = self.synaptic_parameters()
+        layers, name = self.layer_specs(), self.spec.neuron.activation
+        start = feedforward_states(weights, biases, name, features, layers)
+        return settle(weights, biases, self.feedback(weights), self.options.feedback_gain, name, features, start,
+                      steps or self.options.free_steps, layers=layers)
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,244 @@
+"""Equilibrium propagation / STDP-style CHL on convolutional networks (neurocredit.rules.chl)."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import peak_allocated_bytes, small_spiking_chl_rule
+from convnets import asymmetric_conv_network, small_conv_lif_network
+
+from neurocredit.config import TrainingConfig
+from neurocredit.errors import NeurocreditError
+from neurocredit.network import EncoderSpec, Network, NeuronSpec
+from neurocredit.rules import rule_class
+from neurocredit.rules.chl_rate import cost_value, ep_gradients, feedforward_states, settle
+from neurocredit.train import train
+
+DTYPE = torch.float64
+
+
+def cosine(a, b):
+    return float((a * b).sum() / (a.norm() * b.norm()))
+
+
+def pooled_rate_network(seed=0):
+    """The pooled conv network of tests/convnets.py as a tanh rate network."""
+    return small_conv_lif_network(seed, gain=1.5).replace(neuron=NeuronSpec("rate", "tanh"), encoder=EncoderSpec())
+
+
+def strided_rate_network(seed=0):
+    """The asymmetric strided/padded conv network of tests/convnets.py as a tanh rate network."""
+    spiking = asymmetric_conv_network(seed)
+    layers = [layer.__class__(**{**layer.__dict__, "weight": layer.weight * 0.5}) for layer in spiking.layers]
+    return Network(tuple(layers), NeuronSpec("rate", "tanh"), EncoderSpec())
+
+
+def rate_rule(network, **options):
+    cls = rule_class("chl", "rate")
+    rule = cls(network, cls.parse_options(options), TrainingConfig(), network.n_outputs)
+    rule.weights = [w.to(DTYPE) for w in rule.weights]
+    rule.biases = [b.to(DTYPE) + 0.1 * torch.randn(b.shape, dtype=DTYPE) for b in rule.biases]
+    rule.dtype = DTYPE
+    return rule
+
+
+def recurrent_backprop(rule, features, labels, gain, cost, steps=150):
+    """Gradient of the cost at the free equilibrium with respect to the trainable (pooled-form)
+    weights and per-channel biases, by autograd through the unrolled settling and the fusion."""
+    leaves = [p.detach().clone().requires_grad_(True) for p in rule.parameters()]
+    count = len(rule.weights)
+    saved = rule.weights, rule.biases
+    rule.weights, rule.biases = leaves[:count], leaves[count:]
+    weights, biases = rule.synaptic_parameters()
+    rule.weights, rule.biases = saved
+    layers = rule.spec.layers
+    start = feedforward_states(weights, biases, "tanh", features, layers)
+    states, change = settle(weights, biases, rule.feedback(weights), gain, "tanh", features, start, steps,
+                            layers=layers)
+    assert change < 1e-10  # settled
+    return list(torch.autograd.grad(cost_value(cost, states[-1], labels), leaves))
+
+
+@pytest.mark.parametrize("make", [pooled_rate_network, strided_rate_network])
+@pytest.mark.parametrize("gain,cost,nudge", [(1.0, "cross_entropy", "symmetric"), (0.5, "mse", "positive")])
+def test_conv_ep_update_approaches_the_gradient_at_the_free_equilibrium(make, gain, cost, nudge):
+    """The EP theorem on conv layers: feedback through the transposed convolution, the update per
+    kernel summed over positions, pooled and per-channel parameters by the fusion's adjoint."""
+    network = make()
+    rule = rate_rule(network)
+    features = torch.rand(5, network.n_inputs, dtype=DTYPE)
+    labels = torch.randint(0, network.n_outputs, (5,))
+    expected = recurrent_backprop(rule, features, labels, gain, cost)
+    weights, biases = rule.synaptic_parameters()
+    got_w, got_b, _ = ep_gradients(weights, biases, rule.feedback(weights), gain, "tanh", features, labels,
+                                   network.n_outputs, 1e-3, nudge, cost, 150, 150, network.layers)
+    got = rule.trainable_gradients(got_w, got_b)
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    for g, e in zip(got, expected):
+        assert cosine(g, e) > 0.99
+        assert float((g - e).norm() / e.norm()) < 0.05
+
+
+def test_transposed_feedback_is_the_adjoint_of_the_convolution():
+    from neurocredit.conv import dense_matrix, torch_synaptic_input, torch_transposed_input
+
+    network = strided_rate_network()
+    for layer in network.layers:
+        matrix = torch.tensor(dense_matrix(layer))
+        weight = torch.tensor(layer.weight, dtype=DTYPE)
+        above = torch.randn(3, layer.n_out, dtype=DTYPE)
+        below = torch.randn(3, layer.n_in, dtype=DTYPE)
+        torch.testing.assert_close(torch_transposed_input(layer, weight, above), above @ matrix)
+        torch.testing.assert_close(torch_synaptic_input(layer, weight, below), below @ matrix.T)
+
+
+def test_random_feedback_on_a_conv_network_is_one_clear_line():
+    with pytest.raises(NeurocreditError, match="feedback: random.*feedback: symmetric"):
+        rate_rule(pooled_rate_network(), feedback="random")
+
+
+# --------------------------------------------------------------------------- spiking CHL on conv layers
+
+
+def conv_spiking_rule(**changes):
+    return small_spiking_chl_rule(network=small_conv_lif_network(), **changes)
+
+
+@pytest.mark.parametrize("nudged_start,nudge", [("rest", "positive"), ("free_state", "symmetric")])
+def test_spiking_conv_chl_updates_every_kernel(nudged_start, nudge):
+    rule = conv_spiking_rule(nudged_start=nudged_start, nudge=nudge)
+    before = [p.clone() for p in rule.parameters()]
+    generator = torch.Generator().manual_seed(2)
+    loss = rule.train_batch(torch.rand(6, 36, generator=generator), torch.randint(0, 4, (6,), generator=generator))
+    assert np.isfinite(loss)
+    assert [tuple(w.shape) for w in rule.weights] == [(3, 1, 3, 3), (4, 3, 2, 2), (4, 16)]
+    assert all(float((p - b).abs().max()) > 0 for p, b in zip(rule.parameters(), before))
+    assert rule.predict(torch.rand(5, 36, generator=generator)).shape == (5, 4)
+    saved = rule.to_network()
+    assert saved.layers[1].pool == 2 and saved.extras["chl/feedback_1"].shape == (4, 3, 4, 4)
+
+
+@pytest.mark.parametrize("nudge", ["positive", "symmetric"])
+def test_conv_phase_trains_replay_to_the_kernel_change_of_a_training_step(nudge):
+    """The spikes of one two-phase run, replayed through the trace rule with the per-tap
+    product, give that step's change of every shared kernel (SGD, lr 1)."""
+    from neurocredit.config import TrainingConfig
+    from neurocredit.rules.chl_traces import replay_eligibility
+
+    rule = conv_spiking_rule(training=TrainingConfig(seed=5, optimizer="sgd", learning_rate=1.0, momentum=0.0),
+                             nudge=nudge)
+    features = torch.rand(4, 36, generator=torch.Generator().manual_seed(3))
+    labels = torch.tensor([0, 1, 2, 3])
+    trains, schedule = rule.phase_spike_trains(features, labels, seed=5)
+    assert [t.shape[2] for t in trains] == [36, 108, 16, 4] and all(t.sum() > 0 for t in trains)
+    before = [w.clone() for w in rule.weights]
+    rule.train_batch(features, labels)
+    denominator = (2.0 if nudge == "symmetric" else 1.0) * rule.options.beta
+    fused = []
+    for layer, scale, pre, post in zip(rule.spec.layers, rule.scales, trains[:-1], trains[1:]):
+        eligibility = replay_eligibility(pre, post, schedule, rule.trace_params, layer)
+        assert eligibility.shape == layer.weight.shape
+        fused.append(torch.tensor(-scale / (denominator * 4) * eligibility / rule.trace_params.pair_window))
+    biases = [torch.zeros(layer.n_out, dtype=torch.float64) for layer in rule.spec.layers]
+    expected = rule.trainable_gradients(fused, biases)[: len(fused)]
+    for weight, old, gradient in zip(rule.weights, before, expected):
+        assert float(gradient.abs().max()) > 1e-4
+        np.testing.assert_allclose((old - weight).double().numpy(), gradient.numpy(), rtol=0,
+                                   atol=1e-5 * float(gradient.abs().max()))
+
+
+def test_spiking_conv_chl_memory_is_flat_in_the_steps():
+    features, labels = torch.rand(8, 36), torch.randint(0, 4, (8,))
+    peaks = []
+    for steps in (20, 100):
+        rule = conv_spiking_rule(free_steps=steps, nudged_steps=steps)
+        peaks.append(peak_allocated_bytes(lambda: rule.train_batch(features, labels)))
+    assert peaks[1] < 1.1 * peaks[0]
+
+
+@pytest.mark.needs_brian2
+@pytest.mark.timeout(120)
+def test_brian2_conv_synapses_equal_the_torch_rule_on_the_trains_of_a_training_run():
+    """Brian2 CHL synapses on the conv connectivity expanded from the im2col indices: every
+    kernel tap's eligibility (the sum of its synapses') equals the torch rule's, float64, on
+    the spikes of one two-phase run (±β copies side by side). The conv layers only (the dense
+    output layer: tests/test_chl_brian2.py)."""
+    from neurocredit.rules.chl_brian2 import conv_eligibility
+    from neurocredit.rules.chl_traces import replay_eligibility
+
+    rule = conv_spiking_rule(nudge="symmetric")
+    trains, schedule = rule.phase_spike_trains(torch.rand(2, 36, generator=torch.Generator().manual_seed(4)),
+                                               torch.tensor([1, 3]))
+    for layer, pre, post in list(zip(rule.spec.layers, trains[:-1], trains[1:]))[:2]:
+        expected = replay_eligibility(pre, post, schedule, rule.trace_params, layer)
+        got = conv_eligibility(layer, pre, post, schedule, rule.trace_params)
+        assert got.shape == layer.weight.shape and np.abs(expected).max() > 0.1
+        assert float(np.abs(got - expected).max() / np.abs(expected).max()) <= 1e-9
+
+
+# --------------------------------------------------------------------------- digits: learning and the CLI
+
+
+def quiet(line):
+    pass
+
+
+def test_rate_conv_ep_learns_digits_in_a_short_run(tmp_path, capsys):
+    """models/digits-chl-conv-rate.yaml for 25 batches of one epoch (seeded); then the CLI on the
+    saved model: info, eval (feed-forward rate backend) and simulate give the same accuracy."""
+    import json
+
+    from neurocredit.cli import main
+    from neurocredit.config import load_config
+    from neurocredit.io import save_network
+
+    result = train(load_config("digits-chl-conv-rate"), epochs=1, progress=False, log=quiet, max_batches=25)
+    assert result.test_accuracy > 0.75  # 81.6 % when written; chance is 10 %
+    network = result.network
+    assert [layer.kind for layer in network.layers] == ["conv2d", "conv2d", "dense"] and network.layers[1].pool == 2
+    np.testing.assert_array_equal(network.extras["chl/feedback_2"], network.layers[2].weight.T)
+    path = str(save_network(network, tmp_path / "conv-ep.h5"))
+    assert main(["info", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["provenance"]["rule"] == "chl"
+    assert main(["eval", path, "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["accuracy"] == pytest.approx(result.test_accuracy)
+    assert main(["simulate", path, "--limit", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 20
+
+
+@pytest.fixture(scope="module")
+def spiking_conv_model(tmp_path_factory):
+    """models/digits-chl-conv-snn.yaml trained for 20 batches (seeded): (result, path)."""
+    from neurocredit.config import load_config
+    from neurocredit.io import save_network
+
+    result = train(load_config("digits-chl-conv-snn"), epochs=1, progress=False, log=quiet, max_batches=20)
+    return result, str(save_network(result.network, tmp_path_factory.mktemp("chlconv") / "conv-chl.h5"))
+
+
+def test_spiking_conv_chl_learns_digits_in_a_short_run(spiking_conv_model):
+    result, _ = spiking_conv_model
+    assert result.test_accuracy > 0.70  # 79.4 % when written; chance is 10 %
+    assert result.network.neuron.spiking and result.network.extras["chl/feedback_1"].shape == (16, 8, 6, 6)
+
+
+@pytest.mark.timeout(300)
+def test_cli_on_a_spiking_conv_chl_model(spiking_conv_model, capsys):
+    """eval, simulate (Norse and Brian2 agree) and deploy --verify (emulator = Lava) on the model."""
+    import json
+
+    from neurocredit.cli import main
+
+    result, path = spiking_conv_model
+    assert main(["eval", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(result.test_accuracy)
+    runs = {}
+    for backend in ("norse", "brian2"):
+        assert main(["simulate", path, "--backend", backend, "--limit", "3", "--json"]) == 0
+        runs[backend] = json.loads(capsys.readouterr().out)
+    assert runs["norse"]["mean_spikes_per_sample"] == runs["brian2"]["mean_spikes_per_sample"]
+    assert min(runs["norse"]["mean_spikes_per_sample"]) > 0
+    assert main(["deploy", path, "--target", "loihi2", "--verify", "--limit", "30", "--lava-limit", "2",
+                 "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["spike_agreement"] == {"emulator_vs_lava": 1.0, "float_vs_lava_floating": 1.0}
