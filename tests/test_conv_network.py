@@ -259,10 +259,10 @@ def test_dense_only_rules_refuse_conv_networks_in_one_line():
     from neurocredit.rules import rule_class
 
     network = every_layer_type_network()
-    for name in ("chl", "pc", "ff"):
+    for name in ("pc", "ff"):
         with pytest.raises(NeurocreditError, match=rf"^rule '{name}' handles dense layers only, but layer 0 "
                                                    r"\(conv1\) is a Conv2d; train conv or pooled layers with rule "
-                                                   r"dfa, sigprop or bp$"):
+                                                   r"dfa, sigprop, chl or bp$"):
             rule_class(name, "lif")(network, rule_class(name, "lif").parse_options({}), TrainingConfig(), 3)
 
 
@@ -288,10 +288,10 @@ def test_config_layers_and_their_errors(tmp_path):
         else:
             with pytest.raises(NeurocreditError, match=message):
                 load_config(path)
-    chl = {**raw, "rule": {"name": "chl"}}
-    (tmp_path / "d.yaml").write_text(yaml.safe_dump(chl))
-    with pytest.raises(NeurocreditError, match=r"network.layers: rule 'chl' handles dense layers only; train conv "
-                                               r"or pooled layers with rule dfa, sigprop or bp"):
+    pc = {**raw, "rule": {"name": "pc"}}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(pc))
+    with pytest.raises(NeurocreditError, match=r"network.layers: rule 'pc' handles dense layers only; train conv "
+                                               r"or pooled layers with rule dfa, sigprop, chl or bp"):
         load_config(tmp_path / "d.yaml")
     with pytest.raises(NeurocreditError, match=r"network.layers has conv/pool layers but the data set has no image"):
         build_network(config, 20, 3, 0, ())
