@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -145,28 +146,38 @@ def family_lines(family: str, result: dict, memory: dict, steps: tuple[int, int]
     return lines + [""]
 
 
-def headline(family: str, result: dict) -> str:
+def headlines(family: str, result: dict) -> list[str]:
+    """One headline per contender: ``<contender> <test accuracy> (<epochs> epochs[, <ratio>x <baseline> s/epoch])``."""
     baseline = result.get("bp")
     parts = []
     for rule, row in result.items():
-        text = f"{CONTENDERS[family][rule]} {row['accuracy']:.2%}"
+        text = f"{CONTENDERS[family][rule]} {row['accuracy']:.2%} ({len(row['epoch_seconds'])} epochs"
         if baseline and rule != "bp":
-            text += f" ({row['seconds_per_epoch'] / baseline['seconds_per_epoch']:.2f}x s/epoch)"
-        parts.append(text)
-    epochs = {len(row["epoch_seconds"]) for row in result.values()}
-    return f"{family} ({'/'.join(str(e) for e in sorted(epochs))} epochs): " + ", ".join(parts)
+            text += (f", {row['seconds_per_epoch'] / baseline['seconds_per_epoch']:.2f}x "
+                     f"{CONTENDERS[family]['bp'].split('-')[0].upper()} s/epoch")
+        parts.append(text + ")")
+    return parts
 
 
-def other_families(data: str, families: list[str]) -> list[str]:
-    """The headlines of the families this run does not train, kept from this script's row of
-    RESULTS.md when it is for the same data set (one family per run fits a CPU slot)."""
+def kept_headlines(data: str, trained: set[str]) -> list[str]:
+    """The headlines of the contenders this run does not train, kept from this script's row of
+    RESULTS.md when it is for the same data set (a CPU slot fits one family, or a few contenders,
+    per run)."""
     key = f"| `{Path(__file__).name}` |"
     rows = [line for line in RESULTS.read_text().splitlines() if line.startswith(key)] if RESULTS.exists() else []
     if not rows or not rows[0][len(key):].strip().startswith(f"{data}:"):
         return []
     summary = rows[0][len(key):].split(" | ")[0].strip()[len(data) + 1:]
-    return [part.strip() for part in summary.split("; ")
-            if part.strip().split(" ")[0] in {"rate", "snn"} - set(families)]
+    kept = []
+    for part in summary.split("; "):
+        grouped = re.fullmatch(r"(?:rate|snn) \((\d+) epochs\): (.*)", part.strip())  # one family per part
+        entries = [part.strip()]
+        if grouped:
+            entries = [entry.split(" (")[0] + f" ({grouped.group(1)} epochs" +
+                       (f", {entry.split(' (', 1)[1].rstrip(')')})" if " (" in entry else ")")
+                       for entry in grouped.group(2).split(", ")]
+        kept += [entry for entry in entries if entry.split(" ")[0] not in trained]
+    return kept
 
 
 def main() -> int:
@@ -192,8 +203,9 @@ def main() -> int:
         return 0
 
     began = time.perf_counter()
-    lines, headlines = [], []
+    lines, summary = [], []
     families = ["rate", "snn"] if args.family == "both" else [args.family]
+    trained = {CONTENDERS[family][rule] for family in families for rule in args.rules}
     for family in families:
         result = run_child(child_args(args, "family", family=family, rules=args.rules, epochs=args.epochs,
                                       save_dir=args.save_dir))
@@ -207,12 +219,12 @@ def main() -> int:
                     print(f"memory {family} {rule} T={steps}: {json.dumps(memory[(rule, steps)])}", flush=True)
         lines += family_lines(family, result, memory, tuple(args.memory_steps), args.memory_batches,
                               targets=args.data == "fashion-mnist")
-        headlines.append(headline(family, result))
+        summary += headlines(family, result)
     lines.append(f"- torch threads {args.threads}; load average at the end: "
                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs); "
                  f"benchmark wall time {time.perf_counter() - began:.0f} s")
     publish(f"Predictive coding and forward-forward vs BP / BPTT, {args.data} (bench_pc_ff.py)", "\n".join(lines),
-            args.no_append, summary=f"{args.data}: " + "; ".join(headlines + other_families(args.data, families)))
+            args.no_append, summary=f"{args.data}: " + "; ".join(summary + kept_headlines(args.data, trained)))
     return 0
 
 
