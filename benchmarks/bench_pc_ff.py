@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, config_with, publish, run_child, training_memory  # noqa: E402
+from common import (RESULTS, config_with, publish, run_child, train_interleaved, training_memory,  # noqa: E402
+                    worker_command)
 
 PREFIX = {"digits": "digits", "fashion-mnist": "fmnist"}
 CONTENDERS = {"rate": {"pc": "pc-rate", "ff": "ff-rate", "bp": "bp-rate"},
@@ -67,12 +68,7 @@ def worker_family(args) -> dict:
                for rule in args.rules}
     dataset = load_dataset(args.data, args.data_dir)
     sessions = {rule: TrainingSession(config, dataset=dataset) for rule, config in configs.items()}
-    for epoch in range(max(config.training.epochs for config in configs.values())):
-        for rule, session in sessions.items():
-            if epoch < session.config.training.epochs:
-                stats = session.run_epoch(progress=False)
-                print(f"{rule} epoch {stats.epoch}: loss {stats.loss:.4f} val {stats.validation_accuracy:.2%} "
-                      f"{stats.seconds:.1f} s", file=sys.stderr, flush=True)
+    train_interleaved(sessions)
     result = {}
     for rule, session in sessions.items():
         network = session.network()
@@ -99,15 +95,8 @@ def worker_memory(args) -> dict:
     return training_memory(config, args.data_dir, args.memory_batches)
 
 
-def child_args(args, worker: str, **extra) -> list[str]:
-    command = [__file__, "--worker", worker, "--family", extra.pop("family"), "--data", args.data,
-               "--threads", str(args.threads), "--rules", *extra.pop("rules")]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    for key, value in extra.items():
-        if value is not None:
-            command += [f"--{key.replace('_', '-')}", str(value)]
-    return command
+def child_args(args, worker: str, **options) -> list[str]:
+    return worker_command(__file__, worker, args.threads, args.data_dir, data=args.data, **options)
 
 
 def family_lines(family: str, result: dict, memory: dict, steps: tuple[int, int], batches: int,
