@@ -124,6 +124,7 @@ def family_lines(family: str, result: dict, memory: dict, steps: tuple[int, int]
             lines.append(f"| {LABELS[(family, rule)]} | {t or '-'} | {row['rss_before_training_mb']:.0f} | "
                          f"{row['peak_rss_mb']:.0f} | {growth:.1f} | {row['seconds_per_batch']:.3f} |")
         if family == "snn":
+            lines.append("")
             low, high = steps
             for rule in result:
                 if (rule, low) in memory and (rule, high) in memory:
