@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import config_with, publish, run_child, training_memory  # noqa: E402
+from common import config_with, publish, run_child, train_interleaved, training_memory, worker_command  # noqa: E402
 
 RATE_CONFIG = ROOT / "models" / "fmnist-sigprop-rate.yaml"
 SNN_CONFIG = ROOT / "models" / "fmnist-sigprop-snn.yaml"
@@ -73,11 +73,7 @@ def worker_pair(args) -> dict:
                "baseline": _config(args.config, baseline=True, epochs=args.epochs, data=args.data)}
     dataset = load_dataset(configs["sigprop"].data.name, args.data_dir)
     sessions = {name: TrainingSession(config, dataset=dataset) for name, config in configs.items()}
-    for epoch in range(configs["sigprop"].training.epochs):
-        for name, session in sessions.items():
-            stats = session.run_epoch(progress=False)
-            print(f"{name} epoch {stats.epoch}: loss {stats.loss:.4f} val {stats.validation_accuracy:.2%} "
-                  f"{stats.seconds:.1f} s", file=sys.stderr, flush=True)
+    train_interleaved(sessions)
     result = {}
     for name, session in sessions.items():
         network = session.network()
@@ -113,19 +109,8 @@ def worker_memory(args) -> dict:
 
 
 def child_args(args, worker: str, config: Path, **extra) -> list[str]:
-    command = [__file__, "--worker", worker, "--config", str(config), "--threads", str(args.threads)]
-    if args.data:
-        command += ["--data", args.data]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    if args.save_dir:
-        command += ["--save-dir", args.save_dir]
-    for key, value in extra.items():
-        if value is True:
-            command.append(f"--{key.replace('_', '-')}")
-        elif value not in (None, False):
-            command += [f"--{key.replace('_', '-')}", str(value)]
-    return command
+    return worker_command(__file__, worker, args.threads, args.data_dir, config=config, data=args.data,
+                          save_dir=args.save_dir, **extra)
 
 
 def pair_lines(title: str, pair: dict, labels: tuple[str, str], target: float) -> list[str]:

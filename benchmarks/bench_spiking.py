@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import config_with, peak_rss_mb, publish, run_child, training_memory  # noqa: E402
+from common import config_with, peak_rss_mb, publish, run_child, training_memory, worker_command  # noqa: E402
 
 DFA_CONFIG = ROOT / "models" / "fmnist-dfa-snn.yaml"
 BPTT_CONFIG = ROOT / "models" / "fmnist-bptt-snn.yaml"
@@ -127,13 +127,7 @@ def worker_speed(args) -> dict:
 
 
 def child_args(args, worker: str, config: Path, **extra) -> list[str]:
-    command = [__file__, "--worker", worker, "--config", str(config), "--threads", str(args.threads)]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    for key, value in extra.items():
-        if value is not None:
-            command += [f"--{key.replace('_', '-')}", str(value)]
-    return command
+    return worker_command(__file__, worker, args.threads, args.data_dir, config=config, **extra)
 
 
 def main() -> int:

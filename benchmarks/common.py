@@ -85,6 +85,36 @@ def run_child(args: list[str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def worker_command(script, worker: str, threads: int, data_dir=None, **options) -> list[str]:
+    """``run_child`` arguments that run ``script`` as its own ``--worker``: every option ``name=value``
+    becomes ``--name value`` (a list: ``--name v1 v2 ...``; ``True``: the bare flag; ``None`` or
+    ``False``: left out)."""
+    command = [str(script), "--worker", worker, "--threads", str(threads)]
+    if data_dir:
+        command += ["--data-dir", str(data_dir)]
+    for key, value in options.items():
+        flag = f"--{key.replace('_', '-')}"
+        if value is True:
+            command.append(flag)
+        elif isinstance(value, (list, tuple)):
+            command += [flag, *map(str, value)]
+        elif value is not None and value is not False:
+            command += [flag, str(value)]
+    return command
+
+
+def train_interleaved(sessions: dict) -> None:
+    """Train ``{name: TrainingSession}`` with their epochs interleaved (one epoch of each in turn,
+    each to its own ``training.epochs``), so that their seconds per epoch see the same machine
+    load; one progress line per epoch on stderr."""
+    for epoch in range(max(session.config.training.epochs for session in sessions.values())):
+        for name, session in sessions.items():
+            if epoch < session.config.training.epochs:
+                stats = session.run_epoch(progress=False)
+                print(f"{name} epoch {stats.epoch}: loss {stats.loss:.4f} val {stats.validation_accuracy:.2%} "
+                      f"{stats.seconds:.1f} s", file=sys.stderr, flush=True)
+
+
 def publish(title: str, figures_markdown: str, print_only: bool, summary: str = "") -> None:
     """Print the figures (``--no-append``) or record them (:func:`append_results`)."""
     if print_only:
