@@ -16,7 +16,7 @@ by side), whether both modes trained identical weights (SHA-256 per trial), and 
 table (mean ± std over seeds) written to ``--table`` (markdown).
 
     python benchmarks/bench_compare_rules.py [--seeds 3] [--cpus 2] [--epochs N] [--max-batches N]
-                                             [--order local,ray] [--table PATH] [--no-append]
+                                             [--order local,ray] [--table PATH] [--json PATH] [--no-append]
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--order", default="local,ray", choices=("local,ray", "ray,local"))
     parser.add_argument("--only", choices=("local", "ray"), default=None, help="run one mode (no ratio)")
     parser.add_argument("--table", default=None, metavar="PATH", help="write the Ray run's markdown table here")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="write every trial's result of both modes here (JSON: {mode: payload})")
     parser.add_argument("--no-append", action="store_true", help="print the figures; do not touch RESULTS.md")
     args = parser.parse_args()
 
@@ -90,6 +92,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-compare-rules-") as storage:
         for mode in modes:
             runs[mode] = run_mode(mode, trials, args.cpus, storage)
+    if args.json:
+        from neurocredit.compare_rules import render_json
+
+        Path(args.json).write_text("{" + ", ".join(f'"{mode}": {render_json(run["payload"])}' for mode, run in runs.items())
+                                   + "}\n")
     last = runs.get("ray", runs[modes[-1]])
     table = render(last["payload"], "md")
     if args.table:
