@@ -16,7 +16,7 @@ by side), whether both modes trained identical weights (SHA-256 per trial), and 
 table (mean ± std over seeds) written to ``--table`` (markdown).
 
     python benchmarks/bench_compare_rules.py [--seeds 3] [--cpus 2] [--epochs N] [--max-batches N]
-                                             [--order local,ray] [--table PATH] [--json PATH] [--no-append]
+                                             [--order ray,local] [--table PATH] [--json PATH] [--no-append]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="cores for both modes (local: torch threads; Ray: CPUs)")
     parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
     parser.add_argument("--max-batches", type=int, default=None, help="first N batches per epoch (smoke runs)")
-    parser.add_argument("--order", default="local,ray", choices=("local,ray", "ray,local"))
+    parser.add_argument("--order", default="ray,local", choices=("ray,local", "local,ray"))
     parser.add_argument("--only", choices=("local", "ray"), default=None, help="run one mode (no ratio)")
     parser.add_argument("--table", default=None, metavar="PATH", help="write the Ray run's markdown table here")
     parser.add_argument("--json", default=None, metavar="PATH",
@@ -92,6 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-compare-rules-") as storage:
         for mode in modes:
             runs[mode] = run_mode(mode, trials, args.cpus, storage)
+            print(f"{mode}: {len(trials)} trials in {runs[mode]['wall']:.1f} s", file=sys.stderr, flush=True)
     if args.json:
         from neurocredit.compare_rules import render_json
 
