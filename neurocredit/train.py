@@ -35,7 +35,8 @@ class TrainingDiverged(NeurocreditError):
 @dataclass
 class EpochStats:
     """One epoch: mean batch loss, train and validation accuracy by the rule's own prediction
-    (validation: NaN when ``data.validation`` is 0), seconds of training (not evaluation)."""
+    (validation: NaN when ``data.validation`` is 0; train: NaN when the pass was skipped), seconds
+    of training (not evaluation)."""
 
     epoch: int
     loss: float
@@ -125,8 +126,11 @@ class TrainingSession:
         self.history: list[EpochStats] = []
         self.seconds = 0.0
 
-    def run_epoch(self, progress: bool = True, max_batches: Optional[int] = None) -> EpochStats:
-        """Train one epoch (optionally only ``max_batches`` batches) and evaluate."""
+    def run_epoch(self, progress: bool = True, max_batches: Optional[int] = None,
+                  train_accuracy: bool = True) -> EpochStats:
+        """Train one epoch (optionally only ``max_batches`` batches) and evaluate; with
+        ``train_accuracy=False`` the pass over the training samples is skipped (NaN in the stats;
+        the predictors draw from their own fixed generators, so training is unchanged)."""
         import torch
 
         training, dataset, rule = self.config.training, self.dataset, self.rule
@@ -156,8 +160,8 @@ class TrainingSession:
         seconds = time.perf_counter() - epoch_began
         self.seconds += seconds
         snapshot = rule.to_network()
-        train_accuracy = rule_accuracy(rule, snapshot, dataset.x_train[:2000], dataset.y_train[:2000],
-                                       training.eval_batch_size)
+        train_accuracy = float("nan") if not train_accuracy else rule_accuracy(
+            rule, snapshot, dataset.x_train[:2000], dataset.y_train[:2000], training.eval_batch_size)
         validation_accuracy = float("nan")
         if len(dataset.y_validation):
             validation_accuracy = rule_accuracy(rule, snapshot, dataset.x_validation, dataset.y_validation,
@@ -176,9 +180,11 @@ class TrainingSession:
 
 
 def epoch_line(stats: EpochStats, total: int) -> str:
-    validation = "   n/a" if np.isnan(stats.validation_accuracy) else f"{stats.validation_accuracy:6.2%}"
-    return (f"epoch {stats.epoch:3d}/{total}  loss {stats.loss:.4f}  train acc {stats.train_accuracy:6.2%}  "
-            f"val acc {validation}  {stats.seconds:6.1f} s")
+    def percent(value: float) -> str:
+        return "   n/a" if np.isnan(value) else f"{value:6.2%}"
+
+    return (f"epoch {stats.epoch:3d}/{total}  loss {stats.loss:.4f}  train acc {percent(stats.train_accuracy)}  "
+            f"val acc {percent(stats.validation_accuracy)}  {stats.seconds:6.1f} s")
 
 
 def train(
@@ -197,6 +203,7 @@ def train(
     resume: Optional[str | os.PathLike] = None,
     on_epoch: Optional[Callable[["TrainingSession", EpochStats], Optional[bool]]] = None,
     max_batches: Optional[int] = None,
+    train_accuracy: bool = True,
 ) -> TrainResult:
     """Train the network ``config`` describes; returns the trained Network and its history.
 
@@ -206,7 +213,8 @@ def train(
     names another). A diverging loss raises :class:`NeurocreditError`; the last good
     checkpoint stays. ``on_epoch(session, stats)`` is called after each epoch (and its
     checkpoint); returning ``False`` ends training there (early stopping). ``max_batches`` limits every epoch to its first batches (tests).
-    """
+    ``train_accuracy=False`` skips the per-epoch pass over the training samples (comparisons that
+    read only validation accuracy; the weights are the same either way)."""
     from neurocredit.checkpoint import load_checkpoint, restore_session, save_checkpoint
     from neurocredit.sim import simulate
 
@@ -218,7 +226,7 @@ def train(
     total = session.config.training.epochs
     for _ in range(len(session.history), total):
         try:
-            stats = session.run_epoch(progress=progress, max_batches=max_batches)
+            stats = session.run_epoch(progress=progress, max_batches=max_batches, train_accuracy=train_accuracy)
         except TrainingDiverged as error:
             if checkpoint_dir is None:
                 raise

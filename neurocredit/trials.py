@@ -7,7 +7,9 @@ lengths. :func:`run_trial` trains it (:func:`neurocredit.train.train`, checkpoin
 and returns a :class:`TrialResult` dict::
 
     label, config, rule, kind, seed, overrides, epochs, stopped_early,
-    history            [{epoch, loss, train_accuracy, validation_accuracy, seconds}, ...]
+    history            [{epoch, loss, train_accuracy, validation_accuracy, seconds}, ...]; train_accuracy
+                       is None: trials skip that per-epoch pass over the training set (the table
+                       reads validation accuracy; the weights are the same either way)
     validation_accuracy  last epoch's, the rule's own prediction on the validation split
     test_accuracy        the saved network through the simulation backend, measured once
     seconds_per_epoch    mean training seconds per epoch (evaluation excluded)
@@ -19,6 +21,7 @@ and returns a :class:`TrialResult` dict::
                          neurocredit.energy; training: the rule's cost model x this network's counts)
     memory_in_steps      lif: {steps: [T, 2T], batch_peak_mib: [...]}: one training batch's peak
                          resident memory at T and 2T encoder steps (batch_memory_in_steps); None for rate
+    wall_seconds         the whole trial in this process: set-up, training, evaluation, measurements
 
 Ray (``pip install 'neurocredit[sweep]'``) is imported only by :func:`run_ray`. Each Ray trial
 reports after every epoch (``epoch``, ``loss``, ``validation_accuracy``) with its checkpoint
@@ -116,13 +119,25 @@ def _rss_bytes() -> int:
         return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+_GC_FROZEN: list[bool] = []
+
+
 def release_free_memory() -> None:
     """Hand memory freed by earlier work back to the OS (glibc ``malloc_trim``), so that the
-    resident size counts what the next piece of work allocates even where it reuses freed memory."""
+    resident size counts what the next piece of work allocates even where it reuses freed memory.
+
+    The first call in a process also moves every object alive after its collection (imported
+    modules, mostly) out of the cyclic collector's reach (``gc.freeze``): a full collection of a
+    heap holding torch, Norse and matplotlib took ~0.8 s here, three times per spiking trial;
+    after the freeze it takes milliseconds. Those objects are still freed by reference counting;
+    only cycles among them would stay."""
     import ctypes
     import gc
 
     gc.collect()
+    if not _GC_FROZEN:
+        gc.freeze()
+        _GC_FROZEN.append(True)
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: the measurement may undercount reused memory
@@ -254,6 +269,7 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
     from neurocredit.rules import rule_class
     from neurocredit.train import train
 
+    began = time.perf_counter()
     config = trial_config(trial)
     if dataset is None:  # loaded (and the rule's modules imported) before the memory monitor starts
         dataset = load_dataset(config.data.name, config.data.data_dir, seed=config.training.seed)
@@ -274,12 +290,15 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
 
     with PeakMemory() as memory:
         result = train(config, dataset=dataset, progress=False, log=lambda line: None, checkpoint_dir=checkpoint_dir,
-                       resume=resume, on_epoch=hook, max_batches=trial.max_batches)
+                       resume=resume, on_epoch=hook, max_batches=trial.max_batches, train_accuracy=False)
     network = result.network
+    measured = measurements(network, result.record, trial.targets)
+    memory_in_t = batch_memory_in_steps(config, dataset) if trial.memory_in_steps else None
     digest = hashlib.sha256()
     for array in (*network.weights, *network.biases):
         digest.update(np.ascontiguousarray(array).tobytes())
-    history = [dataclasses.asdict(stats) for stats in result.history]
+    history = [{key: None if isinstance(value, float) and value != value else value  # NaN -> None (JSON)
+                for key, value in dataclasses.asdict(stats).items()} for stats in result.history]
     seconds = [entry["seconds"] for entry in history]
     return {
         "label": trial.label,
@@ -297,8 +316,9 @@ def run_trial(trial: Trial, *, checkpoint_dir: Optional[str] = None, resume: Opt
         "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
         "peak_rss_mib": peak["mib"],
         "weights_sha256": digest.hexdigest(),
-        "memory_in_steps": batch_memory_in_steps(config, dataset) if trial.memory_in_steps else None,
-        **measurements(network, result.record, trial.targets),
+        "memory_in_steps": memory_in_t,
+        **measured,
+        "wall_seconds": time.perf_counter() - began,
     }
 
 
@@ -429,7 +449,7 @@ def run_ray(trials: Sequence[Trial], *, address: Optional[str] = None, storage: 
                                   mode="max" if scheduler is not None else None)
     run_config = tune.RunConfig(name=name, storage_path=storage, verbose=0,
                                 failure_config=tune.FailureConfig(max_failures=max_failures),
-                                checkpoint_config=tune.CheckpointConfig(num_to_keep=None))
+                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     trainable = tune.with_resources(tune.with_parameters(ray_trainable, trials=list(trials)), {"cpu": 1})
     try:
         grid = tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config).fit()

@@ -198,3 +198,34 @@ def test_sweep_on_embedded_ray_ranks_on_validation(tmp_path):
     assert payload["ranking"][0]["label"] == local["ranking"][0]["label"] == "#1"
     assert payload["ranking"][0]["validation_accuracy"] == local["ranking"][0]["validation_accuracy"]
     assert payload["best"]["test_accuracy"] == local["best"]["test_accuracy"]
+
+
+def test_the_benchmark_grid_has_one_contender_per_rule_and_kind():
+    """benchmarks/digits-rules.yaml (the issue's rule x {rate, lif} grid) lists every registered rule
+    with each neuron kind it trains, once."""
+    from pathlib import Path
+
+    from neurocredit.rules import rule_specs
+    from neurocredit.trials import Trial, trial_config
+
+    grid = Path(__file__).resolve().parents[1] / "benchmarks" / "digits-rules.yaml"
+    pairs = []
+    for config, label, overrides in parse_contenders(str(grid)):
+        loaded = trial_config(Trial(label, config, overrides=overrides))
+        pairs.append((loaded.rule.name, loaded.network.neuron.kind))
+        assert loaded.data.name == "digits" and not loaded.network.layers  # dense (hidden:) networks
+    assert sorted(pairs) == sorted((spec.name, kind) for spec in rule_specs() for kind in spec.variants)
+
+
+@pytest.mark.timeout(120)
+def test_skipping_the_train_accuracy_pass_keeps_the_weights():
+    """Trials skip the per-epoch pass over the training set; a spiking rule's predictor draws from
+    its own generator, so the trained weights are those of a run with the pass."""
+    config = load_config("digits-dfa-snn")
+    runs = [train(config, epochs=2, progress=False, log=lambda line: None, max_batches=2, train_accuracy=flag)
+            for flag in (True, False)]
+    for ours, theirs in zip(runs[0].network.weights, runs[1].network.weights):
+        np.testing.assert_array_equal(ours, theirs)
+    assert [h.validation_accuracy for h in runs[0].history] == [h.validation_accuracy for h in runs[1].history]
+    assert all(0 <= h.train_accuracy <= 1 for h in runs[0].history)
+    assert all(np.isnan(h.train_accuracy) for h in runs[1].history)

@@ -10,7 +10,8 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     """``--local`` / ``--address`` / ``--storage`` / ``--num-cpus`` (shared with `sweep`)."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--local", action="store_true",
-                       help="run the trials one after another in this process, without Ray")
+                       help="run the trials one after another in this process, without Ray (torch threads: "
+                       "neurocredit --threads N, default one per core; a Ray trial holds one CPU and runs one torch thread)")
     where.add_argument("--address", default=None, metavar="ADDR",
                        help="an existing Ray cluster (e.g. auto, or HEAD_IP:6379; default: $RAY_ADDRESS, else an "
                        "embedded local Ray instance)")
