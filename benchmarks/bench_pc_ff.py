@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (RESULTS, config_with, publish, run_child, train_interleaved, training_memory,  # noqa: E402
+from common import (RESULTS, config_with, publish, run_child, run_worker, train_interleaved, training_memory,  # noqa: E402
                     worker_command)
 
 PREFIX = {"digits": "digits", "fashion-mnist": "fmnist"}
@@ -188,8 +188,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    if args.worker:
-        print(json.dumps((worker_family if args.worker == "family" else worker_memory)(args)))
+    if run_worker(args, {"family": worker_family, "memory": worker_memory}):
         return 0
 
     began = time.perf_counter()

@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import config_with, publish, run_child, train_interleaved, training_memory, worker_command  # noqa: E402
+from common import (config_with, publish, run_child, run_worker, train_interleaved, training_memory,  # noqa: E402
+                    worker_command)
 
 RATE_CONFIG = ROOT / "models" / "fmnist-sigprop-rate.yaml"
 SNN_CONFIG = ROOT / "models" / "fmnist-sigprop-snn.yaml"
@@ -160,11 +161,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    if args.worker == "pair":
-        print(json.dumps(worker_pair(args)))
-        return 0
-    if args.worker == "memory":
-        print(json.dumps(worker_memory(args)))
+    if run_worker(args, {"pair": worker_pair, "memory": worker_memory}):
         return 0
 
     began = time.perf_counter()

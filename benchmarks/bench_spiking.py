@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import config_with, peak_rss_mb, publish, run_child, training_memory, worker_command  # noqa: E402
+from common import (config_with, peak_rss_mb, publish, run_child, run_worker, training_memory,  # noqa: E402
+                    worker_command)
 
 DFA_CONFIG = ROOT / "models" / "fmnist-dfa-snn.yaml"
 BPTT_CONFIG = ROOT / "models" / "fmnist-bptt-snn.yaml"
@@ -153,14 +154,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    if args.worker == "train":
-        print(json.dumps(worker_train(args)))
-        return 0
-    if args.worker == "memory":
-        print(json.dumps(worker_memory(args)))
-        return 0
-    if args.worker == "speed":
-        print(json.dumps(worker_speed(args)))
+    if run_worker(args, {"train": worker_train, "memory": worker_memory, "speed": worker_speed}):
         return 0
 
     began = time.perf_counter()

@@ -85,6 +85,15 @@ def run_child(args: list[str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def run_worker(args, workers: dict) -> bool:
+    """In a worker process (``args.worker`` set by :func:`worker_command`): print the JSON result
+    of ``workers[args.worker](args)`` on stdout for ``run_child`` and return True; else False."""
+    if not args.worker:
+        return False
+    print(json.dumps(workers[args.worker](args)))
+    return True
+
+
 def worker_command(script, worker: str, threads: int, data_dir=None, **options) -> list[str]:
     """``run_child`` arguments that run ``script`` as its own ``--worker``: every option ``name=value``
     becomes ``--name value`` (a list: ``--name v1 v2 ...``; ``True``: the bare flag; ``None`` or
