@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import config_with, publish, run_child, training_memory  # noqa: E402
+from common import config_with, publish, run_child, run_worker, training_memory  # noqa: E402
 
 MODELS = ROOT / "models"
 SPIKING = {"bptt": "fmnist-bptt-conv-snn", "dfa": "fmnist-dfa-conv-snn", "sigprop": "fmnist-sigprop-conv-snn"}
@@ -130,11 +130,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    if args.worker == "train":
-        print(json.dumps(worker_train(args)))
-        return 0
-    if args.worker == "memory":
-        print(json.dumps(worker_memory(args)))
+    if run_worker(args, {"train": worker_train, "memory": worker_memory}):
         return 0
 
     began = time.perf_counter()
