@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from neurocredit import __version__
 from neurocredit.commands import COMMANDS
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 
 EXIT_USER_ERROR = 2
 
@@ -49,8 +49,7 @@ def set_threads(threads: Optional[int]) -> None:
     """Apply ``--threads`` to torch (imported only when the option is given)."""
     if threads is None:
         return
-    if threads < 1:
-        raise NeurocreditError(f"--threads must be >= 1, got {threads}")
+    require_at_least_one("--threads", threads)
     import torch
 
     torch.set_num_threads(threads)

@@ -30,7 +30,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.trials import Trial
 
 CRITERIA = ("weight_transport", "forward_locking", "backward_locking", "memory_in_steps", "surrogate_free",
@@ -113,10 +113,8 @@ def make_trials(contenders: Sequence[tuple[str, str, dict]], seeds: int, *, epoc
     """Contender x seed (seeds 0 .. seeds-1), contenders outermost."""
     from neurocredit.trials import trial_config
 
-    if seeds < 1:
-        raise NeurocreditError(f"--seeds must be >= 1, got {seeds}")
-    if epochs is not None and epochs < 1:
-        raise NeurocreditError(f"--epochs must be >= 1, got {epochs}")
+    require_at_least_one("--seeds", seeds)
+    require_at_least_one("--epochs", epochs)
     trials, labels = [], set()
     for config, label, overrides in contenders:
         probe = Trial(label or config, config, 0, dict(overrides), epochs, data, max_batches, tuple(targets))

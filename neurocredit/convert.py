@@ -40,7 +40,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, ReadoutSpec
 from neurocredit.sim.rate_backend import forward
 
@@ -64,8 +64,7 @@ class ConversionOptions:
     encoder_seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise NeurocreditError(f"conversion steps must be >= 1, got {self.steps}")
+        require_at_least_one("conversion steps", self.steps)
         if not 0.0 < self.percentile <= 100.0:
             raise NeurocreditError(f"conversion percentile must be in (0, 100], got {self.percentile}")
         if not 0.0 < self.max_rate <= 1.0:

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.network import EncoderSpec
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -82,8 +82,7 @@ def encode(
     if features.ndim != 2:
         raise NeurocreditError(f"encoder input must have shape (batch, features), got {features.shape}")
     steps = int(spec.steps if steps is None else steps)
-    if steps < 1:
-        raise NeurocreditError(f"number of steps must be >= 1, got {steps}")
+    require_at_least_one("number of steps", steps)
     batch, n_features = features.shape
     clipped = np.clip(features, 0.0, 1.0)
     if spec.kind in ("bernoulli", "poisson"):

@@ -14,6 +14,17 @@ def print_json(payload: Any) -> None:
     sys.stdout.write(render_json(payload))
 
 
+def emit(text: str, output: str | None, description: str) -> None:
+    """Write ``text`` to stdout, or to the file ``output`` (atomically) and say so on stderr."""
+    from neurocredit.report import write_text
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_text(output, text)
+    print(f"wrote {description} to {output}", file=sys.stderr)
+
+
 def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     parser.add_argument("--data", default=default, metavar="NAME",
                         help="data set: digits, fashion-mnist, mnist, synthetic (default: the one the model was trained on)")
@@ -32,7 +43,7 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
 def load_test_split(network, args):
     """The test features and labels the model is evaluated on (``--data``/``--limit``)."""
     from neurocredit.data import load_dataset
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import NeurocreditError, require_at_least_one
 
     name = args.data or network.provenance.get("data", "digits")
     dataset = load_dataset(name, args.data_dir)
@@ -49,8 +60,7 @@ def load_test_split(network, args):
         )
     x, y = dataset.x_test, dataset.y_test
     if args.limit is not None:
-        if args.limit < 1:
-            raise NeurocreditError(f"--limit must be >= 1, got {args.limit}")
+        require_at_least_one("--limit", args.limit)
         x, y = x[: args.limit], y[: args.limit]
     return name, x, y
 

@@ -24,10 +24,9 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
 
 def runner_of(args) -> str:
     """``local`` or ``ray`` (checks that Ray is installed)."""
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import require_at_least_one
 
-    if args.num_cpus is not None and args.num_cpus < 1:
-        raise NeurocreditError(f"--num-cpus must be >= 1, got {args.num_cpus}")
+    require_at_least_one("--num-cpus", args.num_cpus)
     if args.local:
         return "local"
     from neurocredit.trials import import_ray
@@ -63,11 +62,11 @@ def run(args) -> int:
     import sys
 
     from neurocredit.compare_rules import compare, make_trials, parse_contenders, render
-    from neurocredit.errors import NeurocreditError
-    from neurocredit.report import select_targets, write_text
+    from neurocredit.errors import require_at_least_one
+    from neurocredit.commands.common import emit
+    from neurocredit.report import select_targets
 
-    if args.max_batches is not None and args.max_batches < 1:
-        raise NeurocreditError(f"--max-batches must be >= 1, got {args.max_batches}")
+    require_at_least_one("--max-batches", args.max_batches)
     targets = [target.name for target in select_targets(args.targets)]
     trials = make_trials(parse_contenders(args.configs), args.seeds, epochs=args.epochs, data=args.data,
                          max_batches=args.max_batches, targets=targets)
@@ -75,10 +74,5 @@ def run(args) -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731 - the table goes to stdout
     payload = compare(trials, runner=runner, address=args.address, storage=args.storage, num_cpus=args.num_cpus,
                       log=log)
-    text = render(payload, args.format)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        write_text(args.output, text)
-        print(f"wrote {args.format} table of {payload['trials']} trials to {args.output}", file=sys.stderr)
+    emit(render(payload, args.format), args.output, f"{args.format} table of {payload['trials']} trials")
     return 0

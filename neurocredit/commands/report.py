@@ -32,13 +32,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import sys
 
-    from neurocredit.commands.common import load_test_split
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.commands.common import emit, load_test_split
+    from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import load_network
-    from neurocredit.report import render, report_model, write_text
+    from neurocredit.report import render, report_model
 
-    if args.steps is not None and args.steps < 1:
-        raise NeurocreditError(f"--steps must be >= 1, got {args.steps}")
+    require_at_least_one("--steps", args.steps)
     if args.raster_samples < 0:
         raise NeurocreditError(f"--raster-samples must be >= 0, got {args.raster_samples}")
     network = load_network(args.model)
@@ -48,11 +47,6 @@ def run(args) -> int:
         raster_samples=args.raster_samples if args.format == "html" else 0,
         model=args.model, data=data_name, progress=args.output is not None and sys.stderr.isatty(),
     )
-    text = render(report, args.format, rasters, args.raster_samples)
-    if args.output is None:
-        sys.stdout.write(text)
-        return 0
-    write_text(args.output, text)
-    print(f"wrote {args.format} report to {args.output} (backend {report['backend']}, {report['samples']} samples)",
-          file=sys.stderr)
+    emit(render(report, args.format, rasters, args.raster_samples), args.output,
+         f"{args.format} report (backend {report['backend']}, {report['samples']} samples)")
     return 0

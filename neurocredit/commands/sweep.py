@@ -30,25 +30,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import sys
 
+    from neurocredit.commands.common import emit
     from neurocredit.commands.compare_rules import runner_of
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import require_at_least_one
     from neurocredit.report import write_text
     from neurocredit.sweep import best_config_yaml, load_sweep, make_trials, render, run_sweep
 
-    if args.max_batches is not None and args.max_batches < 1:
-        raise NeurocreditError(f"--max-batches must be >= 1, got {args.max_batches}")
+    require_at_least_one("--max-batches", args.max_batches)
     spec = load_sweep(args.space)
     trials = make_trials(spec, data=args.data, max_batches=args.max_batches)
     runner = runner_of(args)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731 - the ranking goes to stdout
     payload = run_sweep(spec, trials, runner=runner, address=args.address, storage=args.storage,
                         num_cpus=args.num_cpus, log=log)
-    text = render(payload, args.format)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        write_text(args.output, text)
-        print(f"wrote the ranking of {payload['trials']} trials to {args.output}", file=sys.stderr)
+    emit(render(payload, args.format), args.output, f"the ranking of {payload['trials']} trials")
     if args.best_config:
         write_text(args.best_config, best_config_yaml(spec, payload["best"]["overrides"]))
         print(f"wrote the selected config to {args.best_config}", file=sys.stderr)

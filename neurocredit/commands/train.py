@@ -32,15 +32,13 @@ def run(args) -> int:
 
     from neurocredit.commands.common import print_json
     from neurocredit.config import load_config
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import require_at_least_one
     from neurocredit.io import save_network
     from neurocredit.train import train
 
     config = load_config(args.config)
-    if args.epochs is not None and args.epochs < 1:
-        raise NeurocreditError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.max_batches is not None and args.max_batches < 1:
-        raise NeurocreditError(f"--max-batches must be >= 1, got {args.max_batches}")
+    require_at_least_one("--epochs", args.epochs)
+    require_at_least_one("--max-batches", args.max_batches)
     out = Path(args.out) if args.out else Path("models/out") / f"{config.name}.h5"
     log = (lambda line: None) if args.json else print
     result = train(config, epochs=args.epochs, seed=args.seed, data=args.data, data_dir=args.data_dir,

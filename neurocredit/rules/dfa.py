@@ -28,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.rules.spec import VOLTAGE_SURROGATES, Criteria, RuleSpec, Variant
 
 
@@ -109,8 +109,7 @@ class SpikingDFAOptions(DFAOptions):
             raise NeurocreditError(f"rule.trace_decay must be in [0, 1] (or null for du), got {self.trace_decay}")
         if not 0.0 < self.target_rate <= 1.0:
             raise NeurocreditError(f"rule.target_rate must be in (0, 1] spikes per step, got {self.target_rate}")
-        if self.block_steps < 1:
-            raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
+        require_at_least_one("rule.block_steps", self.block_steps)
         if not self.error_scale > 0:
             raise NeurocreditError(f"rule.error_scale must be > 0, got {self.error_scale}")
 

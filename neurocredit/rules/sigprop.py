@@ -73,7 +73,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.rules.spec import Criteria, RuleSpec, Variant
 
 LOSSES = ("similarity_ce", "l2")
@@ -163,10 +163,8 @@ class SpikingSigpropOptions(SigpropOptions):
                                    "encoded spikes, which carry no gradient back to the projection; set it to false")
         if not self.readout_scale > 0:
             raise NeurocreditError(f"rule.readout_scale must be > 0, got {self.readout_scale}")
-        if self.prototype_repeats < 1:
-            raise NeurocreditError(f"rule.prototype_repeats must be >= 1, got {self.prototype_repeats}")
-        if self.block_steps < 1:
-            raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
+        require_at_least_one("rule.prototype_repeats", self.prototype_repeats)
+        require_at_least_one("rule.block_steps", self.block_steps)
 
 
 
