@@ -131,11 +131,15 @@ def make_trials(contenders: Sequence[tuple[str, str, dict]], seeds: int, *, epoc
 
 
 def mean_std(values: Sequence[Optional[float]]) -> Optional[tuple[float, float]]:
-    """Mean and sample standard deviation (0 for one value); None when any value is missing."""
+    """Mean and sample standard deviation (0 for one value, and for values that differ only by float
+    rounding, e.g. the same energy summed in another order); None when any value is missing."""
     if not values or any(value is None for value in values):
         return None
     array = np.asarray(values, dtype=float)
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    mean = float(array.mean())
+    if len(array) == 1 or np.ptp(array) <= 1e-12 * abs(mean):
+        return mean, 0.0
+    return mean, float(array.std(ddof=1))
 
 
 def summarize(results: Sequence[dict], targets: Sequence[str]) -> list[dict[str, Any]]:

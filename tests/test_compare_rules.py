@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from neurocredit.cli import main
-from neurocredit.compare_rules import compare, make_trials, parse_contenders, render, rule_criteria
+from neurocredit.compare_rules import compare, make_trials, mean_std, parse_contenders, render, rule_criteria
 from neurocredit.config import load_config
 from neurocredit.train import train
 
@@ -229,3 +229,13 @@ def test_skipping_the_train_accuracy_pass_keeps_the_weights():
     assert [h.validation_accuracy for h in runs[0].history] == [h.validation_accuracy for h in runs[1].history]
     assert all(0 <= h.train_accuracy <= 1 for h in runs[0].history)
     assert all(np.isnan(h.train_accuracy) for h in runs[1].history)
+
+
+def test_mean_std_is_the_sample_std_and_zero_for_a_spread_of_float_rounding():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert mean_std([7.0]) == (7.0, 0.0)
+    assert mean_std([1.0, None]) is None
+    energy = 7.31e-4  # the same sum in different orders differs in the last bits
+    mean, std = mean_std([energy, energy * (1 + 2e-16), energy * (1 - 2e-16)])
+    assert std == 0.0 and mean == pytest.approx(energy, rel=1e-15)
+    assert mean_std([energy, energy * (1 + 1e-9)])[1] > 0.0
