@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(VPY) -m neurocredit.demo
 
 test: $(STAMP)
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q --durations=15 tests
 
 clean-venv:
 	rm -rf $(VENV)

@@ -19,7 +19,8 @@ Why it used to fail, and what makes it deterministic now:
   another Ray instance on the machine (the client server, Ray's fixed port 10001, is not started:
   ``ray[client]`` is not part of the extra).
 
-Opt-in (``NEUROCREDIT_RAY_CLUSTER_TEST=1``, about a minute): it starts two Ray nodes."""
+It runs in ``make test`` (one to two minutes: it starts two Ray nodes; passed 4 of 4 runs, 3 of them
+beside other jobs at a load average of 6-8 on 2 cores); ``NEUROCREDIT_RAY_CLUSTER_TEST=0`` skips it."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.needs_ray, pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("NEUROCREDIT_RAY_CLUSTER_TEST") != "1",
-                                 reason="opt-in: NEUROCREDIT_RAY_CLUSTER_TEST=1 (starts two Ray nodes, see module doc)")]
+              pytest.mark.skipif(os.environ.get("NEUROCREDIT_RAY_CLUSTER_TEST") == "0",
+                                 reason="NEUROCREDIT_RAY_CLUSTER_TEST=0 (skips the two-node Ray cluster)")]
 ray = pytest.importorskip("ray")
 
 RAY = str(Path(sys.executable).with_name("ray"))
