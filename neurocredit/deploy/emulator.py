@@ -32,7 +32,8 @@ zero is ``trunc(x * (f / 4096))`` (``f / 4096`` is dyadic and ``|x*f| < 2**35``,
 is exact), and every int32 overflow and wrap of Lava's arithmetic is applied where the array's
 extremes show it can occur (:func:`lif_exact_step`, :func:`wrap_exact`): fewer passes over the
 state than int32/int64 arithmetic, the same integers. The batch runs in chunks of
-:data:`BATCH_CHUNK` samples.
+:data:`BATCH_CHUNK` samples, layer by layer over the whole window (the network is feed-forward):
+a layer's synaptic drive for many steps is one product, only the LIF update loops over steps.
 
 A network with a refractory period (``refractory = N > 0``) holds ``v`` for the ``N`` steps after
 a spike while ``u`` integrates, as Lava's float ``LIFRefractory`` does. Lava 0.10 has no
@@ -59,6 +60,8 @@ from neurocredit.record import RunRecord
 # Samples emulated together (a speed knob, not a hardware number): their state stays in the CPU
 # cache, while the per-step Python overhead is shared by enough samples.
 BATCH_CHUNK = 64
+#: Rows (steps x samples) of one synaptic product: bounds the im2col patches of a conv layer.
+DRIVE_ROWS = 512
 
 
 class FixedLIFParameters(NamedTuple):
@@ -293,34 +296,32 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
 
 def _emulate_chunk(quantized: QuantizedNetwork, operators: list[Synapses], input_spikes: np.ndarray,
                    trace: EmulatorTrace, offset: int) -> None:
+    # Layer by layer over the whole window: the network is feed-forward and layer i at step t reads
+    # layer i-1's spikes of step t-1, so a layer's drive for all steps is one product over
+    # (steps * batch) rows (in blocks of DRIVE_ROWS rows), and only the LIF update loops over t.
     steps, batch, _ = input_spikes.shape
-    layers = quantized.layers
     columns = slice(offset, offset + batch)
-    # The first layer's drive for every step at once (the last step's is never delivered);
-    # layer 1 receives step t-1's at step t.
-    first_drive = operators[0].drive(input_spikes[:-1])
     refractory = quantized.network.neuron.lif.refractory
-    params = [FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth, refractory) for layer in layers]
-    biases = [layer.effective_bias.astype(np.float64) for layer in layers]
-    largest = [float(np.max(np.abs(bias), initial=0)) for bias in biases]
-    currents = [np.zeros((batch, layer.n_out)) for layer in layers]
-    voltages = [np.zeros((batch, layer.n_out)) for layer in layers]
-    lefts = [np.zeros((batch, layer.n_out), np.int32) if refractory else None for layer in layers]
-    buffers = [np.zeros((batch, layer.n_out)) for layer in layers]
-    for t in range(steps):
-        spikes = None
-        for index in range(len(layers)):
-            if index == 0:
-                drive = first_drive[t - 1] if t > 0 else buffers[0]
-            else:
-                drive = buffers[index]
-                buffers[index] = operators[index].drive(spikes)
-            spikes = lif_exact_step(params[index], currents[index], voltages[index], drive, biases[index],
-                                    largest[index], lefts[index])
-            trace.spikes[index][t, columns] = spikes
+    presynaptic = input_spikes
+    block = max(1, DRIVE_ROWS // batch)
+    for index, layer in enumerate(quantized.layers):
+        params = FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth, refractory)
+        bias = layer.effective_bias.astype(np.float64)
+        largest = float(np.max(np.abs(bias), initial=0))
+        current, voltage = np.zeros((batch, layer.n_out)), np.zeros((batch, layer.n_out))
+        left = np.zeros((batch, layer.n_out), np.int32) if refractory else None
+        spikes_out = trace.spikes[index][:, columns]
+        drive = np.zeros((1, batch, layer.n_out))  # nothing arrives at t = 0
+        first = 0  # the step whose drive is drive[0]
+        for t in range(steps):
+            if t - first >= len(drive):  # step t receives the presynaptic spikes of step t - 1
+                first = t
+                drive = operators[index].drive(presynaptic[t - 1:min(steps - 1, t - 1 + block)])
+            spikes_out[t] = lif_exact_step(params, current, voltage, drive[t - first], bias, largest, left)
             if trace.currents is not None:
-                trace.currents[index][t, columns] = currents[index]
-                trace.voltages[index][t, columns] = voltages[index]
+                trace.currents[index][t, columns] = current
+                trace.voltages[index][t, columns] = voltage
+        presynaptic = spikes_out
 
 
 def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(),
