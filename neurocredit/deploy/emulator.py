@@ -23,8 +23,8 @@ p x p blocks) is summed in its pooled form -- the spikes sum-pooled first (count
 the small kernel -- p**2 times fewer products for the same integers (:func:`synapses`).
 
 Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
-(:func:`lava_dense_weights`). The spike sums are float BLAS matrix products (a conv by im2col),
-which are exact here: the operands are 0/1 (or pooled counts) and integers, and every partial sum
+(:func:`lava_dense_weights`). The spike sums are float BLAS matrix products (a conv: torch's
+``conv2d``), which are exact here: the operands are 0/1 (or pooled counts) and integers, and every partial sum
 stays below 2**24 (float32, checked per layer) or 2**53 (float64 otherwise).
 
 The state is held as integer-valued float64 (exact below 2**53): the decay ``x*f >> 12`` toward
@@ -132,41 +132,47 @@ def _exact_dtype(largest_sum: float):
 
 
 class Synapses(NamedTuple):
-    """One layer's synaptic product as an exact float matrix product (see module doc).
+    """One layer's synaptic product as an exact float product (see module doc).
 
-    Dense: ``matrix`` (n_in, n_out) of Lava's effective weights. Conv2d: the layer in its pooled
-    form -- ``pool`` (p x p sum pool of the (C, H, W) ``source`` first, exact: counts <= p**2),
-    then im2col: ``columns`` (positions, taps) indexes the flattened pooled input with one
-    appended zero (-1 = padding), ``matrix`` (taps, C_out) the integer kernel."""
+    Dense: ``weights`` (n_in, n_out) of Lava's effective weights, one matrix product. Conv2d: the
+    layer in its pooled form -- ``pool`` (p x p sum pool of the (C, H, W) ``source`` first, exact:
+    counts <= p**2), then torch's ``conv2d`` with the integer kernel ``weights`` (OIHW), ``stride``
+    and ``padding``: any summation order gives the same integers, since every partial sum is an
+    exact float integer."""
 
     layer: FixedLayer
-    matrix: np.ndarray
-    columns: Optional[np.ndarray] = None
+    weights: np.ndarray
     pool: int = 1
     source: tuple[int, ...] = ()
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
 
     def sums(self, spikes: np.ndarray) -> np.ndarray:
         """(..., n_in) 0/1 -> (..., n_out): the exact integer sums of the weights of the active
-        inputs (float32 or float64)."""
+        inputs (float32 or float64), conv outputs in (C_out, H, W) C order."""
         lead = spikes.shape[:-1]
-        flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.matrix.dtype, copy=False)
-        if self.columns is None:
-            return (flat @ self.matrix).reshape(*lead, -1)
-        if self.pool > 1:
-            from neurocredit.conv import sum_pool
+        flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.weights.dtype, copy=False)
+        if not self.layer.is_conv:
+            return (flat @ self.weights).reshape(*lead, -1)
+        import torch
 
-            flat = sum_pool(flat.reshape(-1, *self.source), self.pool).reshape(flat.shape[0], -1)
-        padded = np.concatenate([flat, np.zeros((flat.shape[0], 1), flat.dtype)], axis=1)
-        patches = np.take(padded, self.columns.ravel(), axis=1).reshape(-1, self.columns.shape[1])
-        result = (patches @ self.matrix).reshape(flat.shape[0], self.columns.shape[0], -1)
-        return result.transpose(0, 2, 1).reshape(*lead, -1)  # (..., C_out * positions)
+        from neurocredit.conv import sum_pool
+
+        images = flat.reshape(-1, *self.source)
+        if self.pool > 1:
+            images = sum_pool(images, self.pool)
+        with torch.no_grad():
+            result = torch.nn.functional.conv2d(torch.from_numpy(np.ascontiguousarray(images)),
+                                                torch.from_numpy(self.weights), stride=self.stride,
+                                                padding=self.padding)
+        return result.numpy().reshape(*lead, -1)
 
     def drive(self, spikes: np.ndarray) -> np.ndarray:
         """What the LIF adds to ``u`` one step later, ``a_in << 6``, for ``spikes`` (..., n_in):
         float64 integers with Lava's wraps (conv: the 24-bit buffer, no weight exponent; dense:
         the weight exponent shift in int32, floor for negative exponents; then ``<< 6`` in int32)."""
         summed = self.sums(spikes).astype(np.float64)
-        if self.columns is not None:
+        if self.layer.is_conv:
             wrap_exact(summed, LAVA.state_bits)
         elif self.layer.weight_exp >= 0:
             summed *= 2.0 ** self.layer.weight_exp
@@ -185,10 +191,11 @@ def synapses(layer: FixedLayer) -> Synapses:
         weights = lava_dense_weights(layer.weights, layer.sign_mode, layer.num_weight_bits).T
         largest = float(np.max(np.abs(weights), initial=0)) * layer.n_in
         return Synapses(layer, weights.astype(_exact_dtype(largest)))
-    from neurocredit.conv import conv_output_hw, im2col_indices, pooled_hw, unfuse_conv_pool
+    from neurocredit.conv import conv_output_hw, pooled_hw, unfuse_conv_pool
 
     spec, kernel, pool = layer.spec, np.asarray(layer.weights, dtype=np.int64), int(layer.spec.pool)
     source = tuple(spec.input_shape)
+    stride, padding, shape = tuple(spec.stride), tuple(spec.padding), source
     if pool > 1:
         small = unfuse_conv_pool(kernel, pool)
         fused = np.repeat(np.repeat(small, pool, axis=2), pool, axis=3)
@@ -199,14 +206,9 @@ def synapses(layer: FixedLayer) -> Synapses:
             shape = (source[0], *pooled_hw(source[1], source[2], pool))
         else:
             pool = 1
-    if pool == 1:
-        stride, padding, shape = spec.stride, spec.padding, source
     assert conv_output_hw(shape[1:], kernel.shape[2:], stride, padding) == tuple(spec.output_shape[1:])
-    columns = im2col_indices(shape, kernel.shape[2:], stride, padding)
-    columns = np.where(columns < 0, int(np.prod(shape)), columns).T  # -1 -> the appended zero
     largest = float(np.max(np.abs(kernel), initial=0)) * kernel[0].size * pool**2
-    matrix = kernel.reshape(kernel.shape[0], -1).T.astype(_exact_dtype(largest))
-    return Synapses(layer, np.ascontiguousarray(matrix), np.ascontiguousarray(columns), pool, source)
+    return Synapses(layer, np.ascontiguousarray(kernel.astype(_exact_dtype(largest))), pool, source, stride, padding)
 
 
 def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, operator: Optional[Synapses] = None) -> np.ndarray:
