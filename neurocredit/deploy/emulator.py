@@ -60,7 +60,7 @@ from neurocredit.record import RunRecord
 # Samples emulated together (a speed knob, not a hardware number): their state stays in the CPU
 # cache, while the per-step Python overhead is shared by enough samples.
 BATCH_CHUNK = 64
-#: Rows (steps x samples) of one synaptic product: bounds the im2col patches of a conv layer.
+#: Rows (steps x samples) of one synaptic product: bounds the memory of a layer's drive block.
 DRIVE_ROWS = 512
 
 
