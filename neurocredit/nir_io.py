@@ -284,12 +284,18 @@ class _Synapse:
     pool: int = 1  # a SumPool2d in front, fused into the weight
 
     @property
+    def geometry(self) -> Union[Layer, Conv2d]:
+        """Our layer of this weight with a zero bias: ``n_out`` and ``output_shape`` are its own
+        (one definition, in :class:`Layer` / :class:`Conv2d`)."""
+        return self.exact_layer(np.zeros(self.weight.shape[0], dtype=np.asarray(self.weight).dtype))
+
+    @property
     def n_out(self) -> int:
-        return int(self.weight.shape[0])
+        return self.geometry.n_out
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return (self.n_out,)
+        return tuple(self.geometry.output_shape)
 
     def layer(self, scale: np.ndarray, voltage_bias: np.ndarray) -> Layer:
         """Our layer with the per-neuron ``scale`` moved into the weight rows and ``voltage_bias``
@@ -314,14 +320,6 @@ class _ConvSynapse(_Synapse):
 
     def _conv(self, weight: np.ndarray, bias: np.ndarray) -> Conv2d:
         return Conv2d(weight, bias, self.input_shape, self.stride, self.padding, pool=self.pool)
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return tuple(self._conv(self.weight, np.zeros(self.weight.shape[0])).output_shape)
-
-    @property
-    def n_out(self) -> int:
-        return int(np.prod(self.output_shape))
 
     def _per_channel(self, values: np.ndarray, what: str) -> np.ndarray:
         channels = np.asarray(values, dtype=np.float64).reshape(self.weight.shape[0], -1)

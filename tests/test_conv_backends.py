@@ -99,6 +99,8 @@ def test_quantized_conv_fits_lavas_conv():
         assert fixed.is_conv and fixed.weight_exp == 0 and fixed.weights.shape == fixed.spec.weight.shape
         assert fixed.weights.min() >= -128 and fixed.weights.max() <= 127 and np.abs(fixed.weights).max() >= 127
         assert 1 <= fixed.vth <= LAVA.vth_max and entry["current_headroom"] >= 1
+        # The threshold is an exact number of weight steps (no weight exponent to refine it).
+        assert fixed.float_vth() == pytest.approx(network.neuron.lif.vth, rel=1e-12)
         assert entry["kind"] == "conv2d" and entry["conv_buffer_headroom"] > 1
         assert entry["weight_rms_relative_error"] < 0.01
     assert not quantized.layers[2].is_conv

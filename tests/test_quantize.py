@@ -23,6 +23,11 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.network import EncoderSpec, Layer, LIFParameters, Network, NeuronSpec
 
 
+def weight_step(layer) -> float:
+    """Float units per weight mantissa unit of a quantized dense layer."""
+    return mantissa_range(layer.sign_mode, layer.num_weight_bits)[2] * 2.0 ** (layer.weight_exp + 6) / layer.scale
+
+
 def test_decays_follow_lavas_offsets():
     # du = round(du * 4096) - 1 (Lava adds ds_offset = 1 back); dv = round(dv * 4096).
     assert decay_to_fixed(0.2, 0.1) == (818, 410)
@@ -53,11 +58,14 @@ def test_quantized_network_uses_the_int8_range_and_survives_lava_clipping(seed):
         assert max(-mantissa.min() / -low if low else 0, mantissa.max() / high) == pytest.approx(1.0, abs=0.01)
         # Lava's clip_weights + truncate_weights leave our integers exactly as they are.
         assert np.array_equal(lava_dense_weights(layer.weights, layer.sign_mode, 8), layer.weights)
-        # Reconstruction within half a weight step (the step is max|W| / 127 for mixed signs).
-        delta = np.abs(float_layer.weight).max() / 127
+        # Reconstruction within half a weight step; the step is the finest that fits (mixed signs:
+        # max W / 127 or -min W / 128) made at most 1/vth coarser so that the threshold is exact.
+        finest = max(float_layer.weight.max() / 127, -float_layer.weight.min() / 128)
+        delta = weight_step(layer)
+        assert finest * (1 - 1e-12) <= delta <= finest * (1 + 1 / layer.vth)
         assert np.abs(layer.float_weights() - float_layer.weight).max() <= delta / 2 + 1e-12
         assert 1 <= layer.vth <= LAVA.vth_max
-        assert abs(layer.float_vth() - 1.0) <= 0.5 * 64 / layer.scale + 1e-12
+        assert layer.float_vth() == pytest.approx(1.0, rel=1e-12)  # the threshold is exact
         assert np.all((layer.bias_exp >= 0) & (layer.bias_exp <= LAVA.bias_exponent_max))
         assert np.all((layer.bias_mant >= -4096) & (layer.bias_mant <= 4095))
 
@@ -118,7 +126,7 @@ def test_report_lists_every_layer_and_the_decay_errors():
     assert report["dv_error"] == pytest.approx(abs(410 / 4096 - 0.1))
     for layer in report["layers"]:
         assert 0 < layer["weight_rms_relative_error"] < 0.01
-        assert layer["vth_relative_error"] < 1e-3
+        assert layer["vth_relative_error"] < 1e-12
 
 
 def test_quantize_is_deterministic():
@@ -147,16 +155,20 @@ def test_bad_requests_are_clear_errors():
 def test_any_layer_quantizes_to_integers_lava_keeps(seed, bits, scale, shift):
     rng = np.random.default_rng(seed)
     weight = (rng.normal(0, 1, (7, 9)) + shift) * scale
-    layer = quantize_layer(weight, rng.normal(0, scale, 7), 1.0 * scale * 3, "fc", bits, 0.2, 20)
+    vth = 1.0 * scale * 3
+    layer = quantize_layer(weight, rng.normal(0, scale, 7), vth, "fc", bits, 0.2, 20)
     assert np.array_equal(lava_dense_weights(layer.weights, layer.sign_mode, bits), layer.weights)
     assert 1 <= layer.vth <= LAVA.vth_max
+    assert layer.float_vth() == pytest.approx(vth, rel=1e-12)  # the threshold is exact
     low, high, _ = mantissa_range(layer.sign_mode, bits)
-    # The step uses the whole mantissa range; weights beyond a 1-bit range are clipped to its end.
+    # The step is the finest that uses the whole mantissa range, at most 1/vth coarser (the
+    # exact threshold); weights beyond a 1-bit range are clipped to its end.
     candidates = []
     if high > 0 and weight.max() > 0:
         candidates.append(weight.max() / high)
     if low < 0 and weight.min() < 0:
         candidates.append(weight.min() / low)
-    delta = max(candidates)
+    finest, delta = max(candidates), weight_step(layer)
+    assert finest * (1 - 1e-12) <= delta <= finest * (1 + 1 / layer.vth)
     expected = np.clip(weight, low * delta, high * delta)
     assert np.abs(layer.float_weights() - expected).max() <= delta / 2 * (1 + 1e-9)

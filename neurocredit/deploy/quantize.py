@@ -16,14 +16,22 @@ So one layer's fixed-point voltage unit is tied to its float voltage by a scale 
 units per float unit, after the ``<< 6``): a float weight ``W`` becomes the integer
 ``w = W * S / 2**(weight_exp + 6)``. We choose, per layer:
 
-1. the weight step ``delta`` so that the largest weight magnitude uses the full signed 8-bit
-   mantissa (``m = round(W / delta)``, ``m`` in [-128, 127] for mixed signs, [0, 255] for one
-   sign; Lava's mixed mode stores ``w = 2 m``);
+1. the finest weight step ``delta_min`` at which the largest weight magnitude still fits the
+   signed 8-bit mantissa (``m = round(W / delta)``, ``m`` in [-128, 127] for mixed signs,
+   [0, 255] for one sign; Lava's mixed mode stores ``w = 2 m``);
 2. the largest ``weight_exp`` (finest voltage resolution) such that the threshold mantissa fits
    17 bits and the synaptic current cannot leave the 24-bit range even if every input spiked at
    every step (so ``u`` never wraps);
-3. ``vth = round(S * vth_float / 64)`` and per neuron ``bias_mant << bias_exp = round(bias * S)``
-   with the smallest exponent whose mantissa fits 13 signed bits.
+3. an **exact threshold**: the integer mantissa ``vth = floor(vth_float * 2**k / delta_min)``
+   (``k`` = the weight's shift bits, :func:`exact_threshold_step`) and the step
+   ``delta = vth_float * 2**k / vth >= delta_min``, so ``S = 64 vth / vth_float`` and
+   ``vth << 6`` is exactly ``S * vth_float``: ``v > vth << 6`` in fixed point is ``v > vth`` in
+   float, with no rounding of the threshold. (Rounding the threshold instead shifts every
+   neuron of the layer the same way -- a bias in the spike count, not noise -- by up to one
+   weight step where few steps make a threshold, as in a conv layer with no weight exponent.)
+   The weights pay for it with a step at most ``1 + 1/vth`` times the finest;
+4. per neuron ``bias_mant << bias_exp = round(bias * S)`` with the smallest exponent whose
+   mantissa fits 13 signed bits.
 
 ``Conv2d`` layers go to Lava's ``Conv``, whose fixed-point model has no weight exponent and
 wraps its output modulo 2**24: :func:`quantize_conv_layer` chooses their scale.
@@ -37,6 +45,7 @@ quantization error per layer in float units.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -285,9 +294,23 @@ def _current_headroom(layer: FixedLayer, effective_du: float, steps: int) -> flo
     return math.inf if worst == 0 else LAVA.state_limit / worst
 
 
+def exact_threshold_step(vth: float, finest: float, shift_bits: int) -> tuple[int, float]:
+    """``(vth_mantissa, delta)``: the threshold as an exact integer ``N`` of Lava's threshold units
+    (``N << 6`` fixed units) and the weight step ``delta`` (float units per weight mantissa unit)
+    that makes it exact, for a layer whose integer weight ``m`` adds ``m << (shift_bits + 6)`` to
+    the voltage (dense: ``shift_bits`` = the truncation step's bits + ``weight_exp``; conv: 0).
+
+    Then ``S = 2**(shift_bits + 6) / delta = 64 N / vth``. ``N = floor(vth * 2**shift_bits /
+    finest)``, the largest integer whose step is not finer than ``finest`` (the finest step the
+    weights fit at), so every weight still fits; ``N = 0`` means the threshold is smaller than one
+    weight step (the caller's error)."""
+    mantissa = int(math.floor(vth * 2.0**shift_bits / finest))
+    return mantissa, (vth * 2.0**shift_bits / mantissa if mantissa > 0 else finest)
+
+
 def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, weight_bits: int,
                    effective_du: float, steps: int) -> FixedLayer:
-    """One layer to fixed point (see the module doc for the three choices)."""
+    """One layer to fixed point (see the module doc for the four choices)."""
     weight = np.asarray(weight, dtype=np.float64)
     bias = np.asarray(bias, dtype=np.float64)
     sign_mode = sign_mode_of(weight)
@@ -300,42 +323,31 @@ def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, 
     if largest_negative > 0 and low < 0:
         candidates.append(largest_negative / -low)
     # All-zero weights: any step works; tie it to vth so the exponent search is well posed.
-    delta = max(candidates) if candidates else vth
-    mantissa = np.clip(np.rint(weight / delta), low, high)
-    lava_weights = (mantissa * step).astype(np.int32)
+    finest = max(candidates) if candidates else vth
     step_bits = int(round(math.log2(step)))
 
-    def scale_for(exponent: int) -> float:
-        return 2.0 ** (step_bits + exponent + LAVA.activation_shift) / delta
+    def trial(exponent: int) -> FixedLayer:
+        vth_mantissa, delta = exact_threshold_step(vth, finest, step_bits + exponent)
+        lava_weights = (np.clip(np.rint(weight / delta), low, high) * step).astype(np.int32)
+        zeros = np.zeros(len(bias), np.int32)
+        return FixedLayer(name, lava_weights, exponent, weight_bits, sign_mode, zeros, zeros, vth_mantissa,
+                          2.0**LAVA.threshold_shift * vth_mantissa / vth)
 
-    def vth_for(exponent: int) -> int:
-        return int(round(scale_for(exponent) * vth / 2**LAVA.threshold_shift))
-
-    chosen = None
-    for exponent in reversed(WEIGHT_EXP_SEARCH):
-        if vth_for(exponent) > LAVA.vth_max:
-            continue
-        trial = FixedLayer(name, lava_weights, exponent, weight_bits, sign_mode,
-                           np.zeros(len(bias), np.int32), np.zeros(len(bias), np.int32),
-                           vth_for(exponent), scale_for(exponent))
-        if _current_headroom(trial, effective_du, steps) >= 1.0:
-            chosen = exponent
-            break
+    fitting = [e for e in WEIGHT_EXP_SEARCH if exact_threshold_step(vth, finest, step_bits + e)[0] <= LAVA.vth_max]
+    # The finest voltage resolution whose current cannot wrap; if the current could wrap whatever
+    # we do, the finest scale whose threshold fits, and the report's current_headroom (< 1) says so.
+    chosen = next((layer for layer in map(trial, reversed(fitting))
+                   if _current_headroom(layer, effective_du, steps) >= 1.0), None)
     if chosen is None:
-        # The current could wrap whatever we do; keep the finest scale whose threshold fits and
-        # let the report's current_headroom (< 1) say so.
-        fitting = [e for e in WEIGHT_EXP_SEARCH if vth_for(e) <= LAVA.vth_max]
-        chosen = max(fitting) if fitting else min(WEIGHT_EXP_SEARCH)
-    scale = scale_for(chosen)
-    vth_mantissa = vth_for(chosen)
-    if vth_mantissa < 1:
+        chosen = trial(max(fitting) if fitting else min(WEIGHT_EXP_SEARCH))
+    if chosen.vth < 1:
         raise NeurocreditError(
             f"layer {name}: the threshold vth={vth:g} is too small for weights up to "
-            f"{max(largest_positive, largest_negative):g} at {weight_bits}-bit weights (its mantissa rounds "
-            "to 0); rescale the network (larger vth or smaller weights)"
+            f"{max(largest_positive, largest_negative):g} at {weight_bits}-bit weights (it is less than one "
+            "weight step); rescale the network (larger vth or smaller weights)"
         )
-    bias_mant, bias_exp = quantize_bias(bias * scale)
-    return FixedLayer(name, lava_weights, chosen, weight_bits, sign_mode, bias_mant, bias_exp, vth_mantissa, scale)
+    bias_mant, bias_exp = quantize_bias(bias * chosen.scale)
+    return dataclasses.replace(chosen, bias_mant=bias_mant, bias_exp=bias_exp)
 
 
 def conv_buffer_headroom(layer: FixedLayer) -> float:
@@ -356,7 +368,9 @@ def quantize_conv_layer(layer, vth: float, name: str, weight_bits: int, effectiv
     by ``delta`` alone: ``S = 2**6 / delta``. ``delta`` is the finest step with
 
     1. every weight in ``[-2**(b-1), 2**(b-1) - 1]``;
-    2. the threshold mantissa ``round(vth / delta)`` within 17 bits;
+    2. the threshold exact: ``vth / delta`` an integer (:func:`exact_threshold_step`; here it
+       makes only tens to hundreds of steps, so a rounded threshold would be off by up to half a
+       step for every neuron alike), within 17 bits;
     3. the synaptic current unable to wrap its 24 bits even if every input spiked every step
        (as for Dense; the coarser step costs weight resolution, which the report shows).
 
@@ -369,32 +383,31 @@ def quantize_conv_layer(layer, vth: float, name: str, weight_bits: int, effectiv
     low = -(1 << (int(weight_bits) - 1))
     largest = max(float(np.max(weight, initial=0.0)) / high,
                   float(-np.min(weight, initial=0.0)) / -low if low < 0 else 0.0)
-    delta = largest if largest > 0 else vth
-    delta = max(delta, vth / (LAVA.vth_max + 0.5))  # round(vth / delta) <= vth_max
+    finest = largest if largest > 0 else vth
+    finest = max(finest, vth / LAVA.vth_max)  # vth / delta <= vth_max
     kernel = weight.reshape(weight.shape[0], -1)
     drive = max(float(np.max(np.clip(kernel, 0, None).sum(axis=1), initial=0.0)),
                 float(np.max(np.clip(-kernel, 0, None).sum(axis=1), initial=0.0)))
     worst_per_delta = drive * 2.0**LAVA.activation_shift * _worst_case_gain(effective_du, steps)
-    if worst_per_delta / delta > LAVA.state_limit:
-        delta = worst_per_delta / LAVA.state_limit
-    for _ in range(4):  # rounding up a mantissa can push the drive over by one step
-        mantissa = np.clip(np.rint(weight / delta), low, high).astype(np.int32)
-        trial = FixedLayer(name, mantissa, 0, int(weight_bits), sign_mode_of(weight), np.zeros(len(bias), np.int32),
-                           np.zeros(len(bias), np.int32), 1, 1.0, layer)
-        if _current_headroom(trial, effective_du, steps) >= 1.0:
-            break
-        delta *= 1.0 + 2.0 ** -8
-    scale = 2.0**LAVA.activation_shift / delta
-    vth_mantissa = int(round(vth / delta))
+    finest = max(finest, worst_per_delta / LAVA.state_limit)
+    vth_mantissa, delta = exact_threshold_step(vth, finest, 0)
     if vth_mantissa < 1:
         raise NeurocreditError(
             f"layer {name}: the threshold vth={vth:g} is too small for conv weights up to "
-            f"{largest * high:g} at {weight_bits}-bit weights (its mantissa rounds to 0; Lava's Conv has no "
+            f"{largest * high:g} at {weight_bits}-bit weights (it is less than one weight step; Lava's Conv has no "
             "weight exponent to compensate); rescale the network (larger vth or smaller weights)"
         )
-    bias_mant, bias_exp = quantize_bias(bias * scale)
-    return FixedLayer(name, mantissa, 0, int(weight_bits), sign_mode_of(weight), bias_mant, bias_exp, vth_mantissa,
-                      scale, layer)
+    zeros = np.zeros(len(bias), np.int32)
+    for _ in range(4):  # rounding up a mantissa can push the drive over by one step: one step coarser
+        mantissa = np.clip(np.rint(weight / delta), low, high).astype(np.int32)
+        trial = FixedLayer(name, mantissa, 0, int(weight_bits), sign_mode_of(weight), zeros, zeros, vth_mantissa,
+                           2.0**LAVA.threshold_shift * vth_mantissa / vth, layer)
+        if _current_headroom(trial, effective_du, steps) >= 1.0 or vth_mantissa == 1:
+            break
+        vth_mantissa -= 1
+        delta = vth / vth_mantissa
+    bias_mant, bias_exp = quantize_bias(bias * trial.scale)
+    return dataclasses.replace(trial, bias_mant=bias_mant, bias_exp=bias_exp)
 
 
 def quantize(network: Network, weight_bits: int = LAVA.dense_weight_bits,
