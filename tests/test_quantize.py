@@ -17,6 +17,7 @@ from neurocredit.deploy.quantize import (
     quantize,
     quantize_bias,
     quantize_layer,
+    round_preserving_sums,
     sign_mode_of,
 )
 from neurocredit.errors import NeurocreditError
@@ -58,31 +59,51 @@ def test_quantized_network_uses_the_int8_range_and_survives_lava_clipping(seed):
         assert max(-mantissa.min() / -low if low else 0, mantissa.max() / high) == pytest.approx(1.0, abs=0.01)
         # Lava's clip_weights + truncate_weights leave our integers exactly as they are.
         assert np.array_equal(lava_dense_weights(layer.weights, layer.sign_mode, 8), layer.weights)
-        # Reconstruction within half a weight step; the step is the finest that fits (mixed signs:
-        # max W / 127 or -min W / 128) made at most 1/vth coarser so that the threshold is exact.
+        # Reconstruction: each weight within one step, each neuron's summed weights within half a
+        # step; the step is the finest that fits (mixed signs: max W / 127 or -min W / 128) made at
+        # most 1/vth coarser so that the threshold is exact.
         finest = max(float_layer.weight.max() / 127, -float_layer.weight.min() / 128)
         delta = weight_step(layer)
         assert finest * (1 - 1e-12) <= delta <= finest * (1 + 1 / layer.vth)
-        assert np.abs(layer.float_weights() - float_layer.weight).max() <= delta / 2 + 1e-12
+        error = layer.float_weights() - float_layer.weight
+        assert np.abs(error).max() < delta and np.abs(error.sum(axis=1)).max() <= delta / 2 + 1e-12
         assert 1 <= layer.vth <= LAVA.vth_max
         assert layer.float_vth() == pytest.approx(1.0, rel=1e-12)  # the threshold is exact
         assert np.all((layer.bias_exp >= 0) & (layer.bias_exp <= LAVA.bias_exponent_max))
         assert np.all((layer.bias_mant >= -4096) & (layer.bias_mant <= 4095))
 
 
-def test_weight_exponent_is_the_largest_that_keeps_threshold_and_current_in_range():
+def test_weight_exponent_is_the_largest_that_keeps_threshold_current_and_voltage_in_range():
     network = small_lif_network(3)
     quantized = quantize(network)
     for float_layer, layer in zip(network.layers, quantized.layers):
         report = {item["layer"]: item for item in quantized.report()["layers"]}[layer.name]
         assert report["current_headroom"] >= 1.0
         bigger = quantize_layer(float_layer.weight, float_layer.bias, 1.0, layer.name, 8,
-                                quantized.effective_du, network.encoder.steps)
+                                quantized.effective_du, network.encoder.steps, quantized.effective_dv)
         assert bigger.weight_exp == layer.weight_exp
-        # One more exponent step would break the 17-bit threshold or the 24-bit current bound.
+        # v cannot saturate either, unless that needed an exponent below -1, where Lava's >> would
+        # drop bits of the (mixed: even) weight sums.
+        assert layer.sign_mode == "mixed" and (report["voltage_headroom"] >= 1.0 or layer.weight_exp == -1)
+        # One more exponent step would break the 17-bit threshold, the 24-bit current bound or
+        # (from -1 up) the voltage range.
         doubled_vth = 2 * layer.vth
-        doubled_headroom = report["current_headroom"] / 2
-        assert doubled_vth > LAVA.vth_max or doubled_headroom < 1.0
+        assert (doubled_vth > LAVA.vth_max or report["current_headroom"] / 2 < 1.0
+                or report["voltage_headroom"] / 2 < 1.0)
+
+
+def test_rounding_preserves_each_neurons_sum():
+    values = np.array([[0.6, 0.6, 0.6, 0.2], [-0.25, -0.25, 1.75, 2.0], [3.0, -2.0, 0.0, 0.0], [0.3, 0.3, 0.3, 0.3]])
+    rounded = round_preserving_sums(values, -128, 127)
+    # rint would give [1, 1, 1, 0] (sum 3 for 2.0), [0, 0, 2, 2] (4 for 3.25), ..., [0] * 4 (0 for 1.2)
+    assert rounded.tolist() == [[1, 1, 0, 0], [0, 0, 1, 2], [3, -2, 0, 0], [1, 0, 0, 0]]
+    assert np.all(np.abs(rounded - values) < 1)
+    assert np.array_equal(rounded.sum(axis=1), np.rint(values.sum(axis=1)))
+    # clipped to the mantissa range first; a conv kernel (C_out, C_in, KH, KW) by output channel
+    assert round_preserving_sums(np.array([[300.4, -0.6]]), -128, 127).tolist() == [[127, -1]]
+    kernel = np.random.default_rng(0).normal(0, 20, (3, 2, 3, 3))
+    assert np.array_equal(round_preserving_sums(kernel, -128, 127).sum(axis=(1, 2, 3)),
+                          np.rint(kernel.sum(axis=(1, 2, 3))))
 
 
 def test_bias_mantissa_and_exponent():
@@ -156,13 +177,14 @@ def test_any_layer_quantizes_to_integers_lava_keeps(seed, bits, scale, shift):
     rng = np.random.default_rng(seed)
     weight = (rng.normal(0, 1, (7, 9)) + shift) * scale
     vth = 1.0 * scale * 3
-    layer = quantize_layer(weight, rng.normal(0, scale, 7), vth, "fc", bits, 0.2, 20)
+    layer = quantize_layer(weight, rng.normal(0, scale, 7), vth, "fc", bits, 0.2, 20, 0.1)
     assert np.array_equal(lava_dense_weights(layer.weights, layer.sign_mode, bits), layer.weights)
     assert 1 <= layer.vth <= LAVA.vth_max
     assert layer.float_vth() == pytest.approx(vth, rel=1e-12)  # the threshold is exact
     low, high, _ = mantissa_range(layer.sign_mode, bits)
     # The step is the finest that uses the whole mantissa range, at most 1/vth coarser (the
-    # exact threshold); weights beyond a 1-bit range are clipped to its end.
+    # exact threshold); weights beyond a 1-bit range are clipped to its end; each weight within
+    # one step of it and each neuron's sum within half a step.
     candidates = []
     if high > 0 and weight.max() > 0:
         candidates.append(weight.max() / high)
@@ -171,4 +193,6 @@ def test_any_layer_quantizes_to_integers_lava_keeps(seed, bits, scale, shift):
     finest, delta = max(candidates), weight_step(layer)
     assert finest * (1 - 1e-12) <= delta <= finest * (1 + 1 / layer.vth)
     expected = np.clip(weight, low * delta, high * delta)
-    assert np.abs(layer.float_weights() - expected).max() <= delta / 2 * (1 + 1e-9)
+    error = layer.float_weights() - expected
+    assert np.abs(error).max() < delta * (1 + 1e-9)
+    assert np.abs(error.sum(axis=1)).max() <= delta / 2 * (1 + 1e-9)

@@ -17,11 +17,18 @@ units per float unit, after the ``<< 6``): a float weight ``W`` becomes the inte
 ``w = W * S / 2**(weight_exp + 6)``. We choose, per layer:
 
 1. the finest weight step ``delta_min`` at which the largest weight magnitude still fits the
-   signed 8-bit mantissa (``m = round(W / delta)``, ``m`` in [-128, 127] for mixed signs,
-   [0, 255] for one sign; Lava's mixed mode stores ``w = 2 m``);
+   signed 8-bit mantissa (``m`` in [-128, 127] for mixed signs, [0, 255] for one sign; Lava's
+   mixed mode stores ``w = 2 m``); ``m`` is ``W / delta`` rounded so that each neuron's
+   mantissas sum to its rounded float sum (:func:`round_preserving_sums`: every weight within
+   one step, a neuron's whole drive within half a step);
 2. the largest ``weight_exp`` (finest voltage resolution) such that the threshold mantissa fits
-   17 bits and the synaptic current cannot leave the 24-bit range even if every input spiked at
-   every step (so ``u`` never wraps);
+   17 bits, the synaptic current cannot leave the 24-bit range even if every input spiked at
+   every step (so ``u`` never wraps) and, as far as the weight sums stay exact
+   (``weight_exp >= -`` the truncated bits), the voltage cannot reach Lava's saturation at
+   ``+-(2**23 - 1)`` either (``v`` accumulates ``u`` and the bias through its leak; with
+   ``dv = 0``, an integrate-and-fire neuron, for all the steps: the float neuron has no bound,
+   and inhibition drove an imported IF layer to 4.7 times Lava's range when only the current
+   was bounded);
 3. an **exact threshold**: the integer mantissa ``vth = floor(vth_float * 2**k / delta_min)``
    (``k`` = the weight's shift bits, :func:`exact_threshold_step`) and the step
    ``delta = vth_float * 2**k / vth >= delta_min``, so ``S = 64 vth / vth_float`` and
@@ -188,7 +195,8 @@ class QuantizedNetwork:
         Per layer: ``weight_exp``, ``scale``, ``vth`` (mantissa), ``weight_max_error`` (largest
         |W - W_q|), ``weight_rms_relative_error`` (rms(W - W_q) / rms(W)), ``bias_max_error``,
         ``bias_clipped`` (neurons whose bias did not fit 13+3 bits), ``vth_relative_error`` and
-        ``current_headroom`` (2**23 over the worst-case |u|; >= 1 means u can never wrap).
+        ``current_headroom`` (2**23 over the worst-case |u|; >= 1 means u can never wrap),
+        ``voltage_headroom`` (2**23 over the worst-case |v|; >= 1 means v can never saturate).
         Shared: ``du``/``dv`` (fixed), their effective float values and errors.
         """
         params = self.network.neuron.lif
@@ -213,6 +221,8 @@ class QuantizedNetwork:
                     "bias_clipped": int(np.count_nonzero(_bias_clipped(bias * fixed.scale))),
                     "vth_relative_error": abs(fixed.float_vth() - params.vth) / params.vth,
                     "current_headroom": _current_headroom(fixed, self.effective_du, self.network.encoder.steps),
+                    "voltage_headroom": _voltage_headroom(fixed, self.effective_du, self.effective_dv,
+                                                          self.network.encoder.steps),
                 }
             )
             if fixed.is_conv:
@@ -277,20 +287,44 @@ def quantize_bias(bias_fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mantissa.astype(np.int32), exponent.astype(np.int32)
 
 
-def _worst_case_gain(effective_du: float, steps: int) -> float:
-    """Largest factor by which a constant input accumulates in u over ``steps`` steps."""
+def _worst_case_gain(decay: float, steps: int) -> float:
+    """Largest factor by which a constant input accumulates over ``steps`` steps in a state that
+    keeps ``1 - decay`` of itself per step (u with du, v with dv; ``decay = 0``: ``steps``)."""
     steps = max(int(steps), 1)
-    if effective_du >= 1.0:
+    if decay >= 1.0:
         return 1.0
-    return (1.0 - (1.0 - effective_du) ** steps) / effective_du
+    if decay <= 0.0:
+        return float(steps)
+    return (1.0 - (1.0 - decay) ** steps) / decay
+
+
+def _worst_drive(weights: np.ndarray) -> float:
+    """The largest |sum of one output's weights of one sign| (a conv: per channel), the most one
+    step's inputs can add to one neuron."""
+    weights = np.asarray(weights, dtype=np.float64).reshape(weights.shape[0], -1)
+    return max(float(np.max(np.clip(weights, 0, None).sum(axis=1), initial=0.0)),
+               float(np.max(np.clip(-weights, 0, None).sum(axis=1), initial=0.0)))
+
+
+def _worst_current(layer: FixedLayer, effective_du: float, steps: int) -> float:
+    """The largest |u| (fixed units) reachable if every input spiked at every step."""
+    return _worst_drive(layer.weights) * 2.0 ** (layer.weight_exp + LAVA.activation_shift) * _worst_case_gain(
+        effective_du, steps)
 
 
 def _current_headroom(layer: FixedLayer, effective_du: float, steps: int) -> float:
     """2**23 over the largest |u| reachable if every input spiked at every step (>= 1: no wrap)."""
-    weights = layer.weights.astype(np.float64).reshape(layer.weights.shape[0], -1)  # a conv: per channel
-    drive = max(float(np.max(np.clip(weights, 0, None).sum(axis=1), initial=0.0)),
-                float(np.max(np.clip(-weights, 0, None).sum(axis=1), initial=0.0)))
-    worst = drive * 2.0 ** (layer.weight_exp + LAVA.activation_shift) * _worst_case_gain(effective_du, steps)
+    worst = _worst_current(layer, effective_du, steps)
+    return math.inf if worst == 0 else LAVA.state_limit / worst
+
+
+def _voltage_headroom(layer: FixedLayer, effective_du: float, effective_dv: float, steps: int) -> float:
+    """2**23 over the largest |v| reachable if every input spiked at every step: that |u| plus the
+    largest bias, accumulated by v's leak (``dv = 0``, an integrate-and-fire neuron: ``steps``
+    times). >= 1: v never saturates. Lava saturates v at +-(2**23 - 1), the float neuron has no
+    bound (an IF neuron integrates inhibition for as long as it lasts)."""
+    largest_bias = float(np.max(np.abs(layer.effective_bias), initial=0))
+    worst = (_worst_current(layer, effective_du, steps) + largest_bias) * _worst_case_gain(effective_dv, steps)
     return math.inf if worst == 0 else LAVA.state_limit / worst
 
 
@@ -308,8 +342,30 @@ def exact_threshold_step(vth: float, finest: float, shift_bits: int) -> tuple[in
     return mantissa, (vth * 2.0**shift_bits / mantissa if mantissa > 0 else finest)
 
 
+def round_preserving_sums(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Integer mantissas for ``values`` (n_out, ...) in weight steps, clipped to [low, high]: each
+    the floor or the ceiling of its value, rounded so that every neuron's (row's) integers sum to
+    the nearest integer to its values' sum (the largest fractional parts round up; ties in the
+    order of the row). int64.
+
+    Independent rounding leaves each weight within half a step but lets a neuron's drive drift
+    by a random walk of n half-steps when n of its inputs spike together -- what a convolution
+    sees on any extended patch of an image, every step. Here each weight stays within one step
+    and the whole row's drive within half a step. Deterministic."""
+    values = np.clip(np.asarray(values, dtype=np.float64), low, high)
+    rows = values.reshape(values.shape[0], -1)
+    floor = np.floor(rows)
+    fraction = rows - floor
+    ups = (np.rint(rows.sum(axis=1)) - floor.sum(axis=1)).astype(np.int64)  # in [0, n] up to fp noise
+    order = np.argsort(-fraction, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(rows.shape[1]), rows.shape), axis=1)
+    rounded = floor + ((rank < ups[:, None]) & (fraction > 0))
+    return np.clip(rounded, low, high).astype(np.int64).reshape(values.shape)
+
+
 def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, weight_bits: int,
-                   effective_du: float, steps: int) -> FixedLayer:
+                   effective_du: float, steps: int, effective_dv: float) -> FixedLayer:
     """One layer to fixed point (see the module doc for the four choices)."""
     weight = np.asarray(weight, dtype=np.float64)
     bias = np.asarray(bias, dtype=np.float64)
@@ -328,34 +384,43 @@ def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, 
 
     def trial(exponent: int) -> FixedLayer:
         vth_mantissa, delta = exact_threshold_step(vth, finest, step_bits + exponent)
-        lava_weights = (np.clip(np.rint(weight / delta), low, high) * step).astype(np.int32)
-        zeros = np.zeros(len(bias), np.int32)
-        return FixedLayer(name, lava_weights, exponent, weight_bits, sign_mode, zeros, zeros, vth_mantissa,
-                          2.0**LAVA.threshold_shift * vth_mantissa / vth)
+        lava_weights = (round_preserving_sums(weight / delta, low, high) * step).astype(np.int32)
+        scale = 2.0**LAVA.threshold_shift * vth_mantissa / vth
+        bias_mant, bias_exp = quantize_bias(bias * scale)
+        return FixedLayer(name, lava_weights, exponent, weight_bits, sign_mode, bias_mant, bias_exp, vth_mantissa,
+                          scale)
 
     fitting = [e for e in WEIGHT_EXP_SEARCH if exact_threshold_step(vth, finest, step_bits + e)[0] <= LAVA.vth_max]
-    # The finest voltage resolution whose current cannot wrap; if the current could wrap whatever
-    # we do, the finest scale whose threshold fits, and the report's current_headroom (< 1) says so.
-    chosen = next((layer for layer in map(trial, reversed(fitting))
-                   if _current_headroom(layer, effective_du, steps) >= 1.0), None)
-    if chosen is None:
-        chosen = trial(max(fitting) if fitting else min(WEIGHT_EXP_SEARCH))
+    # The finest voltage resolution whose current cannot wrap and whose voltage cannot saturate --
+    # but not below -step_bits for the voltage's sake: there the shift still keeps every bit of the
+    # weight sums, below it Lava's >> drops them. (An integrate-and-fire layer, du = 1 and dv = 0
+    # with no bias, gains nothing from finer resolution: its voltage is a sum of integer weights.)
+    # If the current could wrap whatever we do, the finest scale whose threshold fits; the
+    # report's current_headroom / voltage_headroom (< 1) say so.
+    chosen = wrap_free = None
+    for exponent in reversed(fitting):
+        layer = trial(exponent)
+        if _current_headroom(layer, effective_du, steps) < 1.0:
+            continue
+        wrap_free = wrap_free or layer
+        if layer.vth >= 1 and (exponent <= -step_bits
+                               or _voltage_headroom(layer, effective_du, effective_dv, steps) >= 1.0):
+            chosen = layer
+            break
+    chosen = chosen or wrap_free or trial(max(fitting) if fitting else min(WEIGHT_EXP_SEARCH))
     if chosen.vth < 1:
         raise NeurocreditError(
             f"layer {name}: the threshold vth={vth:g} is too small for weights up to "
             f"{max(largest_positive, largest_negative):g} at {weight_bits}-bit weights (it is less than one "
             "weight step); rescale the network (larger vth or smaller weights)"
         )
-    bias_mant, bias_exp = quantize_bias(bias * chosen.scale)
-    return dataclasses.replace(chosen, bias_mant=bias_mant, bias_exp=bias_exp)
+    return chosen
 
 
 def conv_buffer_headroom(layer: FixedLayer) -> float:
     """2**23 over the largest |sum of kernel weights| one step can put in Lava's conv buffer
     (``PyConvModelFixed`` wraps it modulo 2**24: >= 1 means it never wraps)."""
-    kernel = layer.weights.astype(np.float64).reshape(layer.weights.shape[0], -1)
-    worst = max(float(np.max(np.clip(kernel, 0, None).sum(axis=1), initial=0.0)),
-                float(np.max(np.clip(-kernel, 0, None).sum(axis=1), initial=0.0)))
+    worst = _worst_drive(layer.weights)
     return math.inf if worst == 0 else LAVA.state_limit / worst
 
 
@@ -364,7 +429,8 @@ def quantize_conv_layer(layer, vth: float, name: str, weight_bits: int, effectiv
     """A ``Conv2d`` layer for Lava's ``Conv`` (``PyConvModelFixed``, lava-nc 0.10.0), which
     neither clips nor truncates its weights, applies no ``weight_exp`` and wraps its output sum
     modulo 2**24 (``signed_clamp(x, 24)``). So the kernel is a signed ``weight_bits``-bit integer
-    ``m = round(K / delta)`` (the conv's 8-bit weight precision) and the voltage scale is fixed
+    ``m ~ K / delta`` (the conv's 8-bit weight precision; rounded with each output channel's sum
+    preserved, in the pooled form when a pool is fused) and the voltage scale is fixed
     by ``delta`` alone: ``S = 2**6 / delta``. ``delta`` is the finest step with
 
     1. every weight in ``[-2**(b-1), 2**(b-1) - 1]``;
@@ -385,10 +451,7 @@ def quantize_conv_layer(layer, vth: float, name: str, weight_bits: int, effectiv
                   float(-np.min(weight, initial=0.0)) / -low if low < 0 else 0.0)
     finest = largest if largest > 0 else vth
     finest = max(finest, vth / LAVA.vth_max)  # vth / delta <= vth_max
-    kernel = weight.reshape(weight.shape[0], -1)
-    drive = max(float(np.max(np.clip(kernel, 0, None).sum(axis=1), initial=0.0)),
-                float(np.max(np.clip(-kernel, 0, None).sum(axis=1), initial=0.0)))
-    worst_per_delta = drive * 2.0**LAVA.activation_shift * _worst_case_gain(effective_du, steps)
+    worst_per_delta = _worst_drive(weight) * 2.0**LAVA.activation_shift * _worst_case_gain(effective_du, steps)
     finest = max(finest, worst_per_delta / LAVA.state_limit)
     vth_mantissa, delta = exact_threshold_step(vth, finest, 0)
     if vth_mantissa < 1:
@@ -398,8 +461,17 @@ def quantize_conv_layer(layer, vth: float, name: str, weight_bits: int, effectiv
             "weight exponent to compensate); rescale the network (larger vth or smaller weights)"
         )
     zeros = np.zeros(len(bias), np.int32)
+    from neurocredit.conv import unfuse_conv_pool
+
+    pool = int(layer.pool)
+    small = unfuse_conv_pool(weight, pool) if pool > 1 else weight
+    if pool > 1 and not np.array_equal(np.repeat(np.repeat(small, pool, axis=2), pool, axis=3), weight):
+        small, pool = weight, 1  # not a pure fused sum pool: round the kernel as it is
     for _ in range(4):  # rounding up a mantissa can push the drive over by one step: one step coarser
-        mantissa = np.clip(np.rint(weight / delta), low, high).astype(np.int32)
+        # sums preserved per output channel of the pooled form (the synapses of a fused pool)
+        mantissa = round_preserving_sums(small / delta, low, high).astype(np.int32)
+        if pool > 1:
+            mantissa = np.repeat(np.repeat(mantissa, pool, axis=2), pool, axis=3)
         trial = FixedLayer(name, mantissa, 0, int(weight_bits), sign_mode_of(weight), zeros, zeros, vth_mantissa,
                            2.0**LAVA.threshold_shift * vth_mantissa / vth, layer)
         if _current_headroom(trial, effective_du, steps) >= 1.0 or vth_mantissa == 1:
@@ -424,12 +496,13 @@ def quantize(network: Network, weight_bits: int = LAVA.dense_weight_bits,
     params = network.neuron.lif
     du, dv = decay_to_fixed(params.du, params.dv)
     effective_du = (du + LAVA.du_offset) / LAVA.decay_unity
+    effective_dv = (dv + LAVA.dv_offset) / LAVA.decay_unity
     steps = network.encoder.steps if steps is None else steps
     layers = tuple(
         quantize_conv_layer(layer, params.vth, layer.name or f"layer{index + 1}", int(weight_bits), effective_du, steps)
         if layer.kind == "conv2d" else
         quantize_layer(layer.weight, layer.bias, params.vth, layer.name or f"layer{index + 1}", int(weight_bits),
-                       effective_du, steps)
+                       effective_du, steps, effective_dv)
         for index, layer in enumerate(network.layers)
     )
     return QuantizedNetwork(network, layers, du, dv, int(weight_bits))
