@@ -106,6 +106,27 @@ def test_rounding_preserves_each_neurons_sum():
                           np.rint(kernel.sum(axis=(1, 2, 3))))
 
 
+def test_integrate_and_fire_voltage_stays_in_lavas_range():
+    """An IF layer (du = 1, dv = 0) integrates inhibition for as long as it lasts: with every input
+    spiking every step its voltage must fall step by step without reaching Lava's saturation."""
+    from neurocredit.deploy.emulator import emulate, synapses
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(-0.5, 0.3, (3, 40))
+    steps = 25
+    network = Network((Layer(weight, np.zeros(3), "fc1"),), NeuronSpec("lif", lif=LIFParameters(1.0, 0.0, 1.0)),
+                      EncoderSpec("bernoulli", steps, 1.0, 0))
+    quantized = quantize(network)
+    layer = quantized.layers[0]
+    assert quantized.report()["layers"][0]["voltage_headroom"] >= 1.0
+    inputs = np.ones((steps, 1, 40), bool)
+    voltage = emulate(quantized, inputs, record_states=True).voltages[0][:, 0]
+    drive = synapses(layer).drive(inputs[0])[0]  # a_in << 6 of one step, received one step later
+    assert np.all(drive < 0)
+    assert voltage.min() > -(LAVA.state_limit - 1)
+    assert np.array_equal(voltage, np.arange(steps)[:, None] * drive[None, :])
+
+
 def test_bias_mantissa_and_exponent():
     mant, exp = quantize_bias(np.array([0.0, 100.4, -4096.0, 4095.6, 10_000.0, -1e9]))
     assert mant.tolist()[:3] == [0, 100, -4096] and exp.tolist()[:3] == [0, 0, 0]
