@@ -82,14 +82,15 @@ def test_weight_exponent_is_the_largest_that_keeps_threshold_current_and_voltage
         bigger = quantize_layer(float_layer.weight, float_layer.bias, 1.0, layer.name, 8,
                                 quantized.effective_du, network.encoder.steps, quantized.effective_dv)
         assert bigger.weight_exp == layer.weight_exp
-        # v cannot saturate either, unless that needed an exponent below -1, where Lava's >> would
-        # drop bits of the (mixed: even) weight sums.
-        assert layer.sign_mode == "mixed" and (report["voltage_headroom"] >= 1.0 or layer.weight_exp == -1)
-        # One more exponent step would break the 17-bit threshold, the 24-bit current bound or
-        # (from -1 up) the voltage range.
+        # One more exponent step would break the 17-bit threshold or the 24-bit current bound (a
+        # leaky voltage, dv > 0, is not bounded by its worst case).
         doubled_vth = 2 * layer.vth
-        assert (doubled_vth > LAVA.vth_max or report["current_headroom"] / 2 < 1.0
-                or report["voltage_headroom"] / 2 < 1.0)
+        assert doubled_vth > LAVA.vth_max or report["current_headroom"] / 2 < 1.0
+    # Without a voltage leak the voltage range bounds it too, down to exponent 0.
+    integrator = network.replace(neuron=NeuronSpec("lif", lif=LIFParameters(0.2, 0.0, 1.0)))
+    for layer, report in zip(quantize(integrator).layers, quantize(integrator).report()["layers"]):
+        assert report["current_headroom"] >= 1.0 and (report["voltage_headroom"] >= 1.0 or layer.weight_exp == 0)
+        assert 2 * layer.vth > LAVA.vth_max or report["voltage_headroom"] / 2 < 1.0 or report["current_headroom"] / 2 < 1
 
 
 def test_rounding_preserves_each_neurons_sum():

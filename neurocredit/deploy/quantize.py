@@ -23,12 +23,10 @@ units per float unit, after the ``<< 6``): a float weight ``W`` becomes the inte
    one step, a neuron's whole drive within half a step);
 2. the largest ``weight_exp`` (finest voltage resolution) such that the threshold mantissa fits
    17 bits, the synaptic current cannot leave the 24-bit range even if every input spiked at
-   every step (so ``u`` never wraps) and, as far as the weight sums stay exact
-   (``weight_exp >= -`` the truncated bits), the voltage cannot reach Lava's saturation at
-   ``+-(2**23 - 1)`` either (``v`` accumulates ``u`` and the bias through its leak; with
-   ``dv = 0``, an integrate-and-fire neuron, for all the steps: the float neuron has no bound,
-   and inhibition drove an imported IF layer to 4.7 times Lava's range when only the current
-   was bounded);
+   every step (so ``u`` never wraps) and, for a neuron without voltage leak (``dv = 0``, an
+   integrate-and-fire neuron) and as far as ``weight_exp >= 0``, the voltage cannot reach Lava's
+   saturation at ``+-(2**23 - 1)`` either: the float IF neuron has no bound, and inhibition
+   drove an imported IF layer to 4.7 times Lava's range when only the current was bounded;
 3. an **exact threshold**: the integer mantissa ``vth = floor(vth_float * 2**k / delta_min)``
    (``k`` = the weight's shift bits, :func:`exact_threshold_step`) and the step
    ``delta = vth_float * 2**k / vth >= delta_min``, so ``S = 64 vth / vth_float`` and
@@ -391,10 +389,12 @@ def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, 
                           scale)
 
     fitting = [e for e in WEIGHT_EXP_SEARCH if exact_threshold_step(vth, finest, step_bits + e)[0] <= LAVA.vth_max]
-    # The finest voltage resolution whose current cannot wrap and whose voltage cannot saturate --
-    # but not below -step_bits for the voltage's sake: there the shift still keeps every bit of the
-    # weight sums, below it Lava's >> drops them. (An integrate-and-fire layer, du = 1 and dv = 0
-    # with no bias, gains nothing from finer resolution: its voltage is a sum of integer weights.)
+    # The finest voltage resolution whose current cannot wrap and, without a voltage leak (dv = 0),
+    # whose voltage cannot saturate -- but not below exponent 0 for the voltage's sake: below it
+    # Lava's >> floors the weight sums (odd weights, as on-chip learning writes them, lose a bit).
+    # (An integrate-and-fire layer, du = 1 and dv = 0 with no bias, gains nothing from finer
+    # resolution: its voltage is a sum of integer weights.) A leaky voltage is bounded by its leak
+    # as in float; bounding its worst case too would cost every LIF deployment resolution.
     # If the current could wrap whatever we do, the finest scale whose threshold fits; the
     # report's current_headroom / voltage_headroom (< 1) say so.
     chosen = wrap_free = None
@@ -403,7 +403,7 @@ def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, 
         if _current_headroom(layer, effective_du, steps) < 1.0:
             continue
         wrap_free = wrap_free or layer
-        if layer.vth >= 1 and (exponent <= -step_bits
+        if layer.vth >= 1 and (effective_dv > 0 or exponent <= 0
                                or _voltage_headroom(layer, effective_du, effective_dv, steps) >= 1.0):
             chosen = layer
             break
