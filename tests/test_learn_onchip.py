@@ -79,13 +79,16 @@ def test_onchip_chl_in_the_emulator_raises_digits_accuracy_from_random_weights()
     config, options, _ = load_onchip_config("models/digits-chl-onchip.yaml")
     dataset = load_dataset("digits")
     network = build_network(config, 64, 10, seed=0)
+    # 3 x 1200 samples: after 2 x 600 the accuracy hung on the trajectory (29.5-44 % over network
+    # seeds 0-3, and 1e-4 changes of the initial weights moved it by 10 points)
     report = learn_on_chip(network, dataset.x_train, dataset.y_train, dataset.x_test[:200], dataset.y_test[:200],
-                           options, rule="chl", epochs=2, limit=600)
+                           options, rule="chl", epochs=3, limit=1200)
     assert report.accuracy_before < 0.2
-    assert report.accuracy_after >= 0.35  # 3.5x chance after 2 x 600 samples (measured 42.5 %)
-    # the nudged phase from rest is what makes it learn: continuing from the free state it stays near chance
+    assert report.accuracy_after >= 0.6  # 6x chance (measured 72-79 % over network seeds 0-3)
+    # the nudged phase from rest is what makes it learn better: continuing from the free state
+    # (measured 55-66.5 % over seeds 0-3, 5.5-24 points below)
     drifting = learn_on_chip(network, dataset.x_train, dataset.y_train, dataset.x_test[:200], dataset.y_test[:200],
-                             dataclasses.replace(options, nudged_start="free_state"), rule="chl", epochs=2, limit=600)
+                             dataclasses.replace(options, nudged_start="free_state"), rule="chl", epochs=3, limit=1200)
     assert drifting.accuracy_after < report.accuracy_after
 
 
