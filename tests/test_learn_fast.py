@@ -106,3 +106,21 @@ def test_stream_take_reads_what_advancing_one_at_a_time_reads():
             expected.append(stepped.value)
         np.testing.assert_array_equal(taken.take(700, 2), expected)
         assert taken.value == stepped.value
+
+
+def test_tags_at_minus_257_at_every_step_match_the_numpy_engine():
+    """Tags set to -257 before every step, scattered over reached and unreached rows and columns
+    (free and nudged learning steps, steps without input spikes, the step the tag moves to the
+    weight): the compiled engine's in-place and pending paths and its -257 bookkeeping give the
+    numpy engine's integers."""
+    ours, reference, spikes, targets, period = _pair("chl")
+    reference.compiled = False
+    rng = np.random.default_rng(5)
+    for step in range(len(spikes)):
+        for index in range(len(ours.engines)):
+            mask = rng.random(ours.engines[index].tag_1.shape) < 0.2
+            for emulator in (ours, reference):
+                emulator.engines[index].tag_1[mask] = -257
+        fast.run_chl(ours, spikes[step:step + 1], targets[step:step + 1])
+        reference.step(spikes[step], targets[step])
+        _assert_same(ours, reference)

@@ -28,6 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=None, help="passes over the training samples (default 1)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="learn from the first N training samples")
     parser.add_argument("--test-limit", type=int, default=None, metavar="N", help="measure on the first N test samples")
+    parser.add_argument("--validation", action="store_true",
+                        help="choose settings: learn on the training split less the config's data.validation "
+                        "(default 0.1, stratified) and measure on that validation split instead of the test split")
     parser.add_argument("--data", default=None, metavar="NAME", help="data set (default: the model's)")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder with the IDX files")
     parser.add_argument("-o", "--out", default=None, metavar="LEARNED.h5", help="where to save the learned network")
@@ -39,7 +42,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from neurocredit.commands.common import print_json
-    from neurocredit.data import load_dataset
+    from neurocredit.config import DataConfig
+    from neurocredit.data import hold_out_validation, load_dataset
     from neurocredit.errors import NeurocreditError
     from neurocredit.io import load_network, save_network
     from neurocredit.learn.onchip import OnChipOptions
@@ -47,6 +51,7 @@ def run(args) -> int:
 
     model = Path(args.model)
     settings: dict = {}
+    data_config = DataConfig()
     if model.suffix in (".h5", ".hdf5"):
         network = load_network(model)
         options = OnChipOptions()
@@ -60,6 +65,7 @@ def run(args) -> int:
                                 seed=int(settings.get("seed", config.training.seed)))
         network = network.replace(provenance={**network.provenance, "data": dataset.name})
         name = config.name
+        data_config = config.data
     data_name = args.data or network.provenance.get("data", "digits")
     if model.suffix in (".h5", ".hdf5"):
         dataset = load_dataset(data_name, args.data_dir)
@@ -67,6 +73,12 @@ def run(args) -> int:
         raise NeurocreditError(f"data set {data_name!r} has {dataset.n_features} features but the model expects "
                                f"{network.n_inputs}; pass --data")
     x_test, y_test = dataset.x_test, dataset.y_test
+    if args.validation:
+        dataset = hold_out_validation(dataset, data_config.validation, data_config.validation_seed)
+        if not len(dataset.y_validation):
+            raise NeurocreditError(f"--validation: {args.model} has data.validation: 0 (no validation split); "
+                                   "set data.validation to a fraction or a count")
+        x_test, y_test = dataset.x_validation, dataset.y_validation
     if args.test_limit is not None:
         if args.test_limit < 1:
             raise NeurocreditError(f"--test-limit must be >= 1, got {args.test_limit}")
@@ -78,6 +90,8 @@ def run(args) -> int:
                            epochs=args.epochs if args.epochs is not None else int(settings.get("epochs", 1)),
                            limit=args.limit if args.limit is not None else settings.get("limit"),
                            target=args.target, progress=not args.json)
+    if args.validation:
+        report.split = "validation"
     out = Path(args.out) if args.out else Path("models/out") / f"{name}-onchip.h5"
     save_network(report.network, out)
     if args.json:

@@ -87,16 +87,17 @@ def product_table(rule: CompiledRule) -> np.ndarray:
 
 if numba is not None:
     _jit = numba.njit(cache=True, nogil=True)
+    _inline = numba.njit(cache=True, nogil=True, inline="always")  # small helpers: inlined, no call per element
 
-    @_jit
+    @_inline
     def _wrap32(value):
         return ((value + 2147483648) & 4294967295) - 2147483648
 
-    @_jit
+    @_inline
     def _shift(value, exponent):
         return value << exponent if exponent > 0 else value >> -exponent
 
-    @_jit
+    @_inline
     def _decay_toward_zero(value, factor):
         product = np.int64(value) * factor
         if product < 0:
@@ -123,22 +124,23 @@ if numba is not None:
             spikes[i] = fired
 
     @_jit
-    def _dense(weights, spikes, exponent, out):
-        """``weights[:, spikes].sum(axis=1)`` (int64), shifted, through Lava's int32 port."""
+    def _dense(weights, spikes, exponent, active, out):
+        """``weights[:, spikes].sum(axis=1)`` (int64), shifted, through Lava's int32 port
+        (``active``: work space, n_pre)."""
         n_post, n_pre = weights.shape
-        active = np.empty(n_pre, np.int64)
         count = 0
         for j in range(n_pre):
             if spikes[j]:
                 active[count] = j
                 count += 1
         for i in range(n_post):
+            row = weights[i]
             total = np.int64(0)
             for k in range(count):
-                total += weights[i, active[k]]
+                total += row[active[k]]
             out[i] = _wrap32(_shift(total, exponent))
 
-    @_jit
+    @_inline
     def _split_sign(delta, shift, gate):
         """``neurons.split_sign`` (fixed point) of one value: (y2, y3)."""
         if not gate:
@@ -147,7 +149,7 @@ if numba is not None:
         negative = _wrap32(_shift(max(_wrap32(-delta), 0), -shift))
         return min(max(positive, 0), 127), min(max(negative, 0), 127)
 
-    @_jit
+    @_inline
     def _factor_value(code, const, sgn, width, i, j, pre, post, u, x_new, y_new, weights, tag_2, tag_1):
         if code == 0:
             value = np.int64(pre[j]) + const
@@ -173,50 +175,37 @@ if numba is not None:
         bound = np.int64(1) << width
         return min(max(value, -bound), bound - 1)
 
-    @_jit
-    def _accumulated(target, base, table, rows, cols, scalar, synaptic, i, j, pre, post, u, x_new, y_new, weights,
-                     tag_2, tag_1):
-        """One synapse's accumulator ``base << 7`` plus each product of ``target``, saturated
-        after each (LearningSynapses._apply_fixed), for rules with synaptic factors (w, d, t;
-        the common case is vectorized in _learn): a term is its row, column and scalar factors
-        (and synaptic ones) times the mantissa, in Lava's int32 chain."""
-        limit = np.int64(1) << 15
-        result = np.int64(base) << 7
-        for p in range(table.shape[0]):
-            if table[p, 0] != target:
-                continue
-            term = rows[p, i] * cols[p, j] * scalar[p]
-            if term != 0 and synaptic[p]:
-                for f in range(table[p, 5]):
-                    base_column = 6 + 4 * f
-                    if table[p, base_column] >= 8 and table[p, base_column] <= 10:
-                        term *= _factor_value(table[p, base_column], table[p, base_column + 1],
-                                              table[p, base_column + 2], table[p, base_column + 3], i, j, pre, post,
-                                              u, x_new, y_new, weights, tag_2, tag_1)
-            if term != 0:
-                term = _wrap32(_wrap32(term) * table[p, 2])
-                term = _wrap32((term >> table[p, 4]) << table[p, 3])
-                term = min(max(term, -limit - 1), limit - 1)
-            result = min(max(result + term, -limit - 1), limit - 1)
-        return result
+    @_inline
+    def _decayed(value, decay, random):
+        """A trace's stochastic decay (``LearningSynapses._decay_fixed``); 0 stays 0."""
+        if value == 0:
+            return np.int64(0)
+        scaled = decay * np.float64(value)
+        whole = np.floor(scaled)
+        return np.int64(whole) + (1 if random < scaled - whole else 0)
 
     @_jit
     def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
-               r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending,
-               row_list, col_list, x_new, y_new):
+               r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending, row_list,
+               x_new, y_new, sizes):
         """One step of LearningSynapses (t_epoch = 1, fixed point) after the spiking phase has set
-        x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products."""
+        x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products.
+
+        Each target is computed on the rows where one of its products has a non-zero row factor
+        (elsewhere every product adds 0: the value stays, module doc), whole rows at a time
+        (contiguous loops the compiler vectorizes: the accumulators, one pass per non-zero
+        product, the rounding). The new values are written in place, or, when a product that is evaluated reads
+        a synaptic variable or a tag sits at -257, into ``pending`` until every target is
+        computed from the old values. ``sizes``: rows per target and (``sizes[3]``, kept across
+        steps) how many tags sit at -257."""
         n_post, n_pre = weights.shape
         for k in range(x.shape[0]):
+            on, decay = x_on[k], x_decay[k]
+            impulse = x_int[k] + (1 if r_x_impulse < x_frac[k] else 0)
             for j in range(n_pre):
-                value = np.int64(0)
-                if x_on[k]:
-                    scaled = x_decay[k] * np.float64(x[k, j])
-                    whole = np.floor(scaled)
-                    value = np.int64(whole) + (1 if r_x_decay < scaled - whole else 0)
+                value = _decayed(x[k, j], decay, r_x_decay) if on else np.int64(0)
                 if pre[j]:
-                    value = value + x_int[k] + (1 if r_x_impulse < x_frac[k] else 0)
-                    value = min(max(value, 0), 127)
+                    value = min(max(value + impulse, 0), 127)
                 x_new[k, j] = value
                 x[k, j] = value
         for k in range(y.shape[0]):
@@ -228,9 +217,7 @@ if numba is not None:
             if not needed:
                 continue
             for i in range(n_post):
-                scaled = y_decay * np.float64(y[k, i])
-                whole = np.floor(scaled)
-                value = np.int64(whole) + (1 if r_y_decay < scaled - whole else 0)
+                value = _decayed(y[k, i], y_decay, r_y_decay)
                 if post[i]:
                     value = min(max(value, 0), 127)
                 y_new[k, i] = value
@@ -265,14 +252,16 @@ if numba is not None:
         # (r & 127) > threshold  <=>  (r & 127) > floor(threshold), r an integer
         cut = np.int64(np.floor(threshold))
         limit = np.int64(1) << 15
-        n_rows = np.zeros(3, np.int64)
+        # new values go straight into the variables unless a product that will be evaluated reads one
+        # (w, d, t: every target is computed from the old values) or a tag sits at -257 (below)
+        in_place = sizes[3] == 0
+        for p in range(table.shape[0]):
+            if synaptic[p] and scalar[p] != 0:
+                in_place = False
         for target in range(3):
+            sizes[target] = 0
             if not targets[target]:
                 continue
-            plain = True  # no synaptic factor in a product that can be non-zero: vectorized rows
-            for p in range(table.shape[0]):
-                if table[p, 0] == target and scalar[p] != 0 and synaptic[p]:
-                    plain = False
             count = 0
             for i in range(n_post):
                 for p in range(table.shape[0]):
@@ -280,73 +269,111 @@ if numba is not None:
                         row_list[target, count] = i
                         count += 1
                         break
-            n_rows[target] = count
+            sizes[target] = count
+            first = -1  # the target's first product: the one that saturates a tag at -257
+            for p in range(table.shape[0]):
+                if table[p, 0] == target and first < 0:
+                    first = p
+            # saturation by sign, stochastic rounding, the variable's range
+            low, high = (-257, 255) if target == 2 else (0, 255)
+            if target == 0:
+                low = -256 if sign_mode == 0 else (0 if sign_mode == 1 else -255)
+                high = 0 if sign_mode == 2 else 255
+            floor = -limit - 1 if not (target == 1 or (target == 0 and sign_mode == 1)) else np.int64(0)
+            ceil = np.int64(0) if target == 0 and sign_mode == 2 else limit - 1
+            bounds = (floor, ceil, cut, low, high)
             for a in range(count):
+                i = row_list[target, a]
+                # a tag at -257 is saturated by the target's first product, also one adding zeros
+                clamp = target == 2 and (scalar[first] == 0 or rows[first, i] == 0)
+                out = pending[target, i]
+                if target == 0:
+                    sizes[3] += _update_row(weights[i], i, out, table, target, rows, cols, scalar, synaptic, clamp,
+                                            in_place, bounds, pre, post, u, x_new, y_new, weights,
+                                            tag_2, tag_1)
+                elif target == 1:
+                    sizes[3] += _update_row(tag_2[i], i, out, table, target, rows, cols, scalar, synaptic, clamp,
+                                            in_place, bounds, pre, post, u, x_new, y_new, weights,
+                                            tag_2, tag_1)
+                else:
+                    sizes[3] += _update_row(tag_1[i], i, out, table, target, rows, cols, scalar, synaptic, clamp,
+                                            in_place, bounds, pre, post, u, x_new, y_new, weights,
+                                            tag_2, tag_1)
+        if in_place:
+            return
+        # a tag at -257 on a row no product reached: every product adds 0, Lava saturates -32896 to -32769
+        if targets[2] and sizes[3] > 0 and 127 > cut:
+            for i in range(n_post):
+                for j in range(n_pre):
+                    if tag_1[i, j] == -257:
+                        tag_1[i, j] = -256
+            sizes[3] = 0
+        for target in range(3):
+            for a in range(sizes[target]):
                 i = row_list[target, a]
                 out = pending[target, i]
                 if target == 0:
-                    for j in range(n_pre):
-                        out[j] = np.int64(weights[i, j]) << 7
+                    weights[i] = out
                 elif target == 1:
-                    for j in range(n_pre):
-                        out[j] = tag_2[i, j] << 7
+                    tag_2[i] = out
                 else:
                     for j in range(n_pre):
-                        out[j] = tag_1[i, j] << 7
-                if not plain:
-                    for j in range(n_pre):
-                        base_value = weights[i, j] if target == 0 else (tag_2[i, j] if target == 1 else tag_1[i, j])
-                        out[j] = _accumulated(target, base_value, table, rows, cols, scalar, synaptic, i, j, pre,
-                                              post, u, x_new, y_new, weights, tag_2, tag_1)
-                for p in range(table.shape[0] if plain else 0):
-                    if table[p, 0] != target:
-                        continue
-                    factor = rows[p, i] * scalar[p] * table[p, 2]
-                    if factor == 0 and target != 2:  # adds zeros to values inside the accumulator
-                        continue
-                    shift, exponent = table[p, 4], table[p, 3]
-                    column = cols[p]
-                    for j in range(n_pre):
-                        term = _wrap32(column[j] * factor)
-                        term = _wrap32((term >> shift) << exponent)
-                        term = min(max(term, -limit - 1), limit - 1)
-                        out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
-                # saturation by sign, stochastic rounding, the variable's range (branches hoisted)
-                low, high = (-257, 255) if target == 2 else (0, 255)
-                if target == 0:
-                    low = -256 if sign_mode == 0 else (0 if sign_mode == 1 else -255)
-                    high = 0 if sign_mode == 2 else 255
-                floor_at_zero = target == 1 or (target == 0 and sign_mode == 1)
-                ceil_at_zero = target == 0 and sign_mode == 2
-                for j in range(n_pre):
-                    result = out[j]
-                    if floor_at_zero:
-                        result = max(result, 0)
-                    if ceil_at_zero:
-                        result = min(result, 0)
-                    result = (result >> 7) + (1 if (result & 127) > cut else 0)
-                    out[j] = min(max(result, low), high)
-        # a tag at -257 in a row nothing reached: every product adds 0, Lava saturates -32896 to -32769
-        if targets[2]:
-            bump = 1 if 127 > cut else 0
-            reached = np.zeros(n_post, np.bool_)
-            for a in range(n_rows[2]):
-                reached[row_list[2, a]] = True
-            for i in range(n_post):
-                if not reached[i]:
-                    for j in range(n_pre):
-                        if tag_1[i, j] == -257:
-                            tag_1[i, j] = -257 + bump
-        for target in range(3):
-            for a in range(n_rows[target]):
-                i = row_list[target, a]
-                for j in range(n_pre):
-                    if target == 0:
-                        weights[i, j] = pending[0, i, j]
-                    elif target == 1:
-                        tag_2[i, j] = pending[1, i, j]
-                    else:
-                        tag_1[i, j] = pending[2, i, j]
+                        sizes[3] += (1 if out[j] == -257 else 0) - (1 if tag_1[i, j] == -257 else 0)
+                    tag_1[i] = out
+
+    @_inline
+    def _update_row(source, i, out, table, target, rows, cols, scalar, synaptic, clamp, in_place, bounds, pre, post,
+                    u, x_new, y_new, weights, tag_2, tag_1):
+        """Row ``i`` of one target (``source``: its values) in ``_learn``: into ``out`` (pending)
+        or, ``in_place``, into ``source``; returns how many new values are -257 (in place)."""
+        limit = np.int64(1) << 15
+        for j in range(out.size):
+            out[j] = np.int64(source[j]) << 7
+            if clamp:
+                out[j] = max(out[j], -limit - 1)
+        for p in range(table.shape[0]):
+            if table[p, 0] != target:
+                continue
+            factor = rows[p, i] * scalar[p] * table[p, 2]
+            if factor == 0:  # adds zeros to values inside the accumulator (-257: clamped above)
+                continue
+            shift, exponent = table[p, 4], table[p, 3]
+            column = cols[p]
+            if synaptic[p]:
+                for j in range(out.size):
+                    term = column[j] * factor
+                    for f in range(table[p, 5] if term != 0 else 0):
+                        base = 6 + 4 * f
+                        if 8 <= table[p, base] <= 10:
+                            term *= _factor_value(table[p, base], table[p, base + 1], table[p, base + 2],
+                                                  table[p, base + 3], i, j, pre, post, u, x_new, y_new, weights,
+                                                  tag_2, tag_1)
+                    term = _wrap32((_wrap32(term) >> shift) << exponent)
+                    term = min(max(term, -limit - 1), limit - 1)
+                    out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
+            else:
+                for j in range(out.size):
+                    term = _wrap32((_wrap32(column[j] * factor) >> shift) << exponent)
+                    term = min(max(term, -limit - 1), limit - 1)
+                    out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
+        if in_place:
+            return _rounded(source, out, bounds)
+        _rounded(out, out, bounds)
+        return 0
+
+    @_inline
+    def _rounded(out, accumulator, bounds):
+        """Saturation by sign, stochastic rounding and the variable's range of one row of
+        accumulators (``value << 7`` plus the products) into ``out``; returns how many are -257."""
+        floor, ceil, cut, low, high = bounds
+        found = 0
+        for j in range(out.size):
+            result = min(max(accumulator[j], floor), ceil)
+            result = (result >> 7) + (1 if (result & 127) > cut else 0)
+            result = min(max(result, low), high)
+            found += 1 if result == -257 else 0
+            out[j] = result
+        return found
 
     @_jit
     def _engine_step(layer, s, time_step, pre, post, weights, tag_2, tag_1, x, y, tables, targets, settings, x_int,
@@ -355,15 +382,15 @@ if numba is not None:
         u = 0
         if k >= 0:
             u = 1 if time_step % (1 << k) == 0 else 0
-        _learn(weights, tag_2, tag_1, x, y, pre, post, tables[layer], targets[layer], u, x_int[layer],
-               x_frac[layer], x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
+        _learn(weights, tag_2, tag_1, x, y, pre, post, tables[layer], targets[layer], u, x_int[layer], x_frac[layer],
+               x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
                randoms_f[layer, 1, s], randoms_f[layer, 2, s], settings[layer, 5], scratch[0], scratch[1], scratch[2],
                scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8])
 
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
                     biases, spikes, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f,
-                    randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, trace, error, scratch, out):
+                    randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch, out):
         settle, trace_shift, trace_impulse, error_shift, feedback_shift = neuron
         n_layers = len(weights)
         last = n_layers - 1
@@ -380,8 +407,10 @@ if numba is not None:
             gate = phase >= settle
             for index in range(n_layers):
                 pre = pre_input if index == 0 else spikes[index - 1]
-                activation = buffers[index].copy()
-                _dense(weights[index], pre, settings[index, 3], buffers[index])
+                work = scratch[index]
+                activation = work[9]
+                activation[:] = buffers[index]
+                _dense(weights[index], pre, settings[index, 3], work[11], buffers[index])
                 _lif(us[index], vs[index], activation, biases[index], settings[index, 0], settings[index, 1],
                      settings[index, 2], spikes[index])
                 y = ys[index]
@@ -401,22 +430,24 @@ if numba is not None:
                     y[2, i] = y3
                 _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index], tag_1[index],
                              xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on, y_decay,
-                             randoms_f, randoms_i, scratch[index])
-            for index in range(last):
-                matrix = feedback[index]
-                for i in range(matrix.shape[0]):
-                    total = np.int64(0)
-                    for c in range(matrix.shape[1]):
-                        total += matrix[i, c] * np.int64(error[c])
-                    feedback_buffers[index][i] = _wrap32(_shift(total, feedback_exp[index]))
+                             randoms_f, randoms_i, work)
+            for index in range(last):  # B e, from the transposed B: one row per non-zero error
+                total = scratch[index][10]
+                total[:] = 0
+                matrix = feedback_t[index]
+                for c in range(matrix.shape[0]):
+                    if error[c] != 0:
+                        for i in range(total.size):
+                            total[i] += matrix[c, i] * np.int64(error[c])
+                for i in range(total.size):
+                    feedback_buffers[index][i] = _wrap32(_shift(total[i], feedback_exp[index]))
             for i in range(out.shape[1]):
                 out[s, i] = spikes[last][i]
 
     @_jit
     def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys,
                     buffers, us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on,
-                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch,
-                    out):
+                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch, out):
         n_layers = len(weights)
         last = n_layers - 1
         half = period // 2
@@ -434,11 +465,13 @@ if numba is not None:
             for index in range(n_layers):
                 settle, trace_shift, trace_impulse, sign_level, nudge_offset = neurons[index]
                 pre = pre_input if index == 0 else spikes[index - 1]
-                activation = buffers[index].copy()
+                work = scratch[index]
+                activation = work[9]
+                activation[:] = buffers[index]
                 if index < last:
                     for i in range(activation.size):
                         activation[i] = _wrap32(np.int64(activation[i]) + feedback_buffers[index][i])
-                _dense(weights[index], pre, settings[index, 3], buffers[index])
+                _dense(weights[index], pre, settings[index, 3], work[11], buffers[index])
                 if index == last and nudged:
                     for i in range(vs[index].size):
                         vs[index][i] = _wrap32(np.int64(vs[index][i]) + _wrap32(targets_in[s, i] - nudge_offset))
@@ -458,9 +491,9 @@ if numba is not None:
                 if learn:
                     _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index],
                                  tag_1[index], xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on,
-                                 y_decay, randoms_f, randoms_i, scratch[index])
+                                 y_decay, randoms_f, randoms_i, work)
             for index in range(last):
-                _dense(feedback[index], spikes[last], feedback_exp[index], feedback_buffers[index])
+                _dense(feedback[index], spikes[last], feedback_exp[index], scratch[index][11], feedback_buffers[index])
             for i in range(out.shape[1]):
                 out[s, i] = spikes[last][i]
 
@@ -510,15 +543,21 @@ def _settings(plan, engines) -> np.ndarray:
 
 
 def _scratch(engines):
-    """Per layer, the kernel's work arrays (allocated once per call, not per step)."""
+    """Per layer, the kernel's work arrays (allocated once per call, not per step): product row /
+    column factors, scalars, synaptic flags, pending rows, row lists, the decayed traces, sizes
+    (rows per target; item 3, kept across steps: how many tags sit at -257), the activation, a
+    sum and an index list."""
     out = []
     for engine in engines:
         n_post, n_pre = engine.weights.shape
         products = max(len(product_table(engine.rule)), 1)
+        sizes = np.zeros(4, np.int64)
+        sizes[3] = np.count_nonzero(engine.tag_1 == -257)
         out.append((np.zeros((products, n_post), np.int64), np.zeros((products, n_pre), np.int64),
                     np.zeros(products, np.int64), np.zeros(products, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
-                    np.zeros((3, n_post), np.int64), np.zeros((3, n_pre), np.int64), np.zeros((2, n_pre), np.int64),
-                    np.zeros((3, n_post), np.int64)))
+                    np.zeros((3, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros((3, n_post), np.int64),
+                    sizes, np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
+                    np.zeros(max(n_pre, n_post), np.int64)))
     return tuple(out)
 
 
@@ -536,6 +575,12 @@ def _neuron_state(emulator):
     us = tuple(np.ascontiguousarray(s[0], np.int32) for s in emulator.states)
     vs = tuple(np.ascontiguousarray(s[1], np.int32) for s in emulator.states)
     return us, vs
+
+
+def _transposed(matrices) -> tuple:
+    """The fixed DFA feedback matrices B (n_hidden, n_out) as int64 (n_out, n_hidden), the DFA
+    kernel's layout (a dummy without feedback)."""
+    return tuple(np.ascontiguousarray(np.asarray(w, np.int64).T) for w in matrices) or (np.zeros((1, 1), np.int64),)
 
 
 def _check(emulator) -> None:
@@ -561,11 +606,9 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
     ys = tuple(np.array(e.y, np.int64) for e in engines)
     error = np.zeros(plan.layers[-1].n_out, np.int64)
-    feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights)
+    feedback = _transposed(emulator.feedback_weights)
     feedback_exp = np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64)
     feedback_buffers = tuple(emulator.feedback_buffers) or (np.zeros(1, np.int32),)
-    if not emulator.feedback_buffers:
-        feedback = (np.zeros((1, 1), np.int64),)
     out = np.zeros((steps, plan.layers[-1].n_out), np.bool_)
     trace = np.ascontiguousarray(emulator.trace, np.int32)
     _dfa_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
@@ -592,8 +635,8 @@ def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool
                     for p in plan.neurons)
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
     ys = tuple(np.array(e.y, np.int64) for e in engines)
-    feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights) or (np.zeros((1, 1),
-                                                                                                        np.int64),)
+    feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights) or (
+        np.zeros((1, 1), np.int64),)
     feedback_exp = np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64)
     feedback_buffers = tuple(emulator.feedback_buffers) or (np.zeros(1, np.int32),)
     traces = tuple(np.ascontiguousarray(t, np.int32) for t in emulator.traces)

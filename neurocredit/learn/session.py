@@ -62,6 +62,7 @@ class LearnReport:
     agreement: Optional[dict[str, Any]] = None
     energy: dict[str, Any] = field(default_factory=dict)
     train_accuracy: Optional[float] = None
+    split: str = "test"  # where accuracy_before/after were measured (test, or validation: `learn --validation`)
 
     def to_dict(self) -> dict[str, Any]:
         payload = dataclasses.asdict(self)
@@ -73,8 +74,8 @@ class LearnReport:
         lines = [
             f"on-chip {self.rule} ({self.mode}, backend {self.backend}): {self.epochs} epoch(s) over "
             f"{self.samples} training samples",
-            f"test accuracy before {self.accuracy_before:.2%}, after {self.accuracy_after:.2%} "
-            f"({self.test_samples} test samples)",
+            f"{self.split} accuracy before {self.accuracy_before:.2%}, after {self.accuracy_after:.2%} "
+            f"({self.test_samples} {self.split} samples)",
             "learning engine: " + ", ".join(f"{k} {v:,}" for k, v in self.counts.items()),
         ]
         for name, value in self.seconds.items():
