@@ -187,7 +187,7 @@ if numba is not None:
     @_jit
     def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
                r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending, row_list,
-               x_new, y_new, sizes):
+               x_new, y_new, sizes, work):
         """One step of LearningSynapses (t_epoch = 1, fixed point) after the spiking phase has set
         x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products.
 
@@ -288,17 +288,14 @@ if numba is not None:
                 clamp = target == 2 and (scalar[first] == 0 or rows[first, i] == 0)
                 out = pending[target, i]
                 if target == 0:
-                    sizes[3] += _update_row(weights[i], i, out, table, target, rows, cols, scalar, synaptic, clamp,
-                                            in_place, bounds, pre, post, u, x_new, y_new, weights,
-                                            tag_2, tag_1)
+                    sizes[3] += _update_row(weights[i], i, out, work, table, target, rows, cols, scalar, synaptic, clamp,
+                                            in_place, bounds, weights, tag_2, tag_1)
                 elif target == 1:
-                    sizes[3] += _update_row(tag_2[i], i, out, table, target, rows, cols, scalar, synaptic, clamp,
-                                            in_place, bounds, pre, post, u, x_new, y_new, weights,
-                                            tag_2, tag_1)
+                    sizes[3] += _update_row(tag_2[i], i, out, work, table, target, rows, cols, scalar, synaptic, clamp,
+                                            in_place, bounds, weights, tag_2, tag_1)
                 else:
-                    sizes[3] += _update_row(tag_1[i], i, out, table, target, rows, cols, scalar, synaptic, clamp,
-                                            in_place, bounds, pre, post, u, x_new, y_new, weights,
-                                            tag_2, tag_1)
+                    sizes[3] += _update_row(tag_1[i], i, out, work, table, target, rows, cols, scalar, synaptic, clamp,
+                                            in_place, bounds, weights, tag_2, tag_1)
         if in_place:
             return
         # a tag at -257 on a row no product reached: every product adds 0, Lava saturates -32896 to -32769
@@ -322,44 +319,63 @@ if numba is not None:
                     tag_1[i] = out
 
     @_inline
-    def _update_row(source, i, out, table, target, rows, cols, scalar, synaptic, clamp, in_place, bounds, pre, post,
-                    u, x_new, y_new, weights, tag_2, tag_1):
+    def _update_row(source, i, out, work, table, target, rows, cols, scalar, synaptic, clamp, in_place, bounds,
+                    weights, tag_2, tag_1):
         """Row ``i`` of one target (``source``: its values) in ``_learn``: into ``out`` (pending)
-        or, ``in_place``, into ``source``; returns how many new values are -257 (in place)."""
+        or, ``in_place``, into ``source``; returns how many new values are -257 (in place).
+        ``work``: n_pre int64 work space."""
         limit = np.int64(1) << 15
-        for j in range(out.size):
-            out[j] = np.int64(source[j]) << 7
-            if clamp:
-                out[j] = max(out[j], -limit - 1)
+        low = -limit - 1 if clamp else np.int64(-1) << 62  # a -257 tag saturated by the first product
+        started = False  # out holds the accumulators (value << 7 plus the products so far)
         for p in range(table.shape[0]):
             if table[p, 0] != target:
                 continue
             factor = rows[p, i] * scalar[p] * table[p, 2]
-            if factor == 0:  # adds zeros to values inside the accumulator (-257: clamped above)
+            if factor == 0:  # adds zeros to values inside the accumulator (-257: clamped, low)
                 continue
             shift, exponent = table[p, 4], table[p, 3]
             column = cols[p]
-            if synaptic[p]:
+            if synaptic[p]:  # the row and column factors times each synaptic factor, element by element
                 for j in range(out.size):
-                    term = column[j] * factor
-                    for f in range(table[p, 5] if term != 0 else 0):
-                        base = 6 + 4 * f
-                        if 8 <= table[p, base] <= 10:
-                            term *= _factor_value(table[p, base], table[p, base + 1], table[p, base + 2],
-                                                  table[p, base + 3], i, j, pre, post, u, x_new, y_new, weights,
-                                                  tag_2, tag_1)
-                    term = _wrap32((_wrap32(term) >> shift) << exponent)
-                    term = min(max(term, -limit - 1), limit - 1)
-                    out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
-            else:
+                    work[j] = column[j] * factor
+                for f in range(table[p, 5]):
+                    base = 6 + 4 * f
+                    code, const, sgn, width = table[p, base], table[p, base + 1], table[p, base + 2], table[p, base + 3]
+                    if code == 8:
+                        _times(work, weights[i], const, sgn, width)
+                    elif code == 9:
+                        _times(work, tag_2[i], const, sgn, width)
+                    elif code == 10:
+                        _times(work, tag_1[i], const, sgn, width)
+                column, factor = work, 1
+            if started:
                 for j in range(out.size):
                     term = _wrap32((_wrap32(column[j] * factor) >> shift) << exponent)
                     term = min(max(term, -limit - 1), limit - 1)
                     out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
+            else:  # the first product also reads the values (one pass less)
+                for j in range(out.size):
+                    term = _wrap32((_wrap32(column[j] * factor) >> shift) << exponent)
+                    term = min(max(term, -limit - 1), limit - 1)
+                    out[j] = min(max(max(np.int64(source[j]) << 7, low) + term, -limit - 1), limit - 1)
+                started = True
+        if not started:
+            for j in range(out.size):
+                out[j] = max(np.int64(source[j]) << 7, low)
         if in_place:
             return _rounded(source, out, bounds)
         _rounded(out, out, bounds)
         return 0
+
+    @_inline
+    def _times(work, row, const, sgn, width):
+        """``work *= `` one synaptic factor of row ``row`` (``_factor_value``, codes w, d, t)."""
+        bound = np.int64(1) << width
+        for j in range(work.size):
+            value = np.int64(row[j]) + const
+            if sgn:
+                value = 1 if value > 0 else (-1 if value < 0 else 0)
+            work[j] *= min(max(value, -bound), bound - 1)
 
     @_inline
     def _rounded(out, accumulator, bounds):
@@ -385,7 +401,7 @@ if numba is not None:
         _learn(weights, tag_2, tag_1, x, y, pre, post, tables[layer], targets[layer], u, x_int[layer], x_frac[layer],
                x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
                randoms_f[layer, 1, s], randoms_f[layer, 2, s], settings[layer, 5], scratch[0], scratch[1], scratch[2],
-               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8])
+               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12])
 
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
@@ -546,7 +562,7 @@ def _scratch(engines):
     """Per layer, the kernel's work arrays (allocated once per call, not per step): product row /
     column factors, scalars, synaptic flags, pending rows, row lists, the decayed traces, sizes
     (rows per target; item 3, kept across steps: how many tags sit at -257), the activation, a
-    sum and an index list."""
+    sum, an index list and a row of products."""
     out = []
     for engine in engines:
         n_post, n_pre = engine.weights.shape
@@ -557,7 +573,7 @@ def _scratch(engines):
                     np.zeros(products, np.int64), np.zeros(products, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
                     np.zeros((3, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros((3, n_post), np.int64),
                     sizes, np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
-                    np.zeros(max(n_pre, n_post), np.int64)))
+                    np.zeros(max(n_pre, n_post), np.int64), np.zeros(n_pre, np.int64)))
     return tuple(out)
 
 
