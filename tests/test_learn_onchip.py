@@ -109,6 +109,27 @@ def test_learn_command_from_a_config_saves_and_reports(tmp_path, capsys):
     assert network.provenance["onchip_rule"] == "dfa"
 
 
+def test_learn_command_validation_measures_the_held_out_split(tmp_path, capsys, monkeypatch):
+    """`learn --validation` learns without the config's validation split and measures on it."""
+    from neurocredit.data import hold_out_validation, load_dataset
+    from neurocredit.learn import session
+
+    split = hold_out_validation(load_dataset("digits"), 0.1)
+    seen = {}
+    real = session.learn_on_chip
+
+    def spy(network, x_train, y_train, x_test, y_test, *args, **kwargs):
+        seen.update(x_train=x_train, x_test=x_test)
+        return real(network, x_train, y_train, x_test, y_test, *args, **kwargs)
+
+    monkeypatch.setattr(session, "learn_on_chip", spy)
+    assert main(["learn", CONFIG, "--validation", "--limit", "20", "--test-limit", "30", "--epochs", "1", "-o",
+                 str(tmp_path / "learned.h5")]) == 0
+    assert "validation accuracy before" in capsys.readouterr().out
+    np.testing.assert_array_equal(seen["x_test"], split.x_validation[:30])
+    np.testing.assert_array_equal(seen["x_train"], split.x_train)
+
+
 def test_learn_command_rejects_a_rate_network(tmp_path, capsys):
     from neurocredit.io import save_network
 

@@ -22,11 +22,16 @@ the emulators against Lava):
   shared random, clipped to the variable's width. The random numbers are drawn by numpy from
   the engines' generators (``engine._Stream.take``), in Lava's order, and handed to the kernel.
 
-Speed comes from skipping what cannot change: a product is evaluated only on the rows and
-columns where its row factors (``y0``, ``y1..y3``) and column factors (``x0``, ``x1``, ``x2``)
-are non-zero; elsewhere it adds 0, and a synapse to which every product adds 0 keeps its value
-(Lava's saturation and rounding leave ``value << 7`` alone) -- except a tag at -257, whose
-shifted value Lava saturates to -32769, so such tags are always evaluated.
+Speed comes from skipping what cannot change and vectorizing the rest: a target is computed
+only on the rows where one of its products has non-zero row factors (``y0``, ``y1..y3``, and a
+non-zero scalar ``u``); elsewhere every product adds 0, and a synapse to which every product
+adds 0 keeps its value (Lava's saturation and rounding leave ``value << 7`` alone) -- except a
+tag at -257, whose shifted value Lava saturates to -32769 (the engine keeps a count of such
+tags and treats them exactly). A computed row runs in whole-row loops the compiler vectorizes
+(the first non-zero product together with the values, one pass per further product, the
+rounding), products that add zeros on that row skipped, and the new values go straight into the
+weights and tags unless an evaluated product reads a synaptic variable (then all targets are
+computed from the old values first, as Lava does).
 
 ``numba`` is the optional extra ``onchip`` (``pip install neurocredit[onchip]``); without it
 :func:`available` is False and the emulators run their numpy steps (same results, slower).

@@ -383,9 +383,10 @@ class LearnResult(NamedTuple):
 
 def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epochs: int = 1,
                    limit: Optional[int] = None, progress: bool = False,
-                   emulator: Optional[DfaEmulator] = None) -> LearnResult:
+                   emulator: Optional[DfaEmulator] = None, on_epoch=None) -> LearnResult:
     """Learn ``epochs`` passes over ``features``/``labels`` (first ``limit`` samples) in the
-    emulator, one sample at a time in a seeded order."""
+    emulator, one sample at a time in a seeded order; ``on_epoch(epoch, emulator)`` is called
+    after each pass (e.g. to measure a validation split)."""
     count = len(features) if limit is None else min(int(limit), len(features))
     emulator = emulator if emulator is not None else DfaEmulator(plan)
     rng = np.random.default_rng(plan.neuron.period + 7919 * (int(plan.layers[0].rule.spec.rng_seed)))
@@ -405,6 +406,10 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
         seen += len(order)
         if bar is not None:
             bar.update(len(order))
+        if on_epoch is not None:
+            paused = time.perf_counter()
+            on_epoch(epoch + 1, emulator)
+            began += time.perf_counter() - paused  # learning time only
     if bar is not None:
         bar.close()
     return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen,
