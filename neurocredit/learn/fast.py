@@ -519,22 +519,25 @@ if numba is not None:
                 out[s, i] = spikes[last][i]
 
 
-def _engine_arrays(engines: list[LearningSynapses], steps: int, learn: bool):
-    """Per-layer rule tables and settings, and the random numbers the engines draw in ``steps``
-    learning steps (advancing their generators as Lava would)."""
+def _static(emulator, transpose_feedback: bool) -> dict:
+    """What stays the same from call to call of one emulator, built once and kept on it: the
+    per-layer rule tables (int64, padded with rows of no target), targets, x impulses and decays,
+    y decay, layer settings, feedback matrices (the DFA kernel's transposed), biases and the
+    kernels' work arrays."""
+    cached = getattr(emulator, "_fast_static", None)
+    if cached is not None:
+        return cached
+    plan, engines = emulator.plan, emulator.engines
     n_layers = len(engines)
-    width = max(len(product_table(e.rule)) for e in engines)
-    tables = np.zeros((n_layers, width, _COLUMNS), np.int64)
+    rule_tables = [product_table(e.rule) for e in engines]
+    tables = np.zeros((n_layers, max(len(t) for t in rule_tables), _COLUMNS), np.int64)
     tables[:, :, 0] = -1  # padding rows belong to no target
     targets = np.zeros((n_layers, 3), np.bool_)
     x_int = np.zeros((n_layers, 2), np.int64)
     x_frac = np.zeros((n_layers, 2), np.int64)
     x_decay = np.zeros((n_layers, 2), np.float64)
     x_on = np.zeros((n_layers, 2), np.bool_)
-    randoms_f = np.zeros((n_layers, 3, steps), np.float64)
-    randoms_i = np.zeros((n_layers, steps), np.int64)
-    for index, engine in enumerate(engines):
-        table = product_table(engine.rule)
+    for index, (engine, table) in enumerate(zip(engines, rule_tables)):
         tables[index, : len(table)] = table
         for name, _ in engine.rule.targets:
             targets[index, _TARGETS.index(name)] = True
@@ -543,14 +546,35 @@ def _engine_arrays(engines: list[LearningSynapses], steps: int, learn: bool):
         on = engine.x_tau != 0
         x_on[index] = on
         x_decay[index, on] = np.exp(-1 / engine.x_tau[on][:, None])[:, 0]  # numpy's exp, as the engine uses
-        if learn:
+    y_decay = float(np.exp(-1 / engines[0].y_tau[:1][:, None])[0, 0])
+    if transpose_feedback:
+        feedback = _transposed(emulator.feedback_weights)
+    else:
+        feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights) or (
+            np.zeros((1, 1), np.int64),)
+    cached = {"rule": (tables, targets, x_int, x_frac, x_decay, x_on, y_decay), "settings": _settings(plan, engines),
+              "feedback": feedback,
+              "feedback_exp": np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64),
+              "biases": tuple(np.ascontiguousarray(b, np.int32) for b in emulator.biases),
+              "scratch": _scratch(engines, [max(len(t), 1) for t in rule_tables])}
+    emulator._fast_static = cached
+    return cached
+
+
+def _randoms(engines: list[LearningSynapses], steps: int, learn: bool):
+    """The random numbers the engines draw in ``steps`` learning steps (advancing their
+    generators as Lava would): (layers, 3, steps) float (x decay, y decay, rounding), (layers,
+    steps) int (x impulse)."""
+    randoms_f = np.zeros((len(engines), 3, steps), np.float64)
+    randoms_i = np.zeros((len(engines), steps), np.int64)
+    if learn:
+        for index, engine in enumerate(engines):
             randoms_f[index, 0] = engine._x_random._decay.take(steps, 2)
             randoms_i[index] = engine._x_random._impulse.take(steps, 2)
             randoms_f[index, 1] = engine._y_random._decay.take(steps, 2)
             engine._y_random._impulse.take(steps, 2)
             randoms_f[index, 2] = engine._conn_random.take(steps, 1)
-    y_decay = float(np.exp(-1 / engines[0].y_tau[:1][:, None])[0, 0])
-    return tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f, randoms_i
+    return randoms_f, randoms_i
 
 
 def _settings(plan, engines) -> np.ndarray:
@@ -563,23 +587,28 @@ def _settings(plan, engines) -> np.ndarray:
     return np.array(rows, np.int64)
 
 
-def _scratch(engines):
-    """Per layer, the kernel's work arrays (allocated once per call, not per step): product row /
-    column factors, scalars, synaptic flags, pending rows, row lists, the decayed traces, sizes
-    (rows per target; item 3, kept across steps: how many tags sit at -257), the activation, a
-    sum, an index list and a row of products."""
+def _scratch(engines, products: list[int]):
+    """Per layer, the kernel's work arrays: product row / column factors, scalars, synaptic flags,
+    pending rows, row lists, the decayed traces, sizes (rows per target; item 3, kept across
+    steps: how many tags sit at -257, set at each call by :func:`_work`), the activation, a sum,
+    an index list and a row of products."""
     out = []
-    for engine in engines:
+    for engine, count in zip(engines, products):
         n_post, n_pre = engine.weights.shape
-        products = max(len(product_table(engine.rule)), 1)
-        sizes = np.zeros(4, np.int64)
-        sizes[3] = np.count_nonzero(engine.tag_1 == -257)
-        out.append((np.zeros((products, n_post), np.int64), np.zeros((products, n_pre), np.int64),
-                    np.zeros(products, np.int64), np.zeros(products, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
+        out.append((np.zeros((count, n_post), np.int64), np.zeros((count, n_pre), np.int64),
+                    np.zeros(count, np.int64), np.zeros(count, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
                     np.zeros((3, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros((3, n_post), np.int64),
-                    sizes, np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
+                    np.zeros(4, np.int64), np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
                     np.zeros(max(n_pre, n_post), np.int64), np.zeros(n_pre, np.int64)))
     return tuple(out)
+
+
+def _work(static: dict, engines) -> tuple:
+    """The cached work arrays, with the count of tags at -257 taken from the engines now (a
+    caller may have set tags between calls)."""
+    for work, engine in zip(static["scratch"], engines):
+        work[8][3] = np.count_nonzero(engine.tag_1 == -257)
+    return static["scratch"]
 
 
 def _count(engines, steps: int) -> None:
@@ -621,14 +650,13 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
     _check(emulator)
     plan, engines = emulator.plan, emulator.engines
     steps = int(input_spikes.shape[0])
-    arrays = _engine_arrays(engines, steps, learn=True)
+    static = _static(emulator, transpose_feedback=True)
+    randoms = _randoms(engines, steps, learn=True)
     us, vs = _neuron_state(emulator)
     neuron = plan.neuron
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
     ys = tuple(np.array(e.y, np.int64) for e in engines)
     error = np.zeros(plan.layers[-1].n_out, np.int64)
-    feedback = _transposed(emulator.feedback_weights)
-    feedback_exp = np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64)
     feedback_buffers = tuple(emulator.feedback_buffers) or (np.zeros(1, np.int32),)
     out = np.zeros((steps, plan.layers[-1].n_out), np.bool_)
     trace = np.ascontiguousarray(emulator.trace, np.int32)
@@ -636,10 +664,9 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
                 emulator.time_step, neuron.period,
                 (neuron.settle, neuron.trace_shift, neuron.trace_impulse, neuron.error_shift, neuron.feedback_shift),
                 tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
-                tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs,
-                tuple(np.ascontiguousarray(b, np.int32) for b in emulator.biases), spikes, _settings(plan, engines),
-                *arrays[:7], arrays[7], arrays[8], engines[0].time_step, feedback, feedback_exp, feedback_buffers,
-                trace, error, _scratch(engines), out)
+                tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes,
+                static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
+                static["feedback_exp"], feedback_buffers, trace, error, _work(static, engines), out)
     _finish(emulator, us, vs, ys, steps, learn=True)
     emulator.trace = trace
     return out
@@ -650,25 +677,22 @@ def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool
     _check(emulator)
     plan, engines = emulator.plan, emulator.engines
     steps = int(input_spikes.shape[0])
-    arrays = _engine_arrays(engines, steps, learn=learn)
+    static = _static(emulator, transpose_feedback=False)
+    randoms = _randoms(engines, steps, learn=learn)
     us, vs = _neuron_state(emulator)
     neurons = tuple((p.settle, p.trace_shift, p.trace_impulse, int(p.sign_level), int(p.nudge_offset))
                     for p in plan.neurons)
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
     ys = tuple(np.array(e.y, np.int64) for e in engines)
-    feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights) or (
-        np.zeros((1, 1), np.int64),)
-    feedback_exp = np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64)
     feedback_buffers = tuple(emulator.feedback_buffers) or (np.zeros(1, np.int32),)
     traces = tuple(np.ascontiguousarray(t, np.int32) for t in emulator.traces)
     out = np.zeros((steps, plan.layers[-1].n_out), np.bool_)
     _chl_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
                 emulator.time_step, plan.period, bool(plan.neurons[0].rest), neurons, bool(learn),
                 tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
-                tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs,
-                tuple(np.ascontiguousarray(b, np.int32) for b in emulator.biases), spikes, traces,
-                _settings(plan, engines), *arrays[:7], arrays[7], arrays[8], engines[0].time_step, feedback,
-                feedback_exp, feedback_buffers, _scratch(engines), out)
+                tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes, traces,
+                static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
+                static["feedback_exp"], feedback_buffers, _work(static, engines), out)
     _finish(emulator, us, vs, ys, steps, learn=learn)
     emulator.traces = list(traces)
     return out
