@@ -181,11 +181,8 @@ if numba is not None:
         return min(max(value, -bound), bound - 1)
 
     @_inline
-    def _decayed(value, decay, random, wholes, fractions):
-        """A trace's stochastic decay (``LearningSynapses._decay_fixed``): ``floor(decay * value)``
-        plus 1 when ``random`` is below the fraction, read from the tables of the 7-bit values."""
-        if 0 <= value < wholes.size:
-            return wholes[value] + (1 if random < fractions[value] else 0)
+    def _decayed(value, decay, random):
+        """A trace's stochastic decay (``LearningSynapses._decay_fixed``); 0 stays 0."""
         scaled = decay * np.float64(value)
         whole = np.floor(scaled)
         return np.int64(whole) + (1 if random < scaled - whole else 0)
@@ -193,7 +190,7 @@ if numba is not None:
     @_jit
     def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
                r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending, row_list,
-               x_new, y_new, sizes, work, decays):
+               x_new, y_new, sizes, work):
         """One step of LearningSynapses (t_epoch = 1, fixed point) after the spiking phase has set
         x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products.
 
@@ -209,7 +206,7 @@ if numba is not None:
             on, decay = x_on[k], x_decay[k]
             impulse = x_int[k] + (1 if r_x_impulse < x_frac[k] else 0)
             for j in range(n_pre):
-                value = _decayed(x[k, j], decay, r_x_decay, decays[0][k], decays[1][k]) if on else np.int64(0)
+                value = _decayed(x[k, j], decay, r_x_decay) if on else np.int64(0)
                 if pre[j]:
                     value = min(max(value + impulse, 0), 127)
                 x_new[k, j] = value
@@ -223,7 +220,7 @@ if numba is not None:
             if not needed:
                 continue
             for i in range(n_post):
-                value = _decayed(y[k, i], y_decay, r_y_decay, decays[2], decays[3])
+                value = _decayed(y[k, i], y_decay, r_y_decay)
                 if post[i]:
                     value = min(max(value, 0), 127)
                 y_new[k, i] = value
@@ -399,7 +396,7 @@ if numba is not None:
 
     @_jit
     def _engine_step(layer, s, time_step, pre, post, weights, tag_2, tag_1, x, y, tables, targets, settings, x_int,
-                     x_frac, x_decay, x_on, y_decay, decays, randoms_f, randoms_i, scratch):
+                     x_frac, x_decay, x_on, y_decay, randoms_f, randoms_i, scratch):
         k = settings[layer, 4]
         u = 0
         if k >= 0:
@@ -407,14 +404,12 @@ if numba is not None:
         _learn(weights, tag_2, tag_1, x, y, pre, post, tables[layer], targets[layer], u, x_int[layer], x_frac[layer],
                x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
                randoms_f[layer, 1, s], randoms_f[layer, 2, s], settings[layer, 5], scratch[0], scratch[1], scratch[2],
-               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12],
-               (decays[0][layer], decays[1][layer], decays[2], decays[3]))
+               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12])
 
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
-                    biases, spikes, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay, decays,
-                    randoms_f, randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch,
-                    out):
+                    biases, spikes, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f,
+                    randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch, out):
         settle, trace_shift, trace_impulse, error_shift, feedback_shift = neuron
         n_layers = len(weights)
         last = n_layers - 1
@@ -454,7 +449,7 @@ if numba is not None:
                     y[2, i] = y3
                 _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index], tag_1[index],
                              xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on, y_decay,
-                             decays, randoms_f, randoms_i, work)
+                             randoms_f, randoms_i, work)
             for index in range(last):  # B e, from the transposed B: one row per non-zero error
                 total = scratch[index][10]
                 total[:] = 0
@@ -471,8 +466,7 @@ if numba is not None:
     @_jit
     def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys,
                     buffers, us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on,
-                    y_decay, decays, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers,
-                    scratch, out):
+                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch, out):
         n_layers = len(weights)
         last = n_layers - 1
         half = period // 2
@@ -516,7 +510,7 @@ if numba is not None:
                 if learn:
                     _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index],
                                  tag_1[index], xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on,
-                                 y_decay, decays, randoms_f, randoms_i, work)
+                                 y_decay, randoms_f, randoms_i, work)
             for index in range(last):
                 _dense(feedback[index], spikes[last], feedback_exp[index], scratch[index][11], feedback_buffers[index])
             for i in range(out.shape[1]):
@@ -526,7 +520,7 @@ if numba is not None:
 def _static(emulator, transpose_feedback: bool) -> dict:
     """What stays the same from call to call of one emulator, built once and kept on it: the
     per-layer rule tables (int64, padded with rows of no target), targets, x impulses and decays,
-    y decay, the decays' tables, layer settings, feedback matrices (the DFA kernel's transposed), biases and the
+    y decay, layer settings, feedback matrices (the DFA kernel's transposed), biases and the
     kernels' work arrays."""
     cached = getattr(emulator, "_fast_static", None)
     if cached is not None:
@@ -551,19 +545,12 @@ def _static(emulator, transpose_feedback: bool) -> dict:
         x_on[index] = on
         x_decay[index, on] = np.exp(-1 / engine.x_tau[on][:, None])[:, 0]  # numpy's exp, as the engine uses
     y_decay = float(np.exp(-1 / engines[0].y_tau[:1][:, None])[0, 0])
-    # floor(decay * v) and its fraction for every 7-bit trace value v, the products the engine computes
-    values = np.arange(128, dtype=np.float64)
-    x_scaled = x_decay[:, :, None] * values
-    y_scaled = y_decay * values
-    decays = (np.floor(x_scaled).astype(np.int64), x_scaled - np.floor(x_scaled), np.floor(y_scaled).astype(np.int64),
-              y_scaled - np.floor(y_scaled))
     if transpose_feedback:
         feedback = _transposed(emulator.feedback_weights)
     else:
         feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights) or (
             np.zeros((1, 1), np.int64),)
-    cached = {"rule": (tables, targets, x_int, x_frac, x_decay, x_on, y_decay, decays),
-              "settings": _settings(plan, engines),
+    cached = {"rule": (tables, targets, x_int, x_frac, x_decay, x_on, y_decay), "settings": _settings(plan, engines),
               "feedback": feedback,
               "feedback_exp": np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64),
               "biases": tuple(np.ascontiguousarray(b, np.int32) for b in emulator.biases),
