@@ -133,10 +133,9 @@ def publish(title: str, figures_markdown: str, print_only: bool, summary: str = 
 
 
 def append_results(title: str, figures_markdown: str, notes: str = "", summary: str = "",
-                   results: Path = RESULTS, history: Path = HISTORY, row: str = "") -> None:
+                   results: Path = RESULTS, history: Path = HISTORY) -> None:
     """Append a dated section to history.md and replace this script's row of the RESULTS.md table
-    with ``summary`` (one line of headline figures; default: the clauses that end in a bold figure);
-    ``row``: the row's name when a script keeps more than one (default: the script's file name)."""
+    with ``summary`` (one line of headline figures; default: the clauses that end in a bold figure)."""
     command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = (
@@ -152,7 +151,7 @@ def append_results(title: str, figures_markdown: str, notes: str = "", summary: 
     if not summary:
         clauses = re.findall(r"[^;|\n]*?\*\*[^*]+\*\*", figures_markdown + "\n" + notes)
         summary = "; ".join(clause.strip(" -") for clause in clauses) or title
-    update_row(row or Path(sys.argv[0]).name, summary, command, stamp[: -len(" UTC")], results)
+    update_row(Path(sys.argv[0]).name, summary, command, stamp[: -len(" UTC")], results)
     print(section)
 
 
