@@ -34,15 +34,13 @@ def run(args) -> int:
     from neurocredit.commands.common import print_json
     from neurocredit.convert import ConversionOptions, convert
     from neurocredit.data import load_dataset
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import load_network, save_network
     from neurocredit.sim import simulate
 
     rate_network = load_network(args.model)
-    if args.norm_samples < 1:
-        raise NeurocreditError(f"--norm-samples must be >= 1, got {args.norm_samples}")
-    if args.limit is not None and args.limit < 1:
-        raise NeurocreditError(f"--limit must be >= 1, got {args.limit}")
+    require_at_least_one("--norm-samples", args.norm_samples)
+    require_at_least_one("--limit", args.limit)
     data_name = args.data or rate_network.provenance.get("data", "digits")
     dataset = load_dataset(data_name, args.data_dir)
     if dataset.n_features != rate_network.n_inputs:

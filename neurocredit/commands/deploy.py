@@ -42,15 +42,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from neurocredit.commands.common import load_test_split, print_json
     from neurocredit.deploy.pipeline import deploy
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import load_network
 
     network = load_network(args.model)
     if not network.neuron.spiking:
         raise NeurocreditError(f"{args.model} is a rate network; only spiking (lif) networks deploy to Loihi "
                                "(train one, e.g. `neurocredit train models/digits-dfa-snn.yaml`)")
-    if args.lanes is not None and args.lanes < 1:
-        raise NeurocreditError(f"--lanes must be >= 1, got {args.lanes}")
+    require_at_least_one("--lanes", args.lanes)
     _, x, y = load_test_split(network, args)
     result = deploy(network, x, y, target_name=args.target, mode=args.mode, verify=args.verify,
                     weight_bits=args.weight_bits, steps=args.steps, lanes=args.lanes, lava_limit=args.lava_limit,

@@ -44,7 +44,7 @@ def run(args) -> int:
     from neurocredit.commands.common import print_json
     from neurocredit.config import DataConfig
     from neurocredit.data import hold_out_validation, load_dataset
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import load_network, save_network
     from neurocredit.learn.onchip import OnChipOptions
     from neurocredit.learn.session import learn_on_chip, load_onchip_config
@@ -80,8 +80,7 @@ def run(args) -> int:
                                    "set data.validation to a fraction or a count")
         x_test, y_test = dataset.x_validation, dataset.y_validation
     if args.test_limit is not None:
-        if args.test_limit < 1:
-            raise NeurocreditError(f"--test-limit must be >= 1, got {args.test_limit}")
+        require_at_least_one("--test-limit", args.test_limit)
         x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
     fixed = args.fixed if args.fixed is not None else bool(settings.get("fixed_point", True))
     rule = args.rule or settings.get("rule", "dfa")

@@ -39,16 +39,14 @@ def run(args) -> int:
     import dataclasses
 
     from neurocredit.commands.common import print_json
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import save_network
     from neurocredit.nir_io import DEFAULT_IMPORT_ENCODER, check_import, import_graph, read_graph
 
     if args.refractory is not None and args.refractory < 0:
         raise NeurocreditError(f"--refractory must be >= 0, got {args.refractory}")
-    if args.steps is not None and args.steps < 1:
-        raise NeurocreditError(f"--steps must be >= 1, got {args.steps}")
-    if args.samples < 1:
-        raise NeurocreditError(f"--samples must be >= 1, got {args.samples}")
+    require_at_least_one("--steps", args.steps)
+    require_at_least_one("--samples", args.samples)
     encoder = None
     if args.encoder is not None or args.steps is not None:
         encoder = dataclasses.replace(DEFAULT_IMPORT_ENCODER, **{

@@ -28,16 +28,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from neurocredit.commands.common import load_test_split, print_json, record_payload
-    from neurocredit.errors import NeurocreditError
+    from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import load_network, save_run
     from neurocredit.sim import default_backend, simulate
 
     network = load_network(args.model)
     record_names = [name.strip() for name in args.record.split(",") if name.strip()]
-    if args.steps is not None and args.steps < 1:
-        raise NeurocreditError(f"--steps must be >= 1, got {args.steps}")
-    if args.batch_size < 1:
-        raise NeurocreditError(f"--batch-size must be >= 1, got {args.batch_size}")
+    require_at_least_one("--steps", args.steps)
+    require_at_least_one("--batch-size", args.batch_size)
     if record_names and not network.neuron.spiking:
         raise NeurocreditError("--record needs a spiking (lif) network; rate networks have no spikes or voltages")
     data_name, x, y = load_test_split(network, args)

@@ -21,7 +21,7 @@ import numpy as np
 from neurocredit.compare import spike_agreement
 from neurocredit.deploy.partition import Partition, check_and_partition
 from neurocredit.deploy.quantize import LAVA, QuantizedNetwork, quantize
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.network import Network
 from neurocredit.record import RunRecord
 
@@ -169,8 +169,7 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
     result = DeployResult(target.name, mode, partition, quantized)
     record = {"spikes"} if verify else set()
     modes = lava_backend.MODES if verify else (mode,)
-    if lava_limit is not None and lava_limit < 1:
-        raise NeurocreditError(f"the number of Lava samples must be >= 1, got {lava_limit}")
+    require_at_least_one("the number of Lava samples", lava_limit)
     lava_count = len(features) if lava_limit is None else min(int(lava_limit), len(features))
     lava_labels = None if labels is None else labels[:lava_count]
     for lava_mode in modes:

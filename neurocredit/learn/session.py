@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.learn.onchip import (
     ChlEmulator,
     ChlOptions,
@@ -132,10 +132,8 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
         raise NeurocreditError(f"on-chip rule {rule!r} is not one of {', '.join(RULES)}")
     if backend not in BACKENDS:
         raise NeurocreditError(f"--backend {backend!r} must be one of {', '.join(BACKENDS)}")
-    if epochs < 1:
-        raise NeurocreditError(f"--epochs must be >= 1, got {epochs}")
-    if limit is not None and limit < 1:
-        raise NeurocreditError(f"--limit must be >= 1, got {limit}")
+    require_at_least_one("--epochs", epochs)
+    require_at_least_one("--limit", limit)
     chl = rule == "chl"
     if chl:
         options = options if isinstance(options, ChlOptions) else ChlOptions()
