@@ -86,6 +86,35 @@ def test_pc_with_fixed_predictions_reproduces_backprop_gradient(output_loss):
     assert min(cosines[False]) < 0.99, cosines
 
 
+@pytest.mark.parametrize("output_loss", ["ce", "mse"])
+def test_pc_error_reaches_layer_below_as_scaled_backprop_delta(output_loss):
+    """From the feed-forward initialisation the output error enters one layer per iteration:
+    after j iterations the update of W_{N-j} is exactly γ^j times backprop's gradient (the
+    truncated-inference regime the FMNIST config trains in, module doc of rules.pc)."""
+    from neurocredit.rules.pc import PCOptions
+    from neurocredit.rules.pc_rate import pc_errors
+
+    generator = torch.Generator().manual_seed(3)
+    sizes = (6, 8, 7, 4)
+    weights = [torch.randn(n_out, n_in, dtype=torch.float64, generator=generator) / n_in ** 0.5
+               for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    biases = [0.1 * torch.randn(n, dtype=torch.float64, generator=generator) for n in sizes[1:]]
+    features = torch.rand(5, 6, dtype=torch.float64, generator=generator)
+    labels = torch.tensor([0, 1, 2, 3, 1])
+    target = torch.nn.functional.one_hot(labels, 4).double()
+    expected = backprop_gradients(weights, biases, features, labels, output_loss)
+    rate = 0.3
+    for steps in (1, 2):
+        errors, presynaptic = pc_errors(weights, biases, "tanh", features, target,
+                                        PCOptions(inference_steps=steps, inference_rate=rate, output_loss=output_loss))
+        layer = len(weights) - 1 - steps
+        gradient = -(errors[layer].T @ presynaptic[layer]) / 5
+        assert torch.allclose(gradient, rate ** steps * expected[layer], rtol=1e-9, atol=1e-12), steps
+        assert not torch.allclose(gradient, torch.zeros_like(gradient))
+        # the layers below have not been reached yet
+        assert all(not errors[i].any() for i in range(layer))
+
+
 def test_rate_pc_update_is_the_batch_mean_of_error_times_presynaptic_value():
     rule = make_rule("pc", "rate", (5, 6, 3), {"fixed_prediction": True, "inference_steps": 50})
     features = torch.rand(4, 5, generator=torch.Generator().manual_seed(1))

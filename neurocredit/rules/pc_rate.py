@@ -1,7 +1,8 @@
 """Predictive coding for rate networks (equations: :mod:`neurocredit.rules.pc`).
 
 :func:`pc_errors` is the whole inference as a pure function of the weights and one batch; the
-rule class only turns its errors into the optimizer's gradients. No autograd.
+rule class only turns its errors into the optimizer's gradients. No autograd. The input is
+clamped, so the first layer's prediction is computed once per batch, not once per iteration.
 """
 
 from __future__ import annotations
@@ -33,33 +34,29 @@ def pc_errors(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], a
     """
     f = activation_name
     last = len(weights) - 1
+    first = features @ weights[0].T + biases[0]  # μ_1: x_0 is clamped, so it never changes
 
     def predictions(values):
-        """``μ_i`` of every layer from the values below it, and the presynaptic values used."""
-        presynaptic = [features] + [activation(f, x) for x in values]
-        return [p @ w.T + b for p, w, b in zip(presynaptic, weights, biases)], presynaptic
+        """``μ_i`` of every layer from the values below it, the presynaptic values ``φ_i(x_i)``
+        and the derivatives ``f'(x_i)`` of the hidden layers."""
+        activities = [activation(f, x) for x in values]
+        mu = [first] + [h @ w.T + b for h, w, b in zip(activities, weights[1:], biases[1:])]
+        return mu, [features] + activities, [activation_derivative(f, x, h) for x, h in zip(values, activities)]
 
     # feed-forward sweep: x_i = μ_i, so every hidden error starts at zero
-    values: list[torch.Tensor] = []
-    hidden = features
-    for index in range(last):
-        values.append(hidden @ weights[index].T + biases[index])
-        hidden = activation(f, values[-1])
-    mu, presynaptic = predictions(values)
-    derivatives = [activation_derivative(f, x) for x in values]  # f'(x_i), fixed under FPA
+    values = [first]
+    for index in range(1, last):
+        values.append(activation(f, values[-1]) @ weights[index].T + biases[index])
+    mu, presynaptic, derivatives = predictions(values)  # f'(x_i) stays at these under FPA
     errors = [x - m for x, m in zip(values, mu[:-1])] + [output_error(options, mu[-1], target)]
     for _ in range(options.inference_steps):
-        if not options.fixed_prediction:
-            derivatives = [activation_derivative(f, x) for x in values]
         for index in range(last):
             step = -errors[index] + derivatives[index] * (errors[index + 1] @ weights[index + 1])
             values[index] = values[index] + options.inference_rate * step
         if not options.fixed_prediction:
-            mu, presynaptic = predictions(values)
-            errors = [x - m for x, m in zip(values, mu[:-1])] + [errors[-1]]
+            mu, presynaptic, derivatives = predictions(values)
             errors[-1] = output_error(options, mu[-1], target)
-        else:  # μ fixed: only the values move
-            errors = [x - m for x, m in zip(values, mu[:-1])] + [errors[-1]]
+        errors[:-1] = [x - m for x, m in zip(values, mu[:-1])]  # under FPA μ is fixed: only the values move
     return errors, presynaptic
 
 
