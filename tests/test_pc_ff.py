@@ -60,12 +60,10 @@ def backprop_gradients(weights, biases, features, labels, output_loss):
     return [p.grad for p in parameters]
 
 
-@pytest.mark.parametrize("output_loss", ["ce", "mse"])
-def test_pc_with_fixed_predictions_reproduces_backprop_gradient(output_loss):
-    from neurocredit.rules.pc import PCOptions
-    from neurocredit.rules.pc_rate import pc_errors
-
-    generator = torch.Generator().manual_seed(0)
+def tiny_pc_problem(seed: int, output_loss: str):
+    """A 6-8-7-4 tanh network (float64), a batch of 5, its one-hot targets and backprop's
+    weight gradients."""
+    generator = torch.Generator().manual_seed(seed)
     sizes = (6, 8, 7, 4)
     weights = [torch.randn(n_out, n_in, dtype=torch.float64, generator=generator) / n_in ** 0.5
                for n_in, n_out in zip(sizes[:-1], sizes[1:])]
@@ -73,7 +71,15 @@ def test_pc_with_fixed_predictions_reproduces_backprop_gradient(output_loss):
     features = torch.rand(5, 6, dtype=torch.float64, generator=generator)
     labels = torch.tensor([0, 1, 2, 3, 1])
     target = torch.nn.functional.one_hot(labels, 4).double()
-    expected = backprop_gradients(weights, biases, features, labels, output_loss)
+    return weights, biases, features, target, backprop_gradients(weights, biases, features, labels, output_loss)
+
+
+@pytest.mark.parametrize("output_loss", ["ce", "mse"])
+def test_pc_with_fixed_predictions_reproduces_backprop_gradient(output_loss):
+    from neurocredit.rules.pc import PCOptions
+    from neurocredit.rules.pc_rate import pc_errors
+
+    weights, biases, features, target, expected = tiny_pc_problem(0, output_loss)
     cosines = {}
     for fixed in (True, False):
         options = PCOptions(inference_steps=100, inference_rate=0.2, fixed_prediction=fixed, output_loss=output_loss)
@@ -94,15 +100,7 @@ def test_pc_error_reaches_layer_below_as_scaled_backprop_delta(output_loss):
     from neurocredit.rules.pc import PCOptions
     from neurocredit.rules.pc_rate import pc_errors
 
-    generator = torch.Generator().manual_seed(3)
-    sizes = (6, 8, 7, 4)
-    weights = [torch.randn(n_out, n_in, dtype=torch.float64, generator=generator) / n_in ** 0.5
-               for n_in, n_out in zip(sizes[:-1], sizes[1:])]
-    biases = [0.1 * torch.randn(n, dtype=torch.float64, generator=generator) for n in sizes[1:]]
-    features = torch.rand(5, 6, dtype=torch.float64, generator=generator)
-    labels = torch.tensor([0, 1, 2, 3, 1])
-    target = torch.nn.functional.one_hot(labels, 4).double()
-    expected = backprop_gradients(weights, biases, features, labels, output_loss)
+    weights, biases, features, target, expected = tiny_pc_problem(3, output_loss)
     rate = 0.3
     for steps in (1, 2):
         errors, presynaptic = pc_errors(weights, biases, "tanh", features, target,
