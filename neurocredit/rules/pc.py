@@ -33,10 +33,11 @@ f'|²), which grows with the weights during training (measured on the Fashion-MN
 4 epochs: γ = 0.2 diverges, γ = 0.1 does not; 20 iterations at γ = 0.1 reach a quarter of the
 equilibrium update's size, with cosines to backprop's of 0.90 / 0.82 / 1.00 for the three layers,
 5 iterations 0.95 / 0.85 / 1.00). ngc-learn's discriminative PCN (ngc-museum ``pc_discrim``) also
-starts from the feed-forward projection and runs 10 iterations at ``dt / τ_m`` = 0.1. The cost
-per iteration is two products per hidden layer above the first (``μ_1 = W_1 x_0 + b_1`` is computed
-once: ``x_0`` is clamped), so K sets the price of an epoch: K = 5 costs about 3x backprop, K = 20
-about 10x.
+starts from the feed-forward projection and runs 10 iterations at ``dt / τ_m`` = 0.1. Each
+iteration costs two products per hidden layer above the first (``μ_1 = W_1 x_0 + b_1`` is computed
+once: ``x_0`` is clamped), so K sets the price of an epoch. Fewer iterations did not pay on
+Fashion-MNIST: K = 5 (γ = 0.1) reached 79.47 % / 83.78 % validation accuracy after epochs 1 / 2
+of 4, against 83.90 % / 85.70 % with K = 20 (the config keeps K = 20).
 
 The weights then take one local step (the error of the layer times the presynaptic value, the
 batch mean handed to the optimizer as the gradient, as for every rule)::
