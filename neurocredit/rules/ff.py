@@ -57,21 +57,37 @@ from dataclasses import dataclass
 from neurocredit.errors import NeurocreditError
 from neurocredit.rules.spec import Criteria, RuleSpec, Variant
 
-NEGATIVES = ("random",)
+NEGATIVES = ("random", "hard")
+LOSSES = ("logistic", "symba")
+NEUTRALS = ("zero", "mean")
 LABEL_WEIGHTS_KEY = "ff/label_weights"
 
 
 @dataclass(frozen=True)
 class FFOptions:
     """threshold θ (per neuron, mean-square units) and sharpness of the goodness logistic;
-    label_scale: the value of the label input (input units: a feature value); negatives:
-    ``random`` (a wrong label drawn uniformly). For spiking networks the label inputs go through
-    the encoder like the features (a Bernoulli code clips them to one spike per step)."""
+    label_scale: the value of the label input (input units: a feature value).
+
+    loss: ``logistic`` (Hinton's, each row against the threshold) or ``symba`` (Lee & Song 2023:
+    the logistic of the positive-negative goodness difference of the same sample, no threshold).
+    negatives: ``random`` (a wrong label drawn uniformly) or ``hard`` (rate networks: a wrong label
+    drawn with probability ∝ exp(sharpness · goodness) of the network's own goodness scores, Hinton's
+    "negative data from the model's predictions"). neutral: ``zero`` (the neutral rows have no label
+    input) or ``mean`` (rate networks: the label code is centred, ``label_scale · (onehot - 1/n)``,
+    so that the neutral row, the features alone, is the mean of the label codes: Hinton's uniform
+    neutral label). peer: weight of loeweX's peer normalisation (each hidden neuron's running mean
+    activity on positive rows, momentum ``peer_momentum``, pulled toward the layer's mean; 0: off).
+    For spiking networks the label inputs go through the encoder like the features (a Bernoulli
+    code clips them to one spike per step)."""
 
     threshold: float = 0.5
     sharpness: float = 5.0
     label_scale: float = 1.0
     negatives: str = "random"
+    loss: str = "logistic"
+    neutral: str = "zero"
+    peer: float = 0.0
+    peer_momentum: float = 0.9
 
     def __post_init__(self) -> None:
         if not self.threshold >= 0:
@@ -80,15 +96,22 @@ class FFOptions:
             raise NeurocreditError(f"rule.sharpness must be > 0, got {self.sharpness}")
         if not self.label_scale > 0:
             raise NeurocreditError(f"rule.label_scale must be > 0, got {self.label_scale}")
-        if self.negatives not in NEGATIVES:
-            raise NeurocreditError(f"rule.negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
+        for key, value, choices in (("negatives", self.negatives, NEGATIVES), ("loss", self.loss, LOSSES),
+                                    ("neutral", self.neutral, NEUTRALS)):
+            if value not in choices:
+                raise NeurocreditError(f"rule.{key} must be one of {', '.join(choices)}, got {value!r}")
+        if not self.peer >= 0:
+            raise NeurocreditError(f"rule.peer must be >= 0, got {self.peer}")
+        if not 0 <= self.peer_momentum < 1:
+            raise NeurocreditError(f"rule.peer_momentum must be in [0, 1), got {self.peer_momentum}")
 
 
 @dataclass(frozen=True)
 class SpikingFFOptions(FFOptions):
     """threshold: per neuron, in squared voltage units of relu(v̄); readout_scale: the readout's
     logits are ``readout_scale · v̄``; block_steps: time steps simulated per block (memory grows
-    with it, not with T)."""
+    with it, not with T). negatives ``hard`` and neutral ``mean`` are rate-only (hard negatives
+    would cost one presentation per label; a spike code has no negative inputs)."""
 
     threshold: float = 0.2
     readout_scale: float = 5.0
@@ -100,6 +123,12 @@ class SpikingFFOptions(FFOptions):
             raise NeurocreditError(f"rule.readout_scale must be > 0, got {self.readout_scale}")
         if self.block_steps < 1:
             raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
+        if self.negatives != "random":
+            raise NeurocreditError(f"rule.negatives: spiking ff supports only random, got {self.negatives!r} "
+                                   "(hard negatives need one presentation per label)")
+        if self.neutral != "zero":
+            raise NeurocreditError(f"rule.neutral: spiking ff supports only zero, got {self.neutral!r} "
+                                   "(a spike code cannot carry the centred label code's negative values)")
 
 
 def _rate_cost(sums):

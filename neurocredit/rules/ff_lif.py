@@ -14,15 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neurocredit.errors import NeurocreditError
-from neurocredit.rules.ff import LABEL_WEIGHTS_KEY, SpikingFFOptions
+from neurocredit.rules.ff import SpikingFFOptions
 from neurocredit.neurons import lif_block
-from neurocredit.rules.base import LocalLearner, LocallyLearning
-from neurocredit.rules.ff_rate import goodness_loss, label_rows, label_weights_from_network, negative_labels
+from neurocredit.rules.ff_rate import ForwardForwardLayers, hidden_loss, label_rows, negative_labels
 from neurocredit.rules.spiking import SpikingRule, block_currents, zero_states
 
 
-class SpikingFF(LocallyLearning, SpikingRule):
+class SpikingFF(ForwardForwardLayers, SpikingRule):
     """Forward-forward on LIF layers with a local LIF readout (module doc of
     :mod:`neurocredit.rules.ff`); one update per layer per presentation."""
 
@@ -31,19 +29,8 @@ class SpikingFF(LocallyLearning, SpikingRule):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if len(self.weights) < 2:
-            raise NeurocreditError("rule ff needs at least one hidden layer (network.hidden) below its readout")
         self.block_steps = self.options.block_steps
-        self.label_weight = torch.tensor(label_weights_from_network(self.spec, self.n_classes, self.training.seed),
-                                         dtype=self.dtype, device=self.device)
-        self.layers = [LocalLearner([self.weights[0], self.label_weight, self.biases[0]], self.training)]
-        self.layers += [LocalLearner([w, b], self.training) for w, b in zip(self.weights[1:], self.biases[1:])]
-
-    def learners(self) -> list[LocalLearner]:
-        return self.layers
-
-    def extra_tensors(self) -> dict[str, torch.Tensor]:
-        return {"label_weight": self.label_weight}
+        self.build_layers(lambda index: [self.weights[index], self.biases[index]])
 
     def layer_weight(self, index: int) -> torch.Tensor:
         """Layer ``index``'s weight over its training input (the first layer: features, labels)."""
@@ -81,7 +68,7 @@ class SpikingFF(LocallyLearning, SpikingRule):
         batch, options, steps = features.shape[0], self.options, self.encoder.steps
         negatives = negative_labels(labels, self.n_classes, self.generator)
         inputs = torch.cat([features.repeat(3, 1),
-                            label_rows(labels, negatives, self.n_classes, options.label_scale, self.dtype)], dim=1)
+                            label_rows(labels, negatives, self.n_classes, options, self.dtype)], dim=1)
         voltage_sums, input_sums = self.window_sums(inputs)
         last = len(self.weights) - 1
         losses = []
@@ -90,13 +77,10 @@ class SpikingFF(LocallyLearning, SpikingRule):
             dependent = (input_sums[index] / steps) @ self.layer_weight(index).T + self.biases[index]
             mean_voltage = voltage_sums[index] / steps + (dependent - dependent.detach())
             if index < last:
-                goodness = torch.relu(mean_voltage[: 2 * batch]).square().mean(dim=1)
-                loss = goodness_loss(options, goodness[:batch], goodness[batch:])
+                loss, self.peer_means[index] = hidden_loss(options, torch.relu(mean_voltage), batch,
+                                                           self.peer_means[index])
             else:
                 loss = torch.nn.functional.cross_entropy(options.readout_scale * mean_voltage[2 * batch :], labels)
             self.layers[index].update(loss)
             losses.append(float(loss.detach()))
         return float(np.mean(losses))
-
-    def extras(self) -> dict[str, np.ndarray]:
-        return {LABEL_WEIGHTS_KEY: self.label_weight.detach().cpu().numpy().astype(np.float32)}
