@@ -86,13 +86,19 @@ def label_rows(labels: torch.Tensor, negatives: torch.Tensor, n_classes: int, op
 
 
 def hard_negative_labels(scores: torch.Tensor, labels: torch.Tensor, sharpness: float,
-                         generator: torch.Generator) -> torch.Tensor:
+                         uniform: torch.Tensor) -> torch.Tensor:
     """A wrong label per sample drawn with probability ∝ ``exp(sharpness · score)`` among the wrong
-    labels (``scores`` (batch, classes): the goodness of each label; drawn on the CPU generator)."""
+    labels (``scores`` (batch, classes): the goodness of each label), by inverse transform of
+    ``uniform`` (batch,) in [0, 1): one draw per sample serves every layer, so a layer's negatives
+    do not depend on how many layers draw after it."""
     logits = (sharpness * scores).masked_fill(torch.nn.functional.one_hot(labels, scores.shape[1]).bool(),
                                               float("-inf"))
-    probabilities = torch.softmax(logits.double(), dim=1).cpu()
-    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(labels.device)
+    cumulative = torch.softmax(logits.double(), dim=1).cumsum(dim=1)
+    drawn = torch.searchsorted(cumulative, uniform.double()[:, None].to(cumulative.device), right=True).squeeze(1)
+    # first label whose cumulative probability exceeds u (a zero-probability label never is);
+    # rounding can leave the last cumulative value a hair below u: take the last wrong label then
+    last_wrong = torch.where(labels == scores.shape[1] - 1, scores.shape[1] - 2, scores.shape[1] - 1)
+    return torch.where(drawn >= scores.shape[1], last_wrong, drawn)
 
 
 class ForwardForwardLayers(LocallyLearning):
@@ -144,25 +150,33 @@ class RateFF(ForwardForwardLayers, RateRule):
     def first_layer(self, features: torch.Tensor, label_inputs: torch.Tensor) -> torch.Tensor:
         return torch.relu(features @ self.weights[0].T + label_inputs @ self.label_weight.T + self.biases[0])
 
-    def negative_labels(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.options.negatives == "hard":
-            return hard_negative_labels(self.goodness_scores(features), labels, self.options.sharpness, self.generator)
-        return negative_labels(labels, self.n_classes, self.generator)
-
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         features = features.to(self.dtype)
-        batch = features.shape[0]
-        negatives = self.negative_labels(features, labels)
-        label_inputs = label_rows(labels, negatives, self.n_classes, self.options, self.dtype)
+        batch, options = features.shape[0], self.options
+        hard = options.negatives == "hard"
+        if hard:  # every label's pass through the hidden layers, before this batch's updates
+            passes, scores = self.label_passes(features), 0.0
+            uniform = torch.rand(batch, generator=self.generator)
+            negatives = labels  # replaced per layer below
+        else:
+            negatives = negative_labels(labels, self.n_classes, self.generator)
+        label_inputs = label_rows(labels, negatives, self.n_classes, options, self.dtype)
         stacked = features.repeat(3, 1)
         losses = []
         last = len(self.weights) - 1
         for index in range(last):
+            if hard:  # layer index's own hard negatives, from the goodness of the layers up to it
+                scores = scores + passes[index].square().mean(dim=2).T
+                negatives = hard_negative_labels(scores, labels, options.sharpness, uniform)
+                if index == 0:
+                    label_inputs[batch : 2 * batch] = label_code(negatives, self.n_classes, options, self.dtype)
+                else:
+                    stacked[batch : 2 * batch] = unit_rows(passes[index - 1][negatives, torch.arange(batch)])
             if index == 0:
                 activity = self.first_layer(stacked, label_inputs)
             else:
                 activity = torch.relu(stacked @ self.weights[index].T)
-            loss, self.peer_means[index] = hidden_loss(self.options, activity, batch, self.peer_means[index])
+            loss, self.peer_means[index] = hidden_loss(options, activity, batch, self.peer_means[index])
             self.layers[index].update(loss)
             losses.append(float(loss.detach()))
             stacked = unit_rows(activity.detach())
@@ -173,19 +187,20 @@ class RateFF(ForwardForwardLayers, RateRule):
         return float(np.mean(losses))
 
     @torch.no_grad()
+    def label_passes(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """Every hidden layer's activity (classes, batch, n_i) with each label embedded in turn
+        (the features' product with ``W_1`` computed once)."""
+        drive = features.to(self.dtype) @ self.weights[0].T + self.biases[0]
+        codes = label_code(torch.arange(self.n_classes, device=self.device), self.n_classes, self.options, self.dtype)
+        activity = torch.relu(drive + (codes @ self.label_weight.T)[:, None, :])
+        passes = [activity]
+        for index in range(1, len(self.weights) - 1):
+            activity = torch.relu(unit_rows(activity.flatten(0, 1)) @ self.weights[index].T).view(
+                self.n_classes, drive.shape[0], -1)
+            passes.append(activity)
+        return passes
+
     def goodness_scores(self, features: torch.Tensor) -> torch.Tensor:
         """FF's own prediction scores (batch, classes): for every label, the mean-square goodness
-        summed over the hidden layers of the sample with that label embedded (the features'
-        product with ``W_1`` computed once)."""
-        features = features.to(self.dtype)
-        drive = features @ self.weights[0].T + self.biases[0]
-        codes = label_code(torch.arange(self.n_classes, device=self.device), self.n_classes, self.options, self.dtype)
-        scores = []
-        for code in codes @ self.label_weight.T:
-            activity = torch.relu(drive + code)
-            total = activity.square().mean(dim=1)
-            for index in range(1, len(self.weights) - 1):
-                activity = torch.relu(unit_rows(activity) @ self.weights[index].T)
-                total = total + activity.square().mean(dim=1)
-            scores.append(total)
-        return torch.stack(scores, dim=1)
+        summed over the hidden layers of the sample with that label embedded."""
+        return sum(activity.square().mean(dim=2) for activity in self.label_passes(features)).T
