@@ -39,10 +39,14 @@ class SpikingFF(ForwardForwardLayers, SpikingRule):
         return self.weights[index]
 
     @torch.no_grad()
-    def window_sums(self, inputs: torch.Tensor):
-        """Run one presentation of ``inputs`` (rows, n_0 + classes); per layer the sums over the
-        window of its pre-reset voltage and of its delivered input, (rows, n) each."""
-        steps, rows = self.encoder.steps, inputs.shape[0]
+    def window_sums(self, features: torch.Tensor, label_inputs: torch.Tensor):
+        """Run one presentation of the stacked rows [positive; negative; neutral] of ``features``
+        (batch, n_0) with ``label_inputs`` (3 batch, classes); per layer the sums over the window of
+        its pre-reset voltage and of its delivered input, (3 batch, n) each. The three rows of a
+        sample share one encoded spike train of its features (the label's spikes are encoded
+        per row): the first layer's feature currents are one product per sample, and the
+        positive-negative difference is the label's alone."""
+        steps, rows = self.encoder.steps, label_inputs.shape[0]
         weights = [self.layer_weight(i) for i in range(len(self.weights))]
         zeros = lambda n: torch.zeros(rows, n, dtype=self.dtype, device=self.device)  # noqa: E731
         states = zero_states([w.shape[0] for w in weights], rows, self.dtype, self.device)
@@ -51,11 +55,18 @@ class SpikingFF(ForwardForwardLayers, SpikingRule):
         voltage_sums = [zeros(w.shape[0]) for w in weights]
         input_sums = [zeros(w.shape[1]) for w in weights]
         for start in range(0, steps, self.block_steps):
-            source = self.encode(inputs, min(self.block_steps, steps - start))
+            block = min(self.block_steps, steps - start)
+            shared = self.encode(features, block)
+            source = torch.cat([shared.repeat(1, 3, 1), self.encode(label_inputs, block)], dim=2)
             for index, (weight, bias) in enumerate(zip(weights, self.biases)):
+                if index == 0:
+                    currents = block_currents(shared, self.weights[0]).repeat(1, 3, 1)
+                    currents += block_currents(source[:, :, features.shape[1]:], self.label_weight)
+                else:
+                    currents = block_currents(source, weight)
                 total = voltage_sums[index]
                 states[index], spikes, carries[index] = lif_block(
-                    self.params, states[index], block_currents(source, weight), carries[index], bias,
+                    self.params, states[index], currents, carries[index], bias,
                     lambda voltage, current, total=total: total.add_(voltage))
                 # delivered at this block's steps: the previous block's last step, then all but the last
                 input_sums[index] += last_sources[index] + source[:-1].sum(dim=0)
@@ -67,9 +78,8 @@ class SpikingFF(ForwardForwardLayers, SpikingRule):
         features = features.to(self.dtype)
         batch, options, steps = features.shape[0], self.options, self.encoder.steps
         negatives = negative_labels(labels, self.n_classes, self.generator)
-        inputs = torch.cat([features.repeat(3, 1),
-                            label_rows(labels, negatives, self.n_classes, options, self.dtype)], dim=1)
-        voltage_sums, input_sums = self.window_sums(inputs)
+        label_inputs = label_rows(labels, negatives, self.n_classes, options, self.dtype)
+        voltage_sums, input_sums = self.window_sums(features, label_inputs)
         last = len(self.weights) - 1
         losses = []
         for index in range(last + 1):
