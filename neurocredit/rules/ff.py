@@ -7,8 +7,11 @@ Label embedding, and what the saved network is
 During training the first layer sees the features *and* the label as ``n_classes`` extra inputs:
 ``a_1 = W_1 x + L ℓ + b_1`` with ``ℓ = label_scale · onehot(label)`` and ``L`` (n_1, classes) the
 label weights. Three kinds of rows go through the network per batch: positive (the true label),
-negative (a wrong label, uniformly among the others, drawn from the rule's seeded generator) and
-neutral (``ℓ = 0``, no label). Because the neutral rows are exactly the features alone, the
+negative (a wrong label: ``negatives: random``, uniformly among the others, drawn from the rule's
+seeded generator; ``hard``, see below) and neutral (``ℓ = 0``, no label). With ``neutral: mean``
+the label code is centred, ``ℓ = label_scale · (onehot(label) - 1/n_classes)``, so that the
+neutral row is the mean of the label codes (Hinton's neutral label, 1/n_classes each) while
+still being the features alone. Because the neutral rows are exactly the features alone, the
 saved network is the ordinary stack on the features (``W_1`` without ``L``): every backend runs
 it, and it computes what the rule's readout saw in training. ``L`` is saved as
 ``extras['ff/label_weights']`` and reused when the network is trained further.
@@ -19,8 +22,17 @@ goodness ``G_i = Σ_j h_ij²`` (sum of squared activity) of positive and negativ
     p(positive) = σ( sharpness · (G_i / n_i - threshold) )
     L_i = mean_batch[ softplus(-sharpness (G_i⁺/n_i - θ)) + softplus(sharpness (G_i⁻/n_i - θ)) ]
 
-(``G_i / n_i - θ`` is ``(G_i - θ n_i) / n_i``: the threshold is per neuron, so it does not depend
-on the width). The next layer's input is the layer's activity normalised to unit length,
+(``G_i / n_i - θ`` is ``(G_i - θ n_i) / n_i``: the threshold is per neuron, so it scales with the
+width). With ``loss: symba`` (Lee & Song 2023, "SymBa") the loss is the logistic of the
+difference of a sample's positive and negative goodness, ``softplus(-sharpness (G⁺ - G⁻)/n_i)``: no
+threshold, and both rows always receive a gradient of the same size. ``peer > 0`` adds loeweX's
+peer normalisation to every hidden layer's loss: ``peer · mean_j (mean(m) - m_j)²`` with ``m_j``
+neuron ``j``'s running mean activity on positive rows (momentum ``peer_momentum``), so that no
+neuron stays always on or always off. ``negatives: hard`` (rate networks) draws layer ``i``'s
+wrong label with probability ∝ ``exp(sharpness · S)`` where ``S`` is the goodness summed over
+layers 1..i with that label embedded (one pass per label, before the batch's updates; one
+uniform draw per sample serves every layer): negatives the layers below confuse with the sample,
+and a layer's negatives never depend on the layers above it. The next layer's input is the layer's activity normalised to unit length,
 ``h_i / |h_i|`` (it carries the direction, not the goodness, to the layer above). The last layer
 is a readout (``n_classes`` wide) trained with softmax cross-entropy on the neutral rows of the
 last hidden layer, its input detached: the network's prediction through every backend is the
@@ -40,7 +52,9 @@ readout's argmax are the same with or without it (exactly, up to float rounding)
 layer's input (features and label) is not normalised.
 
 Spiking networks (``ff_lif``, canonical LIF, one-step Dense delay): the label inputs are encoded
-by the network's encoder with the features. A hidden layer's goodness reads the window mean of its
+by the network's encoder like the features; a sample's three rows share one encoded spike train
+of its features (the first layer's feature currents are computed once per sample, and the
+positive-negative difference is the label's alone). A hidden layer's goodness reads the window mean of its
 pre-reset membrane voltage ``v̄`` through ``relu``, ``G = Σ_j relu(v̄_j)²``; the state is detached
 between steps, so ``∂v̄/∂W = mean_t x[t-1]`` (the mean delivered input) and the gradient never
 passes through a spike (:class:`neurocredit.rules.sigprop_lif.SpikeWithoutGradient`'s idea: a spike
