@@ -32,8 +32,11 @@ neuron stays always on or always off. ``negatives: hard`` (rate networks) draws 
 wrong label with probability ∝ ``exp(sharpness · S)`` where ``S`` is the goodness summed over
 layers 1..i with that label embedded (one pass per label, before the batch's updates; one
 uniform draw per sample serves every layer): negatives the layers below confuse with the sample,
-and a layer's negatives never depend on the layers above it. The next layer's input is the layer's activity normalised to unit length,
-``h_i / |h_i|`` (it carries the direction, not the goodness, to the layer above). The last layer
+and a layer's negatives never depend on the layers above it. The next layer's input is the
+layer's activity normalised to unit length, ``h_i / |h_i|`` (``normalise: length``), or to unit
+root mean square, ``sqrt(n_i) · h_i / |h_i|`` (``rms``, loeweX: the scale that the next layer's
+U(±1/sqrt(n_in)) initialisation assumes; for the readout, a step per update sqrt(n_i) times
+larger): it carries the direction, not the goodness, to the layer above. The last layer
 is a readout (``n_classes`` wide) trained with softmax cross-entropy on the neutral rows of the
 last hidden layer, its input detached: the network's prediction through every backend is the
 argmax of its outputs. The rate rule also computes FF's own prediction, the label with the
@@ -47,7 +50,7 @@ little class information and the readout on it is much worse.
 
 Rate networks (``ff_rate``): ``relu`` hidden layers. The normalisation is not a layer of the
 saved network; it does not need to be: hidden layers above the first and the readout have no
-bias (kept at zero), so by positive homogeneity ``relu(W (h / |h|)) = relu(W h) / |h|`` and the
+bias (kept at zero), so by positive homogeneity ``relu(W (c h)) = c relu(W h)`` for ``c > 0`` and the
 readout's argmax are the same with or without it (exactly, up to float rounding). The first
 layer's input (features and label) is not normalised.
 
@@ -74,6 +77,7 @@ from neurocredit.rules.spec import Criteria, RuleSpec, Variant
 NEGATIVES = ("random", "hard")
 LOSSES = ("logistic", "symba")
 NEUTRALS = ("zero", "mean")
+NORMALISATIONS = ("length", "rms")
 LABEL_WEIGHTS_KEY = "ff/label_weights"
 
 
@@ -91,6 +95,8 @@ class FFOptions:
     so that the neutral row, the features alone, is the mean of the label codes: Hinton's uniform
     neutral label). peer: weight of loeweX's peer normalisation (each hidden neuron's running mean
     activity on positive rows, momentum ``peer_momentum``, pulled toward the layer's mean; 0: off).
+    normalise (rate networks): what a hidden layer passes up, ``length`` (unit length) or ``rms``
+    (unit root mean square).
     For spiking networks the label inputs go through the encoder like the features (a Bernoulli
     code clips them to one spike per step)."""
 
@@ -102,6 +108,7 @@ class FFOptions:
     neutral: str = "zero"
     peer: float = 0.0
     peer_momentum: float = 0.9
+    normalise: str = "length"
 
     def __post_init__(self) -> None:
         if not self.threshold >= 0:
@@ -111,7 +118,8 @@ class FFOptions:
         if not self.label_scale > 0:
             raise NeurocreditError(f"rule.label_scale must be > 0, got {self.label_scale}")
         for key, value, choices in (("negatives", self.negatives, NEGATIVES), ("loss", self.loss, LOSSES),
-                                    ("neutral", self.neutral, NEUTRALS)):
+                                    ("neutral", self.neutral, NEUTRALS),
+                                    ("normalise", self.normalise, NORMALISATIONS)):
             if value not in choices:
                 raise NeurocreditError(f"rule.{key} must be one of {', '.join(choices)}, got {value!r}")
         if not self.peer >= 0:

@@ -36,6 +36,13 @@ def peer_loss(running: torch.Tensor, activity: torch.Tensor, momentum: float) ->
     return (mean.mean() - mean).square().mean(), mean.detach()
 
 
+def normalised_rows(options: FFOptions, activity: torch.Tensor) -> torch.Tensor:
+    """The input a layer passes up: unit length per row (``normalise: length``) or unit root mean
+    square, ``sqrt(n) · h / |h|`` (``rms``)."""
+    unit = unit_rows(activity)
+    return unit * activity.shape[-1] ** 0.5 if options.normalise == "rms" else unit
+
+
 def unit_rows(activity: torch.Tensor) -> torch.Tensor:
     """``h / |h|`` per row (a zero row stays zero)."""
     return activity / activity.norm(dim=1, keepdim=True).clamp(min=torch.finfo(activity.dtype).tiny)
@@ -171,7 +178,7 @@ class RateFF(ForwardForwardLayers, RateRule):
                 if index == 0:
                     label_inputs[batch : 2 * batch] = label_code(negatives, self.n_classes, options, self.dtype)
                 else:
-                    stacked[batch : 2 * batch] = unit_rows(passes[index - 1][negatives, torch.arange(batch)])
+                    stacked[batch : 2 * batch] = normalised_rows(options, passes[index - 1][negatives, torch.arange(batch)])
             if index == 0:
                 activity = self.first_layer(stacked, label_inputs)
             else:
@@ -179,7 +186,7 @@ class RateFF(ForwardForwardLayers, RateRule):
             loss, self.peer_means[index] = hidden_loss(options, activity, batch, self.peer_means[index])
             self.layers[index].update(loss)
             losses.append(float(loss.detach()))
-            stacked = unit_rows(activity.detach())
+            stacked = normalised_rows(options, activity.detach())
         logits = stacked[2 * batch :] @ self.weights[last].T  # neutral rows; the readout has no bias
         loss = torch.nn.functional.cross_entropy(logits, labels)
         self.layers[last].update(loss)
@@ -195,7 +202,7 @@ class RateFF(ForwardForwardLayers, RateRule):
         activity = torch.relu(drive + (codes @ self.label_weight.T)[:, None, :])
         passes = [activity]
         for index in range(1, len(self.weights) - 1):
-            activity = torch.relu(unit_rows(activity.flatten(0, 1)) @ self.weights[index].T).view(
+            activity = torch.relu(normalised_rows(self.options, activity.flatten(0, 1)) @ self.weights[index].T).view(
                 self.n_classes, drive.shape[0], -1)
             passes.append(activity)
         return passes
