@@ -14,7 +14,7 @@ from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec,
 from neurocredit.config import TrainingConfig
 from neurocredit.rules import rule_class
 
-ALL_RATE = {"negatives": "hard", "neutral": "mean", "loss": "symba", "peer": 0.05, "threshold": 0.5}
+ALL_RATE = {"negatives": "hard", "neutral": "mean", "loss": "symba", "peer": 0.05, "normalise": "rms"}
 ALL_LIF = {"loss": "symba", "peer": 0.05}
 
 
@@ -66,7 +66,7 @@ def test_hard_negatives_are_wrong_labels_drawn_by_goodness():
 
 
 def test_rate_ff_goodness_scores_are_each_labels_goodness():
-    from neurocredit.rules.ff_rate import label_code, unit_rows
+    from neurocredit.rules.ff_rate import label_code
 
     rule = ff_rule("rate", (12, 10, 9, 3), ALL_RATE)
     for features, labels in batches(2):
@@ -77,8 +77,27 @@ def test_rate_ff_goodness_scores_are_each_labels_goodness():
             code = label_code(torch.full((8,), label), 3, rule.options, torch.float32)
             hidden = rule.first_layer(features, code)
             expected = hidden.square().mean(dim=1)
-            expected = expected + torch.relu(unit_rows(hidden) @ rule.weights[1].T).square().mean(dim=1)
+            rms = hidden / hidden.square().mean(dim=1, keepdim=True).sqrt()  # normalise: rms
+            expected = expected + torch.relu(rms @ rule.weights[1].T).square().mean(dim=1)
             assert torch.allclose(rule.goodness_scores(features)[:, label], expected, atol=1e-6)
+
+
+def test_rate_ff_saved_network_predicts_what_the_rms_normalised_readout_predicts():
+    """normalise: rms passes sqrt(n) h / |h| up; the saved network (no normalisation) has the same
+    argmax by positive homogeneity."""
+    rule = ff_rule("rate", (12, 10, 9, 3), ALL_RATE)
+    for features, labels in batches(3):
+        rule.train_batch(features, labels)
+    features = torch.rand(64, 12, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        hidden = rule.first_layer(features, torch.zeros(64, 3))
+        hidden = torch.relu(10 ** 0.5 * hidden / hidden.norm(dim=1, keepdim=True) @ rule.weights[1].T)
+        logits = 9 ** 0.5 * hidden / hidden.norm(dim=1, keepdim=True) @ rule.weights[2].T
+        assert torch.equal(rule.predict(features).argmax(dim=1), logits.argmax(dim=1))
+    from neurocredit.sim import simulate
+
+    record = simulate(rule.to_network(), features.numpy(), logits.argmax(dim=1).numpy(), backend="rate")
+    assert record.accuracy == 1.0
 
 
 def test_centred_label_code_makes_the_saved_network_the_mean_label():
