@@ -156,7 +156,9 @@ class SpikingFFOptions(FFOptions):
 def _rate_cost(sums):
     """Three rows per sample (positive, negative, neutral) go through the network: P = 3. Every
     weight is updated from the positive and the negative row (the readout from the neutral one:
-    counted as two, an upper bound): A = 2 S. One goodness derivative per neuron and row: E = 2 M."""
+    counted as two, an upper bound): A = 2 S. One goodness derivative per neuron and row: E = 2 M.
+    Not counted (the formula is per rule, not per option): ``negatives: hard`` adds one product of
+    the features with ``W_1`` and one pass per label through layers 2.. (none with one hidden layer)."""
     return 3, 2 * sums["S"], 2 * sums["M"]
 
 
