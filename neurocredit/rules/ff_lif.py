@@ -14,15 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neurocredit.errors import NeurocreditError
-from neurocredit.rules.ff import LABEL_WEIGHTS_KEY, SpikingFFOptions
+from neurocredit.rules.ff import SpikingFFOptions
 from neurocredit.neurons import lif_block
-from neurocredit.rules.base import LocalLearner, LocallyLearning
-from neurocredit.rules.ff_rate import goodness_loss, label_rows, label_weights_from_network, negative_labels
+from neurocredit.rules.ff_rate import ForwardForwardLayers, hidden_loss, label_rows, negative_labels
 from neurocredit.rules.spiking import SpikingRule, block_currents, zero_states
 
 
-class SpikingFF(LocallyLearning, SpikingRule):
+class SpikingFF(ForwardForwardLayers, SpikingRule):
     """Forward-forward on LIF layers with a local LIF readout (module doc of
     :mod:`neurocredit.rules.ff`); one update per layer per presentation."""
 
@@ -31,19 +29,8 @@ class SpikingFF(LocallyLearning, SpikingRule):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if len(self.weights) < 2:
-            raise NeurocreditError("rule ff needs at least one hidden layer (network.hidden) below its readout")
         self.block_steps = self.options.block_steps
-        self.label_weight = torch.tensor(label_weights_from_network(self.spec, self.n_classes, self.training.seed),
-                                         dtype=self.dtype, device=self.device)
-        self.layers = [LocalLearner([self.weights[0], self.label_weight, self.biases[0]], self.training)]
-        self.layers += [LocalLearner([w, b], self.training) for w, b in zip(self.weights[1:], self.biases[1:])]
-
-    def learners(self) -> list[LocalLearner]:
-        return self.layers
-
-    def extra_tensors(self) -> dict[str, torch.Tensor]:
-        return {"label_weight": self.label_weight}
+        self.build_layers(lambda index: [self.weights[index], self.biases[index]])
 
     def layer_weight(self, index: int) -> torch.Tensor:
         """Layer ``index``'s weight over its training input (the first layer: features, labels)."""
@@ -52,10 +39,14 @@ class SpikingFF(LocallyLearning, SpikingRule):
         return self.weights[index]
 
     @torch.no_grad()
-    def window_sums(self, inputs: torch.Tensor):
-        """Run one presentation of ``inputs`` (rows, n_0 + classes); per layer the sums over the
-        window of its pre-reset voltage and of its delivered input, (rows, n) each."""
-        steps, rows = self.encoder.steps, inputs.shape[0]
+    def window_sums(self, features: torch.Tensor, label_inputs: torch.Tensor):
+        """Run one presentation of the stacked rows [positive; negative; neutral] of ``features``
+        (batch, n_0) with ``label_inputs`` (3 batch, classes); per layer the sums over the window of
+        its pre-reset voltage and of its delivered input, (3 batch, n) each. The three rows of a
+        sample share one encoded spike train of its features (the label's spikes are encoded
+        per row): the first layer's feature currents are one product per sample, and the
+        positive-negative difference is the label's alone."""
+        steps, rows = self.encoder.steps, label_inputs.shape[0]
         weights = [self.layer_weight(i) for i in range(len(self.weights))]
         zeros = lambda n: torch.zeros(rows, n, dtype=self.dtype, device=self.device)  # noqa: E731
         states = zero_states([w.shape[0] for w in weights], rows, self.dtype, self.device)
@@ -64,11 +55,18 @@ class SpikingFF(LocallyLearning, SpikingRule):
         voltage_sums = [zeros(w.shape[0]) for w in weights]
         input_sums = [zeros(w.shape[1]) for w in weights]
         for start in range(0, steps, self.block_steps):
-            source = self.encode(inputs, min(self.block_steps, steps - start))
+            block = min(self.block_steps, steps - start)
+            shared = self.encode(features, block)
+            source = torch.cat([shared.repeat(1, 3, 1), self.encode(label_inputs, block)], dim=2)
             for index, (weight, bias) in enumerate(zip(weights, self.biases)):
+                if index == 0:
+                    currents = block_currents(shared, self.weights[0]).repeat(1, 3, 1)
+                    currents += block_currents(source[:, :, features.shape[1]:], self.label_weight)
+                else:
+                    currents = block_currents(source, weight)
                 total = voltage_sums[index]
                 states[index], spikes, carries[index] = lif_block(
-                    self.params, states[index], block_currents(source, weight), carries[index], bias,
+                    self.params, states[index], currents, carries[index], bias,
                     lambda voltage, current, total=total: total.add_(voltage))
                 # delivered at this block's steps: the previous block's last step, then all but the last
                 input_sums[index] += last_sources[index] + source[:-1].sum(dim=0)
@@ -80,9 +78,8 @@ class SpikingFF(LocallyLearning, SpikingRule):
         features = features.to(self.dtype)
         batch, options, steps = features.shape[0], self.options, self.encoder.steps
         negatives = negative_labels(labels, self.n_classes, self.generator)
-        inputs = torch.cat([features.repeat(3, 1),
-                            label_rows(labels, negatives, self.n_classes, options.label_scale, self.dtype)], dim=1)
-        voltage_sums, input_sums = self.window_sums(inputs)
+        label_inputs = label_rows(labels, negatives, self.n_classes, options, self.dtype)
+        voltage_sums, input_sums = self.window_sums(features, label_inputs)
         last = len(self.weights) - 1
         losses = []
         for index in range(last + 1):
@@ -90,13 +87,10 @@ class SpikingFF(LocallyLearning, SpikingRule):
             dependent = (input_sums[index] / steps) @ self.layer_weight(index).T + self.biases[index]
             mean_voltage = voltage_sums[index] / steps + (dependent - dependent.detach())
             if index < last:
-                goodness = torch.relu(mean_voltage[: 2 * batch]).square().mean(dim=1)
-                loss = goodness_loss(options, goodness[:batch], goodness[batch:])
+                loss, self.peer_means[index] = hidden_loss(options, torch.relu(mean_voltage), batch,
+                                                           self.peer_means[index])
             else:
                 loss = torch.nn.functional.cross_entropy(options.readout_scale * mean_voltage[2 * batch :], labels)
             self.layers[index].update(loss)
             losses.append(float(loss.detach()))
         return float(np.mean(losses))
-
-    def extras(self) -> dict[str, np.ndarray]:
-        return {LABEL_WEIGHTS_KEY: self.label_weight.detach().cpu().numpy().astype(np.float32)}
