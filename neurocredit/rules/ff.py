@@ -71,7 +71,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.rules.spec import Criteria, RuleSpec, Variant
 
 NEGATIVES = ("random", "hard")
@@ -143,8 +143,7 @@ class SpikingFFOptions(FFOptions):
         super().__post_init__()
         if not self.readout_scale > 0:
             raise NeurocreditError(f"rule.readout_scale must be > 0, got {self.readout_scale}")
-        if self.block_steps < 1:
-            raise NeurocreditError(f"rule.block_steps must be >= 1, got {self.block_steps}")
+        require_at_least_one("rule.block_steps", self.block_steps)
         if self.negatives != "random":
             raise NeurocreditError(f"rule.negatives: spiking ff supports only random, got {self.negatives!r} "
                                    "(hard negatives need one presentation per label)")

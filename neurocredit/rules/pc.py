@@ -88,7 +88,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.rules.spec import VOLTAGE_SURROGATES, Criteria, RuleSpec, Variant
 
 OUTPUT_LOSSES = ("ce", "mse")
@@ -105,8 +105,7 @@ class PCOptions:
     output_loss: str = "ce"
 
     def __post_init__(self) -> None:
-        if self.inference_steps < 1:
-            raise NeurocreditError(f"rule.inference_steps must be >= 1, got {self.inference_steps}")
+        require_at_least_one("rule.inference_steps", self.inference_steps)
         if not 0.0 < self.inference_rate <= 1.0:
             raise NeurocreditError(f"rule.inference_rate must be in (0, 1], got {self.inference_rate}")
         if self.output_loss not in OUTPUT_LOSSES:
