@@ -642,15 +642,21 @@ def _check(emulator) -> None:
             raise ValueError("an engine is inside an epoch")
 
 
+def _start(emulator, input_spikes: np.ndarray, learn: bool, transpose_feedback: bool):
+    """What both compiled runs read first: the plan, engines, step count, per-emulator constants,
+    the run's random draws and the neuron state."""
+    _check(emulator)
+    steps = int(input_spikes.shape[0])
+    static = _static(emulator, transpose_feedback=transpose_feedback)
+    randoms = _randoms(emulator.engines, steps, learn=learn)
+    us, vs = _neuron_state(emulator)
+    return emulator.plan, emulator.engines, steps, static, randoms, us, vs
+
+
 def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """``DfaEmulator.run``'s steps in one compiled call; returns the output spikes (steps, n_out)
     bool and leaves ``emulator`` exactly as its numpy steps would."""
-    _check(emulator)
-    plan, engines = emulator.plan, emulator.engines
-    steps = int(input_spikes.shape[0])
-    static = _static(emulator, transpose_feedback=True)
-    randoms = _randoms(engines, steps, learn=True)
-    us, vs = _neuron_state(emulator)
+    plan, engines, steps, static, randoms, us, vs = _start(emulator, input_spikes, True, transpose_feedback=True)
     neuron = plan.neuron
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
     ys = tuple(np.array(e.y, np.int64) for e in engines)
@@ -672,12 +678,7 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
 
 def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool = True) -> np.ndarray:
     """``ChlEmulator.run``'s steps in one compiled call (output spikes per step)."""
-    _check(emulator)
-    plan, engines = emulator.plan, emulator.engines
-    steps = int(input_spikes.shape[0])
-    static = _static(emulator, transpose_feedback=False)
-    randoms = _randoms(engines, steps, learn=learn)
-    us, vs = _neuron_state(emulator)
+    plan, engines, steps, static, randoms, us, vs = _start(emulator, input_spikes, learn, transpose_feedback=False)
     neurons = tuple((p.settle, p.trace_shift, p.trace_impulse, int(p.sign_level), int(p.nudge_offset))
                     for p in plan.neurons)
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
