@@ -11,7 +11,7 @@ import pytest
 
 from convnets import asymmetric_conv_network, spike_inputs
 from neurocredit.conv import fuse_conv_pool, fuse_dense_pool, sum_pool, synaptic_input
-from neurocredit.deploy import emulator
+from neurocredit.deploy import emulator, lif_compiled
 from neurocredit.deploy.quantize import LAVA, quantize
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Conv2d, EncoderSpec, Layer, LIFParameters, Network, NeuronSpec
@@ -164,6 +164,21 @@ def test_the_wrapping_network_really_wraps_its_conv_buffer():
     wrapped = emulator.conv_accumulate(inputs, quantized.layers[0])
     assert np.array_equal(wrapped, ((raw.astype(np.int64) + 2**23) % 2**24 - 2**23))
     assert emulator.emulate(quantized, inputs).spikes[0].any()
+
+
+@pytest.mark.skipif(not lif_compiled.available(), reason="numba (extra onchip) is not installed")
+@pytest.mark.parametrize("wraps", [False, True])
+def test_compiled_lif_equals_the_numpy_step_on_conv_layers(wraps):
+    """The numba window reads the conv buffer through its 24-bit wrap (dense: the 32-bit port)."""
+    network, quantized = wrapping_network(1) if wraps else (asymmetric_conv_network(1), None)
+    quantized = quantized or quantize(network)
+    inputs = spike_inputs(network, 4, 2)
+    compiled = emulator.emulate(quantized, inputs, record_states=True, compiled=True)
+    numpy_steps = emulator.emulate(quantized, inputs, record_states=True, compiled=False)
+    assert all(raster.any() for raster in compiled.spikes)
+    for name in ("spikes", "currents", "voltages"):
+        for layer, (a, b) in enumerate(zip(getattr(compiled, name), getattr(numpy_steps, name))):
+            assert np.array_equal(a, b), f"{name} of layer {layer} differ"
 
 
 @pytest.mark.needs_lava

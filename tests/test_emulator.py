@@ -10,7 +10,7 @@ import pytest
 
 from conftest import small_lif_network
 from neurocredit.compare import spike_agreement
-from neurocredit.deploy import emulator
+from neurocredit.deploy import emulator, lif_compiled
 from neurocredit.deploy.emulator import (
     FixedLIFParameters,
     FixedLIFState,
@@ -152,3 +152,33 @@ def test_bit_exact_against_lava_on_wrap_saturation_and_truncation():
     expected = emulator.run(network, inputs, record, quantized=quantized)
     lava = lava_backend.run(network, inputs, record, mode="fixed_pt", quantized=quantized, lanes=1, target="none")
     _assert_bit_exact(expected, lava)
+
+
+needs_numba = pytest.mark.skipif(not lif_compiled.available(), reason="numba (extra onchip) is not installed")
+
+
+@needs_numba
+@pytest.mark.parametrize("samples", [1, 5, emulator.BATCH_CHUNK + 3])
+def test_compiled_lif_equals_the_numpy_step_on_every_edge(samples):
+    """The numba window (per element, int64) against :func:`lif_exact_step` (numpy, float64
+    integers) on the net that wraps u, saturates v, clips and truncates weights and floor-shifts:
+    the same spikes, u and v at every step, in one chunk and across chunks."""
+    network, quantized = edge_case_network()
+    inputs = edge_case_inputs(network, samples)
+    compiled = emulate(quantized, inputs, record_states=True, compiled=True)
+    numpy_steps = emulate(quantized, inputs, record_states=True, compiled=False)
+    assert (compiled.currents[0][:, :, 0] < 0).any()  # the wrap really happens in this run
+    for name in ("spikes", "currents", "voltages"):
+        for layer, (a, b) in enumerate(zip(getattr(compiled, name), getattr(numpy_steps, name))):
+            assert np.array_equal(a, b), f"{name} of layer {layer} differ"
+
+
+@needs_numba
+def test_the_emulator_steps_with_the_compiled_kernel_when_numba_is_there(monkeypatch):
+    """So that the Lava agreement tests check the path users run."""
+    calls = []
+    kernel = lif_compiled.lif_window
+    monkeypatch.setattr(lif_compiled, "lif_window", lambda *args: calls.append(1) or kernel(*args))
+    network, quantized = edge_case_network()
+    emulate(quantized, edge_case_inputs(network))
+    assert len(calls) >= len(quantized.layers) * 2

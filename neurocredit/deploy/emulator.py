@@ -34,6 +34,10 @@ extremes show it can occur (:func:`lif_exact_step`, :func:`wrap_exact`): fewer p
 state than int32/int64 arithmetic, the same integers. The batch runs in chunks of
 :data:`BATCH_CHUNK` samples, layer by layer over the whole window (the network is feed-forward):
 a layer's synaptic drive for many steps is one product, only the LIF update loops over steps.
+With numba installed (extra ``onchip``) that loop is compiled
+(:func:`neurocredit.deploy.lif_compiled.lif_window`: int64 per element, one pass over the state
+per step; tested bit for bit against :func:`lif_exact_step`, which stays the definition and runs
+without numba and for refractory networks).
 
 A network with a refractory period (``refractory = N > 0``) holds ``v`` for the ``N`` steps after
 a spike while ``u`` integrates, as Lava's float ``LIFRefractory`` does. Lava 0.10 has no
@@ -156,14 +160,11 @@ class Synapses(NamedTuple):
             return (flat @ self.weights).reshape(*lead, -1)
         import torch
 
-        from neurocredit.conv import sum_pool
-
-        images = flat.reshape(-1, *self.source)
-        if self.pool > 1:
-            images = sum_pool(images, self.pool)
+        images = torch.from_numpy(np.ascontiguousarray(flat.reshape(-1, *self.source)))
         with torch.no_grad():
-            result = torch.nn.functional.conv2d(torch.from_numpy(np.ascontiguousarray(images)),
-                                                torch.from_numpy(self.weights), stride=self.stride,
+            if self.pool > 1:  # a sum pool (divisor 1): counts, exact
+                images = torch.nn.functional.avg_pool2d(images, self.pool, divisor_override=1)
+            result = torch.nn.functional.conv2d(images, torch.from_numpy(self.weights), stride=self.stride,
                                                 padding=self.padding)
         return result.numpy().reshape(*lead, -1)
 
@@ -271,11 +272,15 @@ def lif_fixed_step(params: FixedLIFParameters, state: FixedLIFState, activation:
     return FixedLIFState(current.astype(np.int32), voltage.astype(np.int32), left), spikes
 
 
-def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states: bool = False) -> EmulatorTrace:
+def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states: bool = False,
+            compiled: Optional[bool] = None) -> EmulatorTrace:
     """Run ``input_spikes`` (steps, batch, n_inputs) 0/1 through ``quantized``, batched.
 
     Timing is Lava's: layer i at step t receives its synaptic output of step t-1 (zero at t=0).
     The batch runs in chunks of :data:`BATCH_CHUNK` samples (state that stays in the CPU cache).
+    ``compiled``: step the LIF with :mod:`neurocredit.deploy.lif_compiled` (default: when numba is
+    installed and the network has no refractory period) or with :func:`lif_exact_step` (False);
+    the same integers either way.
     """
     input_spikes = np.asarray(input_spikes)
     if input_spikes.ndim != 3 or input_spikes.shape[2] != quantized.network.n_inputs:
@@ -290,16 +295,21 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
         [np.zeros((steps, batch, layer.n_out), np.int32) for layer in quantized.layers] if record_states else None,
         [np.zeros((steps, batch, layer.n_out), np.int32) for layer in quantized.layers] if record_states else None,
     )
+    if compiled is None:
+        from neurocredit.deploy.lif_compiled import available
+
+        compiled = available()
+    compiled = compiled and not quantized.network.neuron.lif.refractory  # the kernel has no refractory period
     for start in range(0, batch, BATCH_CHUNK):
         stop = min(batch, start + BATCH_CHUNK)
-        _emulate_chunk(quantized, operators, input_spikes[:, start:stop], trace, start)
+        _emulate_chunk(quantized, operators, input_spikes[:, start:stop], trace, start, compiled)
     return trace
 
 
 def _emulate_chunk(quantized: QuantizedNetwork, operators: list[Synapses], input_spikes: np.ndarray,
-                   trace: EmulatorTrace, offset: int) -> None:
+                   trace: EmulatorTrace, offset: int, compiled: bool) -> None:
     # Layer by layer over the whole window: the network is feed-forward and layer i at step t reads
-    # layer i-1's spikes of step t-1, so a layer's drive for all steps is one product over
+    # layer i-1's spikes of step t-1, so a layer's synaptic sums for many steps are one product over
     # (steps * batch) rows (in blocks of DRIVE_ROWS rows), and only the LIF update loops over t.
     steps, batch, _ = input_spikes.shape
     columns = slice(offset, offset + batch)
@@ -308,22 +318,59 @@ def _emulate_chunk(quantized: QuantizedNetwork, operators: list[Synapses], input
     block = max(1, DRIVE_ROWS // batch)
     for index, layer in enumerate(quantized.layers):
         params = FixedLIFParameters(quantized.du, quantized.dv, layer.effective_vth, refractory)
-        bias = layer.effective_bias.astype(np.float64)
-        largest = float(np.max(np.abs(bias), initial=0))
-        current, voltage = np.zeros((batch, layer.n_out)), np.zeros((batch, layer.n_out))
-        left = np.zeros((batch, layer.n_out), np.int32) if refractory else None
+        window = (_CompiledWindow if compiled else _NumpyWindow)(params, layer, batch)
         spikes_out = trace.spikes[index][:, columns]
-        drive = np.zeros((1, batch, layer.n_out))  # nothing arrives at t = 0
-        first = 0  # the step whose drive is drive[0]
-        for t in range(steps):
-            if t - first >= len(drive):  # step t receives the presynaptic spikes of step t - 1
-                first = t
-                drive = operators[index].drive(presynaptic[t - 1:min(steps - 1, t - 1 + block)])
-            spikes_out[t] = lif_exact_step(params, current, voltage, drive[t - first], bias, largest, left)
-            if trace.currents is not None:
-                trace.currents[index][t, columns] = current
-                trace.voltages[index][t, columns] = voltage
+        states = (None, None) if trace.currents is None else (trace.currents[index][:, columns],
+                                                              trace.voltages[index][:, columns])
+        window.run(operators[index], None, spikes_out, states[0], states[1], 0)  # nothing arrives at t = 0
+        for first in range(1, steps, block):  # step t receives the presynaptic spikes of step t - 1
+            last = min(steps, first + block)
+            window.run(operators[index], presynaptic[first - 1:last - 1], spikes_out, states[0], states[1], first)
         presynaptic = spikes_out
+
+
+class _NumpyWindow:
+    """Steps of one layer with :func:`lif_exact_step` (float64 integer state), the definition."""
+
+    def __init__(self, params: FixedLIFParameters, layer: FixedLayer, batch: int):
+        self.params = params
+        self.bias = layer.effective_bias.astype(np.float64)
+        self.largest = float(np.max(np.abs(self.bias), initial=0))
+        self.current, self.voltage = np.zeros((batch, layer.n_out)), np.zeros((batch, layer.n_out))
+        self.left = np.zeros((batch, layer.n_out), np.int32) if params.refractory else None
+
+    def run(self, operator: Synapses, presynaptic: Optional[np.ndarray], spikes: np.ndarray,
+            currents: Optional[np.ndarray], voltages: Optional[np.ndarray], first: int) -> None:
+        """Steps ``first ..`` receiving ``presynaptic`` (steps, batch, n_in), or nothing (one step)."""
+        drive = np.zeros((1, *self.current.shape)) if presynaptic is None else operator.drive(presynaptic)
+        for t, received in enumerate(drive, start=first):
+            spikes[t] = lif_exact_step(self.params, self.current, self.voltage, received, self.bias, self.largest,
+                                       self.left)
+            if currents is not None:
+                currents[t], voltages[t] = self.current, self.voltage
+
+
+class _CompiledWindow:
+    """The same steps in one compiled pass per block (:func:`lif_compiled.lif_window`)."""
+
+    def __init__(self, params: FixedLIFParameters, layer: FixedLayer, batch: int):
+        self.factors = (LAVA.decay_unity - (params.du + LAVA.du_offset), LAVA.decay_unity - (params.dv + LAVA.dv_offset))
+        self.vth = params.effective_vth
+        self.bias = layer.effective_bias.astype(np.int64)
+        self.port = (0, LAVA.state_bits) if layer.is_conv else (layer.weight_exp, 32)
+        self.current, self.voltage = np.zeros((batch, layer.n_out), np.int64), np.zeros((batch, layer.n_out), np.int64)
+
+    def run(self, operator: Synapses, presynaptic: Optional[np.ndarray], spikes: np.ndarray,
+            currents: Optional[np.ndarray], voltages: Optional[np.ndarray], first: int) -> None:
+        from neurocredit.deploy.lif_compiled import lif_window
+
+        sums = np.zeros((1, *self.current.shape), np.float32) if presynaptic is None else operator.sums(presynaptic)
+        last = first + len(sums)
+        record = currents is not None
+        unused = np.zeros((1, 1, 1), np.int32)
+        lif_window(sums, *self.port, self.current, self.voltage, self.bias, *self.factors, self.vth,
+                   spikes[first:last], currents[first:last] if record else unused,
+                   voltages[first:last] if record else unused, record)
 
 
 def run(network: Network, inputs: np.ndarray, record: Iterable[str] = frozenset(),
