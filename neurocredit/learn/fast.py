@@ -155,29 +155,8 @@ if numba is not None:
         return min(max(positive, 0), 127), min(max(negative, 0), 127)
 
     @_inline
-    def _factor_value(code, const, sgn, width, i, j, pre, post, u, x_new, y_new, weights, tag_2, tag_1):
-        if code == 0:
-            value = np.int64(pre[j]) + const
-        elif code == 1:
-            value = np.int64(post[i]) + const
-        elif code == 2:
-            value = np.int64(u) + const
-        elif code <= 4:
-            value = x_new[code - 3, j] + const
-        elif code <= 7:
-            value = y_new[code - 5, i] + const
-        elif code <= 10:
-            if code == 8:
-                value = np.int64(weights[i, j]) + const
-            elif code == 9:
-                value = tag_2[i, j] + const
-            else:
-                value = tag_1[i, j] + const
-            if sgn:
-                value = 1 if value > 0 else (-1 if value < 0 else 0)
-        else:
-            value = np.int64(const)
-        bound = np.int64(1) << width
+    def _clip(value, bound):
+        """A factor's value within its width (``bound = 2**width``): [-bound, bound - 1]."""
         return min(max(value, -bound), bound - 1)
 
     @_inline
@@ -236,19 +215,29 @@ if numba is not None:
             for f in range(table[p, 5]):
                 base = 6 + 4 * f
                 code, const, width = table[p, base], table[p, base + 1], table[p, base + 3]
-                if code == 1 or 5 <= code <= 7:
+                # one loop per kind of factor, reading scalars only (an inlined helper taking the arrays
+                # would count references to each of them for every element)
+                bound = np.int64(1) << width
+                if code == 1:
                     for i in range(n_post):
                         if rows[p, i] != 0:
-                            rows[p, i] *= _factor_value(code, const, 0, width, i, 0, pre, post, u, x_new, y_new,
-                                                        weights, tag_2, tag_1)
-                elif code == 0 or code == 3 or code == 4:
+                            rows[p, i] *= _clip(np.int64(post[i]) + const, bound)
+                elif 5 <= code <= 7:
+                    for i in range(n_post):
+                        if rows[p, i] != 0:
+                            rows[p, i] *= _clip(y_new[code - 5, i] + const, bound)
+                elif code == 0:
                     for j in range(n_pre):
                         if cols[p, j] != 0:
-                            cols[p, j] *= _factor_value(code, const, 0, width, 0, j, pre, post, u, x_new, y_new,
-                                                        weights, tag_2, tag_1)
-                elif code == 2 or code == 11:
-                    scalar[p] *= _factor_value(code, const, 0, width, 0, 0, pre, post, u, x_new, y_new, weights,
-                                               tag_2, tag_1)
+                            cols[p, j] *= _clip(np.int64(pre[j]) + const, bound)
+                elif code == 3 or code == 4:
+                    for j in range(n_pre):
+                        if cols[p, j] != 0:
+                            cols[p, j] *= _clip(x_new[code - 3, j] + const, bound)
+                elif code == 2:
+                    scalar[p] *= _clip(np.int64(u) + const, bound)
+                elif code == 11:
+                    scalar[p] *= _clip(np.int64(const), bound)
                 else:
                     synaptic[p] = True
         threshold = r_conn * 128.0
@@ -285,20 +274,15 @@ if numba is not None:
             floor = -limit - 1 if not (target == 1 or (target == 0 and sign_mode == 1)) else np.int64(0)
             ceil = np.int64(0) if target == 0 and sign_mode == 2 else limit - 1
             bounds = (floor, ceil, cut, low, high)
-            for a in range(count):
-                i = row_list[target, a]
-                # a tag at -257 is saturated by the target's first product, also one adding zeros
-                clamp = target == 2 and (scalar[first] == 0 or rows[first, i] == 0)
-                out = pending[target, i]
-                if target == 0:
-                    sizes[3] += _update_row(weights[i], i, out, work, table, target, rows, cols, scalar, synaptic, clamp,
-                                            in_place, bounds, weights, tag_2, tag_1)
-                elif target == 1:
-                    sizes[3] += _update_row(tag_2[i], i, out, work, table, target, rows, cols, scalar, synaptic, clamp,
-                                            in_place, bounds, weights, tag_2, tag_1)
-                else:
-                    sizes[3] += _update_row(tag_1[i], i, out, work, table, target, rows, cols, scalar, synaptic, clamp,
-                                            in_place, bounds, weights, tag_2, tag_1)
+            if target == 0:
+                sizes[3] += _update_rows(weights, target, count, row_list, first, work, pending, table, rows, cols,
+                                         scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+            elif target == 1:
+                sizes[3] += _update_rows(tag_2, target, count, row_list, first, work, pending, table, rows, cols,
+                                         scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+            else:
+                sizes[3] += _update_rows(tag_1, target, count, row_list, first, work, pending, table, rows, cols,
+                                         scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
         if in_place:
             return
         # a tag at -257 on a row no product reached: every product adds 0, Lava saturates -32896 to -32769
@@ -311,88 +295,109 @@ if numba is not None:
         for target in range(3):
             for a in range(sizes[target]):
                 i = row_list[target, a]
-                out = pending[target, i]
-                if target == 0:
-                    weights[i] = out
-                elif target == 1:
-                    tag_2[i] = out
+                for j in range(n_pre):
+                    value = pending[target, i, j]
+                    if target == 0:
+                        weights[i, j] = value
+                    elif target == 1:
+                        tag_2[i, j] = value
+                    else:
+                        sizes[3] += (1 if value == -257 else 0) - (1 if tag_1[i, j] == -257 else 0)
+                        tag_1[i, j] = value
+
+    @_jit
+    def _update_rows(source, target, count, row_list, first, work, pending, table, rows, cols, scalar, synaptic,
+                     in_place, bounds, weights, tag_2, tag_1):
+        """The rows ``row_list[target, :count]`` of one target (``source``: its values) in
+        ``_learn``: into ``pending[target]`` or, ``in_place``, into ``source``; returns how many new
+        values are -257 (in place). Whole rows at a time, indexed in two dimensions (a row view per
+        row would count references to its array at every row). ``work``: (2, n_pre) int64 work
+        space (the accumulators, the synaptic products)."""
+        n_pre = source.shape[1]
+        limit = np.int64(1) << 15
+        floor, ceil, cut, low_value, high = bounds
+        found = 0
+        for a in range(count):
+            i = row_list[target, a]
+            # a tag at -257 is saturated by the target's first product, also one adding zeros
+            clamp = target == 2 and (scalar[first] == 0 or rows[first, i] == 0)
+            low = -limit - 1 if clamp else np.int64(-1) << 62
+            started = False  # work[0] holds the accumulators (value << 7 plus the products so far)
+            for p in range(table.shape[0]):
+                if table[p, 0] != target:
+                    continue
+                factor = rows[p, i] * scalar[p] * table[p, 2]
+                if factor == 0:  # adds zeros to values inside the accumulator (-257: clamped, low)
+                    continue
+                shift, exponent = table[p, 4], table[p, 3]
+                if synaptic[p]:  # the row and column factors times each synaptic factor, element by element
+                    for j in range(n_pre):
+                        work[1, j] = cols[p, j] * factor
+                    for f in range(table[p, 5]):
+                        base = 6 + 4 * f
+                        code, const, sgn = table[p, base], table[p, base + 1], table[p, base + 2]
+                        bound = np.int64(1) << table[p, base + 3]
+                        if code == 8:
+                            for j in range(n_pre):
+                                work[1, j] *= _synaptic(np.int64(weights[i, j]) + const, sgn, bound)
+                        elif code == 9:
+                            for j in range(n_pre):
+                                work[1, j] *= _synaptic(tag_2[i, j] + const, sgn, bound)
+                        elif code == 10:
+                            for j in range(n_pre):
+                                work[1, j] *= _synaptic(tag_1[i, j] + const, sgn, bound)
+                    if started:
+                        for j in range(n_pre):
+                            work[0, j] = _accumulated(work[0, j], work[1, j], shift, exponent)
+                    else:  # the first product also reads the values (one pass less)
+                        for j in range(n_pre):
+                            work[0, j] = _accumulated(max(np.int64(source[i, j]) << 7, low), work[1, j], shift,
+                                                      exponent)
+                elif started:
+                    for j in range(n_pre):
+                        work[0, j] = _accumulated(work[0, j], cols[p, j] * factor, shift, exponent)
                 else:
                     for j in range(n_pre):
-                        sizes[3] += (1 if out[j] == -257 else 0) - (1 if tag_1[i, j] == -257 else 0)
-                    tag_1[i] = out
-
-    @_inline
-    def _update_row(source, i, out, work, table, target, rows, cols, scalar, synaptic, clamp, in_place, bounds,
-                    weights, tag_2, tag_1):
-        """Row ``i`` of one target (``source``: its values) in ``_learn``: into ``out`` (pending)
-        or, ``in_place``, into ``source``; returns how many new values are -257 (in place).
-        ``work``: n_pre int64 work space."""
-        limit = np.int64(1) << 15
-        low = -limit - 1 if clamp else np.int64(-1) << 62  # a -257 tag saturated by the first product
-        started = False  # out holds the accumulators (value << 7 plus the products so far)
-        for p in range(table.shape[0]):
-            if table[p, 0] != target:
-                continue
-            factor = rows[p, i] * scalar[p] * table[p, 2]
-            if factor == 0:  # adds zeros to values inside the accumulator (-257: clamped, low)
-                continue
-            shift, exponent = table[p, 4], table[p, 3]
-            column = cols[p]
-            if synaptic[p]:  # the row and column factors times each synaptic factor, element by element
-                for j in range(out.size):
-                    work[j] = column[j] * factor
-                for f in range(table[p, 5]):
-                    base = 6 + 4 * f
-                    code, const, sgn, width = table[p, base], table[p, base + 1], table[p, base + 2], table[p, base + 3]
-                    if code == 8:
-                        _times(work, weights[i], const, sgn, width)
-                    elif code == 9:
-                        _times(work, tag_2[i], const, sgn, width)
-                    elif code == 10:
-                        _times(work, tag_1[i], const, sgn, width)
-                column, factor = work, 1
-            if started:
-                for j in range(out.size):
-                    term = _wrap32((_wrap32(column[j] * factor) >> shift) << exponent)
-                    term = min(max(term, -limit - 1), limit - 1)
-                    out[j] = min(max(out[j] + term, -limit - 1), limit - 1)
-            else:  # the first product also reads the values (one pass less)
-                for j in range(out.size):
-                    term = _wrap32((_wrap32(column[j] * factor) >> shift) << exponent)
-                    term = min(max(term, -limit - 1), limit - 1)
-                    out[j] = min(max(max(np.int64(source[j]) << 7, low) + term, -limit - 1), limit - 1)
+                        work[0, j] = _accumulated(max(np.int64(source[i, j]) << 7, low), cols[p, j] * factor, shift,
+                                                  exponent)
                 started = True
-        if not started:
-            for j in range(out.size):
-                out[j] = max(np.int64(source[j]) << 7, low)
-        if in_place:
-            return _rounded(source, out, bounds)
-        _rounded(out, out, bounds)
-        return 0
-
-    @_inline
-    def _times(work, row, const, sgn, width):
-        """``work *= `` one synaptic factor of row ``row`` (``_factor_value``, codes w, d, t)."""
-        bound = np.int64(1) << width
-        for j in range(work.size):
-            value = np.int64(row[j]) + const
-            if sgn:
-                value = 1 if value > 0 else (-1 if value < 0 else 0)
-            work[j] *= min(max(value, -bound), bound - 1)
-
-    @_inline
-    def _rounded(out, accumulator, bounds):
-        """Saturation by sign, stochastic rounding and the variable's range of one row of
-        accumulators (``value << 7`` plus the products) into ``out``; returns how many are -257."""
-        floor, ceil, cut, low, high = bounds
-        found = 0
-        for j in range(out.size):
-            result = min(max(accumulator[j], floor), ceil)
-            result = (result >> 7) + (1 if (result & 127) > cut else 0)
-            result = min(max(result, low), high)
-            found += 1 if result == -257 else 0
-            out[j] = result
+            if not started:
+                for j in range(n_pre):
+                    work[0, j] = max(np.int64(source[i, j]) << 7, low)
+            # saturation by sign, stochastic rounding, the variable's range
+            if in_place:
+                for j in range(n_pre):
+                    result = _rounded(work[0, j], floor, ceil, cut, low_value, high)
+                    found += 1 if result == -257 else 0
+                    source[i, j] = result
+            else:
+                for j in range(n_pre):
+                    pending[target, i, j] = _rounded(work[0, j], floor, ceil, cut, low_value, high)
         return found
+
+    @_inline
+    def _accumulated(accumulator, product, shift, exponent):
+        """One product term (``dependency * factors * mantissa`` = ``product``) shifted and
+        saturated, added with saturation to the accumulator."""
+        limit = np.int64(1) << 15
+        term = _wrap32((_wrap32(product) >> shift) << exponent)
+        term = min(max(term, -limit - 1), limit - 1)
+        return min(max(accumulator + term, -limit - 1), limit - 1)
+
+    @_inline
+    def _synaptic(value, sgn, bound):
+        """A synaptic factor (w, d, t plus its constant), its sign if ``sgn``, within its width."""
+        if sgn:
+            value = 1 if value > 0 else (-1 if value < 0 else 0)
+        return _clip(value, bound)
+
+    @_inline
+    def _rounded(accumulator, floor, ceil, cut, low, high):
+        """Saturation by sign, stochastic rounding and the variable's range of one accumulator
+        (``value << 7`` plus the products)."""
+        result = min(max(accumulator, floor), ceil)
+        result = (result >> 7) + (1 if (result & 127) > cut else 0)
+        return min(max(result, low), high)
 
     @_jit
     def _engine_step(layer, s, time_step, pre, post, weights, tag_2, tag_1, x, y, tables, targets, settings, x_int,
@@ -597,7 +602,7 @@ def _scratch(engines, products: list[int]):
                     np.zeros(count, np.int64), np.zeros(count, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
                     np.zeros((3, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros((3, n_post), np.int64),
                     np.zeros(4, np.int64), np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
-                    np.zeros(max(n_pre, n_post), np.int64), np.zeros(n_pre, np.int64)))
+                    np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64)))
     return tuple(out)
 
 
