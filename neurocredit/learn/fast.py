@@ -91,8 +91,18 @@ def product_table(rule: CompiledRule) -> np.ndarray:
 
 
 if numba is not None:
-    _jit = numba.njit(cache=True, nogil=True)
-    _inline = numba.njit(cache=True, nogil=True, inline="always")  # small helpers: inlined, no call per element
+    _jit = numba.njit(cache=True, nogil=True, _nrt=False)
+    _inline = numba.njit(cache=True, nogil=True, inline="always", _nrt=False)  # small helpers: inlined, no call per element
+
+    @_inline
+    def _fill(array, value):
+        for i in range(array.size):
+            array[i] = value
+
+    @_inline
+    def _copy(target, source):
+        for i in range(target.size):
+            target[i] = source[i]
 
     @_inline
     def _wrap32(value):
@@ -322,6 +332,39 @@ if numba is not None:
             # a tag at -257 is saturated by the target's first product, also one adding zeros
             clamp = target == 2 and (scalar[first] == 0 or rows[first, i] == 0)
             low = -limit - 1 if clamp else np.int64(-1) << 62
+            # one or two products that add non-zeros and read no synaptic variable (every row of both
+            # on-chip rules): values, products and rounding in one pass
+            first_p = second_p = -1
+            general = False
+            for p in range(table.shape[0]):
+                if table[p, 0] == target and rows[p, i] * scalar[p] * table[p, 2] != 0:
+                    if synaptic[p] or second_p >= 0:
+                        general = True
+                    elif first_p < 0:
+                        first_p = p
+                    else:
+                        second_p = p
+            if first_p >= 0 and not general:
+                two = second_p >= 0
+                p2 = second_p if two else first_p
+                factor_1 = rows[first_p, i] * scalar[first_p] * table[first_p, 2]
+                factor_2 = rows[p2, i] * scalar[p2] * table[p2, 2]
+                shift_1, exponent_1, shift_2, exponent_2 = table[first_p, 4], table[first_p, 3], table[p2, 4], table[p2, 3]
+                for j in range(n_pre):
+                    value = _accumulated(max(np.int64(source[i, j]) << 7, low), cols[first_p, j] * factor_1, shift_1,
+                                         exponent_1)
+                    if two:
+                        value = _accumulated(value, cols[p2, j] * factor_2, shift_2, exponent_2)
+                    work[0, j] = value
+                if in_place:
+                    for j in range(n_pre):
+                        result = _rounded(work[0, j], floor, ceil, cut, low_value, high)
+                        found += 1 if result == -257 else 0
+                        source[i, j] = result
+                else:
+                    for j in range(n_pre):
+                        pending[target, i, j] = _rounded(work[0, j], floor, ceil, cut, low_value, high)
+                continue
             started = False  # work[0] holds the accumulators (value << 7 plus the products so far)
             for p in range(table.shape[0]):
                 if table[p, 0] != target:
@@ -414,18 +457,17 @@ if numba is not None:
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
                     biases, spikes, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f,
-                    randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch, out):
+                    randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch, pre_input, out):
         settle, trace_shift, trace_impulse, error_shift, feedback_shift = neuron
         n_layers = len(weights)
         last = n_layers - 1
-        pre_input = np.zeros(inputs.shape[1], np.bool_)
         for s in range(inputs.shape[0]):
             phase = (first_step + s) % period
             if phase == 0:
                 for index in range(n_layers):
-                    us[index][:] = 0
-                    vs[index][:] = 0
-                trace[:] = 0
+                    _fill(us[index], 0)
+                    _fill(vs[index], 0)
+                _fill(trace, 0)
             for j in range(inputs.shape[1]):
                 pre_input[j] = inputs[s, j] != 0
             gate = phase >= settle
@@ -433,7 +475,7 @@ if numba is not None:
                 pre = pre_input if index == 0 else spikes[index - 1]
                 work = scratch[index]
                 activation = work[9]
-                activation[:] = buffers[index]
+                _copy(activation, buffers[index])
                 _dense(weights[index], pre, settings[index, 3], work[11], buffers[index])
                 _lif(us[index], vs[index], activation, biases[index], settings[index, 0], settings[index, 1],
                      settings[index, 2], spikes[index])
@@ -457,7 +499,7 @@ if numba is not None:
                              randoms_f, randoms_i, work)
             for index in range(last):  # B e, from the transposed B: one row per non-zero error
                 total = scratch[index][10]
-                total[:] = 0
+                _fill(total, 0)
                 matrix = feedback_t[index]
                 for c in range(matrix.shape[0]):
                     if error[c] != 0:
@@ -471,18 +513,18 @@ if numba is not None:
     @_jit
     def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys,
                     buffers, us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on,
-                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch, out):
+                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch, pre_input,
+                    out):
         n_layers = len(weights)
         last = n_layers - 1
         half = period // 2
-        pre_input = np.zeros(inputs.shape[1], np.bool_)
         for s in range(inputs.shape[0]):
             phase = (first_step + s) % period
             if phase == 0 or (rest and phase == half):  # neurons.chl_reset
                 for index in range(n_layers):
-                    us[index][:] = 0
-                    vs[index][:] = 0
-                    traces[index][:] = 0
+                    _fill(us[index], 0)
+                    _fill(vs[index], 0)
+                    _fill(traces[index], 0)
             for j in range(inputs.shape[1]):
                 pre_input[j] = inputs[s, j] != 0
             nudged = phase >= half
@@ -491,7 +533,7 @@ if numba is not None:
                 pre = pre_input if index == 0 else spikes[index - 1]
                 work = scratch[index]
                 activation = work[9]
-                activation[:] = buffers[index]
+                _copy(activation, buffers[index])
                 if index < last:
                     for i in range(activation.size):
                         activation[i] = _wrap32(np.int64(activation[i]) + feedback_buffers[index][i])
@@ -675,7 +717,8 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
                 tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
                 tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes,
                 static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
-                static["feedback_exp"], feedback_buffers, trace, error, _work(static, engines), out)
+                static["feedback_exp"], feedback_buffers, trace, error, _work(static, engines),
+                np.zeros(input_spikes.shape[1], np.bool_), out)
     _finish(emulator, us, vs, ys, steps, learn=True)
     emulator.trace = trace
     return out
@@ -696,7 +739,8 @@ def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool
                 tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
                 tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes, traces,
                 static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
-                static["feedback_exp"], feedback_buffers, _work(static, engines), out)
+                static["feedback_exp"], feedback_buffers, _work(static, engines),
+                np.zeros(input_spikes.shape[1], np.bool_), out)
     _finish(emulator, us, vs, ys, steps, learn=learn)
     emulator.traces = list(traces)
     return out
