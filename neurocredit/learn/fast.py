@@ -200,11 +200,26 @@ if numba is not None:
                     value = min(max(value + impulse, 0), 127)
                 x_new[k, j] = value
                 x[k, j] = value
+        # each product = rows[p, i] * cols[p, j] * scalar[p] (* synaptic factors); a product whose
+        # scalar or row factors are all zero adds zeros: its rows / columns are then left as they
+        # are (every reader multiplies them by the zero first)
+        for p in range(table.shape[0]):
+            scalar[p] = 0 if table[p, 0] < 0 else (u if table[p, 1] == 2 else 1)
+            synaptic[p] = False
+            for f in range(table[p, 5]):
+                base = 6 + 4 * f
+                code, const, bound = table[p, base], table[p, base + 1], np.int64(1) << table[p, base + 3]
+                if code == 2:
+                    scalar[p] *= _clip(np.int64(u) + const, bound)
+                elif code == 11:
+                    scalar[p] *= _clip(np.int64(const), bound)
+                elif 8 <= code <= 10:
+                    synaptic[p] = True
         for k in range(y.shape[0]):
             needed = False  # only the products read the decayed y traces (they are not written back)
             for p in range(table.shape[0]):
                 for f in range(table[p, 5]):
-                    if table[p, 6 + 4 * f] == 5 + k:
+                    if table[p, 6 + 4 * f] == 5 + k and scalar[p] != 0:
                         needed = True
             if not needed:
                 continue
@@ -213,43 +228,38 @@ if numba is not None:
                 if post[i]:
                     value = min(max(value, 0), 127)
                 y_new[k, i] = value
-        # each product = rows[p, i] * cols[p, j] * scalar[p] (* synaptic factors)
         for p in range(table.shape[0]):
+            if scalar[p] == 0:
+                continue
             dependency = table[p, 1]
-            scalar[p] = 0 if table[p, 0] < 0 else (u if dependency == 2 else 1)
-            synaptic[p] = False
             for i in range(n_post):
                 rows[p, i] = post[i] if dependency == 1 else 1
+            for f in range(table[p, 5]):
+                base = 6 + 4 * f
+                code, const, bound = table[p, base], table[p, base + 1], np.int64(1) << table[p, base + 3]
+                # one loop per kind of factor, reading scalars only
+                if code == 1:
+                    for i in range(n_post):
+                        rows[p, i] *= _clip(np.int64(post[i]) + const, bound)
+                elif 5 <= code <= 7:
+                    for i in range(n_post):
+                        rows[p, i] *= _clip(y_new[code - 5, i] + const, bound)
+            reached = False
+            for i in range(n_post):
+                reached |= rows[p, i] != 0
+            if not reached:
+                continue
             for j in range(n_pre):
                 cols[p, j] = pre[j] if dependency == 0 else 1
             for f in range(table[p, 5]):
                 base = 6 + 4 * f
-                code, const, width = table[p, base], table[p, base + 1], table[p, base + 3]
-                # one loop per kind of factor, reading scalars only (an inlined helper taking the arrays
-                # would count references to each of them for every element)
-                bound = np.int64(1) << width
-                if code == 1:
-                    for i in range(n_post):
-                        if rows[p, i] != 0:
-                            rows[p, i] *= _clip(np.int64(post[i]) + const, bound)
-                elif 5 <= code <= 7:
-                    for i in range(n_post):
-                        if rows[p, i] != 0:
-                            rows[p, i] *= _clip(y_new[code - 5, i] + const, bound)
-                elif code == 0:
+                code, const, bound = table[p, base], table[p, base + 1], np.int64(1) << table[p, base + 3]
+                if code == 0:
                     for j in range(n_pre):
-                        if cols[p, j] != 0:
-                            cols[p, j] *= _clip(np.int64(pre[j]) + const, bound)
+                        cols[p, j] *= _clip(np.int64(pre[j]) + const, bound)
                 elif code == 3 or code == 4:
                     for j in range(n_pre):
-                        if cols[p, j] != 0:
-                            cols[p, j] *= _clip(x_new[code - 3, j] + const, bound)
-                elif code == 2:
-                    scalar[p] *= _clip(np.int64(u) + const, bound)
-                elif code == 11:
-                    scalar[p] *= _clip(np.int64(const), bound)
-                else:
-                    synaptic[p] = True
+                        cols[p, j] *= _clip(x_new[code - 3, j] + const, bound)
         threshold = r_conn * 128.0
         # (r & 127) > threshold  <=>  (r & 127) > floor(threshold), r an integer
         cut = np.int64(np.floor(threshold))
