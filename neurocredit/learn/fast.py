@@ -179,7 +179,7 @@ if numba is not None:
     @_jit
     def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
                r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending, row_list,
-               x_new, y_new, sizes, work):
+               x_new, y_new, sizes, work, column_bound):
         """One step of LearningSynapses (t_epoch = 1, fixed point) after the spiking phase has set
         x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products.
 
@@ -189,7 +189,8 @@ if numba is not None:
         product, the rounding). The new values are written in place, or, when a product that is evaluated reads
         a synaptic variable or a tag sits at -257, into ``pending`` until every target is
         computed from the old values. ``sizes``: rows per target and (``sizes[3]``, kept across
-        steps) how many tags sit at -257."""
+        steps) how many tags sit at -257; ``column_bound[p]``: the largest |column factor| of
+        product ``p`` (for :func:`_plain`)."""
         n_post, n_pre = weights.shape
         for k in range(x.shape[0]):
             on, decay = x_on[k], x_decay[k]
@@ -260,6 +261,10 @@ if numba is not None:
                 elif code == 3 or code == 4:
                     for j in range(n_pre):
                         cols[p, j] *= _clip(x_new[code - 3, j] + const, bound)
+            largest = np.int64(0)
+            for j in range(n_pre):
+                largest = max(largest, abs(cols[p, j]))
+            column_bound[p] = largest
         threshold = r_conn * 128.0
         # (r & 127) > threshold  <=>  (r & 127) > floor(threshold), r an integer
         cut = np.int64(np.floor(threshold))
@@ -296,13 +301,13 @@ if numba is not None:
             bounds = (floor, ceil, cut, low, high)
             if target == 0:
                 sizes[3] += _update_rows(weights, target, count, row_list, first, work, pending, table, rows, cols,
-                                         scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
             elif target == 1:
                 sizes[3] += _update_rows(tag_2, target, count, row_list, first, work, pending, table, rows, cols,
-                                         scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
             else:
                 sizes[3] += _update_rows(tag_1, target, count, row_list, first, work, pending, table, rows, cols,
-                                         scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
         if in_place:
             return
         # a tag at -257 on a row no product reached: every product adds 0, Lava saturates -32896 to -32769
@@ -326,8 +331,8 @@ if numba is not None:
                         tag_1[i, j] = value
 
     @_jit
-    def _update_rows(source, target, count, row_list, first, work, pending, table, rows, cols, scalar, synaptic,
-                     in_place, bounds, weights, tag_2, tag_1):
+    def _update_rows(source, target, count, row_list, first, work, pending, table, rows, cols, column_bound, scalar,
+                     synaptic, in_place, bounds, weights, tag_2, tag_1):
         """The rows ``row_list[target, :count]`` of one target (``source``: its values) in
         ``_learn``: into ``pending[target]`` or, ``in_place``, into ``source``; returns how many new
         values are -257 (in place). Whole rows at a time, indexed in two dimensions (a row view per
@@ -360,6 +365,9 @@ if numba is not None:
                 factor_1 = rows[first_p, i] * scalar[first_p] * table[first_p, 2]
                 factor_2 = rows[p2, i] * scalar[p2] * table[p2, 2]
                 shift_1, exponent_1, shift_2, exponent_2 = table[first_p, 4], table[first_p, 3], table[p2, 4], table[p2, 3]
+                if in_place and not two and _plain(column_bound[first_p], factor_1, shift_1, exponent_1):
+                    found += _update_plain_row(source, i, cols, first_p, factor_1, shift_1, exponent_1, bounds)
+                    continue
                 for j in range(n_pre):
                     value = _accumulated(max(np.int64(source[i, j]) << 7, low), cols[first_p, j] * factor_1, shift_1,
                                          exponent_1)
@@ -429,6 +437,39 @@ if numba is not None:
         return found
 
     @_inline
+    def _plain(column_bound, factor, shift, exponent):
+        """Whether every term ``(column * factor >> shift) << exponent`` of a row is exact in int32
+        and within +-2^15 - 1 (``column_bound``: the largest |column factor|): no wrapping and no
+        saturation of the term, which :func:`_update_plain_row` leaves out."""
+        if exponent > 15:
+            return False
+        bound = column_bound * abs(factor)
+        return bound < (np.int64(1) << 31) and ((bound >> shift) + 1) << exponent < (np.int64(1) << 15)
+
+    @_inline
+    def _update_plain_row(source, i, cols, p, factor, shift, exponent, bounds):
+        """Row ``i`` of a target updated in place by product ``p`` alone, when :func:`_plain` holds and
+        no tag sits at -257 (returns how many new values are -257): ``_accumulated`` and ``_rounded`` in int32 arithmetic (twice the vector
+        lanes of int64). Exact: ``value << 7`` limited to +-2^16 first changes no saturated sum (the
+        term is within +-2^15), and the accumulator's saturation to +-2^15 and the rounding's by
+        sign are one saturation to the intersection of their ranges."""
+        floor, ceil, cut, low, high = bounds
+        found = 0
+        lowest, highest = np.int32(max(floor, -32769)), np.int32(min(ceil, 32767))
+        factor32, shift32, exponent32 = np.int32(factor), np.int32(shift), np.int32(exponent)
+        cut32, low32, high32 = np.int32(cut), np.int32(low), np.int32(high)
+        for j in range(source.shape[1]):
+            value = np.int32(min(max(np.int64(source[i, j]) << 7, -65536), 65536))
+            value = np.int32(value + np.int32(np.int32(np.int32(np.int32(cols[p, j]) * factor32) >> shift32)
+                                              << exponent32))
+            value = min(max(value, lowest), highest)
+            value = np.int32((value >> 7) + (1 if (value & 127) > cut32 else 0))
+            value = min(max(value, low32), high32)
+            found += 1 if value == -257 else 0
+            source[i, j] = value
+        return found
+
+    @_inline
     def _accumulated(accumulator, product, shift, exponent):
         """One product term (``dependency * factors * mantissa`` = ``product``) shifted and
         saturated, added with saturation to the accumulator."""
@@ -462,7 +503,7 @@ if numba is not None:
         _learn(weights, tag_2, tag_1, x, y, pre, post, tables[layer], targets[layer], u, x_int[layer], x_frac[layer],
                x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
                randoms_f[layer, 1, s], randoms_f[layer, 2, s], settings[layer, 5], scratch[0], scratch[1], scratch[2],
-               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12])
+               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12], scratch[13])
 
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
@@ -646,7 +687,8 @@ def _scratch(engines, products: list[int]):
     """Per layer, the kernel's work arrays: product row / column factors, scalars, synaptic flags,
     pending rows, row lists, the decayed traces, sizes (rows per target; item 3, kept across
     steps: how many tags sit at -257, set at each call by :func:`_work`), the activation, a sum,
-    an index list and a row of products."""
+    an index list, a row's accumulators and synaptic products, and each product's largest
+    |column factor|."""
     out = []
     for engine, count in zip(engines, products):
         n_post, n_pre = engine.weights.shape
@@ -654,7 +696,7 @@ def _scratch(engines, products: list[int]):
                     np.zeros(count, np.int64), np.zeros(count, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
                     np.zeros((3, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros((3, n_post), np.int64),
                     np.zeros(4, np.int64), np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
-                    np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64)))
+                    np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros(count, np.int64)))
     return tuple(out)
 
 
