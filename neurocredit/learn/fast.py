@@ -59,15 +59,8 @@ _SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 MAX_FACTORS = 4
 _COLUMNS = 6 + 4 * MAX_FACTORS
 
-try:  # the optional extra
-    import numba
-except ImportError:  # pragma: no cover - exercised only without the extra
-    numba = None
-
-
-def available() -> bool:
-    """Whether numba is installed (the compiled emulators can run)."""
-    return numba is not None
+# numba is the optional extra ``onchip``; the neuron arithmetic is the emulator's (one definition)
+from neurocredit.deploy.lif_compiled import available, numba  # noqa: E402  (re-exported)
 
 
 def supports(rule: CompiledRule) -> bool:
@@ -91,6 +84,8 @@ def product_table(rule: CompiledRule) -> np.ndarray:
 
 
 if numba is not None:
+    from neurocredit.deploy.lif_compiled import lif_neuron, shift as _shift, wrap32 as _wrap32
+
     _jit = numba.njit(cache=True, nogil=True, _nrt=False)
     _inline = numba.njit(cache=True, nogil=True, inline="always", _nrt=False)  # small helpers: inlined, no call per element
 
@@ -104,39 +99,12 @@ if numba is not None:
         for i in range(target.size):
             target[i] = source[i]
 
-    @_inline
-    def _wrap32(value):
-        return ((value + 2147483648) & 4294967295) - 2147483648
-
-    @_inline
-    def _shift(value, exponent):
-        return value << exponent if exponent > 0 else value >> -exponent
-
-    @_inline
-    def _decay_toward_zero(value, factor):
-        product = np.int64(value) * factor
-        if product < 0:
-            product += 4095
-        return product >> 12
-
     @_jit
     def _lif(u, v, activation, bias, du_factor, dv_factor, vth, spikes):
         """``deploy.emulator.lif_fixed_step`` per neuron (no refractory period), in place."""
-        limit = 1 << 23
         for i in range(u.size):
-            current = _wrap32(_decay_toward_zero(u[i], du_factor))
-            current = _wrap32(current + _wrap32(np.int64(activation[i]) << 6))
-            wrapped = current - 2 * limit if current > limit else current
-            current = current + 2 * limit if wrapped <= -limit else wrapped
-            voltage = _wrap32(_decay_toward_zero(v[i], dv_factor))
-            voltage = _wrap32(_wrap32(voltage + current) + bias[i])
-            voltage = min(max(voltage, -limit + 1), limit - 1)
-            fired = voltage > vth
-            if fired:
-                voltage = 0
-            u[i] = current
-            v[i] = voltage
-            spikes[i] = fired
+            u[i], v[i], spikes[i] = lif_neuron(u[i], v[i], np.int64(activation[i]), bias[i], du_factor, dv_factor,
+                                               vth)
 
     @_jit
     def _dense(weights, spikes, exponent, active, out):
