@@ -9,7 +9,7 @@ against the number of steps, ``--sweep``: accuracy against steps per phase; ``--
 trained spiking CHL network through the Loihi fixed-point emulator).
 
     python benchmarks/bench_conv_chl.py --data digits --sweep --emulator
-    /work/wt/heavy python benchmarks/bench_conv_chl.py --data fashion-mnist --train-limit 6000 \
+    python benchmarks/bench_conv_chl.py --data fashion-mnist --train-limit 6000 \
         --rate-epochs 2 --snn-epochs 1 --emulator
 """
 

@@ -19,7 +19,7 @@ Targets (issue 16): spiking sigprop >= 90.0 %, spiking DFA >= 89.5 %, rate sigpr
 DFA >= 90 %; s/epoch <= 0.6x conv BPTT's; peak memory T=100 <= 1.2x T=25; float -> fixed drop
 <= 1 point. Records its row in benchmarks/RESULTS.md and a section in history.md::
 
-    /work/wt/heavy .venv/bin/python benchmarks/bench_conv_rules.py --epochs 1 --batches 100
+    python benchmarks/bench_conv_rules.py --epochs 1 --batches 100
 """
 
 from __future__ import annotations

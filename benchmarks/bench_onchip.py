@@ -20,7 +20,7 @@ For each on-chip config (``models/digits-dfa-onchip.yaml``, ``models/digits-chl-
 settings chosen on the validation split with ``neurocredit learn --validation``) on the training
 split less that validation split, reports the validation accuracy after every epoch and the test
 accuracy once, at the end. Run it alone:
-``/work/wt/heavy --alone python benchmarks/bench_onchip.py``.
+``python benchmarks/bench_onchip.py``.
 """
 
 from __future__ import annotations

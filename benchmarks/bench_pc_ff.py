@@ -20,10 +20,10 @@ batches (:func:`common.training_memory`): peak RSS and its growth over the RSS b
 
 Targets (issue 21): rate PC >= 88.5 %, rate FF >= 87.5 %, spiking PC >= 86 %, spiking FF >= 85 %;
 memory flat in T for the spiking versions. Appends a dated section to benchmarks/history.md and
-replaces its row of benchmarks/RESULTS.md. Run it in a heavy slot, one family per run::
+replaces its row of benchmarks/RESULTS.md. Run it alone (it uses one torch thread per run), one family per run::
 
-    /work/wt/heavy .venv/bin/python benchmarks/bench_pc_ff.py --family rate --epochs 6
-    /work/wt/heavy .venv/bin/python benchmarks/bench_pc_ff.py --family snn --epochs 2
+    python benchmarks/bench_pc_ff.py --family rate --epochs 6
+    python benchmarks/bench_pc_ff.py --family snn --epochs 2
 """
 
 from __future__ import annotations
