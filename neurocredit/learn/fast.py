@@ -308,7 +308,6 @@ if numba is not None:
         space (the accumulators, the synaptic products)."""
         n_pre = source.shape[1]
         limit = np.int64(1) << 15
-        floor, ceil, cut, low_value, high = bounds
         found = 0
         for a in range(count):
             i = row_list[target, a]
@@ -342,14 +341,7 @@ if numba is not None:
                     if two:
                         value = _accumulated(value, cols[p2, j] * factor_2, shift_2, exponent_2)
                     work[0, j] = value
-                if in_place:
-                    for j in range(n_pre):
-                        result = _rounded(work[0, j], floor, ceil, cut, low_value, high)
-                        found += 1 if result == -257 else 0
-                        source[i, j] = result
-                else:
-                    for j in range(n_pre):
-                        pending[target, i, j] = _rounded(work[0, j], floor, ceil, cut, low_value, high)
+                found += _store_row(source, pending, target, i, work, in_place, bounds)
                 continue
             started = False  # work[0] holds the accumulators (value << 7 plus the products so far)
             for p in range(table.shape[0]):
@@ -393,15 +385,23 @@ if numba is not None:
             if not started:
                 for j in range(n_pre):
                     work[0, j] = max(np.int64(source[i, j]) << 7, low)
-            # saturation by sign, stochastic rounding, the variable's range
+            found += _store_row(source, pending, target, i, work, in_place, bounds)
+        return found
+
+    @_inline
+    def _store_row(source, pending, target, i, work, in_place, bounds):
+        """Row ``i``'s accumulators ``work[0]`` through saturation by sign, stochastic rounding and
+        the variable's range, into ``source`` (``in_place``) or ``pending[target]``; returns how
+        many new values are -257 (in place)."""
+        floor, ceil, cut, low_value, high = bounds
+        found = 0
+        for j in range(source.shape[1]):
+            result = _rounded(work[0, j], floor, ceil, cut, low_value, high)
             if in_place:
-                for j in range(n_pre):
-                    result = _rounded(work[0, j], floor, ceil, cut, low_value, high)
-                    found += 1 if result == -257 else 0
-                    source[i, j] = result
+                found += 1 if result == -257 else 0
+                source[i, j] = result
             else:
-                for j in range(n_pre):
-                    pending[target, i, j] = _rounded(work[0, j], floor, ceil, cut, low_value, high)
+                pending[target, i, j] = result
         return found
 
     @_inline
