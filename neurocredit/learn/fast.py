@@ -133,6 +133,24 @@ if numba is not None:
         return min(max(positive, 0), 127), min(max(negative, 0), 127)
 
     @_inline
+    def _side_factors(factors, p, table, dependent, spikes, spike_code, traces, first_trace_code):
+        """``factors[p]``: product ``p``'s factors of one side of the synapse (rows: the post
+        neurons; columns: the pre neurons) -- its spikes when the product depends on them, times
+        each factor of that side (``spike_code``: the spike variable, ``first_trace_code`` +
+        k: trace k) plus its constant, within its width. One loop per factor, reading scalars only."""
+        for i in range(factors.shape[1]):
+            factors[p, i] = spikes[i] if dependent else 1
+        for f in range(table[p, 5]):
+            base = 6 + 4 * f
+            code, const, bound = table[p, base], table[p, base + 1], np.int64(1) << table[p, base + 3]
+            if code == spike_code:
+                for i in range(factors.shape[1]):
+                    factors[p, i] *= _clip(np.int64(spikes[i]) + const, bound)
+            elif first_trace_code <= code < first_trace_code + traces.shape[0]:
+                for i in range(factors.shape[1]):
+                    factors[p, i] *= _clip(traces[code - first_trace_code, i] + const, bound)
+
+    @_inline
     def _clip(value, bound):
         """A factor's value within its width (``bound = 2**width``): [-bound, bound - 1]."""
         return min(max(value, -bound), bound - 1)
@@ -201,34 +219,13 @@ if numba is not None:
             if scalar[p] == 0:
                 continue
             dependency = table[p, 1]
-            for i in range(n_post):
-                rows[p, i] = post[i] if dependency == 1 else 1
-            for f in range(table[p, 5]):
-                base = 6 + 4 * f
-                code, const, bound = table[p, base], table[p, base + 1], np.int64(1) << table[p, base + 3]
-                # one loop per kind of factor, reading scalars only
-                if code == 1:
-                    for i in range(n_post):
-                        rows[p, i] *= _clip(np.int64(post[i]) + const, bound)
-                elif 5 <= code <= 7:
-                    for i in range(n_post):
-                        rows[p, i] *= _clip(y_new[code - 5, i] + const, bound)
+            _side_factors(rows, p, table, dependency == 1, post, 1, y_new, 5)  # post: y0, y1..y3
             reached = False
             for i in range(n_post):
                 reached |= rows[p, i] != 0
             if not reached:
                 continue
-            for j in range(n_pre):
-                cols[p, j] = pre[j] if dependency == 0 else 1
-            for f in range(table[p, 5]):
-                base = 6 + 4 * f
-                code, const, bound = table[p, base], table[p, base + 1], np.int64(1) << table[p, base + 3]
-                if code == 0:
-                    for j in range(n_pre):
-                        cols[p, j] *= _clip(np.int64(pre[j]) + const, bound)
-                elif code == 3 or code == 4:
-                    for j in range(n_pre):
-                        cols[p, j] *= _clip(x_new[code - 3, j] + const, bound)
+            _side_factors(cols, p, table, dependency == 0, pre, 0, x_new, 3)  # pre: x0, x1, x2
             largest = np.int64(0)
             for j in range(n_pre):
                 largest = max(largest, abs(cols[p, j]))
