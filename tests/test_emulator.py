@@ -174,6 +174,22 @@ def test_compiled_lif_equals_the_numpy_step_on_every_edge(samples):
 
 
 @needs_numba
+@pytest.mark.parametrize("pool,shape,dtype", [(2, (3, 2, 6, 8), np.bool_), (3, (2, 3, 7, 8), np.float32),
+                                              (2, (1, 1, 5, 5), np.bool_)])
+def test_compiled_sum_pool_equals_torch_avg_pool_with_divisor_one(pool, shape, dtype):
+    """The emulator's compiled pool (0/1 spikes -> counts) against torch's, sizes that do not
+    divide by the pool included (the rest is cut off)."""
+    import torch
+
+    spikes = (np.random.default_rng(sum(shape) + pool).random(shape) < 0.5).astype(dtype)
+    out = np.full((shape[0], shape[1], shape[2] // pool, shape[3] // pool), -1.0, np.float32)
+    lif_compiled.sum_pool(spikes, pool, out)
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(spikes.astype(np.float32)), pool,
+                                              divisor_override=1).numpy()
+    assert np.array_equal(out, expected)
+
+
+@needs_numba
 def test_the_emulator_steps_with_the_compiled_kernel_when_numba_is_there(monkeypatch):
     """So that the Lava agreement tests check the path users run."""
     calls = []

@@ -155,15 +155,26 @@ class Synapses(NamedTuple):
         """(..., n_in) 0/1 -> (..., n_out): the exact integer sums of the weights of the active
         inputs (float32 or float64), conv outputs in (C_out, H, W) C order."""
         lead = spikes.shape[:-1]
-        flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.weights.dtype, copy=False)
         if not self.layer.is_conv:
+            flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.weights.dtype, copy=False)
             return (flat @ self.weights).reshape(*lead, -1)
         import torch
 
-        images = torch.from_numpy(np.ascontiguousarray(flat.reshape(-1, *self.source)))
+        from neurocredit.deploy import lif_compiled
+
+        if self.pool > 1 and lif_compiled.available():  # the sum pool compiled, from the 0/1 spikes
+            rows = np.ascontiguousarray(spikes.reshape(-1, *self.source))
+            channels, height, width = self.source
+            pooled = np.empty((len(rows), channels, height // self.pool, width // self.pool), self.weights.dtype)
+            lif_compiled.sum_pool(rows, self.pool, pooled)
+            images, pool = torch.from_numpy(pooled), 1
+        else:
+            flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.weights.dtype, copy=False)
+            images = torch.from_numpy(np.ascontiguousarray(flat.reshape(-1, *self.source)))
+            pool = self.pool
         with torch.no_grad():
-            if self.pool > 1:  # a sum pool (divisor 1): counts, exact
-                images = torch.nn.functional.avg_pool2d(images, self.pool, divisor_override=1)
+            if pool > 1:  # a sum pool (divisor 1): counts, exact
+                images = torch.nn.functional.avg_pool2d(images, pool, divisor_override=1)
             result = torch.nn.functional.conv2d(images, torch.from_numpy(self.weights), stride=self.stride,
                                                 padding=self.padding)
         return result.numpy().reshape(*lead, -1)

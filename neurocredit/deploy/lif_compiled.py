@@ -94,3 +94,25 @@ if numba is not None:
                 if record:
                     currents[t, b] = u
                     voltages[t, b] = v
+
+    @jit
+    def sum_pool(spikes, pool, out):
+        """``out`` (rows, C, H // pool, W // pool) float32 = the ``pool`` x ``pool`` sums (stride
+        ``pool``, no padding, the rest cut off) of ``spikes`` (rows, C, H, W), 0/1 of any dtype:
+        exact counts, what ``avg_pool2d(divisor_override=1)`` gives, in one pass without a float
+        copy of the spikes first."""
+        rows, channels, height, width = spikes.shape
+        out_height, out_width = height // pool, width // pool
+        for r in range(rows):
+            for c in range(channels):
+                image, pooled = spikes[r, c], out[r, c]
+                for i in range(out_height):
+                    for j in range(out_width):
+                        pooled[i, j] = 0
+                    for a in range(pool):
+                        row = image[i * pool + a]
+                        for j in range(out_width):
+                            total = np.float32(0)
+                            for b in range(pool):
+                                total += row[j * pool + b]
+                            pooled[i, j] += total
