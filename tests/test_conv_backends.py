@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from convnets import asymmetric_conv_network, spike_inputs
+from convnets import asymmetric_conv_network, small_conv_lif_network, spike_inputs
 from neurocredit.conv import fuse_conv_pool, fuse_dense_pool, sum_pool, synaptic_input
 from neurocredit.deploy import emulator, lif_compiled
 from neurocredit.deploy.quantize import LAVA, quantize
@@ -167,14 +167,18 @@ def test_the_wrapping_network_really_wraps_its_conv_buffer():
 
 
 @pytest.mark.skipif(not lif_compiled.available(), reason="numba (extra onchip) is not installed")
-@pytest.mark.parametrize("wraps", [False, True])
-def test_compiled_lif_equals_the_numpy_step_on_conv_layers(wraps):
-    """The numba window reads the conv buffer through its 24-bit wrap (dense: the 32-bit port)."""
-    network, quantized = wrapping_network(1) if wraps else (asymmetric_conv_network(1), None)
+@pytest.mark.parametrize("case", ["asymmetric", "wraps", "pooled"])
+def test_compiled_lif_equals_the_numpy_step_on_conv_layers(case, monkeypatch):
+    """The numba window reads the conv buffer through its 24-bit wrap (dense: the 32-bit port);
+    with a fused pool the compiled sum pool against the numpy one (numba switched off)."""
+    network, quantized = wrapping_network(1) if case == "wraps" else (
+        small_conv_lif_network(1) if case == "pooled" else asymmetric_conv_network(1), None)
     quantized = quantized or quantize(network)
     inputs = spike_inputs(network, 4, 2)
     compiled = emulator.emulate(quantized, inputs, record_states=True, compiled=True)
+    monkeypatch.setattr(lif_compiled, "available", lambda: False)
     numpy_steps = emulator.emulate(quantized, inputs, record_states=True, compiled=False)
+    assert case != "pooled" or emulator.synapses(quantized.layers[1]).pool == 2  # runs in its pooled form
     assert all(raster.any() for raster in compiled.spikes)
     for name in ("spikes", "currents", "voltages"):
         for layer, (a, b) in enumerate(zip(getattr(compiled, name), getattr(numpy_steps, name))):

@@ -160,22 +160,19 @@ class Synapses(NamedTuple):
             return (flat @ self.weights).reshape(*lead, -1)
         import torch
 
+        from neurocredit.conv import pooled_hw, sum_pool
         from neurocredit.deploy import lif_compiled
 
-        if self.pool > 1 and lif_compiled.available():  # the sum pool compiled, from the 0/1 spikes
+        if self.pool > 1 and lif_compiled.available():  # compiled, counts straight from the 0/1 spikes
             rows = np.ascontiguousarray(spikes.reshape(-1, *self.source))
-            channels, height, width = self.source
-            pooled = np.empty((len(rows), channels, height // self.pool, width // self.pool), self.weights.dtype)
-            lif_compiled.sum_pool(rows, self.pool, pooled)
-            images, pool = torch.from_numpy(pooled), 1
-        else:
-            flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.weights.dtype, copy=False)
-            images = torch.from_numpy(np.ascontiguousarray(flat.reshape(-1, *self.source)))
-            pool = self.pool
+            images = np.empty((len(rows), self.source[0], *pooled_hw(*self.source[1:], self.pool)), self.weights.dtype)
+            lif_compiled.sum_pool(rows, self.pool, images)
+        else:  # counts <= pool**2: exact in any float
+            images = spikes.reshape(-1, *self.source).astype(self.weights.dtype, copy=False)
+            images = sum_pool(images, self.pool) if self.pool > 1 else images
         with torch.no_grad():
-            if pool > 1:  # a sum pool (divisor 1): counts, exact
-                images = torch.nn.functional.avg_pool2d(images, pool, divisor_override=1)
-            result = torch.nn.functional.conv2d(images, torch.from_numpy(self.weights), stride=self.stride,
+            result = torch.nn.functional.conv2d(torch.from_numpy(np.ascontiguousarray(images)),
+                                                torch.from_numpy(self.weights), stride=self.stride,
                                                 padding=self.padding)
         return result.numpy().reshape(*lead, -1)
 
