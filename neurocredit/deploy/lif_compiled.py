@@ -97,7 +97,7 @@ if numba is not None:
 
     @jit
     def sum_pool(spikes, pool, out):
-        """``out`` (rows, C, H // pool, W // pool) float32 = the ``pool`` x ``pool`` sums (stride
+        """``out`` (rows, C, H // pool, W // pool), float32 or float64 = the ``pool`` x ``pool`` sums (stride
         ``pool``, no padding, the rest cut off) of ``spikes`` (rows, C, H, W), 0/1 of any dtype:
         exact counts, what ``avg_pool2d(divisor_override=1)`` gives, in one pass without a float
         copy of the spikes first."""
