@@ -231,3 +231,32 @@ def test_unknown_onchip_keys_are_one_error_naming_the_file(tmp_path):
     path.write_text(text)
     with pytest.raises(NeurocreditError, match=r"bad\.yaml: onchip.*setle"):
         load_config(path)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("rule", ["dfa", "chl"])
+def test_learning_in_chunks_of_samples_gives_the_weights_of_one_call(rule):
+    """An epoch runs ``chunk`` samples per emulator call (bounded memory); the emulator carries
+    its state and its random streams across calls, so the weights are those of one call."""
+    from neurocredit.learn.onchip import ChlOptions, learn_chl_emulator, learn_emulator, make_chl_plan
+
+    network = _tiny_network()
+    rng = np.random.default_rng(5)
+    x, y = rng.random((11, 12)), rng.integers(0, 3, 11)
+    if rule == "dfa":
+        plan = make_dfa_plan(network, OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16,
+                                                    error_shift=1, feedback_shift=3, settle=2))
+        run = learn_emulator
+    else:
+        network = network.replace(encoder=dataclasses.replace(network.encoder, steps=8))
+        plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, settle=2))
+        run = learn_chl_emulator
+    whole = run(plan, x, y, epochs=2, chunk=11)
+    chunked = run(plan, x, y, epochs=2, chunk=3)  # 3 + 3 + 3 + 2 samples per epoch
+    assert chunked.samples == whole.samples == 22
+    assert chunked.train_accuracy == whole.train_accuracy
+    assert chunked.counts == whole.counts
+    starts = [layer.weights for layer in plan.layers]
+    for ours, theirs, start in zip(chunked.weights, whole.weights, starts):
+        np.testing.assert_array_equal(ours, theirs)
+    assert any(np.count_nonzero(w != s) > 0 for w, s in zip(whole.weights, starts))

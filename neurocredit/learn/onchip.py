@@ -42,7 +42,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from neurocredit.errors import NeurocreditError
+from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.learn.engine import CompiledRule, EngineCounts, LearningSynapses, RuleSpec, compile_rule
 from neurocredit.learn.neurons import DfaNeuronParameters, hidden_third_factor, output_third_factor
 from neurocredit.network import Network
@@ -352,8 +352,8 @@ def encode_stream(network: Network, features: np.ndarray, labels: np.ndarray, in
     steps = int(spec.steps)
     chunks = []
     for index in indices:
-        chunks.append(encode(spec, features[index:index + 1], offset=int(index))[:, 0])
-    spikes = np.concatenate(chunks, axis=0).astype(np.uint8) if chunks else np.zeros((0, network.n_inputs), np.uint8)
+        chunks.append(encode(spec, features[index:index + 1], offset=int(index))[:, 0].astype(np.uint8))
+    spikes = np.concatenate(chunks, axis=0) if chunks else np.zeros((0, network.n_inputs), np.uint8)
     targets = np.zeros((len(indices), network.n_outputs), np.int32 if fixed else np.float64)
     targets[np.arange(len(indices)), np.asarray(labels)[indices]] = target_level
     return spikes, np.repeat(targets, steps, axis=0)
@@ -381,39 +381,57 @@ class LearnResult(NamedTuple):
     train_accuracy: float
 
 
-def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epochs: int = 1,
-                   limit: Optional[int] = None, progress: bool = False,
-                   emulator: Optional[DfaEmulator] = None, on_epoch=None) -> LearnResult:
-    """Learn ``epochs`` passes over ``features``/``labels`` (first ``limit`` samples) in the
-    emulator, one sample at a time in a seeded order; ``on_epoch(epoch, emulator)`` is called
-    after each pass (e.g. to measure a validation split)."""
-    count = len(features) if limit is None else min(int(limit), len(features))
-    emulator = emulator if emulator is not None else DfaEmulator(plan)
-    rng = np.random.default_rng(plan.neuron.period + 7919 * (int(plan.layers[0].rule.spec.rng_seed)))
+# Samples encoded and run per emulator call: an epoch's input stream is never held whole, so
+# memory stays bounded in the epoch size (54,000 samples x 60 steps x 784 inputs would be 2.5 GB).
+CHUNK_SAMPLES = 2048
+
+
+def _learn_passes(emulator, encode_part, labels: np.ndarray, count: int, epochs: int, rng, bar=None,
+                  on_epoch=None, chunk: int = CHUNK_SAMPLES) -> LearnResult:
+    """``epochs`` passes over the first ``count`` samples in ``rng``'s order, ``chunk`` samples
+    per ``emulator.run`` call (the emulator carries its state from one call to the next, so the
+    weights do not depend on ``chunk``); ``encode_part(indices, epoch)`` gives their stream."""
+    require_at_least_one("chunk", chunk)
     began = time.perf_counter()
     correct = seen = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=epochs * count, desc="learning (emulator)", unit="sample", leave=False)
     for epoch in range(int(epochs)):
         order = rng.permutation(count)
-        spikes, targets = encode_stream(plan.network, features, labels, order, plan.neuron.target_level,
-                                        seed_offset=epoch, fixed=plan.fixed)
-        out = emulator.run(spikes, targets)  # the whole epoch in one call (compiled when it can)
-        correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[order]))
-        seen += len(order)
-        if bar is not None:
-            bar.update(len(order))
+        for start in range(0, count, int(chunk)):
+            part = order[start:start + int(chunk)]
+            out = emulator.run(*encode_part(part, epoch))
+            correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[part]))
+            seen += len(part)
+            if bar is not None:
+                bar.update(len(part))
         if on_epoch is not None:
             paused = time.perf_counter()
             on_epoch(epoch + 1, emulator)
             began += time.perf_counter() - paused  # learning time only
     if bar is not None:
         bar.close()
-    return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen,
-                       correct / max(seen, 1))
+    return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen, correct / max(seen, 1))
+
+
+def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epochs: int = 1,
+                   limit: Optional[int] = None, progress: bool = False,
+                   emulator: Optional[DfaEmulator] = None, on_epoch=None, chunk: int = CHUNK_SAMPLES) -> LearnResult:
+    """Learn ``epochs`` passes over ``features``/``labels`` (first ``limit`` samples) in the
+    emulator, one sample at a time in a seeded order (``chunk`` samples encoded per call);
+    ``on_epoch(epoch, emulator)`` is called after each pass (e.g. to measure a validation split)."""
+    count = len(features) if limit is None else min(int(limit), len(features))
+    emulator = emulator if emulator is not None else DfaEmulator(plan)
+    rng = np.random.default_rng(plan.neuron.period + 7919 * (int(plan.layers[0].rule.spec.rng_seed)))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=epochs * count, desc="learning (emulator)", unit="sample", leave=False)
+
+    def encode_part(indices, epoch):
+        return encode_stream(plan.network, features, labels, indices, plan.neuron.target_level,
+                             seed_offset=epoch, fixed=plan.fixed)
+
+    return _learn_passes(emulator, encode_part, labels, count, epochs, rng, bar, on_epoch, chunk)
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,17 +652,13 @@ def evaluate_chl(plan: ChlPlan, weights: list[np.ndarray], features: np.ndarray,
 
 
 def learn_chl_emulator(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, epochs: int = 1,
-                       limit: Optional[int] = None, emulator: Optional[ChlEmulator] = None) -> LearnResult:
-    """On-chip CHL in the emulator, one sample (free + nudged phase) at a time."""
+                       limit: Optional[int] = None, emulator: Optional[ChlEmulator] = None,
+                       chunk: int = CHUNK_SAMPLES) -> LearnResult:
+    """On-chip CHL in the emulator, one sample (free + nudged phase) at a time (``chunk``
+    samples encoded per call)."""
     count = len(features) if limit is None else min(int(limit), len(features))
     emulator = emulator if emulator is not None else ChlEmulator(plan)
     rng = np.random.default_rng(plan.period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
-    began = time.perf_counter()
-    correct = seen = 0
-    for epoch in range(int(epochs)):
-        order = rng.permutation(count)
-        spikes, targets = encode_chl_stream(plan, features, labels, order, seed_offset=epoch)
-        out = emulator.run(spikes, targets)
-        correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[order]))
-        seen += len(order)
-    return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen, correct / max(seen, 1))
+    return _learn_passes(emulator, lambda indices, epoch: encode_chl_stream(plan, features, labels, indices,
+                                                                            seed_offset=epoch),
+                         labels, count, epochs, rng, chunk=chunk)
