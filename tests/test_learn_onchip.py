@@ -257,6 +257,6 @@ def test_learning_in_chunks_of_samples_gives_the_weights_of_one_call(rule):
     assert chunked.train_accuracy == whole.train_accuracy
     assert chunked.counts == whole.counts
     starts = [layer.weights for layer in plan.layers]
-    for ours, theirs, start in zip(chunked.weights, whole.weights, starts):
+    for ours, theirs in zip(chunked.weights, whole.weights):
         np.testing.assert_array_equal(ours, theirs)
     assert any(np.count_nonzero(w != s) > 0 for w, s in zip(whole.weights, starts))

@@ -386,12 +386,17 @@ class LearnResult(NamedTuple):
 CHUNK_SAMPLES = 2048
 
 
-def _learn_passes(emulator, encode_part, labels: np.ndarray, count: int, epochs: int, rng, bar=None,
-                  on_epoch=None, chunk: int = CHUNK_SAMPLES) -> LearnResult:
+def _learn_passes(emulator, encode_part, labels: np.ndarray, count: int, epochs: int, rng,
+                  progress: bool = False, on_epoch=None, chunk: int = CHUNK_SAMPLES) -> LearnResult:
     """``epochs`` passes over the first ``count`` samples in ``rng``'s order, ``chunk`` samples
     per ``emulator.run`` call (the emulator carries its state from one call to the next, so the
     weights do not depend on ``chunk``); ``encode_part(indices, epoch)`` gives their stream."""
     require_at_least_one("chunk", chunk)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(epochs) * count, desc="learning (emulator)", unit="sample", leave=False)
     began = time.perf_counter()
     correct = seen = 0
     for epoch in range(int(epochs)):
@@ -421,17 +426,12 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
     count = len(features) if limit is None else min(int(limit), len(features))
     emulator = emulator if emulator is not None else DfaEmulator(plan)
     rng = np.random.default_rng(plan.neuron.period + 7919 * (int(plan.layers[0].rule.spec.rng_seed)))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=epochs * count, desc="learning (emulator)", unit="sample", leave=False)
 
     def encode_part(indices, epoch):
         return encode_stream(plan.network, features, labels, indices, plan.neuron.target_level,
                              seed_offset=epoch, fixed=plan.fixed)
 
-    return _learn_passes(emulator, encode_part, labels, count, epochs, rng, bar, on_epoch, chunk)
+    return _learn_passes(emulator, encode_part, labels, count, epochs, rng, progress, on_epoch, chunk)
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,7 +653,7 @@ def evaluate_chl(plan: ChlPlan, weights: list[np.ndarray], features: np.ndarray,
 
 def learn_chl_emulator(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, epochs: int = 1,
                        limit: Optional[int] = None, emulator: Optional[ChlEmulator] = None,
-                       chunk: int = CHUNK_SAMPLES) -> LearnResult:
+                       chunk: int = CHUNK_SAMPLES, progress: bool = False) -> LearnResult:
     """On-chip CHL in the emulator, one sample (free + nudged phase) at a time (``chunk``
     samples encoded per call)."""
     count = len(features) if limit is None else min(int(limit), len(features))
@@ -661,4 +661,4 @@ def learn_chl_emulator(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, 
     rng = np.random.default_rng(plan.period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
     return _learn_passes(emulator, lambda indices, epoch: encode_chl_stream(plan, features, labels, indices,
                                                                             seed_offset=epoch),
-                         labels, count, epochs, rng, chunk=chunk)
+                         labels, count, epochs, rng, progress=progress, chunk=chunk)

@@ -151,7 +151,7 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
     train_accuracy = None
     if backend in ("emulator", "both"):
         if chl:
-            result = learn_chl_emulator(plan, x_train, y_train, epochs=epochs, limit=count)
+            result = learn_chl_emulator(plan, x_train, y_train, epochs=epochs, limit=count, progress=progress)
         else:
             result = learn_emulator(plan, x_train, y_train, epochs=epochs, limit=count, progress=progress)
         weights, counts = result.weights, result.counts.as_dict()
