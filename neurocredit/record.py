@@ -23,6 +23,14 @@ SAMPLE_AXIS = {"outputs": 0, "predictions": 0, "spike_counts": 0, "input_spike_c
 PER_LAYER = frozenset({"spike_counts", "spikes", "voltages", "currents"})
 
 
+def spike_counts(raster: np.ndarray) -> np.ndarray:
+    """Spikes per neuron of a (steps, ...) bool raster, int64: summed as bytes into 16 bits when
+    the window is short enough (several times faster than a bool -> int64 sum)."""
+    if len(raster) < 2**16:
+        return np.add.reduce(raster.view(np.uint8), axis=0, dtype=np.uint16).astype(np.int64)
+    return raster.sum(axis=0, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """Results of one simulation.
@@ -72,7 +80,7 @@ class RunRecord:
         record = frozenset(record)
         inputs = np.asarray(inputs)
         rasters = [np.asarray(raster).astype(bool, copy=False) for raster in spikes]
-        counts = [raster.sum(axis=0, dtype=np.int64) for raster in rasters]
+        counts = [spike_counts(raster) for raster in rasters]
 
         def states(layers):
             return [np.asarray(layer, dtype=np.float64) for layer in layers] if layers is not None else None

@@ -198,3 +198,30 @@ def test_the_emulator_steps_with_the_compiled_kernel_when_numba_is_there(monkeyp
     network, quantized = edge_case_network()
     emulate(quantized, edge_case_inputs(network))
     assert len(calls) >= len(quantized.layers) * 2
+
+
+def test_chunks_run_side_by_side_with_the_same_integers(monkeypatch):
+    """With two torch threads the chunks are emulated by two workers (each on one torch thread);
+    the rasters and states equal a one-thread run, and the caller's torch setting is kept."""
+    import threading
+
+    import torch
+
+    network, quantized = edge_case_network()
+    inputs = edge_case_inputs(network, 2 * emulator.BATCH_CHUNK + 5)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = emulate(quantized, inputs, record_states=True)
+        torch.set_num_threads(2)
+        workers, chunk = set(), emulator._emulate_chunk
+        monkeypatch.setattr(emulator, "_emulate_chunk", lambda *args: workers.add(
+            (threading.get_ident(), torch.get_num_threads())) or chunk(*args))
+        side_by_side = emulate(quantized, inputs, record_states=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert {count for _, count in workers} == {1} and threading.get_ident() not in {ident for ident, _ in workers}
+    for name in ("spikes", "currents", "voltages"):
+        for a, b in zip(getattr(alone, name), getattr(side_by_side, name)):
+            assert np.array_equal(a, b)

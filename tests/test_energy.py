@@ -200,3 +200,16 @@ def test_training_energy_equals_the_hand_calculation():
     # SpiNNaker 2 publishes no synaptic-update energy: no training estimate there
     spinnaker2 = load_target("spinnaker2")
     assert training_energy(cost, spinnaker2, snn_energy(counts, spinnaker2), dense, STEPS) is None
+
+
+@pytest.mark.parametrize("steps", [1, 20, 300])
+def test_spike_counts_of_a_raster_equal_a_plain_sum_past_the_byte_range(steps):
+    """The byte-wise count (16-bit accumulator) against numpy's int64 sum; 300 steps of a neuron
+    that always fires exceed what one byte holds."""
+    from neurocredit.record import spike_counts
+
+    raster = np.random.default_rng(steps).random((steps, 3, 7)) < 0.4
+    raster[:, 0, 0] = True
+    counts = spike_counts(raster)
+    assert counts.dtype == np.int64 and counts[0, 0] == steps
+    assert np.array_equal(counts, raster.sum(axis=0, dtype=np.int64))

@@ -32,7 +32,8 @@ zero is ``trunc(x * (f / 4096))`` (``f / 4096`` is dyadic and ``|x*f| < 2**35``,
 is exact), and every int32 overflow and wrap of Lava's arithmetic is applied where the array's
 extremes show it can occur (:func:`lif_exact_step`, :func:`wrap_exact`): fewer passes over the
 state than int32/int64 arithmetic, the same integers. The batch runs in chunks of
-:data:`BATCH_CHUNK` samples, layer by layer over the whole window (the network is feed-forward):
+:data:`BATCH_CHUNK` samples, side by side on as many threads as torch may use (``neurocredit
+--threads``), each chunk layer by layer over the whole window (the network is feed-forward):
 a layer's synaptic drive for many steps is one product, only the LIF update loops over steps.
 With numba installed (extra ``onchip``) that loop is compiled
 (:func:`neurocredit.deploy.lif_compiled.lif_window`: int64 per element, one pass over the state
@@ -50,6 +51,7 @@ in each layer's fixed-point units (divide by ``FixedLayer.scale`` for float unit
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import Iterable, NamedTuple, Optional
 
@@ -285,7 +287,8 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
     """Run ``input_spikes`` (steps, batch, n_inputs) 0/1 through ``quantized``, batched.
 
     Timing is Lava's: layer i at step t receives its synaptic output of step t-1 (zero at t=0).
-    The batch runs in chunks of :data:`BATCH_CHUNK` samples (state that stays in the CPU cache).
+    The batch runs in chunks of :data:`BATCH_CHUNK` samples (state that stays in the CPU cache),
+    :func:`chunk_threads` of them side by side.
     ``compiled``: step the LIF with :mod:`neurocredit.deploy.lif_compiled` (default: when numba is
     installed and the network has no refractory period) or with :func:`lif_exact_step` (False);
     the same integers either way.
@@ -308,10 +311,33 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
 
         compiled = available()
     compiled = compiled and not quantized.network.neuron.lif.refractory  # the kernel has no refractory period
-    for start in range(0, batch, BATCH_CHUNK):
-        stop = min(batch, start + BATCH_CHUNK)
-        _emulate_chunk(quantized, operators, input_spikes[:, start:stop], trace, start, compiled)
+    def run_chunk(start: int) -> None:
+        _emulate_chunk(quantized, operators, input_spikes[:, start:start + BATCH_CHUNK], trace, start, compiled)
+
+    starts = range(0, batch, BATCH_CHUNK)
+    workers = min(chunk_threads(), len(starts))
+    if workers <= 1:
+        for start in starts:
+            run_chunk(start)
+        return trace
+    # Chunks are independent and write disjoint columns; torch's conv2d and BLAS, numpy and the
+    # compiled LIF release the GIL, so the chunks run side by side, each worker on one torch thread.
+    with concurrent.futures.ThreadPoolExecutor(workers, initializer=_one_torch_thread) as pool:
+        list(pool.map(run_chunk, starts))
     return trace
+
+
+def chunk_threads() -> int:
+    """Chunks emulated side by side: as many as torch may use (``neurocredit --threads``)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # per thread (OpenMP): a worker's ops do not split over the cores again
 
 
 def _emulate_chunk(quantized: QuantizedNetwork, operators: list[Synapses], input_spikes: np.ndarray,

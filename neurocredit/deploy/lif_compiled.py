@@ -107,12 +107,10 @@ if numba is not None:
             for c in range(channels):
                 image, pooled = spikes[r, c], out[r, c]
                 for i in range(out_height):
-                    for j in range(out_width):
-                        pooled[i, j] = 0
+                    sums = pooled[i]
+                    sums[:] = 0
                     for a in range(pool):
                         row = image[i * pool + a]
-                        for j in range(out_width):
-                            total = np.float32(0)
-                            for b in range(pool):
-                                total += row[j * pool + b]
-                            pooled[i, j] += total
+                        for b in range(pool):  # the column offset outside: the inner loop vectorizes
+                            for j in range(out_width):
+                                sums[j] += row[j * pool + b]
