@@ -575,10 +575,3 @@ class LearningSynapses:
             return _clip(result, 0, 2**bits - 1)
         return _clip(result, -(2**bits) - 1, 2**bits - 1)
 
-
-def float_impulse_scale(rule: CompiledRule) -> float:
-    """The factor by which a float engine's x impulses must shrink to change weights as much as
-    the fixed-point engine does on average: ``2**-s`` with ``s`` the bits the fixed engine drops
-    from the products that read an x trace (one shared value; 1.0 when they differ or none)."""
-    shifts = {p.fixed_shift for p in rule.products if any(f.state_var in ("x1", "x2") for f in p.factors)}
-    return 2.0 ** -shifts.pop() if len(shifts) == 1 else 1.0
