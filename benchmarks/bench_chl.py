@@ -192,8 +192,9 @@ def main(stem: str = "chl", title: str = "CHL / EP vs BP and BPTT", description:
         epochs = {name: s.config.training.epochs for name, s in sessions.items()}
         run_sessions(sessions, epochs, print)
         for name, session in sessions.items():
-            record = simulate(session.network(), dataset.x_test, dataset.y_test)
-            own = rule_accuracy(session.rule, session.network(), dataset.x_test, dataset.y_test,
+            network = session.network()
+            record = simulate(network, dataset.x_test, dataset.y_test)
+            own = rule_accuracy(session.rule, network, dataset.x_test, dataset.y_test,
                                 session.config.training.eval_batch_size)
             seconds = [s.seconds for s in session.history]
             memory = measure_memory(args, name)
@@ -216,7 +217,7 @@ def main(stem: str = "chl", title: str = "CHL / EP vs BP and BPTT", description:
             headline.append(f"{name} {record.accuracy:.2%}, rule's own {own:.2%} ({sum(seconds) / len(seconds):.2f} "
                             "s/epoch)")
             if args.emulator and name == "chl-snn":
-                fixed = simulate(session.network(), dataset.x_test, dataset.y_test, backend="emulator")
+                fixed = simulate(network, dataset.x_test, dataset.y_test, backend="emulator")
                 notes.append(f"chl-snn through the Loihi fixed-point emulator: {fixed.accuracy:.2%}, float -> fixed "
                              f"drop **{100 * (record.accuracy - fixed.accuracy):.2f} points**")
                 headline.append(f"chl-snn emulator drop {100 * (record.accuracy - fixed.accuracy):.2f} pt")

@@ -311,6 +311,7 @@ def emulate(quantized: QuantizedNetwork, input_spikes: np.ndarray, record_states
 
         compiled = available()
     compiled = compiled and not quantized.network.neuron.lif.refractory  # the kernel has no refractory period
+
     def run_chunk(start: int) -> None:
         _emulate_chunk(quantized, operators, input_spikes[:, start:start + BATCH_CHUNK], trace, start, compiled)
 
