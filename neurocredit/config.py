@@ -80,7 +80,8 @@ class NetworkConfig:
 class TrainingConfig:
     """epochs; batch_size; optimizer adam|sgd; learning_rate; momentum (sgd); weight_decay;
     lr_schedule constant|cosine|step (step: x0.1 at 50 % and 75 % of the epochs); seed;
-    eval_batch_size (for the per-epoch test accuracy)."""
+    eval_batch_size (for the per-epoch test accuracy); augment_shift (pixels), augment_flip:
+    random translations / left-right flips of the training images (:mod:`neurocredit.augment`)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -91,6 +92,8 @@ class TrainingConfig:
     lr_schedule: str = "constant"
     seed: int = 0
     eval_batch_size: int = 1000
+    augment_shift: int = 0
+    augment_flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,9 @@ def _check_choices(config: Config, source: str) -> None:
                                f"got {training.seed}")
     if not training.learning_rate > 0:
         raise NeurocreditError(f"{source}: training.learning_rate must be > 0")
+    if training.augment_shift < 0:
+        raise NeurocreditError(f"{source}: training.augment_shift must be >= 0 (pixels; 0: no translation), "
+                               f"got {training.augment_shift}")
     validation = config.data.validation
     if validation < 0 or (validation >= 1 and not validation.is_integer()):
         raise NeurocreditError(f"{source}: data.validation must be a fraction in [0, 1) or a whole count >= 1, "

@@ -6,7 +6,9 @@ is held out of the training set. Each epoch prints one line: loss, train accurac
 2000 training samples), validation accuracy (both by the rule's own fast prediction), seconds of
 training. The test set is measured once, at the end, on the saved ``Network`` through a
 simulation backend (``rate`` or ``norse``), so it is exactly what ``neurocredit eval`` reports;
-it is saved in the provenance (``test_accuracy``, ``test_samples``).
+it is saved in the provenance (``test_accuracy``, ``test_samples``). ``training.augment_shift``
+and ``augment_flip`` translate / mirror the training images of each batch at random
+(:mod:`neurocredit.augment`), from a generator seeded by the training seed and the epoch.
 
 With ``checkpoint_dir`` a checkpoint is written atomically after every epoch
 (:mod:`neurocredit.checkpoint`); ``resume`` continues from one, bit for bit.
@@ -21,11 +23,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from neurocredit.augment import AugmentParameters, augment_images, image_dims
 from neurocredit.config import Config, build_network
 from neurocredit.data import Dataset, hold_out_validation, load_dataset
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Network
 from neurocredit.record import RunRecord
+
+AUGMENT_STREAM = 0x617567  # the augmentation generator's third seed word ("aug")
 
 
 class TrainingDiverged(NeurocreditError):
@@ -123,6 +128,11 @@ class TrainingSession:
         )
         self.rule = cls(initial, options, training, dataset.n_classes, device=device)
         self.rng = np.random.default_rng(training.seed)
+        self.augment = AugmentParameters(training.augment_shift, training.augment_flip)
+        self.image_dims = None
+        if self.augment.active:
+            self.image_dims = image_dims(dataset.image_shape, dataset.n_features,
+                                         f"{config.path or config.name}: training.augment_*")
         self.history: list[EpochStats] = []
         self.seconds = 0.0
 
@@ -146,9 +156,15 @@ class TrainingSession:
 
             batches = tqdm(batches, desc=f"epoch {epoch + 1}/{training.epochs}", unit="batch", leave=False)
         losses = []
+        # its own generator per epoch, so the batch order is that of the same config unaugmented
+        # and a resumed checkpoint draws the same translations
+        augment_rng = np.random.default_rng([training.seed, epoch, AUGMENT_STREAM])
         for start in batches:
             index = order[start : start + training.batch_size]
-            features = torch.as_tensor(dataset.x_train[index], device=rule.device)
+            batch = dataset.x_train[index]
+            if self.augment.active:
+                batch = augment_images(batch, self.image_dims, self.augment, augment_rng)
+            features = torch.as_tensor(batch, device=rule.device)
             labels = torch.as_tensor(dataset.y_train[index], device=rule.device)
             loss = rule.train_batch(features, labels)
             if not np.isfinite(loss):
