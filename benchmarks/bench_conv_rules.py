@@ -5,8 +5,8 @@ Contenders, all on the architecture, neuron, encoder (T) and batch of
 
 * spiking: BPTT with Norse's surrogate (the baseline), online spiking DFA, surrogate-free sigprop
   (``models/fmnist-{bptt,dfa,sigprop}-conv-snn.yaml``);
-* rate twins: ``models/fmnist-{dfa,sigprop}-conv-rate.yaml`` (the sigprop twin with 32/64 channels,
-  chosen on validation: its config's comment).
+* rate twins: ``models/fmnist-{dfa,sigprop}-conv-rate.yaml`` (both with 32/64 channels, chosen on
+  validation: their configs' comments).
 
 All are trained in one process with their epochs interleaved (so they see the same machine load),
 optionally on the first ``--batches`` batches of each epoch (a subset: the figures then say so).
