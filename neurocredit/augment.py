@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from neurocredit.config import input_shape_of
 from neurocredit.errors import NeurocreditError
 
 
@@ -30,11 +31,10 @@ class AugmentParameters(NamedTuple):
 
 
 def image_dims(image_shape: tuple[int, ...], n_features: int, where: str) -> tuple[int, int, int]:
-    """(C, H, W) of a data set's images, from its ``image_shape`` ((H, W) or (C, H, W))."""
-    shape = tuple(int(n) for n in image_shape)
-    if len(shape) == 2:
-        shape = (1, *shape)
-    if len(shape) != 3 or int(np.prod(shape)) != n_features:
+    """(C, H, W) of a data set's images, from its ``image_shape`` ((H, W) or (C, H, W)), as the
+    network's input shape is read (:func:`neurocredit.config.input_shape_of`)."""
+    shape = input_shape_of(n_features, image_shape)
+    if len(shape) != 3:
         raise NeurocreditError(f"{where}: augmentation needs image data (digits, fashion-mnist, mnist); this data "
                                f"set has {n_features} features without an image shape; set training.augment_shift "
                                "to 0 and training.augment_flip to false")

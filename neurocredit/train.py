@@ -161,9 +161,7 @@ class TrainingSession:
         augment_rng = np.random.default_rng([training.seed, epoch, AUGMENT_STREAM])
         for start in batches:
             index = order[start : start + training.batch_size]
-            batch = dataset.x_train[index]
-            if self.augment.active:
-                batch = augment_images(batch, self.image_dims, self.augment, augment_rng)
+            batch = augment_images(dataset.x_train[index], self.image_dims, self.augment, augment_rng)
             features = torch.as_tensor(batch, device=rule.device)
             labels = torch.as_tensor(dataset.y_train[index], device=rule.device)
             loss = rule.train_batch(features, labels)
