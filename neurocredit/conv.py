@@ -151,7 +151,8 @@ def torch_synaptic_input(layer, weight, inputs, pooled: bool = False):
     ``pooled``: a conv with a fused pool (``layer.pool = p > 1``) sum-pools its input first and
     convolves with the pooled-form kernel ``weight[:, :, ::p, ::p]`` (stride and padding / p): the
     same sums as the fused kernel (module doc), with p**2 times fewer multiplications, in another
-    order of float additions. Training uses it; the simulation backends run the fused layer."""
+    order of float additions. Training and the Norse backend use it; the reference, Brian2 and Lava run
+    the fused layer."""
     if getattr(layer, "kind", "dense") != "conv2d":
         return inputs @ weight.T
     import torch

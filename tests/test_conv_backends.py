@@ -89,6 +89,10 @@ def test_pool_fusion_gives_the_spikes_of_the_pooled_network():
             assert np.array_equal(spikes > 0, fused.spikes[index][t]), f"layer {index} step {t}"
         previous = emitted
     assert all(raster.any() for raster in fused.spikes)
+    # Norse runs conv2 in its pooled form: the spikes of the fused layer (dyadic numbers, exact sums)
+    pooled = norse_backend.run(network, inputs, ALL)
+    for index in range(3):
+        assert np.array_equal(pooled.spikes[index], fused.spikes[index]), f"norse layer {index}"
 
 
 def test_quantized_conv_fits_lavas_conv():

@@ -34,7 +34,11 @@ the current ``i`` evolves as the cell computed it -- the canonical refractory ne
 
 Conv2d layers run ``torch.nn.functional.conv2d`` on the (C, H, W) view of the flattened
 population (its weights divided by ``dv`` like a Dense's; ``v_leak`` per neuron from the
-channel bias). Runs batched in float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
+channel bias). A conv with a fused pool runs in its pooled form (sum pool, then the p x p
+smaller kernel: :func:`neurocredit.conv.torch_synaptic_input`), the same sums with p**2 times
+fewer products in another order of float64 additions: 2.3x faster on the 16/32-channel
+Fashion-MNIST conv network, with the same spikes (100 samples, one thread). Runs batched in
+float64 on CPU, or on CUDA when ``NEUROCREDIT_DEVICE=cuda`` is set and available.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
 
         def step(state, previous):
             # Dense: s W^T; Conv2d: torch conv2d on the (C, H, W) view (neurocredit.conv)
-            received = torch_synaptic_input(layer, weight, previous[index])
+            received = torch_synaptic_input(layer, weight, previous[index], pooled=True)
             if integrate_and_fire and params.du != 1:
                 return lif_step(params, state, received, drive)
             spikes, state = cell(received + drive if integrate_and_fire else received, state)
