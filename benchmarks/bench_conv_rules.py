@@ -5,7 +5,7 @@ Contenders, all on the architecture, neuron, encoder (T) and batch of
 
 * spiking: BPTT with Norse's surrogate (the baseline), online spiking DFA, surrogate-free sigprop
   (``models/fmnist-{bptt,dfa,sigprop}-conv-snn.yaml``);
-* rate twins: ``models/fmnist-{dfa,sigprop}-conv-rate.yaml`` (both with 32/64 channels, chosen on
+* rate twins: ``models/fmnist-{dfa,sigprop}-conv-rate.yaml`` (DFA with 32/64, sigprop with 48/96 channels, chosen on
   validation: their configs' comments).
 
 All are trained in one process with their epochs interleaved (so they see the same machine load),
