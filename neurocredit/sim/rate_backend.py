@@ -2,9 +2,9 @@
 (:func:`neurocredit.neurons.rate_forward`, float64; ``W_i h`` a matrix product or a convolution).
 
 :func:`run` goes through the samples :data:`CHUNK_SAMPLES` at a time and keeps only the output:
-a conv layer's im2col patches take samples x positions x taps x 8 bytes, 5 MB per sample for the
-second conv of ``fmnist-sigprop-conv-rate`` (14 x 14 positions, 32 channels x 10 x 10 taps of the
-pool-fused kernel), so the 1000-sample chunks of :func:`neurocredit.sim.simulate` would take 5 GB."""
+a conv layer's im2col patches take samples x positions x taps x 8 bytes, 7.5 MB per sample for the
+second conv of ``fmnist-sigprop-conv-rate`` (14 x 14 positions, 48 channels x 10 x 10 taps of the
+pool-fused kernel), so the 1000-sample chunks of :func:`neurocredit.sim.simulate` would take 7.5 GB."""
 
 from __future__ import annotations
 
