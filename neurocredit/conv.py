@@ -120,19 +120,28 @@ def dense_matrix(layer) -> np.ndarray:
     return matrix
 
 
+PATCH_BYTES = 256 * 2**20
+
+
 def conv_forward(layer, inputs: np.ndarray, weight: Any = None) -> np.ndarray:
-    """``a = K (*) s`` for a batch: ``inputs`` (..., n_in) -> (..., n_out), by im2col and one
+    """``a = K (*) s`` for a batch: ``inputs`` (..., n_in) -> (..., n_out), by im2col and a
     matrix product (numpy; ``weight`` overrides ``layer.weight``, e.g. with integers held as
-    float64)."""
+    float64). The im2col patches take positions x taps values per sample (7.5 MB of float64 for
+    the pool-fused second conv of ``fmnist-sigprop-conv-rate``), so the samples go through in
+    groups whose patches fit :data:`PATCH_BYTES`."""
     weight = np.asarray(layer.weight if weight is None else weight)
     columns = layer_im2col(layer)  # (taps, positions)
     lead = inputs.shape[:-1]
     flat = inputs.reshape(-1, inputs.shape[-1])
-    padded = np.concatenate([flat, np.zeros((flat.shape[0], 1), dtype=flat.dtype)], axis=1)
-    patches = padded[:, columns.T]  # (batch, positions, taps); -1 reads the appended zero
     kernel = weight.reshape(weight.shape[0], -1).astype(np.result_type(weight, flat))  # (C_out, taps)
-    result = patches.reshape(-1, columns.shape[0]) @ kernel.T  # (batch * positions, C_out)
-    result = result.reshape(flat.shape[0], columns.shape[1], kernel.shape[0]).transpose(0, 2, 1)
+    result = np.empty((flat.shape[0], kernel.shape[0], columns.shape[1]), dtype=np.result_type(kernel, flat))
+    group = max(1, PATCH_BYTES // (columns.size * result.itemsize))
+    for start in range(0, flat.shape[0], group):
+        rows = flat[start : start + group]
+        padded = np.concatenate([rows, np.zeros((rows.shape[0], 1), dtype=rows.dtype)], axis=1)
+        patches = padded[:, columns.T]  # (group, positions, taps); -1 reads the appended zero
+        products = patches.reshape(-1, columns.shape[0]) @ kernel.T  # (group * positions, C_out)
+        result[start : start + group] = products.reshape(rows.shape[0], columns.shape[1], -1).transpose(0, 2, 1)
     return result.reshape(*lead, -1)
 
 

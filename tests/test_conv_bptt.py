@@ -119,6 +119,7 @@ def test_html_report_shows_feature_maps_of_conv_layers(conv_model, tmp_path):
 def test_rate_backprop_trains_a_conv_network_and_converts_to_spikes(monkeypatch):
     import torch
 
+    from neurocredit import conv
     from neurocredit.config import TrainingConfig
     from neurocredit.convert import ConversionOptions, convert
     from neurocredit.data import load_dataset
@@ -143,12 +144,12 @@ def test_rate_backprop_trains_a_conv_network_and_converts_to_spikes(monkeypatch)
     np.testing.assert_allclose(logits, rate_backend.forward(trained, digits.x_test[:50])[-1], atol=1e-4)
     accuracy = simulate(trained, digits.x_test, digits.y_test, backend="rate").accuracy
     assert accuracy >= 0.8  # chance is 0.1
-    # the backend runs the samples in chunks (bounded memory): the logits of one piece
-    monkeypatch.setattr(rate_backend, "CHUNK_SAMPLES", 7)
-    chunked = rate_backend.run(trained, digits.x_test[:50])
+    # im2col goes through the samples in groups (bounded memory): the logits of one group
     whole = rate_backend.forward(trained, digits.x_test[:50])[-1]
-    np.testing.assert_allclose(chunked.outputs, whole, rtol=1e-12, atol=1e-12)
-    assert chunked.outputs.shape == (50, 10)
+    monkeypatch.setattr(conv, "PATCH_BYTES", 7 * 64 * 9 * 8)  # 7 samples of conv1's patches
+    grouped = rate_backend.forward(trained, digits.x_test[:50])[-1]
+    np.testing.assert_allclose(grouped, whole, rtol=1e-12, atol=1e-12)
+    assert grouped.shape == (50, 10)
     spiking = convert(trained, digits.x_train[:200], ConversionOptions(steps=20))
     assert [layer.kind for layer in spiking.layers] == ["conv2d", "dense"]
     converted = simulate(spiking, digits.x_test[:60], digits.y_test[:60], backend="reference")
