@@ -116,6 +116,8 @@ def test_bad_options_are_clear_errors():
         rule_class("sigprop", "lif").parse_options({"signal_trainable": True})
     with pytest.raises(NeurocreditError, match="rule.observable_activation must be one of identity, relu"):
         rule_class("sigprop", "lif").parse_options({"observable_activation": "gelu"})
+    with pytest.raises(NeurocreditError, match="rule.readout_observable must be one of voltage, current"):
+        rule_class("sigprop", "lif").parse_options({"readout_observable": "spikes"})
     with pytest.raises(NeurocreditError, match="needs at least one hidden layer"):
         make_rule("rate", (64, 10))
 
@@ -193,6 +195,25 @@ def test_spiking_training_never_calls_a_spike_backward(digits, monkeypatch, opti
         # the spikes were nodes of the graphs that were backpropagated: a backward through them
         # would have been reached had any loss depended on a spike
         assert calls["in_graph"] > 0
+
+
+def test_readout_observable_changes_what_the_readout_alone_reads(digits):
+    """``readout_observable: current`` gives the readout the observable of an all-current rule
+    and the hidden layers that of an all-voltage rule; the dynamics are the same in all three."""
+    features, labels = next(batches(digits, 1))
+    base = {"timing": "window", "readout_loss": "mse"}
+    mixed, all_current, all_voltage = (
+        make_rule("lif", (64, 30, 10), {**base, **extra}, steps=8)
+        for extra in ({"readout_observable": "current"}, {"observable": "current"}, {}))
+    initial_bias = mixed.layers[-1].bias.detach().clone()
+    for rule in (mixed, all_current, all_voltage):
+        rule.train_batch(features, labels)
+    assert torch.equal(mixed.layers[-1].observed_sum, all_current.layers[-1].observed_sum)
+    assert torch.equal(mixed.layers[0].observed_sum, all_voltage.layers[0].observed_sum)
+    assert not torch.equal(mixed.layers[0].observed_sum, all_current.layers[0].observed_sum)
+    # the current does not depend on the bias: the readout's bias gets no gradient
+    assert torch.equal(mixed.layers[-1].bias, initial_bias)
+    assert not torch.equal(all_voltage.layers[-1].bias, initial_bias)
 
 
 def test_training_dynamics_are_the_canonical_lif_network():

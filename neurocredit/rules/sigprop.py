@@ -133,7 +133,10 @@ class SpikingSigpropOptions(SigpropOptions):
     observable); see :class:`SpikingSigpropLayer`. readout_loss (local readout, the last layer):
     ``ce``, softmax cross-entropy of ``readout_scale * observable`` toward the label, or ``mse``,
     ``0.5 |observable - readout_target * onehot(y)|^2`` (the label's neuron driven to
-    ``readout_target``, the others to 0; units of the observable). observable_activation:
+    ``readout_target``, the others to 0; units of the observable). readout_observable: what the
+    local readout's loss reads (``voltage`` or ``current``; empty: the same as ``observable``),
+    so the hidden layers and the readout can read different ones. The current does not depend
+    on the bias: a layer whose loss reads it keeps its initial bias. observable_activation:
     ``identity``, or a rate nonlinearity (``relu``, ``tanh``, ``sigmoid``) applied to each
     hidden layer's observable before its sigprop loss (``timing: window``: to the presentation
     average). A loss on ``relu(v)`` learns nonlinear features, as rate sigprop's loss on
@@ -147,6 +150,7 @@ class SpikingSigpropOptions(SigpropOptions):
     observable_activation: str = "identity"
     timing: str = "step"
     readout_loss: str = "ce"
+    readout_observable: str = ""
     readout_scale: float = 5.0
     readout_target: float = 2.0
     prototype_repeats: int = 8
@@ -163,6 +167,9 @@ class SpikingSigpropOptions(SigpropOptions):
                                    "encoded spikes, which carry no gradient back to the projection; set it to false")
         if not self.readout_scale > 0:
             raise NeurocreditError(f"rule.readout_scale must be > 0, got {self.readout_scale}")
+        if self.readout_observable not in ("",) + OBSERVABLES:
+            raise NeurocreditError(f"rule.readout_observable must be one of {', '.join(OBSERVABLES)} (or empty: "
+                                   f"the same as rule.observable), got {self.readout_observable!r}")
         require_at_least_one("rule.prototype_repeats", self.prototype_repeats)
         require_at_least_one("rule.block_steps", self.block_steps)
 

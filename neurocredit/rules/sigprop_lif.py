@@ -172,12 +172,14 @@ class SpikingSigprop(SigpropMixin, SpikingRule):
         if last == 0 and self.options.readout == "local":
             raise NeurocreditError("sigprop with readout 'local' needs at least one hidden layer "
                                    "(network.hidden), or use readout 'prototype'")
-        self.layers = [
-            SpikingSigpropLayer(weight, bias, self.params, self.training, self.options.observable,
-                                self.options.timing, synapses)
-            for weight, bias, synapses in zip(self.weights, self.biases, Synapses.of(self.spec))
-        ]
         self.readout_index = last if self.options.readout == "local" else None
+        observables = [self.options.observable] * len(self.weights)
+        if self.readout_index is not None and self.options.readout_observable:
+            observables[last] = self.options.readout_observable
+        self.layers = [
+            SpikingSigpropLayer(weight, bias, self.params, self.training, observable, self.options.timing, synapses)
+            for weight, bias, synapses, observable in zip(self.weights, self.biases, Synapses.of(self.spec), observables)
+        ]
 
     def _layer_loss(self, index: int, labels: torch.Tensor, classes: torch.Tensor) -> Callable:
         batch, options = labels.shape[0], self.options
