@@ -118,6 +118,8 @@ def test_bad_options_are_clear_errors():
         rule_class("sigprop", "lif").parse_options({"observable_activation": "gelu"})
     with pytest.raises(NeurocreditError, match="rule.readout_observable must be one of voltage, current"):
         rule_class("sigprop", "lif").parse_options({"readout_observable": "spikes"})
+    with pytest.raises(NeurocreditError, match="rule.readout_observable is for the local readout"):
+        rule_class("sigprop", "lif").parse_options({"readout_observable": "current", "readout": "prototype"})
     with pytest.raises(NeurocreditError, match="needs at least one hidden layer"):
         make_rule("rate", (64, 10))
 

@@ -170,6 +170,9 @@ class SpikingSigpropOptions(SigpropOptions):
         if self.readout_observable not in ("",) + OBSERVABLES:
             raise NeurocreditError(f"rule.readout_observable must be one of {', '.join(OBSERVABLES)} (or empty: "
                                    f"the same as rule.observable), got {self.readout_observable!r}")
+        if self.readout_observable and self.readout != "local":
+            raise NeurocreditError("rule.readout_observable is for the local readout (rule.readout: local); "
+                                   f"with readout {self.readout!r} no layer reads it: remove it")
         require_at_least_one("rule.prototype_repeats", self.prototype_repeats)
         require_at_least_one("rule.block_steps", self.block_steps)
 
