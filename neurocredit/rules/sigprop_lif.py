@@ -174,7 +174,7 @@ class SpikingSigprop(SigpropMixin, SpikingRule):
                                    "(network.hidden), or use readout 'prototype'")
         self.readout_index = last if self.options.readout == "local" else None
         observables = [self.options.observable] * len(self.weights)
-        if self.readout_index is not None and self.options.readout_observable:
+        if self.options.readout_observable:  # options allow it with the local readout only
             observables[last] = self.options.readout_observable
         self.layers = [
             SpikingSigpropLayer(weight, bias, self.params, self.training, observable, self.options.timing, synapses)
