@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from convnets import asymmetric_conv_network, small_conv_lif_network, spike_inputs
-from neurocredit.conv import fuse_conv_pool, fuse_dense_pool, sum_pool, synaptic_input
+from neurocredit.conv import conv_forward, fuse_conv_pool, fuse_dense_pool, sum_pool, synaptic_input
 from neurocredit.deploy import emulator, lif_compiled
 from neurocredit.deploy.quantize import LAVA, quantize
 from neurocredit.errors import NeurocreditError
@@ -127,8 +127,6 @@ def test_emulator_conv_batches_independently():
 def test_emulator_runs_a_fused_pool_in_its_pooled_form_with_the_same_sums():
     """A pooled conv's integer kernel is constant over p x p blocks, so the emulator sums the
     pooled spikes with the small kernel (Synapses); a kernel that is not falls back to the fused one."""
-    from neurocredit.conv import conv_forward
-
     rng = np.random.default_rng(2)
     kernel, stride, padding = fuse_conv_pool(rng.normal(0, 0.5, (4, 3, 2, 3)), (1, 2), (1, 0), 2)
     conv = Conv2d(kernel, rng.normal(0, 0.05, 4), (3, 8, 12), stride, padding, "conv", pool=2)
@@ -147,6 +145,31 @@ def test_emulator_runs_a_fused_pool_in_its_pooled_form_with_the_same_sums():
         assert np.abs(expected).max() > 0
 
 
+@pytest.mark.parametrize("build", [small_conv_lif_network, asymmetric_conv_network])
+def test_conv_sums_stay_exact_with_onednn_switched_off(build, monkeypatch):
+    """torch's float32 conv2d is exact on integer operands only on oneDNN: switched off, the
+    stride-1 layers of the small network came back one unit off after truncation (torch 2.14).
+    The emulator then sums in float64: the integers and spikes it gives with oneDNN on."""
+    import torch
+
+    network = build(1)
+    quantized = quantize(network)
+    inputs = spike_inputs(network, 64, 3)
+    with_onednn = emulator.emulate(quantized, inputs, record_states=True)
+    assert emulator.exact_float32_conv()
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    assert not emulator.exact_float32_conv()
+    presynaptic = (inputs, with_onednn.spikes[0])
+    for index, layer in enumerate(quantized.layers[:2]):
+        spikes = presynaptic[index].reshape(-1, layer.n_in)
+        expected = conv_forward(layer.spec, spikes.astype(np.float64), layer.weights.astype(np.float64))
+        assert np.array_equal(emulator.conv_accumulate(spikes, layer), expected), f"layer {index}"
+    without = emulator.emulate(quantized, inputs, record_states=True)
+    for name in ("spikes", "currents", "voltages"):
+        for index, (a, b) in enumerate(zip(getattr(with_onednn, name), getattr(without, name))):
+            assert np.array_equal(a, b), f"{name} of layer {index} differ"
+
+
 def wrapping_network(seed=0):
     """The quantized asymmetric network with conv1's integer kernel scaled by 2**16 (far beyond
     8 bits; Lava's PyConvModelFixed does not clip), so its conv buffer wraps modulo 2**24."""
@@ -161,8 +184,6 @@ def wrapping_network(seed=0):
 def test_the_wrapping_network_really_wraps_its_conv_buffer():
     network, quantized = wrapping_network()
     inputs = spike_inputs(network, 3, 0)
-    from neurocredit.conv import conv_forward
-
     raw = conv_forward(network.layers[0], inputs.astype(np.float64), quantized.layers[0].weights.astype(np.float64))
     assert np.abs(raw).max() > 2**23  # Lava's buffer wraps these
     wrapped = emulator.conv_accumulate(inputs, quantized.layers[0])

@@ -25,7 +25,8 @@ the small kernel -- p**2 times fewer products for the same integers (:func:`syna
 Dense weights go through Lava's own ``clip_weights``/``truncate_weights`` rules first
 (:func:`lava_dense_weights`). The spike sums are float BLAS matrix products (a conv: torch's
 ``conv2d``), which are exact here: the operands are 0/1 (or pooled counts) and integers, and every partial sum
-stays below 2**24 (float32, checked per layer) or 2**53 (float64 otherwise).
+stays below 2**24 (float32, checked per layer) or 2**53 (float64 otherwise). A float32 conv is exact
+only on oneDNN's direct convolution, so it runs in float64 where that is off (:func:`exact_float32_conv`).
 
 The state is held as integer-valued float64 (exact below 2**53): the decay ``x*f >> 12`` toward
 zero is ``trunc(x * (f / 4096))`` (``f / 4096`` is dyadic and ``|x*f| < 2**35``, so the product
@@ -172,9 +173,12 @@ class Synapses(NamedTuple):
         else:  # counts <= pool**2: exact in any float
             images = spikes.reshape(-1, *self.source).astype(self.weights.dtype, copy=False)
             images = sum_pool(images, self.pool) if self.pool > 1 else images
+        weights = self.weights
+        if weights.dtype == np.float32 and not exact_float32_conv():
+            images, weights = images.astype(np.float64), weights.astype(np.float64)
         with torch.no_grad():
             result = torch.nn.functional.conv2d(torch.from_numpy(np.ascontiguousarray(images)),
-                                                torch.from_numpy(self.weights), stride=self.stride,
+                                                torch.from_numpy(weights), stride=self.stride,
                                                 padding=self.padding)
         return result.numpy().reshape(*lead, -1)
 
@@ -192,6 +196,22 @@ class Synapses(NamedTuple):
             np.floor(np.multiply(summed, 2.0 ** self.layer.weight_exp, out=summed), out=summed)
         summed *= 2.0 ** LAVA.activation_shift
         return wrap_exact(summed, 32)
+
+
+def exact_float32_conv() -> bool:
+    """Whether torch's float32 ``conv2d`` returns the exact sums of integer-valued operands (every
+    partial sum below 2**24) under torch's current settings: on oneDNN (``torch.backends.mkldnn``,
+    enabled, full fp32 precision) it runs a direct convolution, whose partial sums are all integers.
+    Its other CPU paths are not exact: with oneDNN switched off (torch 2.14), stride-1 convs of 0/1
+    spikes returned sums up to 2**-11 off an integer (a fast algorithm's non-integer intermediates),
+    one unit off once truncated (``tests/test_conv_backends.py``). Where this is False the
+    emulator's convs run in float64 (exact below 2**53 on any path; several times slower)."""
+    import torch
+
+    onednn = torch.backends.mkldnn
+    precision = getattr(getattr(onednn, "conv", None), "fp32_precision", "none")
+    return (onednn.is_available() and bool(onednn.enabled) and precision in ("none", "ieee")
+            and torch.get_float32_matmul_precision() == "highest")
 
 
 def synapses(layer: FixedLayer) -> Synapses:
