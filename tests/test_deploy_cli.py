@@ -27,7 +27,8 @@ def test_deploy_help_lists_the_options(capsys):
         main(["deploy", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--target", "--fixed-point", "--floating-point", "--verify", "--limit", "--json", "--weight-bits"):
+    for option in ("--target", "--fixed-point", "--floating-point", "--verify", "--limit", "--json", "--weight-bits",
+                   "--clip-quantile"):
         assert option in text
 
 
@@ -87,3 +88,11 @@ def test_rate_network_and_bad_options_are_clear_errors(tmp_path, capsys):
     assert "rate network" in capsys.readouterr().err
     assert main(["deploy", str(path), "--target", "no-such-target"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "nan"])
+def test_a_clip_quantile_outside_0_1_is_one_line_and_exit_2(spiking_model, value, capsys):
+    assert main(["deploy", spiking_model, "--clip-quantile", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"--clip-quantile={float(value)!r} must be a quantile in (0, 1], e.g. 0.999 (1: the largest "
+                        "weight sets the step, no clipping)") and "\n" not in err

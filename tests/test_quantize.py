@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,6 +14,7 @@ from conftest import small_lif_network
 from neurocredit.deploy.emulator import lava_dense_weights
 from neurocredit.deploy.quantize import (
     LAVA,
+    clip_to_quantile,
     decay_to_fixed,
     mantissa_range,
     quantize,
@@ -218,3 +221,46 @@ def test_any_layer_quantizes_to_integers_lava_keeps(seed, bits, scale, shift):
     error = layer.float_weights() - expected
     assert np.abs(error).max() < delta * (1 + 1e-9)
     assert np.abs(error.sum(axis=1)).max() <= delta / 2 * (1 + 1e-9)
+
+
+def test_clip_quantile_gives_the_bulk_a_finer_step_and_saturates_the_outliers():
+    """One weight 8 times the others' largest: by default it takes the top mantissa and the rest
+    use about a sixteenth of the range; with clip_quantile it saturates and the rest get the step
+    of the quantile."""
+    network = small_lif_network(7)
+    first = network.layers[0]
+    weight = first.weight.copy()
+    weight[0, 0] = 8 * np.abs(weight).max()
+    network = network.replace(layers=(dataclasses.replace(first, weight=weight), *network.layers[1:]))
+    plain, clipped = quantize(network).layers[0], quantize(network, clip_quantile=0.99).layers[0]
+    limit = float(np.quantile(np.abs(weight), 0.99))
+    assert weight_step(plain) >= np.abs(weight).max() / 128
+    assert weight_step(clipped) == pytest.approx(limit / 127, rel=0.05)  # the exact threshold may coarsen it a little
+    top = mantissa_range(clipped.sign_mode, 8)[1] * mantissa_range(clipped.sign_mode, 8)[2]
+    assert clipped.weights[0, 0] == top  # saturated
+    bulk = np.abs(weight) <= limit
+    plain_error = np.abs(plain.float_weights() - weight)[bulk].max()
+    clipped_error = np.abs(clipped.float_weights() - weight)[bulk].max()
+    assert clipped_error < plain_error / 4
+    report = quantize(network, clip_quantile=0.99).report()
+    assert report["clip_quantile"] == 0.99 and quantize(network).report()["clip_quantile"] is None
+    for a, b in zip(quantize(network, clip_quantile=1.0).layers, quantize(network).layers):
+        assert np.array_equal(a.weights, b.weights) and a.vth == b.vth  # 1: the largest weight, as by default
+
+
+def test_clip_to_quantile_keeps_signs_and_a_fused_pool():
+    from neurocredit.conv import fuse_conv_pool
+
+    rng = np.random.default_rng(3)
+    kernel = fuse_conv_pool(rng.normal(0, 1, (3, 2, 2, 2)), (1, 1), (0, 0), 2)[0]
+    clipped = clip_to_quantile(kernel, 0.9)
+    limit = float(np.quantile(np.abs(kernel), 0.9))
+    assert np.array_equal(np.sign(clipped), np.sign(kernel)) and np.abs(clipped).max() == pytest.approx(limit)
+    assert np.array_equal(clipped, np.repeat(np.repeat(clipped[:, :, ::2, ::2], 2, axis=2), 2, axis=3))
+    assert clip_to_quantile(kernel, None) is kernel and clip_to_quantile(kernel, 1.0) is kernel
+
+
+@pytest.mark.parametrize("value", [0, -0.5, 1.01, float("nan"), "often"])
+def test_bad_clip_quantiles_are_clear_errors(value):
+    with pytest.raises(NeurocreditError, match=r"clip_quantile=.* must be a quantile in \(0, 1\]"):
+        quantize(small_lif_network(0), clip_quantile=value)

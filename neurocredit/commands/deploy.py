@@ -29,6 +29,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_data_arguments(parser)
     parser.add_argument("--weight-bits", type=int, default=None, metavar="B",
                         help="weight bits (1-8; default: the target's weight_bits)")
+    parser.add_argument("--clip-quantile", type=float, default=None, metavar="Q",
+                        help="set each layer's weight step from this quantile of |w| (e.g. 0.999) instead of the "
+                        "largest |w|: the few larger weights saturate, the rest get a finer step (default: no clipping)")
     parser.add_argument("--steps", type=int, default=None, help="time steps per sample (default: the encoder's)")
     parser.add_argument("--lava-limit", type=int, default=None, metavar="N",
                         help="run only the first N samples through Lava (with --verify the float model and the "
@@ -42,6 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from neurocredit.commands.common import load_test_split, print_json
     from neurocredit.deploy.pipeline import deploy
+    from neurocredit.deploy.quantize import check_clip_quantile
     from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import load_network
 
@@ -50,10 +54,11 @@ def run(args) -> int:
         raise NeurocreditError(f"{args.model} is a rate network; only spiking (lif) networks deploy to Loihi "
                                "(train one, e.g. `neurocredit train models/digits-dfa-snn.yaml`)")
     require_at_least_one("--lanes", args.lanes)
+    check_clip_quantile(args.clip_quantile, "--clip-quantile")
     _, x, y = load_test_split(network, args)
     result = deploy(network, x, y, target_name=args.target, mode=args.mode, verify=args.verify,
                     weight_bits=args.weight_bits, steps=args.steps, lanes=args.lanes, lava_limit=args.lava_limit,
-                    progress=not args.json)
+                    progress=not args.json, clip_quantile=args.clip_quantile)
     if args.json:
         payload = result.to_dict()
         payload["model"] = args.model

@@ -149,9 +149,10 @@ def _run_chunked(run_chunk, network: Network, features: np.ndarray, labels: Opti
 def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray], target_name: str = "loihi2",
            mode: str = "fixed_pt", verify: bool = False, weight_bits: Optional[int] = None,
            steps: Optional[int] = None, lanes: Optional[int] = None, lava_limit: Optional[int] = None,
-           progress: bool = False) -> DeployResult:
+           progress: bool = False, clip_quantile: Optional[float] = None) -> DeployResult:
     """Check, quantize, run through Lava (and verify); see the module doc. ``lava_limit`` runs only
-    the first samples through Lava (the float model and the emulator still run all of them)."""
+    the first samples through Lava (the float model and the emulator still run all of them);
+    ``clip_quantile``: :func:`neurocredit.deploy.quantize.quantize`'s, for Lava and the emulator alike."""
     from neurocredit.deploy import emulator, lava_backend
     from neurocredit.sim import get_backend
     from neurocredit.targets import load_target
@@ -165,7 +166,7 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
     target = load_target(target_name)
     weight_bits = default_weight_bits(target) if weight_bits is None else int(weight_bits)
     partition = check_and_partition(network, target, weight_bits=weight_bits)
-    quantized = quantize(network, weight_bits=weight_bits, steps=steps)
+    quantized = quantize(network, weight_bits=weight_bits, steps=steps, clip_quantile=clip_quantile)
     result = DeployResult(target.name, mode, partition, quantized)
     record = {"spikes"} if verify else set()
     modes = lava_backend.MODES if verify else (mode,)
