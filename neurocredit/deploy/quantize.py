@@ -494,6 +494,13 @@ def clip_to_quantile(weight: np.ndarray, quantile: Optional[float]) -> np.ndarra
     return np.clip(weight, -limit, limit)
 
 
+def _clipped(layer, quantile: Optional[float]):
+    """``layer`` (Dense or Conv2d) with its weight through :func:`clip_to_quantile`; ``layer``
+    itself when that leaves the weight as it is."""
+    weight = clip_to_quantile(layer.weight, quantile)
+    return layer if weight is layer.weight else dataclasses.replace(layer, weight=weight)
+
+
 def check_clip_quantile(quantile: Optional[float], where: str = "clip_quantile") -> Optional[float]:
     """``quantile`` as a float in (0, 1], or None; anything else is one clear error naming ``where``."""
     if quantile is None:
@@ -531,13 +538,12 @@ def quantize(network: Network, weight_bits: int = LAVA.dense_weight_bits,
     effective_du = (du + LAVA.du_offset) / LAVA.decay_unity
     effective_dv = (dv + LAVA.dv_offset) / LAVA.decay_unity
     steps = network.encoder.steps if steps is None else steps
+    clipped = (_clipped(layer, clip_quantile) for layer in network.layers)
     layers = tuple(
-        quantize_conv_layer(dataclasses.replace(layer, weight=clip_to_quantile(layer.weight, clip_quantile))
-                            if clip_quantile is not None else layer,
-                            params.vth, layer.name or f"layer{index + 1}", int(weight_bits), effective_du, steps)
+        quantize_conv_layer(layer, params.vth, layer.name or f"layer{index + 1}", int(weight_bits), effective_du, steps)
         if layer.kind == "conv2d" else
-        quantize_layer(clip_to_quantile(layer.weight, clip_quantile), layer.bias, params.vth,
-                       layer.name or f"layer{index + 1}", int(weight_bits), effective_du, steps, effective_dv)
-        for index, layer in enumerate(network.layers)
+        quantize_layer(layer.weight, layer.bias, params.vth, layer.name or f"layer{index + 1}", int(weight_bits),
+                       effective_du, steps, effective_dv)
+        for index, layer in enumerate(clipped)
     )
     return QuantizedNetwork(network, layers, du, dv, int(weight_bits), clip_quantile)
