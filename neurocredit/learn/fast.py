@@ -57,6 +57,7 @@ _VARIABLES = ("x0", "y0", "u", "x1", "x2", "y1", "y2", "y3", "w", "d", "t", "C")
 _TARGETS = ("weights", "tag_2", "tag_1")
 _SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 MAX_FACTORS = 4
+MAX_PRODUCTS = 62
 _COLUMNS = 6 + 4 * MAX_FACTORS
 
 # numba is the optional extra ``onchip``; the neuron arithmetic is the emulator's (one definition)
@@ -64,8 +65,10 @@ from neurocredit.deploy.lif_compiled import available, numba  # noqa: E402  (re-
 
 
 def supports(rule: CompiledRule) -> bool:
-    """The compiled engine covers rules learning every step (``t_epoch = 1``)."""
-    return rule.spec.t_epoch == 1 and all(len(p.factors) <= MAX_FACTORS for p in rule.products)
+    """The compiled engine covers rules learning every step (``t_epoch = 1``), with at most
+    :data:`MAX_PRODUCTS` products (one bit each in an int64) of at most :data:`MAX_FACTORS` factors."""
+    return (rule.spec.t_epoch == 1 and len(rule.products) <= MAX_PRODUCTS
+            and all(len(p.factors) <= MAX_FACTORS for p in rule.products))
 
 
 def product_table(rule: CompiledRule) -> np.ndarray:
@@ -165,7 +168,7 @@ if numba is not None:
     @_jit
     def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
                r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending, row_list,
-               x_new, y_new, sizes, work, column_bound):
+               x_new, y_new, sizes, work, column_bound, masks):
         """One step of LearningSynapses (t_epoch = 1, fixed point) after the spiking phase has set
         x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products.
 
@@ -176,7 +179,8 @@ if numba is not None:
         a synaptic variable or a tag sits at -257, into ``pending`` until every target is
         computed from the old values. ``sizes``: rows per target and (``sizes[3]``, kept across
         steps) how many tags sit at -257; ``column_bound[p]``: the largest |column factor| of
-        product ``p`` (for :func:`_plain`)."""
+        product ``p`` (for :func:`_plain`); ``masks[i]``: bit ``p`` set where product ``p`` has a
+        non-zero scalar and row factor on row ``i`` (what the row lists and rows read)."""
         n_post, n_pre = weights.shape
         for k in range(x.shape[0]):
             on, decay = x_on[k], x_decay[k]
@@ -190,6 +194,7 @@ if numba is not None:
         # each product = rows[p, i] * cols[p, j] * scalar[p] (* synaptic factors); a product whose
         # scalar or row factors are all zero adds zeros: its rows / columns are then left as they
         # are (every reader multiplies them by the zero first)
+        _fill(masks, 0)
         for p in range(table.shape[0]):
             scalar[p] = 0 if table[p, 0] < 0 else (u if table[p, 1] == 2 else 1)
             synaptic[p] = False
@@ -225,6 +230,9 @@ if numba is not None:
                 reached |= rows[p, i] != 0
             if not reached:
                 continue
+            bit = np.int64(1) << p
+            for i in range(n_post):
+                masks[i] |= bit if rows[p, i] != 0 else 0
             _side_factors(cols, p, table, dependency == 0, pre, 0, x_new, 3)  # pre: x0, x1, x2
             largest = np.int64(0)
             for j in range(n_pre):
@@ -244,13 +252,15 @@ if numba is not None:
             sizes[target] = 0
             if not targets[target]:
                 continue
+            products = np.int64(0)  # the target's products, one bit each
+            for p in range(table.shape[0]):
+                if table[p, 0] == target:
+                    products |= np.int64(1) << p
             count = 0
             for i in range(n_post):
-                for p in range(table.shape[0]):
-                    if table[p, 0] == target and scalar[p] != 0 and rows[p, i] != 0:
-                        row_list[target, count] = i
-                        count += 1
-                        break
+                if masks[i] & products:
+                    row_list[target, count] = i
+                    count += 1
             sizes[target] = count
             first = -1  # the target's first product: the one that saturates a tag at -257
             for p in range(table.shape[0]):
@@ -266,13 +276,16 @@ if numba is not None:
             bounds = (floor, ceil, cut, low, high)
             if target == 0:
                 sizes[3] += _update_rows(weights, target, count, row_list, first, work, pending, table, rows, cols,
-                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1,
+                                         masks, products)
             elif target == 1:
                 sizes[3] += _update_rows(tag_2, target, count, row_list, first, work, pending, table, rows, cols,
-                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1,
+                                         masks, products)
             else:
                 sizes[3] += _update_rows(tag_1, target, count, row_list, first, work, pending, table, rows, cols,
-                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1)
+                                         column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1,
+                                         masks, products)
         if in_place:
             return
         # a tag at -257 on a row no product reached: every product adds 0, Lava saturates -32896 to -32769
@@ -297,7 +310,7 @@ if numba is not None:
 
     @_jit
     def _update_rows(source, target, count, row_list, first, work, pending, table, rows, cols, column_bound, scalar,
-                     synaptic, in_place, bounds, weights, tag_2, tag_1):
+                     synaptic, in_place, bounds, weights, tag_2, tag_1, masks, products):
         """The rows ``row_list[target, :count]`` of one target (``source``: its values) in
         ``_learn``: into ``pending[target]`` or, ``in_place``, into ``source``; returns how many new
         values are -257 (in place). Whole rows at a time, indexed in two dimensions (a row view per
@@ -309,14 +322,15 @@ if numba is not None:
         for a in range(count):
             i = row_list[target, a]
             # a tag at -257 is saturated by the target's first product, also one adding zeros
-            clamp = target == 2 and (scalar[first] == 0 or rows[first, i] == 0)
+            reached = masks[i] & products  # the products with non-zero row factors on this row
+            clamp = target == 2 and not (reached >> first) & 1
             low = -limit - 1 if clamp else np.int64(-1) << 62
             # one or two products that add non-zeros and read no synaptic variable (every row of both
             # on-chip rules): values, products and rounding in one pass
             first_p = second_p = -1
             general = False
             for p in range(table.shape[0]):
-                if table[p, 0] == target and rows[p, i] * scalar[p] * table[p, 2] != 0:
+                if (reached >> p) & 1 and table[p, 2] != 0:
                     if synaptic[p] or second_p >= 0:
                         general = True
                     elif first_p < 0:
@@ -468,7 +482,8 @@ if numba is not None:
         _learn(weights, tag_2, tag_1, x, y, pre, post, tables[layer], targets[layer], u, x_int[layer], x_frac[layer],
                x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
                randoms_f[layer, 1, s], randoms_f[layer, 2, s], settings[layer, 5], scratch[0], scratch[1], scratch[2],
-               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12], scratch[13])
+               scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12], scratch[13],
+               scratch[14])
 
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
@@ -652,8 +667,8 @@ def _scratch(engines, products: list[int]):
     """Per layer, the kernel's work arrays: product row / column factors, scalars, synaptic flags,
     pending rows, row lists, the decayed traces, sizes (rows per target; item 3, kept across
     steps: how many tags sit at -257, set at each call by :func:`_work`), the activation, a sum,
-    an index list, a row's accumulators and synaptic products, and each product's largest
-    |column factor|."""
+    an index list, a row's accumulators and synaptic products, each product's largest |column
+    factor|, and per post neuron the products with non-zero row factors (one bit each)."""
     out = []
     for engine, count in zip(engines, products):
         n_post, n_pre = engine.weights.shape
@@ -661,7 +676,8 @@ def _scratch(engines, products: list[int]):
                     np.zeros(count, np.int64), np.zeros(count, np.bool_), np.zeros((3, n_post, n_pre), np.int64),
                     np.zeros((3, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros((3, n_post), np.int64),
                     np.zeros(4, np.int64), np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
-                    np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros(count, np.int64)))
+                    np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros(count, np.int64),
+                    np.zeros(n_post, np.int64)))
     return tuple(out)
 
 
