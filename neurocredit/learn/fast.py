@@ -225,14 +225,14 @@ if numba is not None:
                 continue
             dependency = table[p, 1]
             _side_factors(rows, p, table, dependency == 1, post, 1, y_new, 5)  # post: y0, y1..y3
+            bit = np.int64(1) << p
             reached = False
             for i in range(n_post):
-                reached |= rows[p, i] != 0
+                nonzero = rows[p, i] != 0
+                reached |= nonzero
+                masks[i] |= bit if nonzero else 0
             if not reached:
                 continue
-            bit = np.int64(1) << p
-            for i in range(n_post):
-                masks[i] |= bit if rows[p, i] != 0 else 0
             _side_factors(cols, p, table, dependency == 0, pre, 0, x_new, 3)  # pre: x0, x1, x2
             largest = np.int64(0)
             for j in range(n_pre):
