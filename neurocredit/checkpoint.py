@@ -53,6 +53,8 @@ def fingerprint(session) -> str:
     config = session.config
     training = {key: value for key, value in dataclasses.asdict(config.training).items()
                 if key not in RESUMABLE_CHANGES}
+    if not training.get("steps"):  # the default (encoder's window): as checkpoints written before the field
+        training.pop("steps", None)
     dataset = session.dataset
     identity = {
         "network": dataclasses.asdict(config.network),

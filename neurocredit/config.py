@@ -81,7 +81,11 @@ class TrainingConfig:
     """epochs; batch_size; optimizer adam|sgd; learning_rate; momentum (sgd); weight_decay;
     lr_schedule constant|cosine|step (step: x0.1 at 50 % and 75 % of the epochs); seed;
     eval_batch_size (for the per-epoch test accuracy); augment_shift (pixels), augment_flip:
-    random translations / left-right flips of the training images (:mod:`neurocredit.augment`)."""
+    random translations / left-right flips of the training images (:mod:`neurocredit.augment`);
+    steps: time steps per sample while training a spiking network (0: ``network.encoder.steps``);
+    the saved network keeps ``network.encoder.steps``, the window every backend runs it for, so a
+    network can be trained on short windows and run on longer ones (rate codes keep their
+    per-step spike probability; a latency code's window is ``steps``)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -94,6 +98,7 @@ class TrainingConfig:
     eval_batch_size: int = 1000
     augment_shift: int = 0
     augment_flip: bool = False
+    steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,11 @@ def _check_choices(config: Config, source: str) -> None:
     if training.augment_shift < 0:
         raise NeurocreditError(f"{source}: training.augment_shift must be >= 0 (pixels; 0: no translation), "
                                f"got {training.augment_shift}")
+    if training.steps < 0:
+        raise NeurocreditError(f"{source}: training.steps must be >= 0 (0: network.encoder.steps), got {training.steps}")
+    if training.steps and config.network.neuron.kind != "lif":
+        raise NeurocreditError(f"{source}: training.steps is the time window of a spiking (lif) network; a "
+                               f"{config.network.neuron.kind} network has none: remove it")
     validation = config.data.validation
     if validation < 0 or (validation >= 1 and not validation.is_integer()):
         raise NeurocreditError(f"{source}: data.validation must be a fraction in [0, 1) or a whole count >= 1, "

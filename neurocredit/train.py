@@ -16,6 +16,7 @@ With ``checkpoint_dir`` a checkpoint is written atomically after every epoch
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -61,7 +62,8 @@ class TrainResult:
 
     @property
     def validation_accuracy(self) -> float:
-        """The last epoch's validation accuracy (the rule's own prediction)."""
+        """The last epoch's validation accuracy (the rule's own prediction, over ``training.steps``
+        where that is set)."""
         return self.history[-1].validation_accuracy if self.history else float("nan")
 
 
@@ -126,6 +128,9 @@ class TrainingSession:
                 "rule_options": options.__dict__ if hasattr(options, "__dict__") else {},
             }
         )
+        if training.steps:  # the rule trains on this window; network() restores the encoder's
+            initial = initial.replace(encoder=dataclasses.replace(initial.encoder, steps=training.steps),
+                                      provenance={**initial.provenance, "training_steps": training.steps})
         self.rule = cls(initial, options, training, dataset.n_classes, device=device)
         self.rng = np.random.default_rng(training.seed)
         self.augment = AugmentParameters(training.augment_shift, training.augment_flip)
@@ -185,8 +190,12 @@ class TrainingSession:
         return stats
 
     def network(self) -> Network:
-        """The trained network with its training history in the provenance."""
+        """The trained network with its training history in the provenance, run for
+        ``network.encoder.steps`` (also when ``training.steps`` differs)."""
         network = self.rule.to_network()
+        if self.config.training.steps:
+            network = network.replace(encoder=dataclasses.replace(network.encoder,
+                                                                  steps=self.config.network.encoder.steps))
         provenance = dict(network.provenance)
         provenance["history"] = [stats.__dict__ for stats in self.history]
         provenance["train_seconds"] = round(self.seconds, 3)
