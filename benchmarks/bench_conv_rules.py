@@ -80,6 +80,7 @@ def worker_train(args) -> dict:
         record = simulate(network, x_test, y_test)
         row = {
             "config": names[label], "backend": record.backend, "accuracy": float(record.accuracy),
+            "eval_steps": int(record.steps), "training_steps": int(network.provenance.get("training_steps", record.steps)),
             "samples": int(record.samples), "eval_seconds": time.perf_counter() - began,
             "epoch_seconds": [stats.seconds for stats in session.history],
             "validation": [stats.validation_accuracy for stats in session.history],
@@ -152,12 +153,12 @@ def main() -> int:
     subset = (f"{args.batches} batches of 64 per epoch ({args.batches * 64} of the 54000 training images)"
               if args.batches else "the full training split (54000 images)")
     lines = [
-        f"{args.epochs} epoch(s) of {subset}{held_out}, T = 20; test accuracy on {bptt['samples']} test images "
+        f"{args.epochs} epoch(s) of {subset}{held_out}; test accuracy on {bptt['samples']} test images "
         f"(`{bptt['backend']}` backend for LIF networks, `rate` for rate networks):",
         "",
-        "| rule | test accuracy | target | s/epoch | s/epoch vs BPTT | validation after each epoch | "
-        "float -> fixed (emulator) |",
-        "|---|---|---|---|---|---|---|",
+        "| rule | T (training / test) | test accuracy | target | s/epoch | s/epoch vs BPTT | "
+        "validation after each epoch | float -> fixed (emulator) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     headline = []
     for label, row in trained.items():
@@ -169,7 +170,8 @@ def main() -> int:
             drop = (f"{row['float_accuracy']:.2%} -> {row['fixed_accuracy']:.2%} ({points:+.2f} pt drop, "
                     f"{row['emulator_samples']} samples)")
         validation = ", ".join(f"{v:.2%}" for v in row["validation"])
-        lines.append(f"| {label} | {row['accuracy']:.2%} | {'' if target is None else f'>= {target:.1%}'} | "
+        window = f"{row['training_steps']} / {row['eval_steps']}" if row["eval_steps"] else "rate"
+        lines.append(f"| {label} | {window} | {row['accuracy']:.2%} | {'' if target is None else f'>= {target:.1%}'} | "
                      f"{row['seconds_per_epoch']:.0f} | {ratio:.2f}x | {validation} | {drop} |")
         headline.append(f"{label} {row['accuracy']:.2%} ({ratio:.2f}x BPTT s/epoch)")
     lines.append("")

@@ -174,7 +174,8 @@ def update_row(script: str, summary: str, command: str, date: str, results: Path
 
 
 def config_with(path, steps: int | None = None, epochs: int | None = None):
-    """A config file's Config with the encoder's steps and/or the training epochs replaced."""
+    """A config file's Config with the encoder's steps and/or the training epochs replaced; with
+    ``steps``, training runs on that window too (``training.steps`` 0), so a benchmark at T trains at T."""
     import dataclasses
 
     from neurocredit.config import load_config
@@ -183,6 +184,7 @@ def config_with(path, steps: int | None = None, epochs: int | None = None):
     if steps is not None:
         encoder = dataclasses.replace(config.network.encoder, steps=steps)
         config = dataclasses.replace(config, network=dataclasses.replace(config.network, encoder=encoder))
+        config = config.replace_training(steps=0)
     if epochs is not None:
         config = config.replace_training(epochs=epochs)
     return config
