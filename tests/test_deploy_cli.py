@@ -96,3 +96,29 @@ def test_a_clip_quantile_outside_0_1_is_one_line_and_exit_2(spiking_model, value
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"--clip-quantile={float(value)!r} must be a quantile in (0, 1], e.g. 0.999 (1: the largest "
                         "weight sets the step, no clipping)") and "\n" not in err
+
+
+def test_verify_keeps_rasters_of_the_lava_samples_only():
+    """deploy --verify's float and emulator runs keep the rasters of the first --lava-limit samples
+    only (memory), with chunks and numbers unchanged: the kept head equals a full-raster run's head."""
+    from conftest import small_lif_network
+
+    from neurocredit.deploy.pipeline import _rasters_of_head
+    from neurocredit.sim import get_backend, run_chunked
+
+    network = small_lif_network(seed=3)
+    features = np.random.default_rng(3).random((8, 20)).astype(np.float32)
+    backend = get_backend("norse")
+
+    def run_chunk(inputs):
+        return backend.run(network, inputs, {"spikes"})
+
+    full = run_chunked(run_chunk, network, features, batch_size=3)
+    wrapped, head = _rasters_of_head(run_chunk, 5)
+    light = run_chunked(wrapped, network, features, batch_size=3)
+    assert light.spikes is None and np.array_equal(light.predictions, full.predictions)
+    assert all(np.array_equal(a, b) for a, b in zip(light.spike_counts, full.spike_counts))
+    kept = head()
+    assert kept.samples == 5
+    assert all(np.array_equal(a, b) for a, b in zip(kept.spikes, full.head(5).spikes))
+    assert sum(int(raster.sum()) for raster in kept.spikes) > 0

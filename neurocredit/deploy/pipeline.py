@@ -146,6 +146,31 @@ def _run_chunked(run_chunk, network: Network, features: np.ndarray, labels: Opti
                        progress=progress, label=label)
 
 
+def _rasters_of_head(run_chunk, count: int):
+    """``run_chunk`` that keeps the rasters of the first ``count`` samples only (the agreement with
+    Lava reads only those; keeping every sample's grew past 24 GiB on 10,000 Fashion-MNIST images
+    at 40 steps): (wrapped run_chunk, a function returning the record of those samples with their
+    rasters). The chunks stay the ones :func:`_run_chunked` makes, so every number is unchanged."""
+    kept: list[RunRecord] = []
+    seen = 0
+
+    def wrapped(inputs) -> RunRecord:
+        nonlocal seen
+        part = run_chunk(inputs)
+        if seen < count:
+            kept.append(part.head(count - seen))
+        seen += part.samples
+        return part.replace(spikes=None, input_spikes=None)
+
+    def head() -> RunRecord:
+        joined = kept[0]
+        for part in kept[1:]:
+            joined = joined.concatenate(part)
+        return joined
+
+    return wrapped, head
+
+
 def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray], target_name: str = "loihi2",
            mode: str = "fixed_pt", verify: bool = False, weight_bits: Optional[int] = None,
            steps: Optional[int] = None, lanes: Optional[int] = None, lava_limit: Optional[int] = None,
@@ -179,14 +204,14 @@ def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray],
                                                               lanes=lanes, progress=progress),
             network, features[:lava_count], lava_labels, steps, progress, f"lava {lava_mode}")
     if verify:
-        result.records["emulator"] = _run_chunked(
-            lambda inputs: emulator.run(network, inputs, record, quantized=quantized),
-            network, features, labels, steps, progress, "emulator")
+        emulator_run, emulator_head = _rasters_of_head(
+            lambda inputs: emulator.run(network, inputs, record, quantized=quantized), lava_count)
+        result.records["emulator"] = _run_chunked(emulator_run, network, features, labels, steps, progress,
+                                                  "emulator")
         backend = get_backend("norse")
-        result.records["float"] = _run_chunked(lambda inputs: backend.run(network, inputs, record),
-                                               network, features, labels, steps, progress, "norse")
-        result.agreement["emulator_vs_lava"] = spike_agreement(result.records["emulator"].head(lava_count),
-                                                               result.records["lava_fixed_pt"])
-        result.agreement["float_vs_lava_floating"] = spike_agreement(result.records["float"].head(lava_count),
+        float_run, float_head = _rasters_of_head(lambda inputs: backend.run(network, inputs, record), lava_count)
+        result.records["float"] = _run_chunked(float_run, network, features, labels, steps, progress, "norse")
+        result.agreement["emulator_vs_lava"] = spike_agreement(emulator_head(), result.records["lava_fixed_pt"])
+        result.agreement["float_vs_lava_floating"] = spike_agreement(float_head(),
                                                                      result.records["lava_floating_pt"])
     return result
