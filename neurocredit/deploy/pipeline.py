@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -162,13 +164,7 @@ def _rasters_of_head(run_chunk, count: int):
         seen += part.samples
         return part.replace(spikes=None, input_spikes=None)
 
-    def head() -> RunRecord:
-        joined = kept[0]
-        for part in kept[1:]:
-            joined = joined.concatenate(part)
-        return joined
-
-    return wrapped, head
+    return wrapped, lambda: functools.reduce(RunRecord.concatenate, kept)
 
 
 def deploy(network: Network, features: np.ndarray, labels: Optional[np.ndarray], target_name: str = "loihi2",
