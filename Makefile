@@ -10,6 +10,9 @@ PYTHON ?= $(shell for c in python3.10 $$(ls -d $$(pyenv root 2>/dev/null)/versio
 
 .PHONY: venv demo test clean-venv
 
+# Test processes (pytest-xdist): one per core, at most 4 (each imports torch, Lava and Brian2).
+TEST_WORKERS ?= auto
+
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
@@ -27,7 +30,7 @@ demo: $(STAMP)
 	$(VPY) -m neurocredit.demo
 
 test: $(STAMP)
-	$(VPY) -m pytest -q --durations=15 tests
+	$(VPY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --maxprocesses 4 tests
 
 clean-venv:
 	rm -rf $(VENV)

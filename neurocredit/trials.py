@@ -425,7 +425,8 @@ def ray_init(address: Optional[str], num_cpus: Optional[int] = None) -> str:
     if address:
         ray.init(address=address, **kwargs)
         return f"Ray cluster at {address}"
-    ray.init(num_cpus=num_cpus, **kwargs)
+    # "local": a new instance even when another Ray runs on this machine (ray.init() would join it)
+    ray.init(address="local", num_cpus=num_cpus, **kwargs)
     return f"embedded Ray on this machine ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
 

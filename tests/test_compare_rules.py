@@ -156,6 +156,26 @@ def test_sweep_space_errors(tmp_path):
             load_sweep(str(space))
 
 
+def test_an_embedded_instance_never_joins_another_ray_on_the_machine(monkeypatch):
+    """Without --address (or RAY_ADDRESS) ray.init() would join the latest cluster started on this
+    machine (/tmp/ray/ray_current_cluster), e.g. a test's or a user's: ``address="local"`` starts
+    a new instance, as the docs promise."""
+    import types
+
+    from neurocredit import trials
+
+    calls = []
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kwargs: calls.append(kwargs),
+                                 cluster_resources=lambda: {"CPU": 2.0})
+    monkeypatch.setattr(trials, "import_ray", lambda: (fake, None))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert trials.ray_init(None, 2) == "embedded Ray on this machine (2 CPUs)"
+    assert [(call["address"], call["num_cpus"]) for call in calls] == [("local", 2)]
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert trials.ray_init(None) == "Ray cluster at 10.0.0.1:6379"
+    assert calls[-1]["address"] == "10.0.0.1:6379" and "num_cpus" not in calls[-1]
+
+
 @pytest.mark.needs_ray
 @pytest.mark.timeout(300)
 def test_embedded_ray_runs_the_same_trials_to_the_same_numbers(local_payload, tmp_path):
