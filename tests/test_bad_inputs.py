@@ -64,6 +64,7 @@ def test_an_unknown_rule_array_is_refused(tmp_path):
 
 @pytest.mark.parametrize("rule, options, message", [
     ("dfa", "feedback_init: normal", "rule.feedback_init must be uniform or gaussian"),
+    ("dfa", "feedback_layout: kernel", "rule.feedback_layout must be position or channel, got 'kernel'"),
     ("sigprop", "loss: hinge", "rule.loss must be one of"),
     ("chl", "beta: 0", "rule.beta=0.0 must be a number > 0"),
     ("bp", "surrogate: step", "rule.surrogate must be one of"),

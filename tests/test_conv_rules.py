@@ -129,6 +129,22 @@ def test_dfa_conv_layer_reads_only_its_own_terms_and_the_error(digits, kind, mon
         assert torch.equal(rule.weights[0], rules[0].weights[0]) and torch.equal(rule.biases[0], rules[0].biases[0])
 
 
+@pytest.mark.parametrize("kind", ["rate", "lif"])
+def test_channel_feedback_layout_shares_each_channels_value_over_its_positions(kind):
+    """``feedback_layout: channel``: on a conv layer every position of a channel receives the same
+    projected error (B's rows of one map are equal), drawn per (channel, class) from the seed; a
+    dense layer's B is the default layout's, and the default keeps one value per position."""
+    network = conv_network(kind, [{"pool": 2}, {"dense": 12}])
+    channel = make_rule("dfa", kind, network, {"feedback_layout": "channel"}).feedback
+    position = make_rule("dfa", kind, network).feedback
+    maps = channel[0].reshape(4, 8 * 8, 10)
+    assert torch.equal(maps, maps[:, :1].expand(-1, 64, -1)) and len(torch.unique(maps[:, 0])) == 40
+    drawn = np.random.default_rng(1234).uniform(-1 / np.sqrt(10), 1 / np.sqrt(10), (4, 10)).astype(np.float32)
+    np.testing.assert_array_equal(maps[:, 0].numpy(), drawn)
+    assert len(torch.unique(position[0].reshape(4, 64, 10)[0, :, 0])) == 64
+    assert channel[1].shape == position[1].shape == (12, 10)
+
+
 # --- surrogate-free, autograd-free --------------------------------------------------------------
 
 

@@ -14,8 +14,13 @@ its own pre-activation ``a_i`` and the projected error. The feedback matrices ar
 network as ``extras['dfa/feedback_<i>']`` (1-based hidden layer index), shape (n_i, classes).
 
 Conv layers (both neuron kinds): ``n_i = C*H*W``, so ``B_i`` projects the error onto every
-neuron of every feature map (one fixed random value per map position and class, as the issue
-asks: the error reaches each position independently); the update of the shared kernel is the sum over output positions of
+neuron of every feature map. ``feedback_layout: position`` (default) draws one fixed random value
+per map position and class (the error reaches each position independently); ``channel`` draws
+one per channel and class and repeats it over the channel's positions (``B_i[c*H*W + p, k] =
+b_i[c, k]``), so every position of a map receives the same error and the kernel's update, a sum
+over positions, adds up coherent terms instead of terms of random sign (Fashion-MNIST, rate, on
+the validation split: 87.13 % against 85.55 %, ``models/fmnist-dfa-conv-rate.yaml``). Either way
+``B_i`` is saved whole, shape (n_i, classes). The update of the shared kernel is the sum over output positions of
 ``δ_i[o, y, x] h_{i-1}[c, y*s + k, x*s + l]`` (``torch.nn.grad.conv2d_weight``), a channel's bias
 the sum of its ``δ_i`` over positions. A fused pool is trained in its pooled form (the input is
 sum-pooled first). Still no autograd: each layer's update is one correlation of its own terms.
@@ -36,27 +41,41 @@ from neurocredit.rules.spec import VOLTAGE_SURROGATES, Criteria, RuleSpec, Varia
 class DFAOptions:
     """feedback_init: ``uniform`` (U(-1/sqrt(classes), +1/sqrt(classes))) or ``gaussian``
     (N(0, 1/classes)); feedback_scale multiplies it; feedback_seed seeds the matrices
-    (independent of the weight seed so the same B can be kept across runs)."""
+    (independent of the weight seed so the same B can be kept across runs); feedback_layout
+    (conv layers): ``position`` (one value per map position and class) or ``channel`` (one per
+    channel and class, shared by the channel's positions; module doc)."""
 
     feedback_init: str = "uniform"
     feedback_scale: float = 1.0
     feedback_seed: int = 1234
+    feedback_layout: str = "position"
 
     def __post_init__(self) -> None:
         if self.feedback_init not in ("uniform", "gaussian"):
             raise NeurocreditError(f"rule.feedback_init must be uniform or gaussian, got {self.feedback_init!r}")
+        if self.feedback_layout not in FEEDBACK_LAYOUTS:
+            raise NeurocreditError(f"rule.feedback_layout must be {' or '.join(FEEDBACK_LAYOUTS)}, "
+                                   f"got {self.feedback_layout!r}")
 
 
-def make_feedback(sizes: list[int], n_classes: int, options: DFAOptions) -> list[np.ndarray]:
-    """One fixed random matrix (n_i, n_classes) per hidden layer width in ``sizes``."""
+FEEDBACK_LAYOUTS = ("position", "channel")
+
+
+def make_feedback(shapes: list[tuple[int, ...]], n_classes: int, options: DFAOptions) -> list[np.ndarray]:
+    """One fixed random matrix (n_i, n_classes) per hidden layer output shape in ``shapes``
+    ((n,) dense, (C, H, W) conv; rows in C order)."""
     rng = np.random.default_rng(options.feedback_seed)
     matrices = []
-    for width in sizes:
+    for shape in shapes:
+        shared = options.feedback_layout == "channel" and len(shape) == 3
+        rows = shape[0] if shared else int(np.prod(shape))
         if options.feedback_init == "uniform":
             bound = options.feedback_scale / np.sqrt(n_classes)
-            matrix = rng.uniform(-bound, bound, size=(width, n_classes))
+            matrix = rng.uniform(-bound, bound, size=(rows, n_classes))
         else:
-            matrix = rng.normal(0.0, options.feedback_scale / np.sqrt(n_classes), size=(width, n_classes))
+            matrix = rng.normal(0.0, options.feedback_scale / np.sqrt(n_classes), size=(rows, n_classes))
+        if shared:  # row c*H*W + p: channel c at position p
+            matrix = np.repeat(matrix, shape[1] * shape[2], axis=0)
         matrices.append(matrix.astype(np.float32))
     return matrices
 
@@ -67,7 +86,7 @@ def feedback_from_network(network, n_classes: int, options: DFAOptions) -> list[
     saved = [network.extras.get(f"dfa/feedback_{i + 1}") for i in range(len(hidden))]
     if all(m is not None and m.shape == (w, n_classes) for m, w in zip(saved, hidden)):
         return [np.asarray(m, dtype=np.float32) for m in saved]
-    return make_feedback(hidden, n_classes, options)
+    return make_feedback([tuple(layer.output_shape) for layer in network.layers[:-1]], n_classes, options)
 
 
 @dataclass(frozen=True)
