@@ -133,7 +133,7 @@ def test_dfa_conv_layer_reads_only_its_own_terms_and_the_error(digits, kind, mon
 def test_channel_feedback_layout_shares_each_channels_value_over_its_positions(kind):
     """``feedback_layout: channel``: on a conv layer every position of a channel receives the same
     projected error (B's rows of one map are equal), drawn per (channel, class) from the seed; a
-    dense layer's B is the default layout's, and the default keeps one value per position."""
+    dense layer keeps its (n, classes) B, and the default layout one value per position."""
     network = conv_network(kind, [{"pool": 2}, {"dense": 12}])
     channel = make_rule("dfa", kind, network, {"feedback_layout": "channel"}).feedback
     position = make_rule("dfa", kind, network).feedback

@@ -20,8 +20,8 @@ one per channel and class and repeats it over the channel's positions (``B_i[c*H
 b_i[c, k]``), so every position of a map receives the same error and the kernel's update, a sum
 over positions, adds up coherent terms instead of terms of random sign (Fashion-MNIST, rate, on
 the validation split: 88.88 % against 86.30 % with 32/64 channels, 87.13 % against 85.55 % with
-16/32, ``models/fmnist-dfa-conv-rate.yaml``). Either way
-``B_i`` is saved whole, shape (n_i, classes). The update of the shared kernel is the sum over output positions of
+16/32, ``models/fmnist-dfa-conv-rate.yaml``). Either way ``B_i`` is saved whole, shape
+(n_i, classes). The update of the shared kernel is the sum over output positions of
 ``δ_i[o, y, x] h_{i-1}[c, y*s + k, x*s + l]`` (``torch.nn.grad.conv2d_weight``), a channel's bias
 the sum of its ``δ_i`` over positions. A fused pool is trained in its pooled form (the input is
 sum-pooled first). Still no autograd: each layer's update is one correlation of its own terms.
