@@ -145,6 +145,25 @@ def test_emulator_runs_a_fused_pool_in_its_pooled_form_with_the_same_sums():
         assert np.abs(expected).max() > 0
 
 
+@pytest.mark.parametrize("out_channels, group", [(3, 5), (8, 2), (16, 1), (20, 1)])
+def test_a_conv_with_few_channels_sums_several_images_at_once_with_the_same_integers(out_channels, group):
+    """Below oneDNN's block of 16 output channels the emulator stacks 16 // C_out images as the
+    channels of one conv with a block-diagonal kernel: each image's sums are its own conv's, also
+    for a row count that is not a multiple of the group (zero images pad it)."""
+    rng = np.random.default_rng(out_channels)
+    conv = Conv2d(rng.normal(0, 0.5, (out_channels, 2, 3, 3)), np.zeros(out_channels), (2, 7, 9), (2, 1), (1, 0),
+                  "conv")
+    network = Network((conv, Layer(rng.normal(0, 0.5, (4, conv.n_out)), np.zeros(4), "fc1")),
+                      NeuronSpec("lif", lif=LIFParameters(0.3, 0.2, 1.0)), EncoderSpec("bernoulli", 7, 0.8, 0))
+    layer = quantize(network).layers[0]
+    synapses = emulator.synapses(layer)
+    assert synapses.group == group and synapses.weights.shape == (group * out_channels, group * 2, 3, 3)
+    spikes = spike_inputs(network, 3, 1).reshape(-1, network.n_inputs)  # 21 rows
+    expected = conv_forward(conv, spikes.astype(np.float64), layer.weights.astype(np.float64))
+    assert np.abs(expected).max() > 0
+    assert np.array_equal(emulator.conv_accumulate(spikes, layer, synapses), expected)
+
+
 @pytest.mark.parametrize("build", [small_conv_lif_network, asymmetric_conv_network])
 def test_conv_sums_stay_exact_with_onednn_switched_off(build, monkeypatch):
     """torch's float32 conv2d is exact on integer operands only on oneDNN: switched off, the

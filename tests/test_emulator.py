@@ -225,3 +225,30 @@ def test_chunks_run_side_by_side_with_the_same_integers(monkeypatch):
     for name in ("spikes", "currents", "voltages"):
         for a, b in zip(getattr(alone, name), getattr(side_by_side, name)):
             assert np.array_equal(a, b)
+
+
+@needs_numba
+@pytest.mark.parametrize("preset", [None, "+sse2"])
+def test_numba_gets_the_hosts_own_features_with_512_bit_vectors_unless_the_user_chose(preset):
+    """Importing the compiled kernels sets NUMBA_CPU_FEATURES to the host's features minus LLVM's
+    256-bit preference where the host has AVX-512 (a fresh process: numba reads it once), and
+    leaves a value the user set alone."""
+    import os
+    import subprocess
+    import sys
+
+    from llvmlite import binding
+
+    host = binding.get_host_cpu_features().flatten()
+    environment = {key: value for key, value in os.environ.items() if key != "NUMBA_CPU_FEATURES"}
+    if preset is not None:
+        environment["NUMBA_CPU_FEATURES"] = preset
+    code = "import neurocredit.deploy.lif_compiled, numba; print(numba.config.CPU_FEATURES)"
+    seen = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if preset is not None:
+        assert seen == preset
+    elif "+avx512f" in host.split(","):
+        assert seen == host + ",-prefer-256-bit"
+    else:
+        assert seen == "None"

@@ -69,6 +69,9 @@ from neurocredit.record import RunRecord
 BATCH_CHUNK = 64
 #: Rows (steps x samples) of one synaptic product: bounds the memory of a layer's drive block.
 DRIVE_ROWS = 512
+#: Output channels oneDNN's float32 conv computes together on AVX-512 (it pads fewer to this many):
+#: a conv with C_out < 16 runs 16 // C_out images at once, stacked as channels (:func:`block_diagonal`).
+CONV_CHANNEL_BLOCK = 16
 
 
 class FixedLIFParameters(NamedTuple):
@@ -143,9 +146,10 @@ class Synapses(NamedTuple):
 
     Dense: ``weights`` (n_in, n_out) of Lava's effective weights, one matrix product. Conv2d: the
     layer in its pooled form -- ``pool`` (p x p sum pool of the (C, H, W) ``source`` first, exact:
-    counts <= p**2), then torch's ``conv2d`` with the integer kernel ``weights`` (OIHW), ``stride``
-    and ``padding``: any summation order gives the same integers, since every partial sum is an
-    exact float integer."""
+    counts <= p**2), then torch's ``conv2d`` with the integer kernel, ``stride`` and ``padding``;
+    ``weights`` is that kernel (OIHW) ``group`` times on a block diagonal, so that ``group``
+    images run as the channels of one (:data:`CONV_CHANNEL_BLOCK`). Any summation order gives the
+    same integers, since every partial sum is an exact float integer."""
 
     layer: FixedLayer
     weights: np.ndarray
@@ -153,34 +157,36 @@ class Synapses(NamedTuple):
     source: tuple[int, ...] = ()
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
+    group: int = 1
 
     def sums(self, spikes: np.ndarray) -> np.ndarray:
         """(..., n_in) 0/1 -> (..., n_out): the exact integer sums of the weights of the active
         inputs (float32 or float64), conv outputs in (C_out, H, W) C order."""
-        lead = spikes.shape[:-1]
-        if not self.layer.is_conv:
-            flat = spikes.reshape(-1, spikes.shape[-1]).astype(self.weights.dtype, copy=False)
-            return (flat @ self.weights).reshape(*lead, -1)
         import torch
 
         from neurocredit.conv import pooled_hw, sum_pool
         from neurocredit.deploy import lif_compiled
 
+        lead, conv, weights = spikes.shape[:-1], self.layer.is_conv, self.weights
         if self.pool > 1 and lif_compiled.available():  # compiled, counts straight from the 0/1 spikes
             rows = np.ascontiguousarray(spikes.reshape(-1, *self.source))
-            images = np.empty((len(rows), self.source[0], *pooled_hw(*self.source[1:], self.pool)), self.weights.dtype)
+            images = np.empty((len(rows), self.source[0], *pooled_hw(*self.source[1:], self.pool)), weights.dtype)
             lif_compiled.sum_pool(rows, self.pool, images)
         else:  # counts <= pool**2: exact in any float
-            images = spikes.reshape(-1, *self.source).astype(self.weights.dtype, copy=False)
+            images = spikes.reshape(-1, *(self.source if conv else spikes.shape[-1:])).astype(weights.dtype, copy=False)
             images = sum_pool(images, self.pool) if self.pool > 1 else images
-        weights = self.weights
-        if weights.dtype == np.float32 and not exact_float32_conv():
+        if weights.dtype == np.float32 and not (exact_float32_conv() if conv else exact_float32_matmul()):
             images, weights = images.astype(np.float64), weights.astype(np.float64)
-        with torch.no_grad():
-            result = torch.nn.functional.conv2d(torch.from_numpy(np.ascontiguousarray(images)),
-                                                torch.from_numpy(weights), stride=self.stride,
-                                                padding=self.padding)
-        return result.numpy().reshape(*lead, -1)
+        rows = len(images)
+        if self.group > 1:  # ``group`` images side by side as the channels of one (block-diagonal weights)
+            if rows % self.group:
+                images = np.concatenate([images, np.zeros((-rows % self.group, *images.shape[1:]), images.dtype)])
+            images = images.reshape(-1, self.group * images.shape[1], *images.shape[2:])
+        images, weights = torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(weights)
+        with torch.no_grad():  # torch's product: numpy's BLAS took up to 8x longer at these shapes
+            result = (torch.nn.functional.conv2d(images, weights, stride=self.stride, padding=self.padding)
+                      if conv else images @ weights)
+        return result.numpy().reshape(rows + -rows % self.group, -1)[:rows].reshape(*lead, -1)
 
     def drive(self, spikes: np.ndarray) -> np.ndarray:
         """What the LIF adds to ``u`` one step later, ``a_in << 6``, for ``spikes`` (..., n_in):
@@ -210,14 +216,25 @@ def exact_float32_conv() -> bool:
 
     onednn = torch.backends.mkldnn
     precision = getattr(getattr(onednn, "conv", None), "fp32_precision", "none")
-    return (onednn.is_available() and bool(onednn.enabled) and precision in ("none", "ieee")
-            and torch.get_float32_matmul_precision() == "highest")
+    return onednn.is_available() and bool(onednn.enabled) and precision in ("none", "ieee") and exact_float32_matmul()
+
+
+def exact_float32_matmul() -> bool:
+    """Whether torch's float32 matrix products run in float32 arithmetic (not TF32 or bf16, which
+    ``set_float32_matmul_precision`` and oneDNN's ``fp32_precision`` allow): then any summation
+    order gives the exact sums of integer-valued operands below 2**24. Where this is False the
+    emulator's dense products run in float64."""
+    import torch
+
+    precision = getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", "none")
+    return torch.get_float32_matmul_precision() == "highest" and precision in ("none", "ieee")
 
 
 def synapses(layer: FixedLayer) -> Synapses:
     """The :class:`Synapses` of a quantized layer. A conv layer whose integer kernel is constant
     over p x p blocks (a fused pool, ``spec.pool = p``) runs in its pooled form: p**2 times fewer
-    products, the same sums."""
+    products, the same sums. (A dense layer's fused pool does not: its quantization rounds each
+    weight of the fused matrix on its own, so its blocks are not constant.)"""
     if not layer.is_conv:
         weights = lava_dense_weights(layer.weights, layer.sign_mode, layer.num_weight_bits).T
         largest = float(np.max(np.abs(weights), initial=0)) * layer.n_in
@@ -239,7 +256,19 @@ def synapses(layer: FixedLayer) -> Synapses:
             pool = 1
     assert conv_output_hw(shape[1:], kernel.shape[2:], stride, padding) == tuple(spec.output_shape[1:])
     largest = float(np.max(np.abs(kernel), initial=0)) * kernel[0].size * pool**2
-    return Synapses(layer, np.ascontiguousarray(kernel.astype(_exact_dtype(largest))), pool, source, stride, padding)
+    group = max(1, CONV_CHANNEL_BLOCK // len(kernel))
+    return Synapses(layer, np.ascontiguousarray(block_diagonal(kernel, group).astype(_exact_dtype(largest))), pool,
+                    source, stride, padding, group)
+
+
+def block_diagonal(kernel: np.ndarray, group: int) -> np.ndarray:
+    """(O, C, KH, KW) -> (group*O, group*C, KH, KW): ``group`` copies of ``kernel`` on the diagonal,
+    zeros elsewhere, so that a conv over ``group`` images stacked as channels computes each image's
+    conv with ``kernel`` (the zeros add exact zeros)."""
+    out_channels, in_channels = kernel.shape[:2]
+    blocks = np.zeros((group, out_channels, group, in_channels, *kernel.shape[2:]), kernel.dtype)
+    blocks[np.arange(group), :, np.arange(group)] = kernel
+    return blocks.reshape(group * out_channels, group * in_channels, *kernel.shape[2:])
 
 
 def conv_accumulate(spikes: np.ndarray, layer: FixedLayer, operator: Optional[Synapses] = None) -> np.ndarray:

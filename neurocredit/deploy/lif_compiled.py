@@ -20,10 +20,33 @@ emulator runs its numpy step (same integers, slower). The on-chip learning kerne
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 from neurocredit.deploy.quantize import LAVA
 
+
+def prefer_512_bit_vectors() -> None:
+    """On a CPU with AVX-512, let numba's LLVM vectorize with 512-bit registers: for Intel Xeons
+    LLVM prefers 256-bit ones (its ``prefer-256-bit`` tuning), which halves the int64 lanes of the
+    kernels below (``lif_window`` ran 1.33x faster without it on the 2-core Xeon of
+    ``benchmarks/RESULTS.md``). Sets ``NUMBA_CPU_FEATURES`` to the host's own features (as numba
+    detects them) minus that preference -- only when the user has not set it and numba is not yet
+    imported (numba reads it once). The integers are the same: only the vector width changes."""
+    if "NUMBA_CPU_FEATURES" in os.environ or "numba" in sys.modules:
+        return
+    try:
+        from llvmlite import binding
+    except ImportError:  # pragma: no cover - numba (and llvmlite) are the optional extra
+        return
+    features = binding.get_host_cpu_features().flatten()
+    if "+avx512f" in features.split(","):
+        os.environ["NUMBA_CPU_FEATURES"] = features + ",-prefer-256-bit"
+
+
+prefer_512_bit_vectors()
 try:  # the optional extra
     import numba
 except ImportError:  # pragma: no cover - exercised only without the extra
@@ -70,9 +93,11 @@ if numba is not None:
         ``4096 - dv`` and the scaled threshold ``vth << 6``. Selects, not branches: the
         compiler vectorizes a loop of these."""
         limit = np.int64(_STATE_LIMIT)
-        current = wrap32(wrap32(decay_toward_zero(current, du_factor)) + wrap32(activation << _ACTIVATION_SHIFT))
+        # u and v are int32 values, and decaying toward zero keeps them so: Lava's int32 wrap of the
+        # decayed value is the value itself, left out
+        current = wrap32(decay_toward_zero(current, du_factor) + wrap32(activation << _ACTIVATION_SHIFT))
         current = current - 2 * limit if current > limit else (current + 2 * limit if current <= -limit else current)
-        voltage = wrap32(wrap32(wrap32(decay_toward_zero(voltage, dv_factor)) + current) + bias)
+        voltage = wrap32(wrap32(decay_toward_zero(voltage, dv_factor) + current) + bias)
         voltage = min(max(voltage, -limit + 1), limit - 1)
         spiked = voltage > vth
         return current, 0 if spiked else voltage, spiked
@@ -100,17 +125,22 @@ if numba is not None:
         """``out`` (rows, C, H // pool, W // pool), float32 or float64 = the ``pool`` x ``pool`` sums (stride
         ``pool``, no padding, the rest cut off) of ``spikes`` (rows, C, H, W), 0/1 of any dtype:
         exact counts, what ``avg_pool2d(divisor_override=1)`` gives, in one pass without a float
-        copy of the spikes first."""
+        copy of the spikes first. Rows of ``pool`` lines are summed first (contiguous: the loop
+        vectorizes), then their columns."""
         rows, channels, height, width = spikes.shape
         out_height, out_width = height // pool, width // pool
+        line = np.empty(width, out.dtype)
         for r in range(rows):
             for c in range(channels):
                 image, pooled = spikes[r, c], out[r, c]
                 for i in range(out_height):
-                    sums = pooled[i]
-                    sums[:] = 0
+                    line[:] = 0
                     for a in range(pool):
                         row = image[i * pool + a]
-                        for b in range(pool):  # the column offset outside: the inner loop vectorizes
-                            for j in range(out_width):
-                                sums[j] += row[j * pool + b]
+                        for j in range(width):
+                            line[j] += row[j]
+                    sums = pooled[i]
+                    sums[:] = 0
+                    for b in range(pool):
+                        for j in range(out_width):
+                            sums[j] += line[j * pool + b]
