@@ -202,10 +202,10 @@ def test_training_energy_equals_the_hand_calculation():
     assert training_energy(cost, spinnaker2, snn_energy(counts, spinnaker2), dense, STEPS) is None
 
 
-@pytest.mark.parametrize("steps", [1, 20, 300])
+@pytest.mark.parametrize("steps", [1, 20, 255, 256, 300])
 def test_spike_counts_of_a_raster_equal_a_plain_sum_past_the_byte_range(steps):
-    """The byte-wise count (16-bit accumulator) against numpy's int64 sum; 300 steps of a neuron
-    that always fires exceed what one byte holds."""
+    """The byte-wise count (8-bit accumulator below 256 steps, 16-bit below 2**16) against numpy's
+    int64 sum; from 256 steps a neuron that always fires exceeds what one byte holds."""
     from neurocredit.record import spike_counts
 
     raster = np.random.default_rng(steps).random((steps, 3, 7)) < 0.4

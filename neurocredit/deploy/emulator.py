@@ -442,7 +442,7 @@ class _CompiledWindow:
         self.vth = params.effective_vth
         self.bias = layer.effective_bias.astype(np.int64)
         self.port = (0, LAVA.state_bits) if layer.is_conv else (layer.weight_exp, 32)
-        self.current, self.voltage = np.zeros((batch, layer.n_out), np.int64), np.zeros((batch, layer.n_out), np.int64)
+        self.current, self.voltage = np.zeros((batch, layer.n_out), np.int32), np.zeros((batch, layer.n_out), np.int32)
 
     def run(self, operator: Synapses, presynaptic: Optional[np.ndarray], spikes: np.ndarray,
             currents: Optional[np.ndarray], voltages: Optional[np.ndarray], first: int) -> None:

@@ -107,8 +107,9 @@ if numba is not None:
                    currents, voltages, record):
         """Steps ``t = 0 .. len(sums) - 1`` of a layer, in place: ``sums`` (steps, batch, n) the
         integer synaptic sums each step receives (float; Lava's ``a_in`` after the port's shift and
-        wrap), ``current``/``voltage`` (batch, n) int64 state, ``bias`` (n,) int64; writes
-        ``spikes`` (steps, batch, n) and, when ``record``, ``currents``/``voltages``."""
+        wrap), ``current``/``voltage`` (batch, n) int32 (Lava's dtype; half the memory traffic of
+        int64) or int64 state, computed in int64, ``bias`` (n,) int64; writes ``spikes`` (steps,
+        batch, n) and, when ``record``, ``currents``/``voltages``."""
         steps, batch, n = sums.shape
         for t in range(steps):
             for b in range(batch):
