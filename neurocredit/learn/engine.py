@@ -529,12 +529,10 @@ class LearningSynapses:
                     current = np.ones((1, 1), dtype=np.int32) * np.int32(dependency)
             elif np.any(dependency):
                 current = dependency.astype(np.int32)
-            width = 0
             for factor in product.factors:
                 if current is None:
                     break
                 factor_width = FACTOR_WIDTH[factor.state_var]
-                width += factor_width
                 value = self._factor(product.dependency, factor, args)
                 value = _clip(value, -(2**factor_width), 2**factor_width - 1)
                 value = np.asarray(value).astype(np.int32)
@@ -544,9 +542,8 @@ class LearningSynapses:
                     result = _clip(result, -limit - 1, limit - 1)
                     out_of_range, touched = False, True
                 continue
-            width += W_S_MANT
             current = current * np.int32(product.mantissa)
-            current = np.right_shift(current, max(0, width - W_ACCUMULATOR_U))
+            current = np.right_shift(current, product.fixed_shift)
             current = np.left_shift(current, product.s_exp)
             current = _clip(current, -limit - 1, limit - 1)
             result = _clip(result + current, -limit - 1, limit - 1)

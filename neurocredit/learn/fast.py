@@ -45,8 +45,6 @@ import numpy as np
 
 from neurocredit.learn.engine import (
     FACTOR_WIDTH,
-    W_ACCUMULATOR_U,
-    W_S_MANT,
     CompiledRule,
     LearningSynapses,
 )
@@ -76,9 +74,8 @@ def product_table(rule: CompiledRule) -> np.ndarray:
     rows = []
     for target, products in rule.targets:
         for product in products:
-            width = sum(FACTOR_WIDTH[f.state_var] for f in product.factors) + W_S_MANT
             row = [_TARGETS.index(target), ("x0", "y0").index(product.dependency) if product.dependency != "u" else 2,
-                   product.mantissa, product.s_exp, max(0, width - W_ACCUMULATOR_U), len(product.factors)]
+                   product.mantissa, product.s_exp, product.fixed_shift, len(product.factors)]
             for factor in product.factors:
                 row += [_VARIABLES.index(factor.state_var), factor.const or 0, int(factor.is_sgn),
                         FACTOR_WIDTH[factor.state_var]]
