@@ -227,6 +227,31 @@ def test_chunks_run_side_by_side_with_the_same_integers(monkeypatch):
             assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("precision", ["highest", "medium"])
+def test_dense_sums_stay_exact_when_torch_may_use_reduced_precision_products(precision):
+    """The dense sums go through torch's matmul, float32 only where its products are plain float32
+    (``exact_float32_matmul``); with TF32/bf16 allowed they run in float64. (Lava's dense weights
+    fit 8 bits, exact even in bf16; weights up to 8191, as a Synapses of any integer matrix, are
+    not.) The sums equal the int64 products either way."""
+    import torch
+
+    rng = np.random.default_rng(7)
+    weights = rng.integers(-8191, 8192, size=(300, 12))
+    layer = FixedLayer("dense", weights.T.astype(np.int32), 0, 8, "mixed", np.zeros(12, np.int32),
+                       np.zeros(12, np.int32), 1, 1.0)
+    synapses = emulator.Synapses(layer, weights.astype(np.float32))  # every partial sum below 2**24
+    spikes = rng.random((2, 37, 300)) < 0.4
+    expected = spikes.astype(np.int64) @ weights
+    assert np.abs(expected).max() > 2**16
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        assert emulator.exact_float32_matmul() == (precision == "highest")
+        assert np.array_equal(synapses.sums(spikes), expected)
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
 @needs_numba
 @pytest.mark.parametrize("preset", [None, "+sse2"])
 def test_numba_gets_the_hosts_own_features_with_512_bit_vectors_unless_the_user_chose(preset):
