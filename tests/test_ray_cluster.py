@@ -112,7 +112,11 @@ def cluster():
     root = tempfile.mkdtemp(prefix="nc-ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
     token = Path(root) / "token"
     token.write_text(secrets.token_hex(32))
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0")
+    # TMPDIR: the trials' work folders (tempfile) inside root, so the one of the worker the test kills goes too
+    trials = Path(root) / "trials"
+    trials.mkdir()
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0",
+               TMPDIR=str(trials))
     env.pop("RAY_ADDRESS", None)
     head, node = f"{root}/head", f"{root}/node"
     address = None
