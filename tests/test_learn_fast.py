@@ -124,3 +124,31 @@ def test_tags_at_minus_257_at_every_step_match_the_numpy_engine():
         fast.run_chl(ours, spikes[step:step + 1], targets[step:step + 1])
         reference.step(spikes[step], targets[step])
         _assert_same(ours, reference)
+
+
+@pytest.mark.parametrize("rules", [
+    # products that read a variable an earlier target writes in the same step (d reads w, t reads d):
+    # every target from the old values
+    {"dw": "2^-2*x0*y1*y2 - 2^-2*x0*y1*y3 + u1*t", "dd": "2^-3*u1*w + 2^-4*y0*x1*y2 - u1*d",
+     "dt": "2^-3*x0*y1*y2 - 2^-3*y0*x1*y3 - u1*t + 2^-2*u1*d"},
+    # products that read only their own or a later target's variable: written in place
+    {"dw": "2^-1*u1*t - 2^-5*u1*w", "dt": "2^-3*x0*y1*y2 - 2^-3*x0*y1*y3 + 2^-3*y0*x1*y2 - u1*t"},
+])
+def test_rules_reading_synaptic_variables_match_the_numpy_engine(rules):
+    """The compiled engine writes a target in place unless one of its evaluated products reads a
+    variable an earlier target has written this step: rules on both sides of that line give the
+    numpy engine's integers, step by step."""
+    from neurocredit.learn.engine import LearningSynapses, RuleSpec, compile_rule
+
+    ours, reference, spikes, targets, period = _pair("chl")
+    reference.compiled = False
+    for index in range(len(ours.engines)):
+        spec = RuleSpec(**rules, x1_impulse=4.0, x1_tau=4, t_epoch=1, rng_seed=11 + index)
+        weights = ours.engines[index].weights.copy()
+        for emulator in (ours, reference):
+            emulator.engines[index] = LearningSynapses(compile_rule(spec), weights.copy(), fixed=True)
+    fast.run_chl(ours, spikes, targets)
+    for step in range(len(spikes)):
+        reference.step(spikes[step], targets[step])
+    assert any((e.tag_1 != 0).any() for e in reference.engines)  # the products did add
+    _assert_same(ours, reference)

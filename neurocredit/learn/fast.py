@@ -106,22 +106,51 @@ if numba is not None:
             u[i], v[i], spikes[i] = lif_neuron(u[i], v[i], np.int64(activation[i]), bias[i], du_factor, dv_factor,
                                                vth)
 
-    @_jit
-    def _dense(weights, spikes, exponent, active, out):
-        """``weights[:, spikes].sum(axis=1)`` (int64), shifted, through Lava's int32 port
-        (``active``: work space, n_pre)."""
-        n_post, n_pre = weights.shape
+    @_inline
+    def _spiking(spikes, active):
+        """The indices of the non-zero ``spikes`` into ``active``; returns how many."""
         count = 0
-        for j in range(n_pre):
-            if spikes[j]:
-                active[count] = j
-                count += 1
-        for i in range(n_post):
+        for j in range(spikes.size):  # no branch: the index is written always and kept when j spiked
+            active[count] = j
+            count += 1 if spikes[j] else 0
+        return count
+
+    @_jit
+    def _dense_rows(weights, spikes, exponent, active, out):
+        """``weights[:, spikes].sum(axis=1)`` (int64), shifted, through Lava's int32 port, from the
+        weights as the engine holds them (n_post, n_pre): for weights the engine rewrites at every
+        step (DFA), where keeping a transposed copy would cost more than it saves. ``active``: work
+        space, n_pre."""
+        count = _spiking(spikes, active)
+        for i in range(weights.shape[0]):
             row = weights[i]
             total = np.int64(0)
             for k in range(count):
                 total += row[active[k]]
             out[i] = _wrap32(_shift(total, exponent))
+
+    @_jit
+    def _dense(weights_t, spikes, exponent, active, total, out):
+        """``_dense_rows`` from the transposed weights ``weights_t`` (n_pre, n_post): one contiguous
+        row added per spike (``active``: work space, n_pre; ``total``: int64, n_post)."""
+        n_post = weights_t.shape[1]
+        count = _spiking(spikes, active)
+        _fill(total, 0)
+        for k in range(count):
+            row = weights_t[active[k]]
+            for i in range(n_post):
+                total[i] += row[i]
+        for i in range(n_post):
+            out[i] = _wrap32(_shift(total[i], exponent))
+
+    @_inline
+    def _transpose_rows(weights, weights_t, row_list, count):
+        """The rows ``row_list[:count]`` of ``weights`` (the ones the engine wrote) into the columns
+        of their transposed copy."""
+        for a in range(count):
+            i = row_list[a]
+            for j in range(weights.shape[1]):
+                weights_t[j, i] = weights[i, j]
 
     @_inline
     def _split_sign(delta, shift, gate):
@@ -165,7 +194,7 @@ if numba is not None:
     @_jit
     def _learn(weights, tag_2, tag_1, x, y, pre, post, table, targets, u, x_int, x_frac, x_decay, x_on, y_decay,
                r_x_decay, r_x_impulse, r_y_decay, r_conn, sign_mode, rows, cols, scalar, synaptic, pending, row_list,
-               x_new, y_new, sizes, work, column_bound, masks):
+               x_new, y_new, sizes, work, column_bound, masks, work_32):
         """One step of LearningSynapses (t_epoch = 1, fixed point) after the spiking phase has set
         x0 = pre, y0 = post and ``y`` to what the neurons sent: histories, then the products.
 
@@ -192,9 +221,15 @@ if numba is not None:
         # scalar or row factors are all zero adds zeros: its rows / columns are then left as they
         # are (every reader multiplies them by the zero first)
         _fill(masks, 0)
+        # new values go straight into the variables unless a tag sits at -257 (below) or a product
+        # that will be evaluated reads a variable that an earlier target has written this step (the
+        # targets run in the order w, d, t; every product reads the old values: a product reading
+        # its own target's variable reads each element before it is written, one row at a time)
+        in_place = sizes[3] == 0
         for p in range(table.shape[0]):
             scalar[p] = 0 if table[p, 0] < 0 else (u if table[p, 1] == 2 else 1)
             synaptic[p] = False
+            reads_written = False
             for f in range(table[p, 5]):
                 base = 6 + 4 * f
                 code, const, bound = table[p, base], table[p, base + 1], np.int64(1) << table[p, base + 3]
@@ -204,6 +239,9 @@ if numba is not None:
                     scalar[p] *= _clip(np.int64(const), bound)
                 elif 8 <= code <= 10:
                     synaptic[p] = True
+                    reads_written |= code - 8 < table[p, 0]  # w, d, t: codes 8, 9, 10; targets 0, 1, 2
+            if reads_written and scalar[p] != 0:
+                in_place = False
         for k in range(y.shape[0]):
             needed = False  # only the products read the decayed y traces (they are not written back)
             for p in range(table.shape[0]):
@@ -239,12 +277,6 @@ if numba is not None:
         # (r & 127) > threshold  <=>  (r & 127) > floor(threshold), r an integer
         cut = np.int64(np.floor(threshold))
         limit = np.int64(1) << 15
-        # new values go straight into the variables unless a product that will be evaluated reads one
-        # (w, d, t: every target is computed from the old values) or a tag sits at -257 (below)
-        in_place = sizes[3] == 0
-        for p in range(table.shape[0]):
-            if synaptic[p] and scalar[p] != 0:
-                in_place = False
         for target in range(3):
             sizes[target] = 0
             if not targets[target]:
@@ -274,15 +306,15 @@ if numba is not None:
             if target == 0:
                 sizes[3] += _update_rows(weights, target, count, row_list, first, work, pending, table, rows, cols,
                                          column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1,
-                                         masks, products)
+                                         masks, products, work_32)
             elif target == 1:
                 sizes[3] += _update_rows(tag_2, target, count, row_list, first, work, pending, table, rows, cols,
                                          column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1,
-                                         masks, products)
+                                         masks, products, work_32)
             else:
                 sizes[3] += _update_rows(tag_1, target, count, row_list, first, work, pending, table, rows, cols,
                                          column_bound, scalar, synaptic, in_place, bounds, weights, tag_2, tag_1,
-                                         masks, products)
+                                         masks, products, work_32)
         if in_place:
             return
         # a tag at -257 on a row no product reached: every product adds 0, Lava saturates -32896 to -32769
@@ -307,12 +339,13 @@ if numba is not None:
 
     @_jit
     def _update_rows(source, target, count, row_list, first, work, pending, table, rows, cols, column_bound, scalar,
-                     synaptic, in_place, bounds, weights, tag_2, tag_1, masks, products):
+                     synaptic, in_place, bounds, weights, tag_2, tag_1, masks, products, work_32):
         """The rows ``row_list[target, :count]`` of one target (``source``: its values) in
         ``_learn``: into ``pending[target]`` or, ``in_place``, into ``source``; returns how many new
         values are -257 (in place). Whole rows at a time, indexed in two dimensions (a row view per
         row would count references to its array at every row). ``work``: (2, n_pre) int64 work
-        space (the accumulators, the synaptic products)."""
+        space (the accumulators, the synaptic products); ``work_32``: (1, n_pre) int32, the accumulators
+        of :func:`_update_row_int32`."""
         n_pre = source.shape[1]
         limit = np.int64(1) << 15
         found = 0
@@ -340,8 +373,13 @@ if numba is not None:
                 factor_1 = rows[first_p, i] * scalar[first_p] * table[first_p, 2]
                 factor_2 = rows[p2, i] * scalar[p2] * table[p2, 2]
                 shift_1, exponent_1, shift_2, exponent_2 = table[first_p, 4], table[first_p, 3], table[p2, 4], table[p2, 3]
-                if in_place and not two and _plain(column_bound[first_p], factor_1, shift_1, exponent_1):
-                    found += _update_plain_row(source, i, cols, first_p, factor_1, shift_1, exponent_1, bounds)
+                if in_place and _plain(column_bound[first_p], factor_1, shift_1, exponent_1) and (
+                        not two or _plain(column_bound[p2], factor_2, shift_2, exponent_2)):
+                    if two:
+                        found += _update_plain_row_2(source, i, cols, first_p, factor_1, shift_1, exponent_1, p2,
+                                                     factor_2, shift_2, exponent_2, bounds)
+                    else:
+                        found += _update_plain_row(source, i, cols, first_p, factor_1, shift_1, exponent_1, bounds)
                     continue
                 for j in range(n_pre):
                     value = _accumulated(max(np.int64(source[i, j]) << 7, low), cols[first_p, j] * factor_1, shift_1,
@@ -350,6 +388,10 @@ if numba is not None:
                         value = _accumulated(value, cols[p2, j] * factor_2, shift_2, exponent_2)
                     work[0, j] = value
                 found += _store_row(source, pending, target, i, work, in_place, bounds)
+                continue
+            if _int32_products(table, target, rows, scalar, column_bound, synaptic, i):
+                found += _update_row_int32(source, target, i, first, reached, table, rows, cols, scalar, synaptic,
+                                           weights, tag_2, tag_1, work_32, pending, in_place, bounds)
                 continue
             started = False  # work[0] holds the accumulators (value << 7 plus the products so far)
             for p in range(table.shape[0]):
@@ -395,6 +437,89 @@ if numba is not None:
                     work[0, j] = max(np.int64(source[i, j]) << 7, low)
             found += _store_row(source, pending, target, i, work, in_place, bounds)
         return found
+
+    @_inline
+    def _synaptic_bound(table, p):
+        """The largest |value| of product ``p``'s synaptic factors (1 without), or -1 when it has more
+        than one (:func:`_update_row_int32` covers one)."""
+        bound, found = np.int64(1), 0
+        for f in range(table[p, 5]):
+            base = 6 + 4 * f
+            if 8 <= table[p, base] <= 10:
+                found += 1
+                bound = np.int64(1) if table[p, base + 2] else np.int64(1) << table[p, base + 3]
+        return bound if found <= 1 else np.int64(-1)
+
+    @_inline
+    def _int32_products(table, target, rows, scalar, column_bound, synaptic, i):
+        """Whether every product of ``target`` adding non-zeros on row ``i`` has at most one synaptic
+        factor and terms ``(column * factor * synaptic >> shift) << exponent`` exact in int32 (no
+        wrapping; the saturation to +-2^15 is then one int32 clamp)."""
+        for p in range(table.shape[0]):
+            factor = rows[p, i] * scalar[p] * table[p, 2]
+            if table[p, 0] != target or factor == 0:
+                continue
+            synaptic_bound = _synaptic_bound(table, p) if synaptic[p] else np.int64(1)
+            bound = column_bound[p] * synaptic_bound * abs(factor)
+            exponent = table[p, 3]
+            if synaptic_bound < 0 or exponent > 30 or bound >= (np.int64(1) << 31) or (
+                    ((bound >> table[p, 4]) + 1) << exponent) >= (np.int64(1) << 31):
+                return False
+        return True
+
+    @_inline
+    def _update_row_int32(source, target, i, first, reached, table, rows, cols, scalar, synaptic, weights, tag_2,
+                          tag_1, work_32, pending, in_place, bounds):
+        """Row ``i`` of a target when :func:`_int32_products` holds: the general path of
+        ``_update_rows`` in int32 (twice the vector lanes), one pass per product (``work_32``: (1,
+        n_pre) int32, the accumulators); into ``source`` (``in_place``) or ``pending``. The values
+        ``value << 7`` are limited to +-2^16 first, which changes no saturated sum (each term is
+        within +-2^15)."""
+        limit = np.int64(1) << 15
+        clamp = target == 2 and not (reached >> first) & 1  # a tag at -257, saturated as _update_rows does
+        low = -limit - 1 if clamp else -(np.int64(1) << 16)
+        accumulators = work_32[0]
+        for j in range(source.shape[1]):
+            accumulators[j] = np.int32(min(max(np.int64(source[i, j]) << 7, low), np.int64(1) << 16))
+        for p in range(table.shape[0]):
+            factor = np.int32(rows[p, i] * scalar[p] * table[p, 2])
+            if table[p, 0] != target or factor == 0:
+                continue
+            shift, exponent = np.int32(table[p, 4]), np.int32(table[p, 3])
+            code, const, sgn, bound = 0, np.int32(0), False, np.int32(0)
+            for f in range(table[p, 5]):
+                base = 6 + 4 * f
+                if 8 <= table[p, base] <= 10:
+                    code, const, sgn = table[p, base], np.int32(table[p, base + 1]), table[p, base + 2] != 0
+                    bound = np.int32(1 << table[p, base + 3])
+            if code == 0:
+                for j in range(source.shape[1]):
+                    term = np.int32(np.int32(np.int32(np.int32(cols[p, j]) * factor) >> shift) << exponent)
+                    accumulators[j] = _saturated_sum(accumulators[j], term)
+                continue
+            if code == 8:  # w, d, t (the tags' dtype may differ from the weights')
+                _add_synaptic(accumulators, cols[p], factor, shift, exponent, weights[i], const, sgn, bound)
+            elif code == 9:
+                _add_synaptic(accumulators, cols[p], factor, shift, exponent, tag_2[i], const, sgn, bound)
+            else:
+                _add_synaptic(accumulators, cols[p], factor, shift, exponent, tag_1[i], const, sgn, bound)
+        return _store_row(source, pending, target, i, work_32, in_place, bounds)
+
+    @_inline
+    def _add_synaptic(accumulators, cols, factor, shift, exponent, variable, const, sgn, bound):
+        """One product with a synaptic factor (``variable``: the row of w, d or t) added to a row's
+        int32 accumulators (:func:`_update_row_int32`)."""
+        for j in range(accumulators.size):
+            value = np.int32(_synaptic(np.int32(variable[j]) + const, sgn, bound))
+            term = np.int32(np.int32(np.int32(np.int32(cols[j]) * factor * value) >> shift) << exponent)
+            accumulators[j] = _saturated_sum(accumulators[j], term)
+
+    @_inline
+    def _saturated_sum(accumulator, term):
+        """``_accumulated`` in int32 for a term computed without wrapping: the term, then the sum,
+        saturated to [-2^15 - 1, 2^15 - 1]."""
+        low, high = np.int32(-32769), np.int32(32767)
+        return min(max(np.int32(accumulator + min(max(term, low), high)), low), high)
 
     @_inline
     def _store_row(source, pending, target, i, work, in_place, bounds):
@@ -446,6 +571,30 @@ if numba is not None:
         return found
 
     @_inline
+    def _update_plain_row_2(source, i, cols, p, factor, shift, exponent, q, factor_q, shift_q, exponent_q, bounds):
+        """:func:`_update_plain_row` with two products ``p`` and ``q`` (both :func:`_plain`), each added
+        with the accumulator's saturation to +-2^15 as ``_accumulated`` does, in int32 arithmetic."""
+        floor, ceil, cut, low, high = bounds
+        found = 0
+        lowest, highest = np.int32(max(floor, -32769)), np.int32(min(ceil, 32767))
+        factor32, shift32, exponent32 = np.int32(factor), np.int32(shift), np.int32(exponent)
+        factor_q32, shift_q32, exponent_q32 = np.int32(factor_q), np.int32(shift_q), np.int32(exponent_q)
+        cut32, low32, high32 = np.int32(cut), np.int32(low), np.int32(high)
+        for j in range(source.shape[1]):
+            value = np.int32(min(max(np.int64(source[i, j]) << 7, -65536), 65536))
+            value = np.int32(value + np.int32(np.int32(np.int32(np.int32(cols[p, j]) * factor32) >> shift32)
+                                              << exponent32))
+            value = min(max(value, np.int32(-32769)), np.int32(32767))
+            value = np.int32(value + np.int32(np.int32(np.int32(np.int32(cols[q, j]) * factor_q32) >> shift_q32)
+                                              << exponent_q32))
+            value = min(max(value, lowest), highest)
+            value = np.int32((value >> 7) + (1 if (value & 127) > cut32 else 0))
+            value = min(max(value, low32), high32)
+            found += 1 if value == -257 else 0
+            source[i, j] = value
+        return found
+
+    @_inline
     def _accumulated(accumulator, product, shift, exponent):
         """One product term (``dependency * factors * mantissa`` = ``product``) shifted and
         saturated, added with saturation to the accumulator."""
@@ -480,7 +629,7 @@ if numba is not None:
                x_decay[layer], x_on[layer], y_decay, randoms_f[layer, 0, s], randoms_i[layer, s],
                randoms_f[layer, 1, s], randoms_f[layer, 2, s], settings[layer, 5], scratch[0], scratch[1], scratch[2],
                scratch[3], scratch[4], scratch[5], scratch[6], scratch[7], scratch[8], scratch[12], scratch[13],
-               scratch[14])
+               scratch[14], scratch[15])
 
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
@@ -504,7 +653,7 @@ if numba is not None:
                 work = scratch[index]
                 activation = work[9]
                 _copy(activation, buffers[index])
-                _dense(weights[index], pre, settings[index, 3], work[11], buffers[index])
+                _dense_rows(weights[index], pre, settings[index, 3], work[11], buffers[index])
                 _lif(us[index], vs[index], activation, biases[index], settings[index, 0], settings[index, 1],
                      settings[index, 2], spikes[index])
                 y = ys[index]
@@ -539,9 +688,9 @@ if numba is not None:
                 out[s, i] = spikes[last][i]
 
     @_jit
-    def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, tag_2, tag_1, xs, ys,
+    def _chl_kernel(inputs, targets_in, first_step, period, rest, neurons, learn, weights, weights_t, tag_2, tag_1, xs, ys,
                     buffers, us, vs, biases, spikes, traces, settings, tables, targets, x_int, x_frac, x_decay, x_on,
-                    y_decay, randoms_f, randoms_i, engine_step, feedback, feedback_exp, feedback_buffers, scratch, pre_input,
+                    y_decay, randoms_f, randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, scratch, pre_input,
                     out):
         n_layers = len(weights)
         last = n_layers - 1
@@ -565,7 +714,7 @@ if numba is not None:
                 if index < last:
                     for i in range(activation.size):
                         activation[i] = _wrap32(np.int64(activation[i]) + feedback_buffers[index][i])
-                _dense(weights[index], pre, settings[index, 3], work[11], buffers[index])
+                _dense(weights_t[index], pre, settings[index, 3], work[11], work[10], buffers[index])
                 if index == last and nudged:
                     for i in range(vs[index].size):
                         vs[index][i] = _wrap32(np.int64(vs[index][i]) + _wrap32(targets_in[s, i] - nudge_offset))
@@ -586,16 +735,18 @@ if numba is not None:
                     _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index],
                                  tag_1[index], xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on,
                                  y_decay, randoms_f, randoms_i, work)
+                    _transpose_rows(weights[index], weights_t[index], work[5][0], work[8][0])
             for index in range(last):
-                _dense(feedback[index], spikes[last], feedback_exp[index], scratch[index][11], feedback_buffers[index])
+                _dense(feedback_t[index], spikes[last], feedback_exp[index], scratch[last][11], scratch[index][10],
+                       feedback_buffers[index])
             for i in range(out.shape[1]):
                 out[s, i] = spikes[last][i]
 
 
-def _static(emulator, transpose_feedback: bool) -> dict:
+def _static(emulator) -> dict:
     """What stays the same from call to call of one emulator, built once and kept on it: the
     per-layer rule tables (int64, padded with rows of no target), targets, x impulses and decays,
-    y decay, layer settings, feedback matrices (the DFA kernel's transposed), biases and the
+    y decay, layer settings, feedback matrices (transposed), biases and the
     kernels' work arrays."""
     cached = getattr(emulator, "_fast_static", None)
     if cached is not None:
@@ -620,11 +771,7 @@ def _static(emulator, transpose_feedback: bool) -> dict:
         x_on[index] = on
         x_decay[index, on] = np.exp(-1 / engine.x_tau[on][:, None])[:, 0]  # numpy's exp, as the engine uses
     y_decay = float(np.exp(-1 / engines[0].y_tau[:1][:, None])[0, 0])
-    if transpose_feedback:
-        feedback = _transposed(emulator.feedback_weights)
-    else:
-        feedback = tuple(np.ascontiguousarray(w, np.int64) for w in emulator.feedback_weights) or (
-            np.zeros((1, 1), np.int64),)
+    feedback = _transposed(emulator.feedback_weights)
     cached = {"rule": (tables, targets, x_int, x_frac, x_decay, x_on, y_decay), "settings": _settings(plan, engines),
               "feedback": feedback,
               "feedback_exp": np.array([fb.weight_exp for fb in plan.feedback] or [0], np.int64),
@@ -665,7 +812,8 @@ def _scratch(engines, products: list[int]):
     pending rows, row lists, the decayed traces, sizes (rows per target; item 3, kept across
     steps: how many tags sit at -257, set at each call by :func:`_work`), the activation, a sum,
     an index list, a row's accumulators and synaptic products, each product's largest |column
-    factor|, and per post neuron the products with non-zero row factors (one bit each)."""
+    factor|, per post neuron the products with non-zero row factors (one bit each), and a row's
+    int32 accumulators."""
     out = []
     for engine, count in zip(engines, products):
         n_post, n_pre = engine.weights.shape
@@ -674,7 +822,7 @@ def _scratch(engines, products: list[int]):
                     np.zeros((3, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros((3, n_post), np.int64),
                     np.zeros(4, np.int64), np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
                     np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros(count, np.int64),
-                    np.zeros(n_post, np.int64)))
+                    np.zeros(n_post, np.int64), np.zeros((1, n_pre), np.int32)))
     return tuple(out)
 
 
@@ -703,9 +851,15 @@ def _neuron_state(emulator):
 
 
 def _transposed(matrices) -> tuple:
-    """The fixed DFA feedback matrices B (n_hidden, n_out) as int64 (n_out, n_hidden), the DFA
-    kernel's layout (a dummy without feedback)."""
+    """The fixed feedback matrices (n_hidden, n_out: DFA's B, CHL's G) as int64 (n_out, n_hidden),
+    the kernels' layout (a dummy without feedback)."""
     return tuple(np.ascontiguousarray(np.asarray(w, np.int64).T) for w in matrices) or (np.zeros((1, 1), np.int64),)
+
+
+def _transposed_weights(engines) -> tuple:
+    """Each engine's weights transposed (n_pre, n_post), what the CHL kernel's ``_dense`` reads; the
+    kernels keep them equal to the weights as the engines write rows."""
+    return tuple(np.ascontiguousarray(e.weights.T) for e in engines)
 
 
 def _check(emulator) -> None:
@@ -719,12 +873,12 @@ def _check(emulator) -> None:
             raise ValueError("an engine is inside an epoch")
 
 
-def _start(emulator, input_spikes: np.ndarray, learn: bool, transpose_feedback: bool):
+def _start(emulator, input_spikes: np.ndarray, learn: bool):
     """What both compiled runs read first: the plan, engines, step count, per-emulator constants,
     the run's random draws and the neuron state."""
     _check(emulator)
     steps = int(input_spikes.shape[0])
-    static = _static(emulator, transpose_feedback=transpose_feedback)
+    static = _static(emulator)
     randoms = _randoms(emulator.engines, steps, learn=learn)
     us, vs = _neuron_state(emulator)
     return emulator.plan, emulator.engines, steps, static, randoms, us, vs
@@ -733,7 +887,7 @@ def _start(emulator, input_spikes: np.ndarray, learn: bool, transpose_feedback: 
 def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """``DfaEmulator.run``'s steps in one compiled call; returns the output spikes (steps, n_out)
     bool and leaves ``emulator`` exactly as its numpy steps would."""
-    plan, engines, steps, static, randoms, us, vs = _start(emulator, input_spikes, True, transpose_feedback=True)
+    plan, engines, steps, static, randoms, us, vs = _start(emulator, input_spikes, True)
     neuron = plan.neuron
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
     ys = tuple(np.array(e.y, np.int64) for e in engines)
@@ -744,7 +898,8 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
     _dfa_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
                 emulator.time_step, neuron.period,
                 (neuron.settle, neuron.trace_shift, neuron.trace_impulse, neuron.error_shift, neuron.feedback_shift),
-                tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
+                tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines),
+                tuple(e.tag_1 for e in engines),
                 tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes,
                 static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
                 static["feedback_exp"], feedback_buffers, trace, error, _work(static, engines),
@@ -756,7 +911,7 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
 
 def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool = True) -> np.ndarray:
     """``ChlEmulator.run``'s steps in one compiled call (output spikes per step)."""
-    plan, engines, steps, static, randoms, us, vs = _start(emulator, input_spikes, learn, transpose_feedback=False)
+    plan, engines, steps, static, randoms, us, vs = _start(emulator, input_spikes, learn)
     neurons = tuple((p.settle, p.trace_shift, p.trace_impulse, int(p.sign_level), int(p.nudge_offset))
                     for p in plan.neurons)
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
@@ -766,7 +921,8 @@ def run_chl(emulator, input_spikes: np.ndarray, targets: np.ndarray, learn: bool
     out = np.zeros((steps, plan.layers[-1].n_out), np.bool_)
     _chl_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
                 emulator.time_step, plan.period, bool(plan.neurons[0].rest), neurons, bool(learn),
-                tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
+                tuple(e.weights for e in engines), _transposed_weights(engines), tuple(e.tag_2 for e in engines),
+                tuple(e.tag_1 for e in engines),
                 tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes, traces,
                 static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
                 static["feedback_exp"], feedback_buffers, _work(static, engines),
