@@ -379,11 +379,8 @@ if numba is not None:
                 shift_1, exponent_1, shift_2, exponent_2 = table[first_p, 4], table[first_p, 3], table[p2, 4], table[p2, 3]
                 if in_place and _plain(column_bound[first_p], factor_1, shift_1, exponent_1) and (
                         not two or _plain(column_bound[p2], factor_2, shift_2, exponent_2)):
-                    if two:
-                        found += _update_plain_row_2(source, i, cols, first_p, factor_1, shift_1, exponent_1, p2,
-                                                     factor_2, shift_2, exponent_2, bounds)
-                    else:
-                        found += _update_plain_row(source, i, cols, first_p, factor_1, shift_1, exponent_1, bounds)
+                    found += _update_plain_row(source, i, cols, first_p, factor_1, shift_1, exponent_1, p2, factor_2,
+                                               shift_2, exponent_2, two, bounds)
                     continue
                 for j in range(n_pre):
                     value = _accumulated(max(np.int64(source[i, j]) << 7, low), cols[first_p, j] * factor_1, shift_1,
@@ -498,8 +495,7 @@ if numba is not None:
                     bound = np.int32(1 << table[p, base + 3])
             if code == 0:
                 for j in range(source.shape[1]):
-                    term = np.int32(np.int32(np.int32(np.int32(cols[p, j]) * factor) >> shift) << exponent)
-                    accumulators[j] = _saturated_sum(accumulators[j], term)
+                    accumulators[j] = _saturated_sum(accumulators[j], _term32(cols[p, j], factor, shift, exponent))
                 continue
             if code == 8:  # w, d, t (the tags' dtype may differ from the weights')
                 _add_synaptic(accumulators, cols[p], factor, shift, exponent, weights[i], const, sgn, bound)
@@ -515,8 +511,7 @@ if numba is not None:
         int32 accumulators (:func:`_update_row_int32`)."""
         for j in range(accumulators.size):
             value = np.int32(_synaptic(np.int32(variable[j]) + const, sgn, bound))
-            term = np.int32(np.int32(np.int32(np.int32(cols[j]) * factor * value) >> shift) << exponent)
-            accumulators[j] = _saturated_sum(accumulators[j], term)
+            accumulators[j] = _saturated_sum(accumulators[j], _term32(cols[j], factor * value, shift, exponent))
 
     @_inline
     def _saturated_sum(accumulator, term):
@@ -552,32 +547,14 @@ if numba is not None:
         return bound < (np.int64(1) << 31) and ((bound >> shift) + 1) << exponent < (np.int64(1) << 15)
 
     @_inline
-    def _update_plain_row(source, i, cols, p, factor, shift, exponent, bounds):
-        """Row ``i`` of a target updated in place by product ``p`` alone, when :func:`_plain` holds and
-        no tag sits at -257 (returns how many new values are -257): ``_accumulated`` and ``_rounded`` in int32 arithmetic (twice the vector
-        lanes of int64). Exact: ``value << 7`` limited to +-2^16 first changes no saturated sum (the
-        term is within +-2^15), and the accumulator's saturation to +-2^15 and the rounding's by
-        sign are one saturation to the intersection of their ranges."""
-        floor, ceil, cut, low, high = bounds
-        found = 0
-        lowest, highest = np.int32(max(floor, -32769)), np.int32(min(ceil, 32767))
-        factor32, shift32, exponent32 = np.int32(factor), np.int32(shift), np.int32(exponent)
-        cut32, low32, high32 = np.int32(cut), np.int32(low), np.int32(high)
-        for j in range(source.shape[1]):
-            value = np.int32(min(max(np.int64(source[i, j]) << 7, -65536), 65536))
-            value = np.int32(value + np.int32(np.int32(np.int32(np.int32(cols[p, j]) * factor32) >> shift32)
-                                              << exponent32))
-            value = min(max(value, lowest), highest)
-            value = np.int32((value >> 7) + (1 if (value & 127) > cut32 else 0))
-            value = min(max(value, low32), high32)
-            found += 1 if value == -257 else 0
-            source[i, j] = value
-        return found
-
-    @_inline
-    def _update_plain_row_2(source, i, cols, p, factor, shift, exponent, q, factor_q, shift_q, exponent_q, bounds):
-        """:func:`_update_plain_row` with two products ``p`` and ``q`` (both :func:`_plain`), each added
-        with the accumulator's saturation to +-2^15 as ``_accumulated`` does, in int32 arithmetic."""
+    def _update_plain_row(source, i, cols, p, factor, shift, exponent, q, factor_q, shift_q, exponent_q, two,
+                          bounds):
+        """Row ``i`` of a target updated in place by product ``p`` alone, or ``p`` then ``q`` when
+        ``two``, when :func:`_plain` holds for each and no tag sits at -257 (returns how many new
+        values are -257): ``_accumulated`` and ``_rounded`` in int32 arithmetic (twice the vector
+        lanes of int64). Exact: ``value << 7`` limited to +-2^16 first changes no saturated sum
+        (each term is within +-2^15), and the last accumulator saturation to +-2^15 and the
+        rounding's by sign are one saturation to the intersection of their ranges."""
         floor, ceil, cut, low, high = bounds
         found = 0
         lowest, highest = np.int32(max(floor, -32769)), np.int32(min(ceil, 32767))
@@ -586,17 +563,22 @@ if numba is not None:
         cut32, low32, high32 = np.int32(cut), np.int32(low), np.int32(high)
         for j in range(source.shape[1]):
             value = np.int32(min(max(np.int64(source[i, j]) << 7, -65536), 65536))
-            value = np.int32(value + np.int32(np.int32(np.int32(np.int32(cols[p, j]) * factor32) >> shift32)
-                                              << exponent32))
-            value = min(max(value, np.int32(-32769)), np.int32(32767))
-            value = np.int32(value + np.int32(np.int32(np.int32(np.int32(cols[q, j]) * factor_q32) >> shift_q32)
-                                              << exponent_q32))
+            value = np.int32(value + _term32(cols[p, j], factor32, shift32, exponent32))
+            if two:  # loop-invariant: the compiler keeps one loop per case
+                value = min(max(value, np.int32(-32769)), np.int32(32767))
+                value = np.int32(value + _term32(cols[q, j], factor_q32, shift_q32, exponent_q32))
             value = min(max(value, lowest), highest)
             value = np.int32((value >> 7) + (1 if (value & 127) > cut32 else 0))
             value = min(max(value, low32), high32)
             found += 1 if value == -257 else 0
             source[i, j] = value
         return found
+
+    @_inline
+    def _term32(column, factor, shift, exponent):
+        """``(column * factor >> shift) << exponent`` in int32 (``factor``, ``shift``, ``exponent``
+        int32), for terms known not to wrap."""
+        return np.int32(np.int32(np.int32(np.int32(column) * factor) >> shift) << exponent)
 
     @_inline
     def _accumulated(accumulator, product, shift, exponent):
