@@ -390,7 +390,7 @@ if numba is not None:
                     work[0, j] = value
                 found += _store_row(source, pending, target, i, work, in_place, bounds)
                 continue
-            if _int32_products(table, target, rows, scalar, column_bound, synaptic, i):
+            if _int32_products(table, target, rows, scalar, column_bound, i):
                 found += _update_row_int32(source, target, i, first, reached, table, rows, cols, scalar, synaptic,
                                            weights, tag_2, tag_1, work_32, pending, in_place, bounds)
                 continue
@@ -440,19 +440,20 @@ if numba is not None:
         return found
 
     @_inline
-    def _synaptic_bound(table, p):
-        """The largest |value| of product ``p``'s synaptic factors (1 without), or -1 when it has more
-        than one (:func:`_update_row_int32` covers one)."""
-        bound, found = np.int64(1), 0
+    def _synaptic_factor(table, p):
+        """Product ``p``'s synaptic factors: how many, and the last one's variable code (8, 9, 10: w,
+        d, t; 0 without), constant, sign flag and ``2**width`` (1 without)."""
+        count, code, const, sgn, width_bound = 0, np.int64(0), np.int64(0), False, np.int64(1)
         for f in range(table[p, 5]):
             base = 6 + 4 * f
             if 8 <= table[p, base] <= 10:
-                found += 1
-                bound = np.int64(1) if table[p, base + 2] else np.int64(1) << table[p, base + 3]
-        return bound if found <= 1 else np.int64(-1)
+                count += 1
+                code, const, sgn = table[p, base], table[p, base + 1], table[p, base + 2] != 0
+                width_bound = np.int64(1) << table[p, base + 3]
+        return count, code, const, sgn, width_bound
 
     @_inline
-    def _int32_products(table, target, rows, scalar, column_bound, synaptic, i):
+    def _int32_products(table, target, rows, scalar, column_bound, i):
         """Whether every product of ``target`` adding non-zeros on row ``i`` has at most one synaptic
         factor and terms ``(column * factor * synaptic >> shift) << exponent`` exact in int32 (no
         wrapping; the saturation to +-2^15 is then one int32 clamp)."""
@@ -460,10 +461,10 @@ if numba is not None:
             factor = rows[p, i] * scalar[p] * table[p, 2]
             if table[p, 0] != target or factor == 0:
                 continue
-            synaptic_bound = _synaptic_bound(table, p) if synaptic[p] else np.int64(1)
-            bound = column_bound[p] * synaptic_bound * abs(factor)
+            count, _, _, sgn, width_bound = _synaptic_factor(table, p)
+            bound = column_bound[p] * (np.int64(1) if sgn else width_bound) * abs(factor)  # of |term| before shifting
             exponent = table[p, 3]
-            if synaptic_bound < 0 or exponent > 30 or bound >= (np.int64(1) << 31) or (
+            if count > 1 or exponent > 30 or bound >= (np.int64(1) << 31) or (
                     ((bound >> table[p, 4]) + 1) << exponent) >= (np.int64(1) << 31):
                 return False
         return True
@@ -487,12 +488,8 @@ if numba is not None:
             if table[p, 0] != target or factor == 0:
                 continue
             shift, exponent = np.int32(table[p, 4]), np.int32(table[p, 3])
-            code, const, sgn, bound = 0, np.int32(0), False, np.int32(0)
-            for f in range(table[p, 5]):
-                base = 6 + 4 * f
-                if 8 <= table[p, base] <= 10:
-                    code, const, sgn = table[p, base], np.int32(table[p, base + 1]), table[p, base + 2] != 0
-                    bound = np.int32(1 << table[p, base + 3])
+            _, code, const, sgn, width_bound = _synaptic_factor(table, p)
+            const, bound = np.int32(const), np.int32(width_bound)
             if code == 0:
                 for j in range(source.shape[1]):
                     accumulators[j] = _saturated_sum(accumulators[j], _term32(cols[p, j], factor, shift, exponent))
@@ -884,8 +881,7 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
     _dfa_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
                 emulator.time_step, neuron.period,
                 (neuron.settle, neuron.trace_shift, neuron.trace_impulse, neuron.error_shift, neuron.feedback_shift),
-                tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines),
-                tuple(e.tag_1 for e in engines),
+                tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
                 tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes,
                 static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
                 static["feedback_exp"], feedback_buffers, trace, error, _work(static, engines),
