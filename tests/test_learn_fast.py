@@ -152,3 +152,25 @@ def test_rules_reading_synaptic_variables_match_the_numpy_engine(rules):
         reference.step(spikes[step], targets[step])
     assert any((e.tag_1 != 0).any() for e in reference.engines)  # the products did add
     _assert_same(ours, reference)
+
+
+def test_products_reading_a_silent_trace_match_the_numpy_engine():
+    """A product whose y factor is 0 on every post neuron adds zeros and is skipped, unless a
+    constant is added to that factor: CHL's free phase (y2 silent) and its settle steps (y2 and y3
+    silent) with rules on both sides of that line give the numpy engine's integers."""
+    from neurocredit.learn.engine import LearningSynapses, RuleSpec, compile_rule
+
+    ours, reference, spikes, targets, period = _pair("chl")
+    reference.compiled = False
+    for index in range(len(ours.engines)):
+        spec = RuleSpec(dw="2^-3*x0*(y2 + 1) - 2^-4*y0*x1*(y3 + 2) + 2^-3*x0*y1*y2", x1_impulse=4.0, x1_tau=4,
+                        t_epoch=1, rng_seed=3 + index)
+        weights = ours.engines[index].weights.copy()
+        for emulator in (ours, reference):
+            emulator.engines[index] = LearningSynapses(compile_rule(spec), weights.copy(), fixed=True)
+    before = [e.weights.copy() for e in reference.engines]
+    fast.run_chl(ours, spikes, targets)
+    for step in range(len(spikes)):
+        reference.step(spikes[step], targets[step])
+    assert any((e.weights != w).any() for e, w in zip(reference.engines, before))  # the products did add
+    _assert_same(ours, reference)

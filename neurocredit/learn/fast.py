@@ -24,7 +24,9 @@ the emulators against Lava):
 
 Speed comes from skipping what cannot change and vectorizing the rest: a target is computed
 only on the rows where one of its products has non-zero row factors (``y0``, ``y1..y3``, and a
-non-zero scalar ``u``); elsewhere every product adds 0, and a synapse to which every product
+non-zero scalar ``u``; a product reading a y trace that is 0 on every post neuron, with no constant
+added, is skipped outright: CHL's free phase never reads its nudged-phase level, and no settle
+step reaches a row); elsewhere every product adds 0, and a synapse to which every product
 adds 0 keeps its value (Lava's saturation and rounding leave ``value << 7`` alone) -- except a
 tag at -257, whose shifted value Lava saturates to -32769 (the engine keeps a count of such
 tags and treats them exactly). A computed row runs in whole-row loops the compiler vectorizes
@@ -230,6 +232,12 @@ if numba is not None:
         # targets run in the order w, d, t; every product reads the old values: a product reading
         # its own target's variable reads each element before it is written, one row at a time)
         in_place = sizes[3] == 0
+        silent = np.int64(0)  # bit k: y trace k is 0 everywhere (it stays 0 through the decay)
+        for k in range(y.shape[0]):
+            zero = True
+            for i in range(n_post):
+                zero &= y[k, i] == 0
+            silent |= (np.int64(1) << k) if zero else 0
         for p in range(table.shape[0]):
             scalar[p] = 0 if table[p, 0] < 0 else (u if table[p, 1] == 2 else 1)
             synaptic[p] = False
@@ -241,6 +249,8 @@ if numba is not None:
                     scalar[p] *= _clip(np.int64(u) + const, bound)
                 elif code == 11:
                     scalar[p] *= _clip(np.int64(const), bound)
+                elif 5 <= code <= 7 and const == 0 and (silent >> (code - 5)) & 1:
+                    scalar[p] = 0  # a factor 0 on every row: the product adds zeros everywhere
                 elif 8 <= code <= 10:
                     synaptic[p] = True
                     reads_written |= code - 8 < table[p, 0]  # w, d, t: codes 8, 9, 10; targets 0, 1, 2
