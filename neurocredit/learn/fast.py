@@ -25,8 +25,8 @@ the emulators against Lava):
 Speed comes from skipping what cannot change and vectorizing the rest: a target is computed
 only on the rows where one of its products has non-zero row factors (``y0``, ``y1..y3``, and a
 non-zero scalar ``u``; a product reading a y trace that is 0 on every post neuron, with no constant
-added, is skipped outright: CHL's free phase never reads its nudged-phase level, and no settle
-step reaches a row); elsewhere every product adds 0, and a synapse to which every product
+added, is skipped outright: CHL's free phase never reads its nudged-phase level; a step where
+every product is skipped, as in the settle steps, only updates the x traces); elsewhere every product adds 0, and a synapse to which every product
 adds 0 keeps its value (Lava's saturation and rounding leave ``value << 7`` alone) -- except a
 tag at -257, whose shifted value Lava saturates to -32769 (the engine keeps a count of such
 tags and treats them exactly). A computed row runs in whole-row loops the compiler vectorizes
@@ -256,6 +256,12 @@ if numba is not None:
                     reads_written |= code - 8 < table[p, 0]  # w, d, t: codes 8, 9, 10; targets 0, 1, 2
             if reads_written and scalar[p] != 0:
                 in_place = False
+        idle = in_place  # no product adds anything (settle steps) and no tag at -257: every value stays
+        for p in range(table.shape[0]):
+            idle &= scalar[p] == 0
+        if idle:
+            _fill(sizes[:3], 0)
+            return
         for k in range(y.shape[0]):
             needed = False  # only the products read the decayed y traces (they are not written back)
             for p in range(table.shape[0]):
