@@ -301,10 +301,12 @@ if numba is not None:
             sizes[target] = 0
             if not targets[target]:
                 continue
-            products = np.int64(0)  # the target's products, one bit each
+            products = np.int64(0)  # the target's products that add non-zeros somewhere, one bit each
             for p in range(table.shape[0]):
-                if table[p, 0] == target:
+                if table[p, 0] == target and scalar[p] != 0:
                     products |= np.int64(1) << p
+            if products == 0:  # no row reached (a tag at -257 is seen to below)
+                continue
             count = 0
             for i in range(n_post):
                 if masks[i] & products:
