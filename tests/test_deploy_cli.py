@@ -30,6 +30,11 @@ def test_deploy_help_lists_the_options(capsys):
     for option in ("--target", "--fixed-point", "--floating-point", "--verify", "--limit", "--json", "--weight-bits",
                    "--clip-quantile"):
         assert option in text
+    from neurocredit.data import DATASETS
+
+    flat = " ".join(text.split())  # argparse wraps the help
+    for name in DATASETS:  # the --data help names every data set the loader takes
+        assert name in flat
 
 
 @pytest.mark.needs_lava

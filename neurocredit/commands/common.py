@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from neurocredit.data import DATASETS
+
 
 def print_json(payload: Any) -> None:
     """Print ``payload`` as indented, key-sorted JSON on stdout (numpy values as numbers/lists)."""
@@ -27,7 +29,7 @@ def emit(text: str, output: str | None, description: str) -> None:
 
 def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     parser.add_argument("--data", default=default, metavar="NAME",
-                        help="data set: digits, fashion-mnist, mnist, synthetic (default: the one the model was trained on)")
+                        help=f"data set: {', '.join(DATASETS)} (default: the one the model was trained on)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="folder with the IDX files (else $NEUROCREDIT_DATA, then /usr/share/datasets/NAME)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N test samples")
