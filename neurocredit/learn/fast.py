@@ -26,8 +26,8 @@ Speed comes from skipping what cannot change and vectorizing the rest: a target 
 only on the rows where one of its products has non-zero row factors (``y0``, ``y1..y3``, and a
 non-zero scalar ``u``; a product reading a y trace that is 0 on every post neuron, with no constant
 added, is skipped outright: CHL's free phase never reads its nudged-phase level; a step where
-every product is skipped, as in the settle steps, only updates the x traces); elsewhere every product adds 0, and a synapse to which every product
-adds 0 keeps its value (Lava's saturation and rounding leave ``value << 7`` alone) -- except a
+every product is skipped, as in the settle steps, only updates the x traces); elsewhere every
+product adds 0, and a synapse to which every product adds 0 keeps its value (Lava's saturation and rounding leave ``value << 7`` alone) -- except a
 tag at -257, whose shifted value Lava saturates to -32769 (the engine keeps a count of such
 tags and treats them exactly). A computed row runs in whole-row loops the compiler vectorizes
 (one or two plain products fused with the values and the rounding; otherwise one pass per
