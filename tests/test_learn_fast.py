@@ -126,6 +126,21 @@ def test_tags_at_minus_257_at_every_step_match_the_numpy_engine():
         _assert_same(ours, reference)
 
 
+def _chl_pair_with_rule(rules: dict, first_seed: int):
+    """The CHL emulator pair of :func:`_pair` (the reference on its numpy steps) with every layer's
+    engine replaced by one learning ``rules`` (dw / dd / dt strings) from the same weights."""
+    from neurocredit.learn.engine import LearningSynapses, RuleSpec, compile_rule
+
+    ours, reference, spikes, targets, _ = _pair("chl")
+    reference.compiled = False
+    for index in range(len(ours.engines)):
+        spec = RuleSpec(**rules, x1_impulse=4.0, x1_tau=4, t_epoch=1, rng_seed=first_seed + index)
+        weights = ours.engines[index].weights.copy()
+        for emulator in (ours, reference):
+            emulator.engines[index] = LearningSynapses(compile_rule(spec), weights.copy(), fixed=True)
+    return ours, reference, spikes, targets
+
+
 @pytest.mark.parametrize("rules", [
     # products that read a variable an earlier target writes in the same step (d reads w, t reads d):
     # every target from the old values
@@ -138,15 +153,7 @@ def test_rules_reading_synaptic_variables_match_the_numpy_engine(rules):
     """The compiled engine writes a target in place unless one of its evaluated products reads a
     variable an earlier target has written this step: rules on both sides of that line give the
     numpy engine's integers, step by step."""
-    from neurocredit.learn.engine import LearningSynapses, RuleSpec, compile_rule
-
-    ours, reference, spikes, targets, period = _pair("chl")
-    reference.compiled = False
-    for index in range(len(ours.engines)):
-        spec = RuleSpec(**rules, x1_impulse=4.0, x1_tau=4, t_epoch=1, rng_seed=11 + index)
-        weights = ours.engines[index].weights.copy()
-        for emulator in (ours, reference):
-            emulator.engines[index] = LearningSynapses(compile_rule(spec), weights.copy(), fixed=True)
+    ours, reference, spikes, targets = _chl_pair_with_rule(rules, first_seed=11)
     fast.run_chl(ours, spikes, targets)
     for step in range(len(spikes)):
         reference.step(spikes[step], targets[step])
@@ -158,16 +165,8 @@ def test_products_reading_a_silent_trace_match_the_numpy_engine():
     """A product whose y factor is 0 on every post neuron adds zeros and is skipped, unless a
     constant is added to that factor: CHL's free phase (y2 silent) and its settle steps (y2 and y3
     silent) with rules on both sides of that line give the numpy engine's integers."""
-    from neurocredit.learn.engine import LearningSynapses, RuleSpec, compile_rule
-
-    ours, reference, spikes, targets, period = _pair("chl")
-    reference.compiled = False
-    for index in range(len(ours.engines)):
-        spec = RuleSpec(dw="2^-3*x0*(y2 + 1) - 2^-4*y0*x1*(y3 + 2) + 2^-3*x0*y1*y2", x1_impulse=4.0, x1_tau=4,
-                        t_epoch=1, rng_seed=3 + index)
-        weights = ours.engines[index].weights.copy()
-        for emulator in (ours, reference):
-            emulator.engines[index] = LearningSynapses(compile_rule(spec), weights.copy(), fixed=True)
+    ours, reference, spikes, targets = _chl_pair_with_rule(
+        {"dw": "2^-3*x0*(y2 + 1) - 2^-4*y0*x1*(y3 + 2) + 2^-3*x0*y1*y2"}, first_seed=3)
     before = [e.weights.copy() for e in reference.engines]
     fast.run_chl(ours, spikes, targets)
     for step in range(len(spikes)):

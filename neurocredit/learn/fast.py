@@ -27,8 +27,8 @@ only on the rows where one of its products has non-zero row factors (``y0``, ``y
 non-zero scalar ``u``; a product reading a y trace that is 0 on every post neuron, with no constant
 added, is skipped outright: CHL's free phase never reads its nudged-phase level; a step where
 every product is skipped, as in the settle steps, only updates the x traces); elsewhere every
-product adds 0, and a synapse to which every product adds 0 keeps its value (Lava's saturation and rounding leave ``value << 7`` alone) -- except a
-tag at -257, whose shifted value Lava saturates to -32769 (the engine keeps a count of such
+product adds 0, and a synapse to which every product adds 0 keeps its value (Lava's saturation and
+rounding leave ``value << 7`` alone) -- except a tag at -257, whose shifted value Lava saturates to -32769 (the engine keeps a count of such
 tags and treats them exactly). A computed row runs in whole-row loops the compiler vectorizes
 (one or two plain products fused with the values and the rounding; otherwise one pass per
 product), in int32 where no term can wrap (twice the vector lanes of int64), products that add
@@ -232,6 +232,7 @@ if numba is not None:
         # targets run in the order w, d, t; every product reads the old values: a product reading
         # its own target's variable reads each element before it is written, one row at a time)
         in_place = sizes[3] == 0
+        idle = True  # no product adds anything (settle steps)
         silent = np.int64(0)  # bit k: y trace k is 0 everywhere (it stays 0 through the decay)
         for k in range(y.shape[0]):
             zero = True
@@ -256,10 +257,8 @@ if numba is not None:
                     reads_written |= code - 8 < table[p, 0]  # w, d, t: codes 8, 9, 10; targets 0, 1, 2
             if reads_written and scalar[p] != 0:
                 in_place = False
-        idle = in_place  # no product adds anything (settle steps) and no tag at -257: every value stays
-        for p in range(table.shape[0]):
             idle &= scalar[p] == 0
-        if idle:
+        if idle and in_place:  # and no tag at -257: every value stays
             _fill(sizes[:3], 0)
             return
         for k in range(y.shape[0]):
