@@ -44,10 +44,6 @@ NETWORK_FILE = "network.h5"
 RESUMABLE_CHANGES = ("epochs", "learning_rate")
 
 
-def checkpoint_path(directory: str | os.PathLike) -> Path:
-    return Path(directory) / CHECKPOINT_FILE
-
-
 def fingerprint(session) -> str:
     """What must be equal between a run and its resumption (JSON, sorted keys)."""
     config = session.config
@@ -91,12 +87,6 @@ def session_state(session) -> dict[str, Any]:
     }
 
 
-def _finite(state: dict[str, Any]) -> bool:
-    import torch
-
-    return all(bool(torch.isfinite(t).all()) for t in state["rule"]["tensors"].values())
-
-
 def save_checkpoint(session, directory: str | os.PathLike) -> Path:
     """Write ``session``'s checkpoint (and ``network.h5``) into ``directory`` atomically.
 
@@ -109,13 +99,13 @@ def save_checkpoint(session, directory: str | os.PathLike) -> Path:
     from neurocredit.train import TrainingDiverged
 
     state = session_state(session)
-    if not _finite(state):
+    if not all(bool(torch.isfinite(t).all()) for t in state["rule"]["tensors"].values()):
         raise TrainingDiverged(f"training diverged in epoch {state['epoch']} (non-finite weights); lower "
                                f"training.learning_rate (now {session.config.training.learning_rate:g})")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_network(session.network(), directory / NETWORK_FILE)
-    path = checkpoint_path(directory)
+    path = directory / CHECKPOINT_FILE
     with atomic_path(path) as temp:
         torch.save(state, temp)
     return path
@@ -125,7 +115,7 @@ def load_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
     """Read and check ``directory/checkpoint.pt``; every problem is one clear error."""
     import torch
 
-    path = checkpoint_path(directory)
+    path = Path(directory) / CHECKPOINT_FILE
     if not path.is_file():
         raise NeurocreditError(f"{path}: no checkpoint there (write one with `neurocredit train CONFIG "
                                f"--checkpoint-dir {directory}`)")

@@ -15,12 +15,6 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.record import RunRecord
 
 
-def _events(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    both = int(np.count_nonzero(a & b))
-    either = int(np.count_nonzero(a | b))
-    return both, either
-
-
 def first_divergence(a: np.ndarray, b: np.ndarray) -> Optional[int]:
     """First time step (axis 0) at which two rasters differ, or None."""
     differing = np.flatnonzero((a != b).reshape(a.shape[0], -1).any(axis=1))
@@ -43,7 +37,8 @@ def spike_agreement(first: RunRecord, second: RunRecord) -> dict:
         if a.shape != b.shape:
             raise NeurocreditError(f"layer {index}: raster shapes differ ({a.shape} vs {b.shape})")
         a, b = a.astype(bool), b.astype(bool)
-        both, either = _events(a, b)
+        both = int(np.count_nonzero(a & b))
+        either = int(np.count_nonzero(a | b))
         total_both += both
         total_either += either
         layers.append(

@@ -31,7 +31,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from neurocredit.errors import NeurocreditError, require_at_least_one
-from neurocredit.trials import Trial
+from neurocredit.trials import Trial, run_local, run_ray, trial_config
 
 CRITERIA = ("weight_transport", "forward_locking", "backward_locking", "memory_in_steps", "surrogate_free",
             "on_chip")
@@ -100,19 +100,15 @@ def parse_contenders(spec: str) -> list[tuple[str, str, dict]]:
             names += matches
         else:
             names.append(part)
-    contenders = []
     for name in names:
         load_config(name)  # missing or invalid: one clear error now, not inside a trial
-        contenders.append((name, "", {}))
-    return contenders
+    return [(name, "", {}) for name in names]
 
 
 def make_trials(contenders: Sequence[tuple[str, str, dict]], seeds: int, *, epochs: Optional[int] = None,
                 data: Optional[str] = None, max_batches: Optional[int] = None,
                 targets: Sequence[str] = ("loihi2", "cpu")) -> list[Trial]:
     """Contender x seed (seeds 0 .. seeds-1), contenders outermost."""
-    from neurocredit.trials import trial_config
-
     require_at_least_one("--seeds", seeds)
     require_at_least_one("--epochs", epochs)
     trials, labels = [], set()
@@ -267,14 +263,9 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 def plot_curves(summary: Sequence[dict]) -> str:
     """Validation accuracy vs epoch, mean over seeds with a ±std band, one colour per contender."""
-    import matplotlib
+    from neurocredit.report.html import _png, _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurocredit.report.html import _png
-
-    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    figure, axis = _pyplot().subplots(figsize=(6.4, 3.6))
     for index, row in enumerate(summary):
         points = [p for p in row["validation_curve"] if p is not None]
         if not points:
@@ -295,15 +286,10 @@ def plot_curves(summary: Sequence[dict]) -> str:
 
 def plot_scatter(summary: Sequence[dict], targets: Sequence[str]) -> str:
     """Test accuracy vs energy per inference, one marker per target, one colour per contender."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurocredit.report.html import _png
+    from neurocredit.report.html import _png, _pyplot
 
     markers = "os^Dv<>p"
-    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    figure, axis = _pyplot().subplots(figsize=(6.4, 3.6))
     drawn = False
     for index, row in enumerate(summary):
         accuracy = row["test_accuracy"]
@@ -360,8 +346,6 @@ def render(payload: dict, fmt: str) -> str:
 def compare(trials: Sequence[Trial], *, runner: str = "local", address: Optional[str] = None,
             storage: Optional[str] = None, num_cpus: Optional[int] = None, log=print) -> dict[str, Any]:
     """Run ``trials`` (``runner`` ``local`` or ``ray``) and build the payload every format renders."""
-    from neurocredit.trials import run_local, run_ray
-
     if runner == "local":
         results = run_local(trials, log=log)
         description = "in-process, sequential"
@@ -372,16 +356,10 @@ def compare(trials: Sequence[Trial], *, runner: str = "local", address: Optional
     targets = list(trials[0].targets)
     return {
         "runner": description,
-        "data": trials[0].data or _data_names(trials),
+        "data": trials[0].data or ", ".join(sorted({trial_config(trial).data.name for trial in trials})),
         "trials": len(results),
         "seeds": sorted({trial.seed for trial in trials}),
         "targets": targets,
         "summary": summarize(results, targets),
         "results": results,
     }
-
-
-def _data_names(trials: Sequence[Trial]) -> str:
-    from neurocredit.trials import trial_config
-
-    return ", ".join(sorted({trial_config(trial).data.name for trial in trials}))

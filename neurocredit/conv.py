@@ -32,9 +32,7 @@ import numpy as np
 
 def pair(value: Any) -> tuple[int, int]:
     """``3`` -> ``(3, 3)``; ``(1, 2)`` -> ``(1, 2)``."""
-    if np.isscalar(value):
-        return int(value), int(value)
-    values = tuple(int(v) for v in value)
+    values = (int(value),) if np.isscalar(value) else tuple(int(v) for v in value)
     if len(values) == 1:
         return values[0], values[0]
     if len(values) != 2:

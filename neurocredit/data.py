@@ -94,10 +94,8 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
         members = np.flatnonzero(labels == label)
         rng.shuffle(members)
         test_index.extend(members[: int(round(len(members) * test_fraction))])
-    test_mask = np.zeros(len(labels), dtype=bool)
-    test_mask[np.asarray(test_index)] = True
-    train_order = rng.permutation(np.flatnonzero(~test_mask))
-    test_order = np.sort(np.flatnonzero(test_mask))
+    test_order = np.sort(np.asarray(test_index))
+    train_order = rng.permutation(np.setdiff1d(np.arange(len(labels)), test_order))
     return Dataset(
         "digits", features[train_order], labels[train_order], features[test_order], labels[test_order], 10, (8, 8)
     )
@@ -153,9 +151,7 @@ def validation_split(labels: np.ndarray, count: int, seed: int) -> tuple[np.ndar
     rng = np.random.default_rng(seed)
     chosen = [rng.permutation(np.flatnonzero(labels == label))[:take] for label, take in zip(classes, quota)]
     validation = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-    mask = np.ones(len(labels), dtype=bool)
-    mask[validation] = False
-    return np.flatnonzero(mask), validation
+    return np.setdiff1d(np.arange(len(labels)), validation), validation
 
 
 def hold_out_validation(dataset: Dataset, amount: float, seed: int = 0,
@@ -183,10 +179,7 @@ def candidate_dirs(name: str, data_dir: Optional[str | os.PathLike] = None) -> l
 
 
 def _find_idx(folder: Path, stem: str) -> Optional[Path]:
-    for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((path for path in (folder / f"{stem}.gz", folder / stem) if path.is_file()), None)
 
 
 def read_idx(path: Path) -> np.ndarray:

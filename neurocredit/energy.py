@@ -60,7 +60,7 @@ Training energy per sample::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -159,9 +159,8 @@ def count_operations(network: Network, record: RunRecord) -> SpikeCounts:
 
     steps = int(record.steps)
     dense_input = network.encoder.kind == "current"
-    input_spikes = int(np.asarray(record.input_spike_counts, dtype=np.int64).sum())
-    source_spikes = input_spikes
     source_counts = np.asarray(record.input_spike_counts, dtype=np.int64).sum(axis=0)  # per source neuron
+    input_spikes = int(source_counts.sum())
     reaches = [fan_out_of(layer) for layer in network.layers]  # (n_in,) outputs one spike reaches
     layers = []
     for index, (layer, counts) in enumerate(zip(network.layers, record.spike_counts)):
@@ -178,12 +177,11 @@ def count_operations(network: Network, record: RunRecord) -> SpikeCounts:
                 fan_in=layer.n_in,
                 fan_out=fan_out,
                 spikes=spikes,
-                source_spikes=source_spikes,
+                source_spikes=int(source_counts.sum()),
                 synops=synops,
                 neuron_updates=layer.n_out * steps * record.samples,
             )
         )
-        source_spikes = spikes
         source_counts = np.asarray(counts, dtype=np.int64).sum(axis=0)
     return SpikeCounts(
         samples=record.samples,
@@ -269,14 +267,9 @@ def _term(target: Target, key: str, count: float) -> Optional[EnergyTerm]:
 
 
 def _estimate(target: Target, kind: str, counts: list[tuple[str, float]], notes=()) -> EnergyEstimate:
-    terms, missing = [], []
-    for key, count in counts:
-        term = _term(target, key, count)
-        if term is None:
-            missing.append(key)
-        else:
-            terms.append(term)
-    return EnergyEstimate(target.name, kind, tuple(terms), tuple(missing), tuple(notes))
+    terms = tuple(_term(target, key, count) for key, count in counts if key in target.energy)
+    missing = tuple(key for key, _ in counts if key not in target.energy)
+    return EnergyEstimate(target.name, kind, terms, missing, tuple(notes))
 
 
 def snn_energy(counts: SpikeCounts, target: Target) -> EnergyEstimate:
@@ -300,11 +293,10 @@ def snn_energy(counts: SpikeCounts, target: Target) -> EnergyEstimate:
         if term.key == "static_power_w":  # the count is seconds: say where the step duration comes from
             step = target.energy["time_per_step_s"]
             how = f"x {counts.steps} steps x {step.value:g} s/step (energy.time_per_step_s: {step.source})"
-            term = EnergyTerm(term.key, term.count, term.joules_per_op, term.file, term.source,
-                              f"{term.note}; {how}" if term.note else how)
+            term = replace(term, note=f"{term.note}; {how}" if term.note else how)
         terms.append(term)
-    missing = tuple(key for key in estimate.missing if key != "static_power_w")
-    return EnergyEstimate(estimate.target, "snn", tuple(terms), missing, estimate.notes)
+    # static_power_w is priced only where the target gives it, so it is never among the missing keys
+    return replace(estimate, terms=tuple(terms))
 
 
 def ann_energy(dense: DenseCounts, target: Target) -> EnergyEstimate:
@@ -355,6 +347,11 @@ def training_costs(network: Network, steps: Optional[int] = None) -> list[Traini
     return [training_cost(network, spec.name, steps) for spec in rule_specs() if network.neuron.kind in spec.variants]
 
 
+def _repeated(terms: tuple[EnergyTerm, ...], passes: int) -> list[EnergyTerm]:
+    """The terms of one inference priced ``passes`` times (their keys say so)."""
+    return [replace(term, key=f"{term.key} (forward x{passes})", count=term.count * passes) for term in terms]
+
+
 def training_energy(
     cost: TrainingCost,
     target: Target,
@@ -367,30 +364,14 @@ def training_energy(
     if target.spiking:
         if inference is None or "synaptic_update_j" not in target.energy or "synop_j" not in target.energy:
             return None
-        terms = [
-            EnergyTerm(
-                f"{term.key} (forward x{cost.forward_passes})", term.count * cost.forward_passes,
-                term.joules_per_op, term.file, term.source, term.note,
-            )
-            for term in inference.terms
-        ]
+        terms = _repeated(inference.terms, cost.forward_passes)
         terms.append(_term(target, "synaptic_update_j", cost.plasticity_ops))
-        error = _term(target, "synop_j", cost.error_ops)
-        terms.append(EnergyTerm("synop_j (error signals)", error.count, error.joules_per_op, error.file,
-                                error.source, error.note))
+        terms.append(replace(_term(target, "synop_j", cost.error_ops), key="synop_j (error signals)"))
         return EnergyEstimate(target.name, "snn", tuple(terms))
-    passes = cost.forward_passes * max(1, steps)
-    forward = ann_energy(dense, target)
-    terms = [
-        EnergyTerm(f"{term.key} (forward x{passes})", term.count * passes, term.joules_per_op, term.file,
-                   term.source, term.note)
-        for term in forward.terms
-    ]
+    terms = _repeated(ann_energy(dense, target).terms, cost.forward_passes * max(1, steps))
     update = _term(target, "mac_j", cost.plasticity_ops + cost.error_ops)
-    terms.append(EnergyTerm("mac_j (updates + error signals)", update.count, update.joules_per_op, update.file,
-                            update.source, update.note))
+    terms.append(replace(update, key="mac_j (updates + error signals)"))
     if "memory_access_j" in target.energy:
         memory = _term(target, "memory_access_j", 2 * dense.macs)
-        terms.append(EnergyTerm("memory_access_j (weight read + write)", memory.count, memory.joules_per_op,
-                                memory.file, memory.source, memory.note))
+        terms.append(replace(memory, key="memory_access_j (weight read + write)"))
     return EnergyEstimate(target.name, "ann", tuple(terms))

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from neurocredit import __version__
 from neurocredit.errors import NeurocreditError
 from neurocredit.network import Conv2d, EncoderSpec, Layer, LIFParameters, Network, NeuronSpec, ReadoutSpec
 from neurocredit.record import RunRecord
@@ -40,12 +41,6 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 NETWORK_FORMAT = "neurocredit-network"
 RUN_FORMAT = "neurocredit-run"
-
-
-def _version() -> str:
-    from neurocredit import __version__
-
-    return __version__
 
 
 @contextmanager
@@ -85,11 +80,17 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
-def _write_header(handle, file_format: str) -> None:
-    """What every file this module writes starts with: its format, schema version and writer."""
-    handle.attrs["format"] = file_format
-    handle.attrs["schema_version"] = SCHEMA_VERSION
-    handle.attrs["neurocredit_version"] = _version()
+@contextmanager
+def _new_file(path: str | os.PathLike, file_format: str) -> Iterator[Any]:
+    """An HDF5 file written atomically (:func:`atomic_path`), started with what every file this
+    module writes starts with: its format, schema version and writer."""
+    import h5py
+
+    with atomic_path(path) as temp, h5py.File(temp, "w") as handle:
+        handle.attrs["format"] = file_format
+        handle.attrs["schema_version"] = SCHEMA_VERSION
+        handle.attrs["neurocredit_version"] = __version__
+        yield handle
 
 
 def _write_attrs(group, values: dict[str, Any]) -> None:
@@ -106,34 +107,29 @@ def _read_attrs(cls: type, attrs) -> Any:
 
 def save_network(network: Network, path: str | os.PathLike) -> Path:
     """Write ``network`` to ``path`` (HDF5, atomically). Returns the path."""
-    import h5py
-
-    with atomic_path(path) as temp:
-        with h5py.File(temp, "w") as handle:
-            _write_header(handle, NETWORK_FORMAT)
-            _write_attrs(handle.create_group("neuron"), {"kind": network.neuron.kind,
-                                                         "activation": network.neuron.activation,
-                                                         **dataclasses.asdict(network.neuron.lif)})
-            _write_attrs(handle.create_group("encoder"), dataclasses.asdict(network.encoder))
-            _write_attrs(handle.create_group("readout"), dataclasses.asdict(network.readout))
-            layers = handle.create_group("layers")
-            for index, layer in enumerate(network.layers):
-                group = layers.create_group(str(index))
-                group.create_dataset("weight", data=layer.weight)
-                group.create_dataset("bias", data=layer.bias)
-                group.attrs["name"] = layer.name
-                group.attrs["kind"] = layer.kind
-                group.attrs["pool"] = int(layer.pool)
-                if layer.kind == "conv2d":
-                    group.attrs["input_shape"] = np.asarray(layer.input_shape, dtype=np.int64)
-                    group.attrs["stride"] = np.asarray(layer.stride, dtype=np.int64)
-                    group.attrs["padding"] = np.asarray(layer.padding, dtype=np.int64)
-            extras = handle.create_group("extras")
-            for key, value in network.extras.items():
-                extras.create_dataset(key, data=value)
-            provenance = handle.create_group("provenance")
-            for key, value in network.provenance.items():
-                provenance.attrs[key] = _attr_value(value)
+    with _new_file(path, NETWORK_FORMAT) as handle:
+        _write_attrs(handle.create_group("neuron"), {"kind": network.neuron.kind,
+                                                     "activation": network.neuron.activation,
+                                                     **dataclasses.asdict(network.neuron.lif)})
+        _write_attrs(handle.create_group("encoder"), dataclasses.asdict(network.encoder))
+        _write_attrs(handle.create_group("readout"), dataclasses.asdict(network.readout))
+        layers = handle.create_group("layers")
+        for index, layer in enumerate(network.layers):
+            group = layers.create_group(str(index))
+            group.create_dataset("weight", data=layer.weight)
+            group.create_dataset("bias", data=layer.bias)
+            group.attrs["name"] = layer.name
+            group.attrs["kind"] = layer.kind
+            group.attrs["pool"] = int(layer.pool)
+            if layer.kind == "conv2d":
+                for key in ("input_shape", "stride", "padding"):
+                    group.attrs[key] = np.asarray(getattr(layer, key), dtype=np.int64)
+        extras = handle.create_group("extras")
+        for key, value in network.extras.items():
+            extras.create_dataset(key, data=value)
+        provenance = handle.create_group("provenance")
+        for key, value in network.provenance.items():
+            provenance.attrs[key] = _attr_value(value)
     return Path(path)
 
 
@@ -158,7 +154,7 @@ def _open_checked(path: str | os.PathLike, expected_format: str):
     if version not in READABLE_VERSIONS:
         handle.close()
         raise NeurocreditError(
-            f"{file_path}: schema version {version!r} is not supported (this neurocredit {_version()} reads "
+            f"{file_path}: schema version {version!r} is not supported (this neurocredit {__version__} reads "
             f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain the model or use the neurocredit "
             "version that wrote it"
         )
@@ -189,11 +185,7 @@ def load_network(path: str | os.PathLike) -> Network:
                                 lif=_read_attrs(LIFParameters, neuron_attrs))
             encoder = _read_attrs(EncoderSpec, handle["encoder"].attrs)
             readout = _read_attrs(ReadoutSpec, handle["readout"].attrs)
-            layer_group = handle["layers"]
-            layers = []
-            for index in range(len(layer_group)):
-                group = layer_group[str(index)]
-                layers.append(_read_layer(group))
+            layers = [_read_layer(handle["layers"][str(index)]) for index in range(len(handle["layers"]))]
             extras = _read_extras(handle["extras"])
             provenance = {key: _from_attr(value) for key, value in handle["provenance"].attrs.items()}
     except NeurocreditError as error:
@@ -238,29 +230,25 @@ def _from_attr(value: Any) -> Any:
 
 def save_run(record: RunRecord, path: str | os.PathLike) -> Path:
     """Write a ``RunRecord`` to HDF5 (atomically): counts always, rasters/voltages when present."""
-    import h5py
-
-    with atomic_path(path) as temp:
-        with h5py.File(temp, "w") as handle:
-            _write_header(handle, RUN_FORMAT)
-            handle.attrs["backend"] = record.backend
-            handle.attrs["steps"] = int(record.steps)
-            handle.attrs["seconds"] = float(record.seconds)
-            handle.create_dataset("outputs", data=record.outputs)
-            handle.create_dataset("predictions", data=record.predictions)
-            if record.labels is not None:
-                handle.create_dataset("labels", data=record.labels)
-            if record.input_spike_counts is not None:
-                handle.create_dataset("input_spike_counts", data=record.input_spike_counts)
-            if record.input_spikes is not None:
-                handle.create_dataset("input_spikes", data=record.input_spikes, compression="gzip")
-            for field_name in ("spike_counts", "spikes", "voltages", "currents"):
-                layers = getattr(record, field_name)
-                if layers is None:
-                    continue
-                group = handle.create_group(field_name)
-                for index, array in enumerate(layers):
-                    group.create_dataset(str(index), data=array, compression="gzip" if array.ndim == 3 else None)
+    with _new_file(path, RUN_FORMAT) as handle:
+        handle.attrs["backend"] = record.backend
+        handle.attrs["steps"] = int(record.steps)
+        handle.attrs["seconds"] = float(record.seconds)
+        handle.create_dataset("outputs", data=record.outputs)
+        handle.create_dataset("predictions", data=record.predictions)
+        if record.labels is not None:
+            handle.create_dataset("labels", data=record.labels)
+        if record.input_spike_counts is not None:
+            handle.create_dataset("input_spike_counts", data=record.input_spike_counts)
+        if record.input_spikes is not None:
+            handle.create_dataset("input_spikes", data=record.input_spikes, compression="gzip")
+        for field_name in ("spike_counts", "spikes", "voltages", "currents"):
+            layers = getattr(record, field_name)
+            if layers is None:
+                continue
+            group = handle.create_group(field_name)
+            for index, array in enumerate(layers):
+                group.create_dataset(str(index), data=array, compression="gzip" if array.ndim == 3 else None)
     return Path(path)
 
 

@@ -37,6 +37,16 @@ from typing import Any, ClassVar, Mapping, Optional, Union
 
 import numpy as np
 
+from neurocredit.conv import (
+    conv_output_hw,
+    fuse_conv_pool,
+    fuse_dense_pool,
+    layer_im2col,
+    pair,
+    pooled_hw,
+    unfuse_conv_pool,
+    unfuse_dense_pool,
+)
 from neurocredit.errors import NeurocreditError
 
 NEURON_KINDS = ("rate", "lif")
@@ -213,8 +223,6 @@ class Conv2d:
     kind: ClassVar[str] = "conv2d"
 
     def __post_init__(self) -> None:
-        from neurocredit.conv import pair
-
         label = f"conv layer {self.name or 'unnamed'}"
         try:
             object.__setattr__(self, "input_shape", tuple(int(n) for n in self.input_shape))
@@ -235,8 +243,6 @@ class Conv2d:
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
-        from neurocredit.conv import conv_output_hw
-
         oh, ow = conv_output_hw(self.input_shape[1:], self.kernel_size, self.stride, self.padding)
         return int(self.weight.shape[0]), oh, ow
 
@@ -257,8 +263,6 @@ class Conv2d:
     @property
     def n_synapses(self) -> int:
         """Synapses (kernel taps that reach an output, padding excluded), as Brian2 builds them."""
-        from neurocredit.conv import layer_im2col
-
         return int(np.count_nonzero(layer_im2col(self) >= 0)) * int(self.weight.shape[0])
 
     @property
@@ -369,8 +373,6 @@ class Network:
         ``pool``) of the population of ``source_shape`` feeding it, then ``layer`` in its pooled
         form (a plain Conv2d or Dense with ``pool = 1``, on the pooled shape). ``pool == 1``: the
         layer itself. What an exporter writes as SumPool2d (+ Flatten) + layer."""
-        from neurocredit.conv import pooled_hw
-
         layer, source = self.layers[index], tuple(self.shapes[index])
         if layer.pool == 1:
             return 1, source, layer
@@ -387,8 +389,6 @@ class Network:
     def unfused_weight(self, index: int) -> np.ndarray:
         """Layer ``index``'s weight in its pooled form (the layer after the pool): the layer's own
         weight when ``pool`` is 1 (see :mod:`neurocredit.conv`)."""
-        from neurocredit.conv import unfuse_conv_pool, unfuse_dense_pool
-
         layer = self.layers[index]
         if layer.pool == 1:
             return layer.weight
@@ -493,7 +493,8 @@ def _check_layer(index: int, layer: Any, source_shape: Optional[tuple[int, ...]]
         if pool > 1:
             if source_shape is None or len(source_shape) != 3:
                 raise NeurocreditError(f"{label}: a fused {pool}x{pool} pool needs a (C, H, W) source population")
-            _check_fused(label, layer.weight, _dense_refused(layer.weight, source_shape, pool))
+            refused = fuse_dense_pool(unfuse_dense_pool(layer.weight, source_shape, pool), source_shape, pool)
+            _check_fused(label, layer.weight, refused)
         return
     _check_array(f"{label} weight", layer.weight, 4)
     _check_array(f"{label} bias", layer.bias, 1)
@@ -520,8 +521,7 @@ def _check_layer(index: int, layer: Any, source_shape: Optional[tuple[int, ...]]
         raise NeurocreditError(f"{label}: input_shape {'x'.join(map(str, layer.input_shape))} does not match the "
                                f"{flat} output of layer {index - 1}")
     if pool > 1:
-        if kh % pool or kw % pool or layer.stride[0] % pool or layer.stride[1] % pool \
-                or layer.padding[0] % pool or layer.padding[1] % pool:
+        if any(size % pool for size in (kh, kw, *layer.stride, *layer.padding)):
             raise NeurocreditError(f"{label}: a fused {pool}x{pool} pool needs kernel, stride and padding that are "
                                    f"multiples of {pool} (got {kh}x{kw}, {layer.stride}, {layer.padding})")
         for axis, size in ((0, height), (1, width)):
@@ -530,16 +530,8 @@ def _check_layer(index: int, layer: Any, source_shape: Optional[tuple[int, ...]]
                     f"{label}: a fused {pool}x{pool} pool with padding needs the map size divisible by {pool} "
                     f"(got {height}x{width}): the padded windows would read the rows/columns the pool drops"
                 )
-        from neurocredit.conv import unfuse_conv_pool
-
         refused = np.repeat(np.repeat(unfuse_conv_pool(layer.weight, pool), pool, axis=2), pool, axis=3)
         _check_fused(label, layer.weight, refused)
-
-
-def _dense_refused(weight: np.ndarray, source_shape: tuple[int, ...], pool: int) -> np.ndarray:
-    from neurocredit.conv import fuse_dense_pool, unfuse_dense_pool
-
-    return fuse_dense_pool(unfuse_dense_pool(weight, source_shape, pool), source_shape, pool)
 
 
 def _check_fused(label: str, weight: np.ndarray, refused: np.ndarray) -> None:
@@ -577,8 +569,6 @@ def init_typed_layers(input_shape: tuple[int, ...], specs: list[dict], n_outputs
     ``Conv2d``/``Linear``; zero biases; float32; names ``conv1``, ``fc1``, ... Errors name the
     spec's position.
     """
-    from neurocredit.conv import fuse_conv_pool, fuse_dense_pool, pair, pooled_hw
-
     layers: list[AnyLayer] = []
     shape = tuple(int(n) for n in input_shape)
     pool, average = 1, False

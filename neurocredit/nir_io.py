@@ -68,8 +68,9 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
+from neurocredit.conv import fuse_conv_pool, fuse_dense_pool, pair
 from neurocredit.errors import NeurocreditError
-from neurocredit.io import json_default
+from neurocredit.io import atomic_path, json_default
 from neurocredit.network import (
     ACTIVATIONS,
     Conv2d,
@@ -135,19 +136,20 @@ def _synapse_bias(network: Network, layer: Any) -> np.ndarray:
     return layer.bias if spiking_if else np.zeros_like(layer.bias)
 
 
-def _sum_pool(nir, pool: int):
-    return nir.SumPool2d(kernel_size=np.array([pool, pool]), stride=np.array([pool, pool]), padding=np.array([0, 0]))
+def _pool_nodes(nir, layer: Any, index: int) -> list[tuple[str, Any]]:
+    """The ``SumPool2d`` a fused pool came from (:meth:`Network.unfused_weight`), or none."""
+    pool = layer.pool
+    return [(f"pool{index + 1}", nir.SumPool2d(kernel_size=np.array([pool, pool]), stride=np.array([pool, pool]),
+                                               padding=np.array([0, 0])))] if pool > 1 else []
 
 
 def _export_dense(nir, network: Network, layer: Layer, index: int) -> list[tuple[str, Any]]:
     """``[SumPool2d] -> Flatten -> Affine`` after a (C, H, W) population, else ``Affine``; a fused
     pool is emitted again as the ``SumPool2d`` it came from (:meth:`Network.unfused_weight`)."""
-    nodes = []
+    nodes = _pool_nodes(nir, layer, index)
     source = tuple(network.shapes[index])
-    if len(source) == 3:
-        if layer.pool > 1:
-            nodes.append((f"pool{index + 1}", _sum_pool(nir, layer.pool)))
-            source = (source[0], source[1] // layer.pool, source[2] // layer.pool)
+    if len(source) == 3:  # a fused pool (pool > 1) only stands on a (C, H, W) source
+        source = (source[0], source[1] // layer.pool, source[2] // layer.pool)
         nodes.append((f"flatten{index + 1}", nir.Flatten(input_type={"input": np.array(source)}, start_dim=0)))
     weight = network.unfused_weight(index)
     nodes.append((layer.name or f"fc{index + 1}", nir.Affine(weight=weight, bias=_synapse_bias(network, layer))))
@@ -156,32 +158,23 @@ def _export_dense(nir, network: Network, layer: Layer, index: int) -> list[tuple
 
 def _export_conv(nir, network: Network, layer: Conv2d, index: int) -> list[tuple[str, Any]]:
     """``[SumPool2d] -> Conv2d`` (OIHW cross-correlation; a fused pool is emitted again)."""
-    nodes = []
-    pool = layer.pool
-    _, height, width = layer.input_shape
-    if pool > 1:
-        nodes.append((f"pool{index + 1}", _sum_pool(nir, pool)))
-        height, width = height // pool, width // pool
-    weight = network.unfused_weight(index)
-    nodes.append((layer.name or f"conv{index + 1}", nir.Conv2d(
-        input_shape=(height, width), weight=weight, stride=tuple(s // pool for s in layer.stride),
-        padding=tuple(p // pool for p in layer.padding), dilation=(1, 1), groups=1,
-        bias=_synapse_bias(network, layer))))
-    return nodes
+    _, _, plain = network.unfused(index)  # the conv after the pool: pooled input, weight, stride and padding
+    return _pool_nodes(nir, layer, index) + [(layer.name or f"conv{index + 1}", nir.Conv2d(
+        input_shape=plain.input_shape[1:], weight=plain.weight, stride=plain.stride, padding=plain.padding,
+        dilation=(1, 1), groups=1, bias=_synapse_bias(network, layer)))]
 
 
 def _export_lif(nir, network: Network, layer: Layer, index: int, dt: float) -> tuple[str, Any]:
     params = network.neuron.lif
-    shape = tuple(layer.output_shape)
-    metadata = {"neurocredit_bias": layer.bias}
     neuron_bias = np.asarray(layer.neuron_bias)
     if _is_if(params):
-        fields = _if_fields(params.vth, neuron_bias.shape[0])
-        return f"if{index + 1}", nir.IF(**{key: value.reshape(shape) for key, value in fields.items()},
-                                        metadata=metadata)
-    fields = _cubalif_fields(params.du, params.dv, params.vth, neuron_bias, dt)
-    return f"lif{index + 1}", nir.CubaLIF(**{key: value.reshape(shape) for key, value in fields.items()},
-                                          metadata=metadata)
+        prefix, node_type, fields = "if", nir.IF, _if_fields(params.vth, neuron_bias.shape[0])
+    else:
+        prefix, node_type = "lif", nir.CubaLIF
+        fields = _cubalif_fields(params.du, params.dv, params.vth, neuron_bias, dt)
+    shape = tuple(layer.output_shape)
+    return f"{prefix}{index + 1}", node_type(**{key: value.reshape(shape) for key, value in fields.items()},
+                                             metadata={"neurocredit_bias": layer.bias})
 
 
 def _refuse_rate(nir, network: Network, layer: Layer, index: int, dt: float):
@@ -258,8 +251,6 @@ def export_nir(network: Network, dt: float = DEFAULT_DT, delays: str = "metadata
 def write_nir(network: Network, path: Union[str, os.PathLike], dt: float = DEFAULT_DT,
               delays: str = "metadata") -> Path:
     """:func:`export_nir` written to ``path`` with ``nir.write`` (atomically)."""
-    from neurocredit.io import atomic_path
-
     graph = export_nir(network, dt=dt, delays=delays)
     nir = _nir()
     with atomic_path(path) as temp:
@@ -405,8 +396,6 @@ def _no_synapse_pending(name: str, node: Any, builder: _Builder) -> None:
 
 
 def _start_synapse(name: str, node: Any, builder: _Builder, weight: np.ndarray, bias: np.ndarray) -> None:
-    from neurocredit.conv import fuse_dense_pool
-
     _no_synapse_pending(name, node, builder)
     if weight.ndim != 2:
         raise NeurocreditError(f"{_describe(name, node)} has a weight of shape {weight.shape}; expected (n_out, n_in)")
@@ -438,26 +427,22 @@ def _padding(name: str, node: Any, kernel: tuple[int, int], stride: tuple[int, i
 
 
 def _import_conv2d(name: str, node: Any, builder: _Builder) -> None:
-    from neurocredit.conv import fuse_conv_pool, pair
-
     _no_synapse_pending(name, node, builder)
     weight = np.asarray(node.weight)
     if weight.ndim != 4:
         raise NeurocreditError(f"{_describe(name, node)} has a weight of shape {weight.shape}; expected OIHW")
-    if tuple(pair(np.asarray(node.dilation).reshape(-1).tolist() if np.size(node.dilation) > 1
-                  else int(np.asarray(node.dilation)))) != (1, 1) or int(np.asarray(node.groups)) != 1:
+    if pair(np.asarray(node.dilation).reshape(-1).tolist()) != (1, 1) or int(np.asarray(node.groups)) != 1:
         raise NeurocreditError(f"{_describe(name, node)} has dilation {np.asarray(node.dilation).tolist()} and groups "
                                f"{int(np.asarray(node.groups))}; supported: dilation 1, groups 1")
-    stride = pair(np.asarray(node.stride).reshape(-1).tolist() if np.size(node.stride) > 1 else int(np.asarray(node.stride)))
+    stride = pair(np.asarray(node.stride).reshape(-1).tolist())  # one value or (rows, columns)
     padding = _padding(name, node, tuple(weight.shape[2:]), stride)
-    source = builder.pool_pending[2] if builder.pool_pending is not None else builder.shape
     shape = builder.shape
     if len(shape) != 3 or shape[0] != weight.shape[1]:
         raise NeurocreditError(f"{_describe(name, node)} expects {weight.shape[1]} input channels but its input has "
                                f"shape {tuple(shape)}")
-    pool = 1
+    pool, source = 1, shape
     if builder.pool_pending is not None:
-        _, pool, _ = builder.pool_pending
+        _, pool, source = builder.pool_pending
         weight, stride, padding = fuse_conv_pool(weight, stride, padding, pool)
     bias = np.zeros(weight.shape[0]) if node.bias is None else np.broadcast_to(
         np.asarray(node.bias, dtype=np.float64).reshape(-1), (weight.shape[0],))
@@ -493,14 +478,11 @@ def _import_flatten(name: str, node: Any, builder: _Builder) -> None:
 
 
 def _import_affine(name: str, node: Any, builder: _Builder) -> None:
+    """``Affine`` (``W x + b``) or ``Linear`` (``W x``: no bias field)."""
     weight = np.asarray(node.weight)
-    bias = np.zeros(weight.shape[0]) if node.bias is None else np.asarray(node.bias)
+    bias = getattr(node, "bias", None)
+    bias = np.zeros(weight.shape[0]) if bias is None else np.asarray(bias)
     _start_synapse(name, node, builder, weight, np.broadcast_to(bias, weight.shape[:1]).copy())
-
-
-def _import_linear(name: str, node: Any, builder: _Builder) -> None:
-    weight = np.asarray(node.weight)
-    _start_synapse(name, node, builder, weight, np.zeros(weight.shape[0]))
 
 
 def _take_synapse(name: str, node: Any, builder: _Builder, n: int) -> _Synapse:
@@ -558,12 +540,11 @@ def _exact_layer(name: str, node: Any, builder: _Builder, synapse: _Synapse) -> 
         return None
     if kind == "IF":
         expected = _if_fields(lif["vth"], synapse.n_out)
-        if not np.array_equal(synapse.current_bias, neuron_bias):
-            return None
     else:
         expected = _cubalif_fields(lif["du"], lif["dv"], lif["vth"], neuron_bias, header["dt"])
-        if np.any(synapse.current_bias != 0):
-            return None
+    # the synaptic node carries the bias only in front of IF neurons (:func:`_synapse_bias`)
+    if not np.array_equal(synapse.current_bias, neuron_bias if kind == "IF" else np.zeros_like(neuron_bias)):
+        return None
     for key, value in expected.items():
         found = getattr(node, key)
         if found is None or not np.array_equal(np.asarray(found, dtype=np.float64).reshape(-1), value):
@@ -642,7 +623,7 @@ IMPORTERS: dict[str, Callable[[str, Any, _Builder], None]] = {
     "SumPool2d": _import_sumpool2d,
     "Flatten": _import_flatten,
     "Affine": _import_affine,
-    "Linear": _import_linear,
+    "Linear": _import_affine,
     "Conv2d": _import_conv2d,
     "CubaLIF": _import_cubalif,
     "LIF": _import_lif,
@@ -688,29 +669,24 @@ def graph_chain(graph) -> list[str]:
         successors[source].append(target)
         predecessors[target].append(source)
     for name in nodes:
-        if len(predecessors[name]) > 1:
-            raise NeurocreditError(
-                f"{_describe(name, nodes[name])} has {len(predecessors[name])} incoming edges (from "
-                f"{', '.join(map(repr, predecessors[name]))}): recurrent edges and merges are not supported; "
-                f"{_supported()}"
-            )
-        if len(successors[name]) > 1:
-            raise NeurocreditError(
-                f"{_describe(name, nodes[name])} has {len(successors[name])} outgoing edges (to "
-                f"{', '.join(map(repr, successors[name]))}): branches are not supported; {_supported()}"
-            )
-    chain, current, seen = [], inputs[0], set()
+        for linked, edges_to, what in ((predecessors, "incoming edges (from", "recurrent edges and merges"),
+                                       (successors, "outgoing edges (to", "branches")):
+            if len(linked[name]) > 1:
+                raise NeurocreditError(
+                    f"{_describe(name, nodes[name])} has {len(linked[name])} {edges_to} "
+                    f"{', '.join(map(repr, linked[name]))}): {what} are not supported; {_supported()}"
+                )
+    chain, current = [], inputs[0]
     while True:
-        if current in seen:
+        if current in chain:
             raise NeurocreditError(f"{_describe(current, nodes[current])} is on a cycle (a recurrent edge); {_supported()}")
-        seen.add(current)
         chain.append(current)
         if current == outputs[0] or not successors[current]:
             break
         current = successors[current][0]
     if chain[-1] != outputs[0]:
         raise NeurocreditError(f"the chain from {inputs[0]!r} ends at {chain[-1]!r}, not at the Output; {_supported()}")
-    rest = sorted(set(nodes) - seen)
+    rest = sorted(set(nodes) - set(chain))
     if rest:
         raise NeurocreditError(
             f"{_describe(rest[0], nodes[rest[0]])} is not on the path from {inputs[0]!r} to {outputs[0]!r} "
@@ -823,9 +799,8 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
     du = _shared(layers, "du", "du (dt/tau_syn)")
     dv = _shared(layers, "dv", "dv (dt/tau_mem)")
     vth = _shared(layers, "vth", "v_threshold")
-    for label, value in (("du", du), ("dv", dv)):
+    for label, value, what in (("du", du, "tau_syn"), ("dv", dv, "tau_mem")):
         if not (0.0 <= value <= 1.0):
-            what = "tau_syn" if label == "du" else "tau_mem"
             raise NeurocreditError(
                 f"{label} = dt/{what} = {value:g} > 1 at dt = {dt:g} s: the graph's {what} = {dt / value:g} s is "
                 f"shorter than one step; import with --dt <= {dt / value:g}"
@@ -845,7 +820,6 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
     extras = {}
     if exact and isinstance(graph.metadata.get("neurocredit_extras"), dict):
         extras = {unquote(key): np.asarray(value) for key, value in graph.metadata["neurocredit_extras"].items()}
-    readout_spec = ReadoutSpec(readout)
     delays = "nodes" if all(delayed) else ("metadata" if header is not None else "added")
     provenance = dict(header["provenance"]) if header is not None else {}
     provenance.update({
@@ -859,7 +833,7 @@ def import_graph(graph_or_path, dt: Optional[float] = None, refractory: Optional
         provenance.setdefault("rule", "imported (nir)")
     network = Network(
         tuple(dataclasses.replace(imported.layer, name=name) for imported, name in zip(layers, names)),
-        neuron, encoder, readout_spec, extras, provenance,
+        neuron, encoder, ReadoutSpec(readout), extras, provenance,
     )
     return ImportedGraph(network, float(dt), bool(exact), delays, tuple(layer.node_type for layer in layers),
                          any(layer.biased for layer in layers), any(layer.r_not_one for layer in layers))
@@ -915,8 +889,8 @@ def _norse_layer_spikes(graph, chain: list[str], layer_index: int, inputs: np.nd
     in_shape = tuple(int(n) for n in np.asarray(graph.nodes[chain[0]].input_type["input"]).reshape(-1))
     steps, batch = inputs.shape[:2]
     shaped = np.asarray(inputs, dtype=np.float32).reshape(steps, batch, *in_shape)
-    groups = [slice(i, i + 1) for i in range(batch)] if any(
-        type(graph.nodes[name]).__name__ == "Flatten" for name in names) else [slice(0, batch)]
+    per_sample = batch > 1 and any(type(graph.nodes[name]).__name__ == "Flatten" for name in names)
+    groups = [slice(i, i + 1) for i in range(batch)] if per_sample else [slice(0, batch)]
     out = np.zeros((steps, batch, int(np.prod(out_shape))), dtype=bool)
     with torch.no_grad(), warnings.catch_warnings():
         # only nirtorch's torch.jit deprecation notice; Norse's own notes are off (ignore_warnings)
@@ -925,12 +899,9 @@ def _norse_layer_spikes(graph, chain: list[str], layer_index: int, inputs: np.nd
             module = norse_torch.from_nir(sub, dt=dt, ignore_warnings=True)
             state = None
             for t in range(steps):
-                frame = torch.as_tensor(shaped[t, group])
-                if len(groups) > 1:
-                    frame = frame[0]
+                frame = torch.as_tensor(shaped[t, group.start] if per_sample else shaped[t, group])
                 spikes, state = module(frame, state)
-                out[t, group] = spikes.numpy().reshape(-1 if len(groups) > 1 else group.stop - group.start,
-                                                       *(() if len(groups) > 1 else (-1,))) > 0
+                out[t, group] = spikes.numpy().reshape(group.stop - group.start, -1) > 0
     return out
 
 

@@ -21,6 +21,9 @@ from neurocredit.errors import NeurocreditError
 # Field metadata of dataclass fields that are not YAML keys (set by the loader).
 INTERNAL = {"yaml": False}
 
+# What a value of each plain annotation must be, as error messages say it (YAML booleans are not integers).
+_EXPECTED = {int: "an integer", bool: "true or false", str: "a string"}
+
 
 def read_yaml(path: str | Path) -> Any:
     """The parsed contents of the YAML file ``path`` (which the caller has checked exists);
@@ -66,18 +69,8 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise NeurocreditError(f"{where} must be a number, got {value!r}")
         return float(value)
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise NeurocreditError(f"{where} must be an integer, got {value!r}")
-        return value
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise NeurocreditError(f"{where} must be true or false, got {value!r}")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise NeurocreditError(f"{where} must be a string, got {value!r}")
-        return value
+    if kind in _EXPECTED and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise NeurocreditError(f"{where} must be {_EXPECTED[kind]}, got {value!r}")
     return value
 
 

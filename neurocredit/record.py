@@ -117,23 +117,24 @@ class RunRecord:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
-    def _per_field(self, function) -> dict[str, Any]:
-        """``{field: function(array, sample_axis)}`` for every per-sample field (each layer of a
-        per-layer field; None stays None)."""
+    def _per_field(self, function, *others: "RunRecord") -> dict[str, Any]:
+        """``{field: function(sample_axis, *arrays)}`` for every per-sample field of this record and
+        ``others`` (each layer of a per-layer field; None where any record lacks the field)."""
         fields: dict[str, Any] = {}
         for name, axis in SAMPLE_AXIS.items():
-            value = getattr(self, name)
-            if value is None:
+            values = [getattr(record, name) for record in (self, *others)]
+            if any(value is None for value in values):
                 fields[name] = None
             elif name in PER_LAYER:
-                fields[name] = [function(array, axis) for array in value]
+                fields[name] = [function(axis, *arrays) for arrays in zip(*values)]
             else:
-                fields[name] = function(value, axis)
+                fields[name] = function(axis, *values)
         return fields
 
     def head(self, count: int) -> "RunRecord":
         """The first ``count`` samples."""
-        return self.replace(**self._per_field(lambda array, axis: array[:count] if axis == 0 else array[:, :count]))
+        return self.replace(**self._per_field(
+            lambda axis, array: array[:count] if axis == 0 else array[:, :count]))
 
     def concatenate(self, other: "RunRecord") -> "RunRecord":
         """Join two records of the same backend and steps along the batch axis (a field missing
@@ -141,13 +142,5 @@ class RunRecord:
         if (self.backend, self.steps) != (other.backend, other.steps):
             raise ValueError(f"cannot join a {self.backend}/{self.steps}-step record with a "
                              f"{other.backend}/{other.steps}-step one")
-        fields: dict[str, Any] = {}
-        for name, axis in SAMPLE_AXIS.items():
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if mine is None or theirs is None:
-                fields[name] = None
-            elif name in PER_LAYER:
-                fields[name] = [np.concatenate([a, b], axis=axis) for a, b in zip(mine, theirs)]
-            else:
-                fields[name] = np.concatenate([mine, theirs], axis=axis)
+        fields = self._per_field(lambda axis, *arrays: np.concatenate(arrays, axis=axis), other)
         return self.replace(seconds=self.seconds + other.seconds, **fields)

@@ -149,10 +149,8 @@ def make_trials(spec: SweepSpec, *, data: Optional[str] = None, max_batches: Opt
     """Point x seed, points outermost; labels ``#1``, ``#2``... (point order)."""
     from neurocredit.trials import trial_config
 
-    trials = []
-    for index, point in enumerate(points(spec)):
-        for seed in range(spec.seeds):
-            trials.append(Trial(f"#{index + 1}", spec.config, seed, point, spec.epochs, data, max_batches))
+    trials = [Trial(f"#{index + 1}", spec.config, seed, point, spec.epochs, data, max_batches)
+              for index, point in enumerate(points(spec)) for seed in range(spec.seeds)]
     config = trial_config(trials[0])  # the base config with the first point: a bad key fails here
     if config.data.validation == 0:
         raise NeurocreditError(f"{spec.source}: {spec.config} has data.validation 0; a sweep selects on the "

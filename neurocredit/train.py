@@ -67,22 +67,17 @@ class TrainResult:
         return self.history[-1].validation_accuracy if self.history else float("nan")
 
 
-def _batched_outputs(rule, features, batch_size: int):
+def rule_accuracy(rule, network: Network, features: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
+    """Accuracy of the rule's fast predictor on ``features`` (predicted ``batch_size`` at a time)."""
     import torch
+
+    from neurocredit.readout import predict
 
     outputs = []
     for start in range(0, len(features), batch_size):
         chunk = torch.as_tensor(features[start : start + batch_size], device=rule.device)
         outputs.append(rule.predict(chunk).detach().cpu().numpy())
-    return np.concatenate(outputs, axis=0)
-
-
-def rule_accuracy(rule, network: Network, features: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
-    """Accuracy of the rule's fast predictor on ``features``."""
-    from neurocredit.readout import predict
-
-    outputs = _batched_outputs(rule, features, batch_size)
-    return float(np.mean(predict(network, outputs) == labels))
+    return float(np.mean(predict(network, np.concatenate(outputs, axis=0)) == labels))
 
 
 class TrainingSession:

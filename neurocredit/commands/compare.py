@@ -68,13 +68,9 @@ def run(args) -> int:
             f"{args.model} is a rate network; compare needs a spiking (lif) model (rate networks have no spikes)"
         )
     data_name, x, y = load_test_split(network, args)
-    records = {}
-    for name in names:
-        records[name] = simulate(network, x, y, backend=name, steps=args.steps, record={"spikes"})
-    pairs = []
-    for first, second in itertools.combinations(names, 2):
-        agreement = spike_agreement(records[first], records[second])
-        pairs.append({"backends": [first, second], **agreement})
+    records = {name: simulate(network, x, y, backend=name, steps=args.steps, record={"spikes"}) for name in names}
+    pairs = [{"backends": [first, second], **spike_agreement(records[first], records[second])}
+             for first, second in itertools.combinations(names, 2)]
     if len(pairs) == 1:
         summary = {"layers": pairs[0]["layers"], "overall": pairs[0]["overall"]}
     else:

@@ -50,9 +50,7 @@ def run(args) -> int:
         )
     options = ConversionOptions(steps=args.steps, percentile=args.percentile, du=args.du, dv=args.dv)
     spiking = convert(rate_network, dataset.x_train[: args.norm_samples], options)
-    provenance = dict(spiking.provenance)
-    provenance["converted_from_file"] = str(args.model)
-    spiking = spiking.replace(provenance=provenance)
+    spiking = spiking.replace(provenance={**spiking.provenance, "converted_from_file": str(args.model)})
     out = Path(args.out) if args.out else Path(args.model).with_name(Path(args.model).stem + "-snn.h5")
     save_network(spiking, out)
     x, y = dataset.x_test[: args.limit], dataset.y_test[: args.limit]
@@ -67,11 +65,11 @@ def run(args) -> int:
         "accuracy": spike_record.accuracy,
         "backend": args.backend,
         "steps": spike_record.steps,
-        "scales": provenance["conversion"]["scales"],
+        "scales": spiking.provenance["conversion"]["scales"],
         "mean_spikes_per_sample": spike_record.mean_spikes_per_sample(),
     }
-    if "conversion_warning" in provenance:
-        payload["warning"] = provenance["conversion_warning"]
+    if "conversion_warning" in spiking.provenance:
+        payload["warning"] = spiking.provenance["conversion_warning"]
     if args.json:
         print_json(payload)
         return 0

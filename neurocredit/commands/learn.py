@@ -42,7 +42,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from neurocredit.commands.common import print_json
-    from neurocredit.config import DataConfig
+    from neurocredit.config import DataConfig, build_network
     from neurocredit.data import hold_out_validation, load_dataset
     from neurocredit.errors import NeurocreditError, require_at_least_one
     from neurocredit.io import load_network, save_network
@@ -56,9 +56,8 @@ def run(args) -> int:
         network = load_network(model)
         options = OnChipOptions()
         name = model.stem
+        dataset = load_dataset(args.data or network.provenance.get("data", "digits"), args.data_dir)
     else:
-        from neurocredit.config import build_network
-
         config, options, settings = load_onchip_config(args.model, args.rule)
         dataset = load_dataset(args.data or config.data.name, args.data_dir or config.data.data_dir)
         network = build_network(config, dataset.n_features, dataset.n_classes,
@@ -66,12 +65,9 @@ def run(args) -> int:
         network = network.replace(provenance={**network.provenance, "data": dataset.name})
         name = config.name
         data_config = config.data
-    data_name = args.data or network.provenance.get("data", "digits")
-    if model.suffix in (".h5", ".hdf5"):
-        dataset = load_dataset(data_name, args.data_dir)
     if dataset.n_features != network.n_inputs:
-        raise NeurocreditError(f"data set {data_name!r} has {dataset.n_features} features but the model expects "
-                               f"{network.n_inputs}; pass --data")
+        raise NeurocreditError(f"data set {dataset.name!r} has {dataset.n_features} features but the model "
+                               f"expects {network.n_inputs}; pass --data")
     x_test, y_test = dataset.x_test, dataset.y_test
     if args.validation:
         dataset = hold_out_validation(dataset, data_config.validation, data_config.validation_seed)

@@ -51,10 +51,9 @@ def run(args) -> int:
     if args.encoder is not None or args.steps is not None:
         encoder = dataclasses.replace(DEFAULT_IMPORT_ENCODER, **{
             key: value for key, value in (("kind", args.encoder), ("steps", args.steps)) if value is not None})
-    graph = read_graph(args.graph)
-    imported = import_graph(graph, dt=args.dt, refractory=args.refractory, readout=args.readout, encoder=encoder)
-    imported = dataclasses.replace(imported, network=imported.network.replace(
-        provenance={**imported.network.provenance, "nir_source": str(args.graph)}))
+    # a path: the provenance's nir_source names the file
+    imported = import_graph(args.graph, dt=args.dt, refractory=args.refractory, readout=args.readout,
+                            encoder=encoder)
     network = imported.network
     save_network(network, args.out)
     payload = {
@@ -68,7 +67,7 @@ def run(args) -> int:
         "refractory": network.neuron.lif.refractory,
     }
     if args.check:
-        payload["check"] = check_import(imported, graph, samples=args.samples)
+        payload["check"] = check_import(imported, read_graph(args.graph), samples=args.samples)
     if args.json:
         print_json(payload)
         return 0

@@ -173,14 +173,10 @@ def from_lanes(rows: np.ndarray, steps: int, batch: int, lanes: int) -> np.ndarr
 
 
 class LavaGraph(NamedTuple):
-    """The processes of one compiled run, and the files they read and write."""
+    """The source process of one compiled run (Lava finds every other process through the
+    connections, both ways), and the files the processes read and write."""
 
     source: object
-    denses: list
-    neurons: list
-    resets: list
-    sinks: list
-    probes: list  # per layer (u_probe, v_probe) or empty
     spike_files: list[Path]
     state_files: list[tuple[Path, Path]]
 
@@ -234,7 +230,7 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
                              dtype=input_dtype)
     graded = input_dtype != "uint8"
     params = network.neuron.lif
-    denses, neurons, resets, sinks, probes, spike_files, state_files = [], [], [], [], [], [], []
+    spike_files, state_files = [], []
     previous = source.s_out
     for index, layer in enumerate(network.layers):
         name = layer.name or f"layer{index + 1}"
@@ -289,29 +285,22 @@ def build_graph(network: Network, quantized: Optional[QuantizedNetwork], mode: s
             cleared = []
         for var in cleared:
             # var <- 0 after the last step of each window ((time_step - 1) % steps == steps - 1).
-            reset = Reset(reset_value=0, interval=steps, offset=steps - 1)
-            reset.connect_var(var)
-            resets.append(reset)
+            Reset(reset_value=0, interval=steps, offset=steps - 1).connect_var(var)
         previous.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
         spike_file = folder / f"spikes{index}.bin"
         np.memmap(spike_file, dtype=np.uint8, mode="w+", shape=(total, width)).flush()
-        sink = SpikeFileSink(shape=population, path=str(spike_file), steps=total)
-        neuron.s_out.connect(sink.a_in)
+        neuron.s_out.connect(SpikeFileSink(shape=population, path=str(spike_file), steps=total).a_in)
         if record_states:
             state_dtype = np.int32 if mode == "fixed_pt" else np.float64
             pair = (folder / f"current{index}.bin", folder / f"voltage{index}.bin")
-            for path in pair:
+            for var, path in zip((neuron.u, neuron.v), pair):
                 np.memmap(path, dtype=state_dtype, mode="w+", shape=(total, width)).flush()
-            probes.append((VarFileProbe(var=neuron.u, path=str(pair[0]), steps=total),
-                           VarFileProbe(var=neuron.v, path=str(pair[1]), steps=total)))
+                VarFileProbe(var=var, path=str(path), steps=total)
             state_files.append(pair)
-        denses.append(dense)
-        neurons.append(neuron)
-        sinks.append(sink)
         spike_files.append(spike_file)
         previous = neuron.s_out
-    return LavaGraph(source, denses, neurons, resets, sinks, probes, spike_files, state_files)
+    return LavaGraph(source, spike_files, state_files)
 
 
 def _create_runtime_ignoring_sigint(process, run_config) -> None:
@@ -416,13 +405,11 @@ def run_lava(network: Network, inputs: np.ndarray, mode: str, record: Iterable[s
                 from tqdm import tqdm
 
                 bar = tqdm(total=batch, desc=f"lava ({mode})", unit="sample", leave=False)
-            done = 0
-            while done < total:
-                count = min(chunk, total - done)
+            for first in range(0, total, chunk):
+                count = min(chunk, total - first)
                 graph.source.run(condition=RunSteps(num_steps=count, blocking=True))
-                done += count
                 if bar is not None:
-                    bar.update(min(batch, (done // steps_run) * lanes) - bar.n)
+                    bar.update(min(batch, ((first + count) // steps_run) * lanes) - bar.n)
             if bar is not None:
                 bar.close()
             widths = [lanes * layer.n_out for layer in network.layers]

@@ -125,8 +125,6 @@ def _conv_capacity(layer, fits: int, fan_in: Optional[float], synapses_limit: Op
             low = middle
         else:
             high = middle
-    while low > 0 and not ok(low):
-        low -= 1
     return low
 
 
@@ -162,8 +160,8 @@ def check_and_partition(network: Network, target: Target, weight_bits: Optional[
     # Limits of one layer alone, in network order.
     capacity: list[int] = []
     for layer, name in zip(network.layers, names):
+        fits = layer.n_out if neurons_limit is None else min(layer.n_out, int(neurons_limit))
         if layer.kind == "conv2d":
-            fits = layer.n_out if neurons_limit is None else min(layer.n_out, int(neurons_limit))
             conv_fits = _conv_capacity(layer, fits, fan_in, synapses_limit)
             if conv_fits < 1:
                 axons, weights = _conv_core_needs(layer, 1)
@@ -179,7 +177,6 @@ def check_and_partition(network: Network, target: Target, weight_bits: Optional[
         if fan_in is not None and layer.n_in > fan_in:
             raise _violation(target, name, "fan_in_per_core", layer.n_in,
                              "every core of a dense layer receives all its inputs: use fewer inputs to this layer")
-        fits = layer.n_out if neurons_limit is None else min(layer.n_out, int(neurons_limit))
         if synapses_limit is not None:
             by_synapses = int(synapses_limit) // layer.n_in
             if by_synapses < 1:
@@ -190,14 +187,15 @@ def check_and_partition(network: Network, target: Target, weight_bits: Optional[
     # Fan-out depends on the next layer's cores, so place the last layer first.
     per_core: list[int] = [0] * len(network.layers)
     cores: list[int] = [0] * len(network.layers)
+    next_cores: list[int] = [0] * len(network.layers)  # cores of the next layer one neuron reaches
     for index in reversed(range(len(network.layers))):
         per_core[index] = capacity[index]
-        next_cores = (_cores_reached(network.layers[index + 1], per_core[index + 1])
-                      if index + 1 < len(network.layers) else 0)
-        if fan_out is not None and next_cores > 0:
-            by_fan_out = int(fan_out) // next_cores
+        if index + 1 < len(network.layers):
+            next_cores[index] = _cores_reached(network.layers[index + 1], per_core[index + 1])
+        if fan_out is not None and next_cores[index] > 0:
+            by_fan_out = int(fan_out) // next_cores[index]
             if by_fan_out < 1:
-                raise _violation(target, names[index], "fan_out_per_core", next_cores,
+                raise _violation(target, names[index], "fan_out_per_core", next_cores[index],
                                  "one neuron projects to more cores than a core can address: "
                                  "make the next layer smaller")
             per_core[index] = min(per_core[index], by_fan_out)
@@ -206,14 +204,12 @@ def check_and_partition(network: Network, target: Target, weight_bits: Optional[
     placements, first = [], 0
     for index, layer in enumerate(network.layers):
         neurons = min(per_core[index], layer.n_out)
-        next_cores = (_cores_reached(network.layers[index + 1], per_core[index + 1])
-                      if index + 1 < len(network.layers) else 0)
         if layer.kind == "conv2d":
             axons, weights = _conv_core_needs(layer, neurons)
         else:
             axons, weights = layer.n_in, neurons * layer.n_in
         placements.append(LayerPlacement(names[index], layer.n_in, layer.n_out, cores[index], first, neurons,
-                                         weights, neurons * next_cores, layer.kind, axons))
+                                         weights, neurons * next_cores[index], layer.kind, axons))
         first += cores[index]
     total = sum(cores)
     per_chip = target.limit("cores_per_chip")

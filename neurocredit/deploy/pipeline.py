@@ -55,13 +55,10 @@ class DeployResult:
         Lava ran (all of them unless ``lava_limit`` was given)."""
         result = {"lava": self.lava_record.accuracy}
         if "float" in self.records:
-            lava_samples = self.lava_record.samples
-            result["float"] = self.records["float"].accuracy
-            result["emulator"] = self.records["emulator"].accuracy
-            result["lava_fixed_pt"] = self.records["lava_fixed_pt"].accuracy
-            result["lava_floating_pt"] = self.records["lava_floating_pt"].accuracy
-            result["float_on_lava_samples"] = self.records["float"].head(lava_samples).accuracy
-            result["emulator_on_lava_samples"] = self.records["emulator"].head(lava_samples).accuracy
+            for name in ("float", "emulator", "lava_fixed_pt", "lava_floating_pt"):
+                result[name] = self.records[name].accuracy
+            for name in ("float", "emulator"):
+                result[f"{name}_on_lava_samples"] = self.records[name].head(self.lava_record.samples).accuracy
         return result
 
     def to_dict(self) -> dict[str, Any]:

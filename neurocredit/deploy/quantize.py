@@ -104,7 +104,6 @@ class LavaFixedPoint:
 
 
 LAVA = LavaFixedPoint()
-SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 # Search range for the per-layer weight exponent: wide enough that the constraints above
 # (17-bit threshold, 24-bit current), not this range, decide it.
 WEIGHT_EXP_SEARCH = range(-24, 25)
@@ -371,15 +370,10 @@ def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, 
     bias = np.asarray(bias, dtype=np.float64)
     sign_mode = sign_mode_of(weight)
     low, high, step = mantissa_range(sign_mode, weight_bits)
-    largest_positive = float(np.max(weight, initial=0.0))
-    largest_negative = float(-np.min(weight, initial=0.0))
-    candidates = []
-    if largest_positive > 0 and high > 0:
-        candidates.append(largest_positive / high)
-    if largest_negative > 0 and low < 0:
-        candidates.append(largest_negative / -low)
-    # All-zero weights: any step works; tie it to vth so the exponent search is well posed.
-    finest = max(candidates) if candidates else vth
+    # The finest step at which the largest weight of each sign fits (a one-signed range: the other
+    # bound is 0). All-zero weights: any step works; tie it to vth so the exponent search is well posed.
+    finest = max(float(np.max(weight, initial=0.0)) / high if high > 0 else 0.0,
+                 float(-np.min(weight, initial=0.0)) / -low if low < 0 else 0.0) or vth
     step_bits = int(round(math.log2(step)))
 
     def trial(exponent: int) -> FixedLayer:
@@ -413,7 +407,7 @@ def quantize_layer(weight: np.ndarray, bias: np.ndarray, vth: float, name: str, 
     if chosen.vth < 1:
         raise NeurocreditError(
             f"layer {name}: the threshold vth={vth:g} is too small for weights up to "
-            f"{max(largest_positive, largest_negative):g} at {weight_bits}-bit weights (it is less than one "
+            f"{np.max(np.abs(weight), initial=0.0):g} at {weight_bits}-bit weights (it is less than one "
             "weight step); rescale the network (larger vth or smaller weights)"
         )
     return chosen

@@ -71,6 +71,7 @@ distribution (``tests/test_learn_engine.py``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -166,17 +167,13 @@ class CompiledRule:
 
 def compile_rule(spec: RuleSpec, where: str = "learning rule") -> CompiledRule:
     """Parse ``spec`` with Lava's parser; a rule Lava rejects is one NeurocreditError."""
-    from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
-
     if spec.t_epoch < 1 or spec.t_epoch >= 1 << 6:
         raise NeurocreditError(f"{where}: t_epoch={spec.t_epoch} must be in 1..63 (Lava's tx/ty are 6 bits)")
     for name in ("x1", "x2"):
         if getattr(spec, f"{name}_impulse") < 0 or getattr(spec, f"{name}_tau") < 0:
             raise NeurocreditError(f"{where}: {name}_impulse and {name}_tau must be >= 0")
     try:
-        rule = Loihi3FLearningRule(dw=spec.dw, dd=spec.dd, dt=spec.dt, x1_impulse=spec.x1_impulse,
-                                   x1_tau=spec.x1_tau, x2_impulse=spec.x2_impulse, x2_tau=spec.x2_tau,
-                                   t_epoch=spec.t_epoch, rng_seed=spec.rng_seed)
+        rule = spec.lava_rule()
     except Exception as error:  # Lava's parser raises ValueError, AttributeError, IndexError...
         text = " ".join(f"{k}={v!r}" for k, v in (("dw", spec.dw), ("dd", spec.dd), ("dt", spec.dt)) if v)
         reason = str(error) or type(error).__name__
@@ -282,12 +279,10 @@ class EngineCounts:
     trace_updates: int = 0
 
     def add(self, other: "EngineCounts") -> "EngineCounts":
-        return EngineCounts(self.epochs + other.epochs, self.synapse_updates + other.synapse_updates,
-                            self.product_terms + other.product_terms, self.trace_updates + other.trace_updates)
+        return EngineCounts(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
 
     def as_dict(self) -> dict[str, int]:
-        return {"epochs": self.epochs, "synapse_updates": self.synapse_updates,
-                "product_terms": self.product_terms, "trace_updates": self.trace_updates}
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -384,23 +379,20 @@ class LearningSynapses:
     # -- learning phase ------------------------------------------------------------------
     def _histories(self) -> tuple[np.ndarray, np.ndarray]:
         t_epoch = self.rule.spec.t_epoch
-        if self.fixed:
-            x_hist = np.zeros((t_epoch + 1,) + self.x.shape, dtype=int)
-            y_hist = np.zeros((t_epoch + 1,) + self.y.shape, dtype=int)
-        else:
-            x_hist = np.full((t_epoch + 1,) + self.x.shape, np.nan)
-            y_hist = np.full((t_epoch + 1,) + self.y.shape, np.nan)
+        fill, dtype = (0, int) if self.fixed else (np.nan, np.float64)
+        x_hist = np.full((t_epoch + 1,) + self.x.shape, fill, dtype)
+        y_hist = np.full((t_epoch + 1,) + self.y.shape, fill, dtype)
         x_hist[0] = self.x
         y_hist[0] = self.y
         x_on = self.x_tau != 0
         y_on = self.y_tau != 0
         for t in range(1, t_epoch + 1):
+            ids = np.where(self.tx == t)[0]
             if self.fixed:
                 x_hist[t][x_on] = self._decay_fixed(x_hist[t - 1][x_on], self.x_tau[x_on][:, None],
                                                     self._x_random.trace_decay)
                 y_hist[t][y_on] = self._decay_fixed(y_hist[t - 1][y_on], self.y_tau[y_on][:, None],
                                                     self._y_random.trace_decay)
-                ids = np.where(self.tx == t)[0]
                 x_hist[t][:, ids] = self._add_impulse(x_hist[t][:, ids], self._x_random.impulse_addition,
                                                       self.x_impulse_int[:, None], self.x_impulse_frac[:, None])
                 ids = np.where(self.ty == t)[0]
@@ -408,7 +400,6 @@ class LearningSynapses:
             else:
                 x_hist[t][x_on] = np.exp(-1 / self.x_tau[x_on][:, None]) * x_hist[t - 1][x_on]
                 y_hist[t][y_on] = np.exp(-1 / self.y_tau[y_on][:, None]) * y_hist[t - 1][y_on]
-                ids = np.where(self.tx == t)[0]
                 x_hist[t][:, ids] += self.x_impulse[:, None]
         return x_hist, y_hist
 
@@ -425,8 +416,8 @@ class LearningSynapses:
         out = {}
         for key in self._needed:
             name, dependency = key.split("_")
+            row = int(name[1]) - 1
             if name[0] == "x":
-                row = int(name[1]) - 1
                 if dependency == "x0":
                     out[key] = x_hist[tx, row, np.arange(len(tx))][None, :]
                 elif dependency == "y0":
@@ -434,7 +425,6 @@ class LearningSynapses:
                 else:
                     out[key] = x_hist[-1, row][None, :]
             else:
-                row = int(name[1]) - 1
                 if dependency == "x0":
                     out[key] = y_hist[tx, row].T  # (post, pre): y at each pre neuron's spike step
                 elif dependency == "y0":
@@ -462,7 +452,6 @@ class LearningSynapses:
         return const  # C
 
     def _learn(self) -> None:
-        spec = self.rule.spec
         if self.fixed:
             self._conn_random.advance()
         x0 = self.tx > 0
@@ -486,7 +475,6 @@ class LearningSynapses:
         self.counts.epochs += 1
         self.tx = np.zeros_like(self.tx)
         self.ty = np.zeros_like(self.ty)
-        del spec
 
     def _apply_float(self, name: str, products, args) -> np.ndarray:
         total = 0.0
@@ -496,14 +484,10 @@ class LearningSynapses:
                 term = term * self._factor(product.dependency, factor, args)
             total = total + term
         value = getattr(self, name) + total
-        if name == "weights":
-            if self.sign_mode == "excitatory":
-                return np.maximum(0, value)
-            if self.sign_mode == "inhibitory":
-                return np.minimum(0, value)
-            return np.broadcast_to(value, self.weights.shape).astype(np.float64)
-        if name == "tag_2":
+        if name == "tag_2" or (name == "weights" and self.sign_mode == "excitatory"):
             return np.maximum(0, value)
+        if name == "weights" and self.sign_mode == "inhibitory":
+            return np.minimum(0, value)
         return np.broadcast_to(value, self.weights.shape).astype(np.float64)
 
     def _apply_fixed(self, name: str, products, args, shape) -> np.ndarray:
@@ -550,13 +534,10 @@ class LearningSynapses:
             out_of_range, touched = False, True
         if not touched:  # nothing added, nothing saturated: rounding and clipping keep the values
             return base
-        if name == "weights":
-            if self.sign_mode == "excitatory":
-                result = np.maximum(0, result)
-            elif self.sign_mode == "inhibitory":
-                result = np.minimum(0, result)
-        elif name == "tag_2":
+        if name == "tag_2" or (name == "weights" and self.sign_mode == "excitatory"):
             result = np.maximum(0, result)
+        elif name == "weights" and self.sign_mode == "inhibitory":
+            result = np.minimum(0, result)
         unit_bits = W_ACCUMULATOR_U - W_SYN_VAR_U[name]
         assert unit_bits == shift
         threshold = self._conn_random.value * 2**unit_bits

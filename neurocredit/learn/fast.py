@@ -844,12 +844,6 @@ def _count(engines, steps: int) -> None:
         engine.counts.trace_updates += steps * (2 * n_pre + 3 * n_post)
 
 
-def _neuron_state(emulator):
-    us = tuple(np.ascontiguousarray(s[0], np.int32) for s in emulator.states)
-    vs = tuple(np.ascontiguousarray(s[1], np.int32) for s in emulator.states)
-    return us, vs
-
-
 def _transposed(matrices) -> tuple:
     """The fixed feedback matrices (n_hidden, n_out: DFA's B, CHL's G) as int64 (n_out, n_hidden),
     the kernels' layout (a dummy without feedback)."""
@@ -863,12 +857,11 @@ def _transposed_weights(engines) -> tuple:
 
 
 def _check(emulator) -> None:
-    engines = emulator.engines
-    if not (emulator.plan.fixed and available() and all(supports(e.rule) for e in engines)):
+    if not compiled(emulator):
         raise ValueError("the compiled emulator needs numba, a fixed-point plan and t_epoch = 1 rules")
-    if len({e.time_step for e in engines}) != 1:
+    if len({e.time_step for e in emulator.engines}) != 1:
         raise ValueError("the learning engines are out of step")
-    for engine in engines:
+    for engine in emulator.engines:
         if engine.tx.any() or engine.ty.any():
             raise ValueError("an engine is inside an epoch")
 
@@ -880,7 +873,8 @@ def _start(emulator, input_spikes: np.ndarray, learn: bool):
     steps = int(input_spikes.shape[0])
     static = _static(emulator)
     randoms = _randoms(emulator.engines, steps, learn=learn)
-    us, vs = _neuron_state(emulator)
+    us = tuple(np.ascontiguousarray(s[0], np.int32) for s in emulator.states)
+    vs = tuple(np.ascontiguousarray(s[1], np.int32) for s in emulator.states)
     return emulator.plan, emulator.engines, steps, static, randoms, us, vs
 
 

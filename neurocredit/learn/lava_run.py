@@ -37,10 +37,6 @@ class DenseRun(NamedTuple):
     x1: np.ndarray
 
 
-def _mode(fixed: bool) -> str:
-    return "fixed_pt" if fixed else "floating_pt"
-
-
 def _run(process, steps: int, fixed: bool, after=None):
     from neurocredit.deploy.lava_backend import _create_runtime_ignoring_sigint, import_lava, stop_runtime
 
@@ -50,7 +46,7 @@ def _run(process, steps: int, fixed: bool, after=None):
 
     runtime = None
     try:
-        _create_runtime_ignoring_sigint(process, Loihi2SimCfg(select_tag=_mode(fixed)))
+        _create_runtime_ignoring_sigint(process, Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt"))
         runtime = process.runtime
         process.run(condition=RunSteps(num_steps=int(steps), blocking=True))
         return after() if after is not None else None
@@ -88,16 +84,13 @@ def run_learning_dense(spec: RuleSpec, weights: np.ndarray, pre_spikes: np.ndarr
         dense = LearningDense(weights=np.asarray(weights, np.float64 if not fixed else np.int32),
                               learning_rule=spec.lava_rule(), sign_mode=SignMode.MIXED, num_weight_bits=8)
         source.s_out.connect(dense.s_in)
-        replay.s_out_bap.connect(dense.s_in_bap)
-        replay.s_out_y1.connect(dense.s_in_y1)
-        replay.s_out_y2.connect(dense.s_in_y2)
-        replay.s_out_y3.connect(dense.s_in_y3)
+        for trace in ("bap", "y1", "y2", "y3"):
+            getattr(replay, f"s_out_{trace}").connect(getattr(dense, f"s_in_{trace}"))
         files = {name: folder / f"{name}.bin" for name in ("weights", "tag_1", "x1")}
         shapes = {"weights": (n_post, n_pre), "tag_1": (n_post, n_pre), "x1": (n_pre,)}
         for name, path in files.items():
             np.zeros((steps,) + shapes[name], value_dtype).tofile(path)
-        probes = [VarFileProbe(var=getattr(dense, name), path=path, steps=steps) for name, path in files.items()]
-        del probes  # connected through their RefPorts; kept alive by the graph
+            VarFileProbe(var=getattr(dense, name), path=path, steps=steps)  # kept alive by the graph (RefPort)
         _run(source, steps, fixed)
         read = {name: np.array(np.memmap(path, dtype=value_dtype, mode="r", shape=(steps,) + shapes[name]))
                 for name, path in files.items()}
@@ -133,10 +126,8 @@ def _run_network(plan, input_spikes: np.ndarray, targets: np.ndarray, period: in
     """The part both learning networks share: the input and target files and sources, one
     plastic ``LearningDense`` into ``make_neuron(index, layer)`` per layer, the target into the
     output's ``a_third_factor_in``, ``connect_feedback(neurons)``, an output sink; run, read the
-    weights. ``output_counts`` holds the output spikes per sample, (samples, period, n_out)."""
-    from neurocredit.deploy.lava_backend import import_lava
-
-    import_lava()
+    weights. ``output_counts`` holds the output spikes per sample, (samples, period, n_out).
+    Its callers have imported Lava (``import_lava``)."""
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource
 
     began = time.perf_counter()

@@ -65,6 +65,14 @@ def _shift(values: np.ndarray, shift: int, fixed: bool) -> np.ndarray:
     return values * 2.0 ** -shift
 
 
+def _spike_trace(trace: np.ndarray, spikes: np.ndarray, shift: int, impulse, fixed: bool) -> np.ndarray:
+    """``trace - (trace >> shift) + impulse * spikes`` (float: ``trace * 2**-shift``), int32 or float64."""
+    dtype = np.int32 if fixed else np.float64
+    trace = np.asarray(trace, dtype)
+    decay = np.right_shift(trace, shift) if fixed else trace * 2.0 ** -shift
+    return trace - decay + impulse * np.asarray(spikes).astype(dtype)
+
+
 def split_sign(delta: np.ndarray, shift: int, gate: bool, fixed: bool) -> tuple[np.ndarray, np.ndarray]:
     """(y2, y3): the positive and negative parts of ``delta``, each shifted right by ``shift``
     (a magnitude shift), clipped to 7 bits; zero when ``gate`` is False."""
@@ -82,15 +90,8 @@ def output_third_factor(params: DfaNeuronParameters, phase: int, trace: np.ndarr
     """One step of the output neuron's error side. ``trace`` is r before this step (cleared by
     the caller at phase 0), ``spikes`` this step's spikes, ``target`` the target input (0 or
     target_level). Returns ``(new_trace, error, y2, y3)``."""
-    spikes = np.asarray(spikes)
-    if fixed:
-        trace = np.asarray(trace, np.int32)
-        trace = trace - np.right_shift(trace, params.trace_shift) + params.trace_impulse * spikes.astype(np.int32)
-        error = trace - np.asarray(target, np.int32)
-    else:
-        trace = np.asarray(trace, np.float64)
-        trace = trace - trace * 2.0 ** -params.trace_shift + params.trace_impulse * spikes.astype(np.float64)
-        error = trace - np.asarray(target, np.float64)
+    trace = _spike_trace(trace, spikes, params.trace_shift, params.trace_impulse, fixed)
+    error = trace - np.asarray(target, trace.dtype)
     y2, y3 = split_sign(error, params.error_shift, phase >= params.settle, fixed)
     return trace, error, y2, y3
 
@@ -158,16 +159,7 @@ def chl_traces(params: ChlNeuronParameters, phase: int, trace: np.ndarray, spike
     trace_impulse * s, 0, 127); y2 = sign_level in the nudged phase, y3 in the free phase
     (after settle; else 0)."""
     nudged, learning = chl_phase(params, phase)
-    spikes = np.asarray(spikes)
-    if fixed:
-        trace = np.asarray(trace, np.int32)
-        trace = trace - np.right_shift(trace, params.trace_shift) + params.trace_impulse * spikes.astype(np.int32)
-        trace = np.clip(trace, 0, TRACE_MAX).astype(np.int32)
-        dtype = np.int32
-    else:
-        trace = np.asarray(trace, np.float64)
-        trace = np.clip(trace - trace * 2.0 ** -params.trace_shift + params.trace_impulse * spikes, 0, TRACE_MAX)
-        dtype = np.float64
-    level = np.full(trace.shape, params.sign_level if learning else 0, dtype)  # float: any value
-    zero = np.zeros(trace.shape, dtype)
+    trace = np.clip(_spike_trace(trace, spikes, params.trace_shift, params.trace_impulse, fixed), 0, TRACE_MAX)
+    level = np.full(trace.shape, params.sign_level if learning else 0, trace.dtype)  # float: any value
+    zero = np.zeros(trace.shape, trace.dtype)
     return trace, (level if nudged else zero), (zero if nudged else level)

@@ -233,21 +233,22 @@ class DfaEmulator:
     (see the module doc). :meth:`run` takes a stream of steps (samples back to back)."""
 
     def __init__(self, plan: DfaPlan) -> None:
+        self._init_network(plan)
+        self.trace = np.zeros_like(self.buffers[-1])
+
+    def _init_network(self, plan) -> None:
+        """What both emulators hold: the plan, one engine, Dense buffer and LIF state per layer,
+        the feedback Dense buffers and weights, the step count."""
+        from neurocredit.deploy.emulator import FixedLIFParameters, FixedLIFState
+
         self.plan = plan
         fixed = plan.fixed
         self.engines = [LearningSynapses(layer.rule, layer.weights.copy(), fixed=fixed) for layer in plan.layers]
         kind = np.int32 if fixed else np.float64
         self.buffers = [np.zeros(layer.n_out, kind) for layer in plan.layers]
         self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
-        self.trace = np.zeros(plan.layers[-1].n_out, kind)
         self.time_step = 0
         self.compiled: Optional[bool] = None  # run() compiled (learn.fast) when it can; False: numpy steps
-        self._init_neurons(plan)
-
-    def _init_neurons(self, plan) -> None:
-        from neurocredit.deploy.emulator import FixedLIFParameters, FixedLIFState
-
-        fixed = plan.fixed
         if fixed:
             from neurocredit.deploy.emulator import lava_dense_weights
 
@@ -386,11 +387,12 @@ class LearnResult(NamedTuple):
 CHUNK_SAMPLES = 2048
 
 
-def _learn_passes(emulator, encode_part, labels: np.ndarray, count: int, epochs: int, rng,
+def _learn_passes(emulator, plan, features: np.ndarray, labels: np.ndarray, count: int, epochs: int, rng,
                   progress: bool = False, on_epoch=None, chunk: int = CHUNK_SAMPLES) -> LearnResult:
     """``epochs`` passes over the first ``count`` samples in ``rng``'s order, ``chunk`` samples
     per ``emulator.run`` call (the emulator carries its state from one call to the next, so the
-    weights do not depend on ``chunk``); ``encode_part(indices, epoch)`` gives their stream."""
+    weights do not depend on ``chunk``); :func:`encode_plan_stream` of ``plan`` (``seed_offset``
+    = epoch) gives their stream."""
     require_at_least_one("chunk", chunk)
     bar = None
     if progress:
@@ -403,7 +405,7 @@ def _learn_passes(emulator, encode_part, labels: np.ndarray, count: int, epochs:
         order = rng.permutation(count)
         for start in range(0, count, int(chunk)):
             part = order[start:start + int(chunk)]
-            out = emulator.run(*encode_part(part, epoch))
+            out = emulator.run(*encode_plan_stream(plan, features, labels, part, seed_offset=epoch))
             correct += int(np.count_nonzero(np.argmax(out, axis=1) == labels[part]))
             seen += len(part)
             if bar is not None:
@@ -426,12 +428,7 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
     count = len(features) if limit is None else min(int(limit), len(features))
     emulator = emulator if emulator is not None else DfaEmulator(plan)
     rng = np.random.default_rng(plan.neuron.period + 7919 * (int(plan.layers[0].rule.spec.rng_seed)))
-
-    def encode_part(indices, epoch):
-        return encode_stream(plan.network, features, labels, indices, plan.neuron.target_level,
-                             seed_offset=epoch, fixed=plan.fixed)
-
-    return _learn_passes(emulator, encode_part, labels, count, epochs, rng, progress, on_epoch, chunk)
+    return _learn_passes(emulator, plan, features, labels, count, epochs, rng, progress, on_epoch, chunk)
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,13 +478,10 @@ class ChlPlan(NamedTuple):
     target_level: float  # added to the label neuron's v per nudged step (+ nudge_offset)
 
     @property
-    def sizes(self) -> tuple[int, ...]:
-        return (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
-
-    @property
     def period(self) -> int:
         return int(self.neurons[0].period)
 
+    sizes = DfaPlan.sizes
     integer_weights = DfaPlan.integer_weights
     learned_network = DfaPlan.learned_network
     learned_quantized = DfaPlan.learned_quantized
@@ -560,16 +554,8 @@ class ChlEmulator:
     layer's input (one step late, summed with the forward input), our CHL neurons."""
 
     def __init__(self, plan: ChlPlan) -> None:
-        self.plan = plan
-        fixed = plan.fixed
-        self.engines = [LearningSynapses(layer.rule, layer.weights.copy(), fixed=fixed) for layer in plan.layers]
-        kind = np.int32 if fixed else np.float64
-        self.buffers = [np.zeros(layer.n_out, kind) for layer in plan.layers]
-        self.feedback_buffers = [np.zeros(fb.weights.shape[0], kind) for fb in plan.feedback]
-        self.traces = [np.zeros(layer.n_out, kind) for layer in plan.layers]
-        self.time_step = 0
-        self.compiled: Optional[bool] = None
-        DfaEmulator._init_neurons(self, plan)
+        DfaEmulator._init_network(self, plan)
+        self.traces = [np.zeros_like(buffer) for buffer in self.buffers]
 
     weights = DfaEmulator.weights
     counts = DfaEmulator.counts
@@ -640,6 +626,16 @@ def encode_chl_stream(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, i
     return spikes, targets
 
 
+def encode_plan_stream(plan, features: np.ndarray, labels: np.ndarray, indices: np.ndarray,
+                       seed_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The input and target stream of samples ``indices`` for either plan: :func:`encode_chl_stream`
+    for a :class:`ChlPlan`, :func:`encode_stream` for a :class:`DfaPlan`."""
+    if isinstance(plan, ChlPlan):
+        return encode_chl_stream(plan, features, labels, indices, seed_offset=seed_offset)
+    return encode_stream(plan.network, features, labels, indices, plan.neuron.target_level,
+                         seed_offset=seed_offset, fixed=plan.fixed)
+
+
 def evaluate_chl(plan: ChlPlan, weights: list[np.ndarray], features: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of frozen CHL weights: the free phase of the learning network (feedback included),
     argmax of output spike counts."""
@@ -659,6 +655,4 @@ def learn_chl_emulator(plan: ChlPlan, features: np.ndarray, labels: np.ndarray, 
     count = len(features) if limit is None else min(int(limit), len(features))
     emulator = emulator if emulator is not None else ChlEmulator(plan)
     rng = np.random.default_rng(plan.period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
-    return _learn_passes(emulator, lambda indices, epoch: encode_chl_stream(plan, features, labels, indices,
-                                                                            seed_offset=epoch),
-                         labels, count, epochs, rng, progress=progress, chunk=chunk)
+    return _learn_passes(emulator, plan, features, labels, count, epochs, rng, progress=progress, chunk=chunk)

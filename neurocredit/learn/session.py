@@ -29,8 +29,7 @@ from neurocredit.learn.onchip import (
     DfaEmulator,
     DfaPlan,
     OnChipOptions,
-    encode_chl_stream,
-    encode_stream,
+    encode_plan_stream,
     evaluate_chl,
     evaluate_fixed,
     learn_chl_emulator,
@@ -162,14 +161,8 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
 
         period = plan.period if chl else plan.neuron.period
         order_rng = np.random.default_rng(period + 7919 * int(plan.layers[0].rule.spec.rng_seed))
-        streams = []
-        for epoch in range(epochs):
-            order = order_rng.permutation(count)
-            if chl:
-                streams.append(encode_chl_stream(plan, x_train, y_train, order, seed_offset=epoch))
-            else:
-                streams.append(encode_stream(plan.network, x_train, y_train, order, plan.neuron.target_level,
-                                             seed_offset=epoch, fixed=fixed))
+        streams = [encode_plan_stream(plan, x_train, y_train, order_rng.permutation(count), seed_offset=epoch)
+                   for epoch in range(epochs)]
         spikes = np.concatenate([s for s, _ in streams])
         targets = np.concatenate([t for _, t in streams])
         lava = (run_chl_network if chl else run_dfa_network)(plan, spikes, targets)

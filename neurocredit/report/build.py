@@ -177,7 +177,6 @@ def build_report(
             notes.append("current encoder: layer-1 synops counted densely (n_in x n_1 x steps)")
     report["layers"] = layers
 
-    entries: dict[str, Any] = {}
     inference: dict[str, EnergyEstimate] = {}
     skipped = []
     for target in targets:
@@ -188,10 +187,9 @@ def build_report(
             inference[target.name] = snn_energy(counts, target)
         else:
             inference[target.name] = ann_energy(dense, target)
-        entries[target.name] = _energy_entry(inference[target.name])
     if skipped:
         notes.append(f"spiking targets not applicable to a rate network: {', '.join(skipped)}")
-    report["targets"] = entries
+    report["targets"] = {name: _energy_entry(estimate) for name, estimate in inference.items()}
     report["ann_baseline"] = {
         "macs_per_sample": dense.macs,
         "activations_per_sample": dense.activations,
@@ -219,9 +217,8 @@ def build_report(
             "error_ops": cost.error_ops,
             "energy_per_sample_j": energies,
         }
-    sums = network_sums(network)
-    sums["T"] = train_steps
-    report["training"] = {"rule": network.provenance.get("rule"), "steps": train_steps, "sums": sums, "rules": rules}
+    report["training"] = {"rule": network.provenance.get("rule"), "steps": train_steps,
+                          "sums": network_sums(network), "rules": rules}  # its T is train_steps too
     report["notes"] = notes
     return report
 

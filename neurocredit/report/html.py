@@ -13,10 +13,12 @@ import numpy as np
 from neurocredit.report.markdown import (
     ENERGY_HEADER,
     LAYER_HEADER,
+    RATE_HEADER,
+    baseline_sentence,
     energy_rows,
     header,
     layer_rows,
-    number,
+    rate_rows,
     sources,
     training_header,
     training_rows,
@@ -34,6 +36,16 @@ PALETTE = {
 
 
 
+def _pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _png(figure) -> str:
     import matplotlib.pyplot as plt
 
@@ -46,10 +58,7 @@ def _png(figure) -> str:
 def plot_raster(rasters: Sequence[np.ndarray], names: Sequence[str], samples: int) -> str:
     """Spike rasters of the first ``samples`` samples: ``rasters`` per population (input first),
     each (steps, batch, n) bool; populations are stacked on the y axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     samples = min(samples, rasters[0].shape[1])
     figure, axes = plt.subplots(1, samples, figsize=(4.6 * samples, 4.2), squeeze=False, sharey=True)
@@ -73,10 +82,7 @@ def plot_raster(rasters: Sequence[np.ndarray], names: Sequence[str], samples: in
 
 
 def _bar_figure(labels, values, colours, xlabel, title, log=False):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     figure, axis = plt.subplots(figsize=(6.4, 0.5 * len(labels) + 1.6))
     positions = np.arange(len(labels))
@@ -107,10 +113,7 @@ def plot_energy(report: dict) -> str:
 
 
 def plot_training(report: dict) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rules = report["training"]["rules"]
     targets = [name for name in next(iter(rules.values()))["energy_per_sample_j"]
@@ -174,10 +177,7 @@ MAX_FEATURE_CHANNELS = 16  # panels per population in the feature-map figure (re
 def plot_feature_maps(rasters: Sequence[np.ndarray], shapes: Sequence[Sequence[int]], names: Sequence[str]) -> str:
     """Spike counts of sample 0 over the run, one H x W panel per channel (at most
     :data:`MAX_FEATURE_CHANNELS`), one row per (C, H, W) population (input and conv layers)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rows = [(raster, tuple(shape), name) for raster, shape, name in zip(rasters, shapes, names) if len(shape) == 3]
     columns = min(MAX_FEATURE_CHANNELS, max(shape[0] for _, shape, _ in rows))
@@ -245,16 +245,11 @@ def render_html(report: dict, rasters: Optional[Sequence[np.ndarray]] = None, ra
         parts.append(_html_table(LAYER_HEADER, layer_rows(report)))
     else:
         parts.append("<p>Rate network: spike counts do not apply.</p>")
-        parts.append(_html_table(["layer", "neurons", "fan-in", "MACs/sample"],
-                                 [[layer["name"], number(layer["neurons"]), number(layer["fan_in"]),
-                                   number(layer["macs_per_sample"])] for layer in report["layers"]]))
-    baseline = report["ann_baseline"]
+        parts.append(_html_table(RATE_HEADER, rate_rows(report)))
     parts += [
         "<h2>Energy per inference (estimates)</h2>",
         _html_table(ENERGY_HEADER, energy_rows(report)),
-        f'<p class="note">Dense ANN baseline per inference: {number(baseline["macs_per_sample"])} MACs, '
-        f'{number(baseline["activations_per_sample"])} activations, '
-        f'{number(baseline["memory_accesses_per_sample"])} memory accesses.</p>',
+        f'<p class="note">{baseline_sentence(report)}</p>',
         "<h2>Training cost per sample presentation (estimates)</h2>",
         f'<p class="note">Trained with: <b>{html.escape(str(report["training"]["rule"] or "not recorded"))}</b>. '
         "P = forward passes, A = plasticity ops, E = error-signal ops (formulas in neurocredit/energy.py).</p>",

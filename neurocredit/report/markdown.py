@@ -17,10 +17,8 @@ def format_joules(value: Optional[float]) -> str:
         return "n/a"
     if value == 0:
         return "0 J"
-    scale, prefix = _PREFIXES[0]
-    for candidate, name in _PREFIXES:
-        if abs(value) >= candidate:
-            scale, prefix = candidate, name
+    # the largest prefix the value reaches (_PREFIXES is ascending); femto below it
+    scale, prefix = max((entry for entry in _PREFIXES if abs(value) >= entry[0]), default=_PREFIXES[0])
     return f"{value / scale:.3g} {prefix}J"
 
 
@@ -62,8 +60,22 @@ def layer_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+def rate_rows(report: dict) -> list[list[str]]:
+    """The layer table of a rate network (no spikes): dense connections per inference."""
+    return [[layer["name"], number(layer["neurons"]), number(layer["fan_in"]), number(layer["macs_per_sample"])]
+            for layer in report["layers"]]
+
+
+def baseline_sentence(report: dict) -> str:
+    baseline = report["ann_baseline"]
+    return (f"Dense ANN baseline per inference: {number(baseline['macs_per_sample'])} MACs, "
+            f"{number(baseline['activations_per_sample'])} activations, "
+            f"{number(baseline['memory_accesses_per_sample'])} memory accesses.")
+
+
 LAYER_HEADER = ["layer", "neurons", "fan-in", "fan-out", "spikes/sample", "spikes/neuron/step",
                 "synops/sample", "neuron updates/sample"]
+RATE_HEADER = ["layer", "neurons", "fan-in", "MACs/sample"]
 ENERGY_HEADER = ["target", "model", "synops or MACs", "neurons", "memory", "static", "total per inference"]
 
 
@@ -125,15 +137,10 @@ def render_markdown(report: dict) -> str:
         lines += _md_table(LAYER_HEADER, layer_rows(report))
     else:
         lines += ["Rate network: spike counts do not apply. Dense connections per inference:", ""]
-        lines += _md_table(["layer", "neurons", "fan-in", "MACs/sample"],
-                           [[layer["name"], number(layer["neurons"]), number(layer["fan_in"]),
-                             number(layer["macs_per_sample"])] for layer in report["layers"]])
-    baseline = report["ann_baseline"]
+        lines += _md_table(RATE_HEADER, rate_rows(report))
     lines += ["", "## Energy per inference (estimates)", ""]
     lines += _md_table(ENERGY_HEADER, energy_rows(report))
-    lines += ["", f"Dense ANN baseline per inference: {number(baseline['macs_per_sample'])} MACs, "
-              f"{number(baseline['activations_per_sample'])} activations, "
-              f"{number(baseline['memory_accesses_per_sample'])} memory accesses.", ""]
+    lines += ["", baseline_sentence(report), ""]
     training = report["training"]
     lines += ["## Training cost per sample presentation (estimates)", ""]
     recorded = training["rule"] or "not recorded"

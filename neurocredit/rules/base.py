@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import torch
@@ -48,13 +48,9 @@ def scheduled_learning_rate(training: TrainingConfig, epoch: int) -> float:
     base = training.learning_rate
     if training.lr_schedule == "cosine":
         return base * 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, training.epochs)))
-    if training.lr_schedule == "step":
-        factor = 1.0
-        if epoch >= int(0.5 * training.epochs):
-            factor *= 0.1
-        if epoch >= int(0.75 * training.epochs):
-            factor *= 0.1
-        return base * factor
+    if training.lr_schedule == "step":  # a tenth after half of the epochs, a hundredth after three quarters
+        milestones = int(epoch >= int(0.5 * training.epochs)) + int(epoch >= int(0.75 * training.epochs))
+        return base * 0.1**milestones
     return base
 
 
@@ -97,15 +93,18 @@ class Rule:
         self.generator = torch.Generator(device="cpu").manual_seed(int(training.seed))
         self.optimizer = make_optimizer(self.parameters(), training)
 
-    def synaptic_parameters(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def synaptic_parameters(self, weights: Optional[list] = None, biases: Optional[list] = None
+                            ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The runnable (fused) weights and per-neuron biases, differentiable functions of
-        :attr:`weights` / :attr:`biases` (the tensors themselves for a dense network)."""
+        :attr:`weights` / :attr:`biases` or of the ``weights`` / ``biases`` given in their place
+        (the tensors themselves for a dense network)."""
         from neurocredit.conv import torch_fused_weight, torch_neuron_bias
 
         layers, shapes = self.spec.layers, self.spec.shapes
-        weights = [torch_fused_weight(layer, shapes[i], w) for i, (layer, w) in enumerate(zip(layers, self.weights))]
-        biases = [torch_neuron_bias(layer, b) for layer, b in zip(layers, self.biases)]
-        return weights, biases
+        weights = self.weights if weights is None else weights
+        biases = self.biases if biases is None else biases
+        return ([torch_fused_weight(layer, shapes[i], w) for i, (layer, w) in enumerate(zip(layers, weights))],
+                [torch_neuron_bias(layer, b) for layer, b in zip(layers, biases)])
 
     def trainable_gradients(self, weight_grads: list[torch.Tensor],
                             bias_grads: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -115,15 +114,11 @@ class Rule:
         positions (the adjoint of the fusion, by autograd). Unchanged for a dense network."""
         if self.spec.is_dense:
             return [*weight_grads, *bias_grads]
-        from neurocredit.conv import torch_fused_weight, torch_neuron_bias
-
-        layers, shapes = self.spec.layers, self.spec.shapes
         with torch.enable_grad():
             leaves = [p.detach().requires_grad_(True) for p in [*self.weights, *self.biases]]
             count = len(self.weights)
-            fused = [torch_fused_weight(layer, shapes[i], w) for i, (layer, w) in enumerate(zip(layers, leaves[:count]))]
-            fused += [torch_neuron_bias(layer, b) for layer, b in zip(layers, leaves[count:])]
-            return list(torch.autograd.grad(fused, leaves, [*weight_grads, *bias_grads]))
+            weights, biases = self.synaptic_parameters(leaves[:count], leaves[count:])
+            return list(torch.autograd.grad([*weights, *biases], leaves, [*weight_grads, *bias_grads]))
 
     def parameters(self) -> list[torch.Tensor]:
         """Tensors the optimizer updates (weights and biases; rules may add their own)."""
@@ -273,9 +268,7 @@ class RateRule(Rule):
     """Shared by rate-network rules: the forward pass and argmax-of-logits prediction."""
 
     def forward(self, features: torch.Tensor):
-        if self.spec.is_dense:
-            return rate_forward(self.weights, self.biases, self.spec.neuron.activation, features)
-        weights, biases = self.synaptic_parameters()  # conv / pooled layers
+        weights, biases = self.synaptic_parameters()  # the tensors themselves for dense layers
         return rate_forward(weights, biases, self.spec.neuron.activation, features, layers=self.spec.layers)
 
     @torch.no_grad()

@@ -70,13 +70,10 @@ class SurrogateBPTT(SpikingRule):
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         steps = self.encoder.steps
         inputs = self.encode(features, steps)
-        if self.spec.is_dense:
-            output = norse_forward(self.weights, self.biases, self.params, inputs,
-                                   self.options.surrogate, self.options.surrogate_alpha)[-1]
-        else:  # conv and pooled layers: the fused weights, differentiable in the pooled ones
-            weights, biases = self.synaptic_parameters()
-            output = norse_forward(weights, biases, self.params, inputs, self.options.surrogate,
-                                   self.options.surrogate_alpha, self.spec.layers)[-1]
+        # the runnable weights (conv and pooled layers: fused, differentiable in the pooled ones)
+        weights, biases = self.synaptic_parameters()
+        output = norse_forward(weights, biases, self.params, inputs, self.options.surrogate,
+                               self.options.surrogate_alpha, self.spec.layers)[-1]
         logits = self.options.loss_scale * output.sum(dim=0) / steps
         loss = torch.nn.functional.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)

@@ -128,15 +128,14 @@ def synapse_eligibility(
     """
     import brian2 as b2
 
+    from neurocredit.sim.brian2_codegen import brian2_preferences
+
     pre_spikes, post_spikes, weights = _check_trains(pre_spikes, post_spikes, phase_weight)
     steps, copies, n_pre = pre_spikes.shape
     n_post = post_spikes.shape[2]
     pre_index, post_index = np.asarray(pre_index, dtype=np.int64), np.asarray(post_index, dtype=np.int64)
     trace_time_constants(params)  # λ > 0, checked before Brian2 is touched
-    saved = {name: b2.prefs[name] for name in ("codegen.target", "core.default_float_dtype")}
-    try:
-        b2.prefs["codegen.target"] = target
-        b2.prefs["core.default_float_dtype"] = np.float64
+    with brian2_preferences(target):  # float64, put the caller's preferences back afterwards
         dt = STEP_MS * b2.ms
         clock = b2.Clock(dt=dt, name="chl_clock")
         pre_neuron, pre_step = _spike_generator_arguments(pre_spikes)
@@ -151,9 +150,6 @@ def synapse_eligibility(
         network = b2.Network(pre, post, synapses)
         network.run(steps * dt, namespace={})
         values = np.asarray(synapses.elig[:], dtype=np.float64)
-    finally:
-        for name, value in saved.items():
-            b2.prefs[name] = value
     return values.reshape(copies, pre_index.size).sum(axis=0)
 
 

@@ -13,15 +13,8 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.network import LIFParameters
 from neurocredit.neurons import LIFState, delayed_step, lif_step
 from neurocredit.rules.base import Rule, one_hot
-from neurocredit.rules.chl import (
-    SpikingCHLOptions,
-    feedback_extras,
-    feedback_matrices,
-    layer_scales,
-    phase_weights,
-    saved_random_feedback,
-)
-from neurocredit.rules.chl_rate import downward, upward
+from neurocredit.rules.chl import SpikingCHLOptions, layer_scales, phase_weights
+from neurocredit.rules.chl_rate import CHLFeedback, downward, upward
 from neurocredit.rules.chl_traces import (
     TraceParameters,
     TraceState,
@@ -83,7 +76,7 @@ def spiking_settle_step(
                                       state.emitted, input_spikes))
 
 
-class SpikingCHL(Rule):
+class SpikingCHL(CHLFeedback, Rule):
     """STDP-style spiking CHL on canonical LIF neurons (:mod:`neurocredit.rules.chl`)."""
 
     name = "chl"
@@ -96,22 +89,11 @@ class SpikingCHL(Rule):
         options = self.options
         self.params = self.spec.neuron.lif
         self.trace_params = TraceParameters(options.trace_decay, options.trace_decay)
-        self.random_feedback = None
-        if options.feedback == "random":
-            self.random_feedback = [torch.tensor(m, device=self.device)
-                                    for m in saved_random_feedback(self.spec, options)]
+        self.init_feedback()
         self.scales = layer_scales(len(self.weights), options.feedback_gain)
-        self.layer_specs = None if self.spec.is_dense else self.spec.layers
         self.products = [layer_product(layer) for layer in self.spec.layers]
-        self.free_weights, self.nudged_weights = phase_weights(
-            options.free_steps, options.free_settle, options.nudged_steps, options.nudged_settle)
-
-    def feedback(self, weights: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
-        """``F_i`` from the runnable ``weights`` (default: :meth:`synaptic_parameters`)."""
-        return feedback_matrices(self.synaptic_parameters()[0] if weights is None else weights, self.random_feedback)
-
-    def _teaching(self, state: SpikingState, target_rates: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        return beta[:, None] * (target_rates - state.emitted[-1])
+        self.free_weights, self.nudged_weights = (torch.tensor(w, dtype=self.dtype) for w in phase_weights(
+            options.free_steps, options.free_settle, options.nudged_steps, options.nudged_settle))
 
     def _run(self, features: torch.Tensor, state: SpikingState, traces: list, steps: int, weights_per_step,
              betas: Optional[torch.Tensor], target_rates: Optional[torch.Tensor], generator, copies: int = 1,
@@ -126,9 +108,9 @@ class SpikingCHL(Rule):
         counts = torch.zeros_like(state.emitted[-1])
         for t in range(steps):
             spikes_in = encode_torch(self.spec.encoder, features, 1, generator, start=t, window=self.spec.encoder.steps)[0]
-            teaching = None if betas is None else self._teaching(state, target_rates, betas)
+            teaching = None if betas is None else betas[:, None] * (target_rates - state.emitted[-1])
             state = spiking_settle_step(self.params, weights, biases, feedback, gain, state,
-                                        spikes_in, teaching, copies, self.layer_specs)
+                                        spikes_in, teaching, copies, self.spec.layers)
             counts += state.emitted[-1]
             if on_step is not None:
                 on_step(state)
@@ -157,8 +139,7 @@ class SpikingCHL(Rule):
         phase (``free_state`` with ``nudge: symmetric``). Returns the steps, the phase weight per
         step and copy (steps, 2 batch) and the teaching gain per copy (2 batch,)."""
         o = self.options
-        free_w = torch.tensor(self.free_weights, dtype=self.dtype)
-        nudged_w = torch.tensor(self.nudged_weights, dtype=self.dtype)
+        free_w, nudged_w = self.free_weights, self.nudged_weights
         steps = o.nudged_steps
         first_w, first_beta = (-nudged_w, -o.beta) if o.nudge == "symmetric" else (free_w, 0.0)
         per_step = torch.cat([first_w[:, None].expand(steps, batch), nudged_w[:, None].expand(steps, batch)], 1)
@@ -200,8 +181,6 @@ class SpikingCHL(Rule):
         batch = features.shape[0]
         sizes = self.spec.sizes
         target_rates = o.target_rate * one_hot(labels, self.n_classes, self.dtype)
-        free_w = torch.tensor(self.free_weights, dtype=self.dtype)
-        nudged_w = torch.tensor(self.nudged_weights, dtype=self.dtype)
         symmetric = o.nudge == "symmetric"
         if o.nudged_start == "rest":
             steps, per_step, betas = self._side_by_side_schedule(batch)
@@ -216,7 +195,7 @@ class SpikingCHL(Rule):
             if symmetric:  # the free phase only settles; the update compares +β with -β
                 weights = torch.zeros(o.free_steps, batch, dtype=self.dtype)
             else:
-                weights = free_w[:, None].expand(o.free_steps, batch)
+                weights = self.free_weights[:, None].expand(o.free_steps, batch)
             state, traces, free_counts = self._run(features, state, traces, o.free_steps, weights, None, None,
                                                    self.generator)
             if symmetric:
@@ -230,7 +209,7 @@ class SpikingCHL(Rule):
                 _, traces, _ = self._run(features, state, traces, steps, per_step, betas,
                                          target_rates.repeat(2, 1), self.generator, copies=2)
             else:
-                per_step = nudged_w[:, None].expand(o.nudged_steps, batch)
+                per_step = self.nudged_weights[:, None].expand(o.nudged_steps, batch)
                 betas = torch.full((batch,), o.beta, dtype=self.dtype)
                 _, traces, _ = self._run(features, state, traces, o.nudged_steps, per_step, betas, target_rates,
                                          self.generator)
@@ -255,6 +234,3 @@ class SpikingCHL(Rule):
         zeros = torch.zeros(self.options.free_steps, features.shape[0], dtype=self.dtype)
         _, _, counts = self._run(features, state, None, self.options.free_steps, zeros, None, None, generator)
         return counts
-
-    def extras(self) -> dict[str, np.ndarray]:
-        return feedback_extras(self.feedback(), self.options)

@@ -148,7 +148,25 @@ def ep_gradients(
     return grads[0], grads[1], free
 
 
-class RateCHL(RateRule):
+class CHLFeedback:
+    """What rate and spiking CHL share: the fixed random feedback (``feedback: random``; None
+    for symmetric feedback), the ``F_i`` of the current weights, and the saved feedback arrays."""
+
+    def init_feedback(self) -> None:
+        self.random_feedback = None
+        if self.options.feedback == "random":
+            self.random_feedback = [torch.tensor(m, device=self.device)
+                                    for m in saved_random_feedback(self.spec, self.options)]
+
+    def feedback(self, weights: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
+        """``F_i`` from the runnable ``weights`` (default: :meth:`synaptic_parameters`)."""
+        return feedback_matrices(self.synaptic_parameters()[0] if weights is None else weights, self.random_feedback)
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return feedback_extras(self.feedback(), self.options)
+
+
+class RateCHL(CHLFeedback, RateRule):
     """Rate CHL / equilibrium propagation (:mod:`neurocredit.rules.chl`)."""
 
     name = "chl"
@@ -156,19 +174,7 @@ class RateCHL(RateRule):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        options = self.options
-        self.random_feedback = None
-        if options.feedback == "random":
-            self.random_feedback = [torch.tensor(m, device=self.device)
-                                    for m in saved_random_feedback(self.spec, options)]
-
-    def layer_specs(self) -> Optional[Sequence[Any]]:
-        """The layer specs the settling needs (None for a dense network: plain matrix products)."""
-        return None if self.spec.is_dense else self.spec.layers
-
-    def feedback(self, weights: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
-        """``F_i`` from the runnable ``weights`` (default: :meth:`synaptic_parameters`)."""
-        return feedback_matrices(self.synaptic_parameters()[0] if weights is None else weights, self.random_feedback)
+        self.init_feedback()
 
     @torch.no_grad()
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
@@ -177,7 +183,7 @@ class RateCHL(RateRule):
         weight_grads, bias_grads, free = ep_gradients(
             weights, biases, self.feedback(weights), o.feedback_gain, self.spec.neuron.activation,
             features.to(self.dtype), labels, self.n_classes, o.beta, o.nudge, o.cost, o.free_steps, o.nudged_steps,
-            self.layer_specs(),
+            self.spec.layers,
         )
         self.apply_gradients(self.trainable_gradients(weight_grads, bias_grads))
         return float(cost_value(o.cost, free[-1], labels))
@@ -187,7 +193,7 @@ class RateCHL(RateRule):
         """Free-phase states (and the last change) for ``features``."""
         features = features.to(self.dtype)
         weights, biases = self.synaptic_parameters()
-        layers, name = self.layer_specs(), self.spec.neuron.activation
+        layers, name = self.spec.layers, self.spec.neuron.activation
         start = feedforward_states(weights, biases, name, features, layers)
         return settle(weights, biases, self.feedback(weights), self.options.feedback_gain, name, features, start,
                       steps or self.options.free_steps, layers=layers)
@@ -197,6 +203,3 @@ class RateCHL(RateRule):
         """The settled free phase's output (the rule's own prediction; the saved network is
         evaluated feed-forward, see module doc)."""
         return self.settled(features)[0][-1]
-
-    def extras(self) -> dict[str, np.ndarray]:
-        return feedback_extras(self.feedback(), self.options)

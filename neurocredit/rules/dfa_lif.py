@@ -11,6 +11,7 @@ import torch
 from neurocredit.neurons import lif_block
 from neurocredit.rules.base import one_hot
 from neurocredit.rules.dfa import SpikingDFAOptions, feedback_from_network
+from neurocredit.rules.dfa_rate import output_error as softmax_error
 from neurocredit.rules.spiking import (
     SpikingRule,
     accumulate_voltage_surrogate,
@@ -22,15 +23,10 @@ from neurocredit.rules.spiking import (
 
 def output_error(options: SpikingDFAOptions, rates: torch.Tensor, labels: torch.Tensor, n_classes: int):
     """``(e, loss)`` for output spike rates (batch, classes) in spikes per step (options doc)."""
-    target = one_hot(labels, n_classes, rates.dtype)
     if options.error == "softmax":
-        logits = options.error_scale * rates
-        error = torch.softmax(logits, dim=1) - target
-        loss = float(torch.nn.functional.cross_entropy(logits, labels))
-    else:
-        error = rates - options.target_rate * target
-        loss = float(0.5 * error.square().sum(dim=1).mean())
-    return error, loss
+        return softmax_error(options.error_scale * rates, labels, n_classes)
+    error = rates - options.target_rate * one_hot(labels, n_classes, rates.dtype)
+    return error, float(0.5 * error.square().sum(dim=1).mean())
 
 
 class SpikingDFA(SpikingRule):

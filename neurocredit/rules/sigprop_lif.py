@@ -169,9 +169,6 @@ class SpikingSigprop(SigpropMixin, SpikingRule):
         self.block_steps = self.options.block_steps
         self._setup_signal()
         last = len(self.weights) - 1
-        if last == 0 and self.options.readout == "local":
-            raise NeurocreditError("sigprop with readout 'local' needs at least one hidden layer "
-                                   "(network.hidden), or use readout 'prototype'")
         self.readout_index = last if self.options.readout == "local" else None
         observables = [self.options.observable] * len(self.weights)
         if self.options.readout_observable:  # options allow it with the local readout only

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from neurocredit.errors import NeurocreditError
 from neurocredit.network import ReadoutSpec
 from neurocredit.rules.base import LocalLearner, LocallyLearning, one_hot
 from neurocredit.rules.sigprop import PROJECTION_KEY, PROTOTYPES_KEY, SigpropOptions, output_width, projection_from_network
@@ -134,6 +135,9 @@ class SigpropMixin(LocallyLearning):
         return output_width(options, n_classes)
 
     def _setup_signal(self) -> None:
+        if len(self.weights) == 1 and self.options.readout == "local":
+            raise NeurocreditError("sigprop with readout 'local' needs at least one hidden layer "
+                                   "(network.hidden), or use readout 'prototype'")
         projection = projection_from_network(self.spec, self.n_classes, self.options)
         self.projection = torch.tensor(projection, dtype=self.dtype, device=self.device)
 

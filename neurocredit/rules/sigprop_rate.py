@@ -8,7 +8,6 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from neurocredit.errors import NeurocreditError
 from neurocredit.neurons import activation
 from neurocredit.rules.base import LocalLearner, RateRule
 from neurocredit.rules.sigprop import SigpropOptions
@@ -82,9 +81,6 @@ class RateSigprop(SigpropMixin, RateRule):
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             projection = self.projection if index == 0 and self.options.signal_trainable else None
             if index == last and self.options.readout == "local":
-                if index == 0:
-                    raise NeurocreditError("sigprop with readout 'local' needs at least one hidden layer "
-                                           "(network.hidden), or use readout 'prototype'")
                 self.layers.append(RateReadoutLayer(weight, bias, self.training, synapses[index]))
             else:
                 self.layers.append(RateSigpropLayer(weight, bias, linear if index == last else hidden,

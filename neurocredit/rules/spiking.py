@@ -158,9 +158,6 @@ class SpikingRule(Rule):
         """:func:`output_counts` of the rule's current network (dense, conv or pooled layers) on
         ``features``, encoded from a generator seeded with ``PREDICT_SEED``."""
         generator = torch.Generator(device="cpu").manual_seed(PREDICT_SEED)
-        if not self.spec.is_dense:
-            weights, biases = self.synaptic_parameters()
-            return output_counts(weights, biases, self.params, self.encoder, features.to(self.dtype),
-                                 self.block_steps, generator, self.spec.layers)
-        return output_counts(self.weights, self.biases, self.params, self.encoder, features.to(self.dtype),
-                             self.block_steps, generator)
+        weights, biases = self.synaptic_parameters()
+        return output_counts(weights, biases, self.params, self.encoder, features.to(self.dtype),
+                             self.block_steps, generator, self.spec.layers)

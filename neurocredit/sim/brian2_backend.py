@@ -206,7 +206,6 @@ class ParallelCopies:
                     b2.StateMonitor(group, state_names, record=True, when="end", name=f"nc_states{index}")
                 )
             previous, previous_n = group, n_out
-        self._groups = groups
         self._spike_monitors = spike_monitors
         self._state_monitors = state_monitors
         self._state_names = state_names

@@ -170,8 +170,7 @@ def run(network: Network, inputs: np.ndarray, record=frozenset()) -> RunRecord:
     built = [population(index, layer) for index, layer in enumerate(network.layers)]
     steppers = [step for _, step in built]
     states = [initial for initial, _ in built]
-    zeros = [torch.zeros(batch, layer.n_out, dtype=dtype, device=device) for layer in network.layers]
-    previous = [torch.zeros(batch, network.n_inputs, dtype=dtype, device=device)] + [z.clone() for z in zeros]
+    previous = [torch.zeros(batch, n, dtype=dtype, device=device) for n in network.sizes]
     rasters = [np.zeros((steps, batch, layer.n_out), dtype=bool) for layer in network.layers]
     voltages = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if "voltages" in record else None
     currents = [np.zeros((steps, batch, layer.n_out)) for layer in network.layers] if "currents" in record else None

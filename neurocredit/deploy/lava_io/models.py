@@ -17,97 +17,83 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource, VarFileProbe
 
 
-def _open(proc_params, dtype, mode):
-    shape = (int(proc_params["steps"]),) + tuple(proc_params["shape"])
-    return np.memmap(proc_params["path"], dtype=dtype, mode=mode, shape=shape)
+def _model(proc, *tags: str):
+    """Lava's ``implements``/``requires``/``tag`` decorators of one of these CPU ProcessModels."""
+    return lambda cls: implements(proc=proc, protocol=LoihiProtocol)(requires(CPU)(tag(*tags)(cls)))
 
 
-class _SourceModel(PyLoihiProcessModel):
+class _FileModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self._rows = None
 
-    def run_spk(self) -> None:
+    def _file(self, dtype, mode) -> np.memmap:
+        """The ``(steps, *shape)`` file, opened on first use (in the worker process)."""
         if self._rows is None:
-            self._rows = _open(self.proc_params, self.proc_params["dtype"], "r")
+            shape = (int(self.proc_params["steps"]),) + tuple(self.proc_params["shape"])
+            self._rows = np.memmap(self.proc_params["path"], dtype=dtype, mode=mode, shape=shape)
+        return self._rows
+
+
+class _SourceModel(_FileModel):
+    def run_spk(self) -> None:
+        rows = self._file(self.proc_params["dtype"], "r")
         row = self.time_step - 1
-        if row < self._rows.shape[0]:
-            self.s_out.send(np.asarray(self._rows[row]))
+        if row < rows.shape[0]:
+            self.s_out.send(np.asarray(rows[row]))
         else:
-            self.s_out.send(np.zeros(self._rows.shape[1:]))
+            self.s_out.send(np.zeros(rows.shape[1:]))
 
 
-@implements(proc=SpikeFileSource, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
+@_model(SpikeFileSource, "floating_pt")
 class PySpikeFileSourceFloat(_SourceModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
 
-@implements(proc=SpikeFileSource, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt", "bit_accurate_loihi")
+@_model(SpikeFileSource, "fixed_pt", "bit_accurate_loihi")
 class PySpikeFileSourceFixed(_SourceModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
 
 
-class _SinkModel(PyLoihiProcessModel):
-    def __init__(self, proc_params):
-        super().__init__(proc_params)
-        self._rows = None
-
+class _SinkModel(_FileModel):
     def run_spk(self) -> None:
         received = self.a_in.recv()
-        if self._rows is None:
-            self._rows = _open(self.proc_params, np.uint8, "r+")
+        rows = self._file(np.uint8, "r+")
         row = self.time_step - 1
-        if row < self._rows.shape[0]:
-            self._rows[row] = received != 0
+        if row < rows.shape[0]:
+            rows[row] = received != 0
 
 
-@implements(proc=SpikeFileSink, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
+@_model(SpikeFileSink, "floating_pt")
 class PySpikeFileSinkFloat(_SinkModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
 
 
-@implements(proc=SpikeFileSink, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt", "bit_accurate_loihi")
+@_model(SpikeFileSink, "fixed_pt", "bit_accurate_loihi")
 class PySpikeFileSinkFixed(_SinkModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
 
 
-class _ProbeModel(PyLoihiProcessModel):
+class _ProbeModel(_FileModel):
     file_dtype = np.float64
-
-    def __init__(self, proc_params):
-        super().__init__(proc_params)
-        self._rows = None
 
     def post_guard(self) -> bool:
         return True
 
     def run_post_mgmt(self) -> None:
         value = self.state.read()
-        if self._rows is None:
-            self._rows = _open(self.proc_params, self.file_dtype, "r+")
+        rows = self._file(self.file_dtype, "r+")
         row = self.time_step - 1
-        if row < self._rows.shape[0]:
-            self._rows[row] = value
+        if row < rows.shape[0]:
+            rows[row] = value
 
 
-@implements(proc=VarFileProbe, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
+@_model(VarFileProbe, "floating_pt")
 class PyVarFileProbeFloat(_ProbeModel):
     state: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, float)
 
 
-@implements(proc=VarFileProbe, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt", "bit_accurate_loihi")
+@_model(VarFileProbe, "fixed_pt", "bit_accurate_loihi")
 class PyVarFileProbeFixed(_ProbeModel):
     state: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
     file_dtype = np.int32

@@ -31,9 +31,10 @@ from neurocredit.learn.neurons import (
 )
 
 
-def _params(proc_params) -> DfaNeuronParameters:
-    values = {name: proc_params.get(name, None) for name in DfaNeuronParameters._fields}
-    return DfaNeuronParameters(**{name: int(value) for name, value in values.items() if value is not None})
+def _params(proc_params, kind):
+    values = {name: proc_params.get(name, None) for name in kind._fields}
+    return kind(**{name: (float(value) if name == "sign_level" else int(value))
+                   for name, value in values.items() if value is not None})
 
 
 class _SendsTraces:
@@ -53,7 +54,7 @@ class _DfaMixin(_SendsTraces):
     comes from the LIF base class, which follows this mixin in the MRO)."""
 
     def _setup(self) -> None:
-        self._dfa = _params(self.proc_params)
+        self._dfa = _params(self.proc_params, DfaNeuronParameters)
         self._phase = 0
 
     def _begin_step(self) -> None:
@@ -91,9 +92,7 @@ class _ChlMixin(_SendsTraces):
     sign in y2/y3 (:mod:`neurocredit.learn.neurons`)."""
 
     def _setup(self) -> None:
-        values = {name: self.proc_params.get(name, None) for name in ChlNeuronParameters._fields}
-        self._chl = ChlNeuronParameters(**{name: (float(v) if name == "sign_level" else int(v))
-                                           for name, v in values.items() if v is not None})
+        self._chl = _params(self.proc_params, ChlNeuronParameters)
         self._output = bool(self.proc_params.get("output", 0))
         self._trace = None
 
