@@ -11,10 +11,11 @@ For each on-chip config (``models/digits-dfa-onchip.yaml``, ``models/digits-chl-
   point (DFA) or the free phase of the learning network (CHL);
 * speed: the emulator and Lava fixed point learn the same ``--speed-samples`` samples from the
   same start, in this process, interleaved (emulator, Lava, emulator on 2 samples, Lava on 2
-  samples); their integer weights are compared and the seconds per sample reported two ways,
-  the same on both sides: the whole run (Lava: build, start, run, stop; the emulator: its
-  setup and the compiled run, the median of 3) and the marginal cost per sample (the difference
-  between the runs of ``--speed-samples`` and of 2 samples, which removes each side's start-up).
+  samples, each the median of 3 runs); their integer weights are compared and the seconds per
+  sample reported two ways, the same on both sides: the whole run (Lava: build, start, run,
+  stop; the emulator: its setup and the compiled run) and the marginal cost per sample (the
+  difference between the runs of ``--speed-samples`` and of 2 samples, which removes each
+  side's start-up).
 
 ``--fmnist`` also learns Fashion-MNIST 784-256-10 on-chip DFA (``models/fmnist-dfa-onchip.yaml``,
 settings chosen on the validation split with ``neurocredit learn --validation``) on the training
@@ -115,29 +116,33 @@ def speed(path: str, rule: str, samples: int) -> dict:
         emulator.run(*inputs)
         return emulator, time.perf_counter() - began
 
-    # the same two stream lengths on both sides, interleaved: the emulator's seconds are the
-    # median of 3 runs (milliseconds each), Lava's one run (seconds each)
+    # the same two stream lengths on both sides, interleaved, each the median of 3 runs: one
+    # Lava run's start-up varies by more than 20 samples cost (a single 2-sample run once took
+    # longer than the 20-sample one)
     runs = [emulate((spikes, targets)) for _ in range(3)]
     emulator = runs[0][0]
     emulator_seconds = float(np.median([seconds for _, seconds in runs]))
-    lava = lava_run(plan, spikes, targets)
+    lava_runs = [lava_run(plan, spikes, targets) for _ in range(3)]
+    lava = lava_runs[0]
+    lava_seconds = float(np.median([run.seconds for run in lava_runs]))
     emulator_small = float(np.median([emulate(few)[1] for _ in range(3)]))
-    small = lava_run(plan, *few)
+    small_seconds = float(np.median([lava_run(plan, *few).seconds for _ in range(3)]))
     equal = sum(int(np.count_nonzero(a == b)) for a, b in zip(emulator.weights, lava.weights))
     size = sum(a.size for a in emulator.weights)
     emulator_per = emulator_seconds / samples
-    lava_per = lava.seconds / samples
+    lava_per = lava_seconds / samples
     emulator_marginal = (emulator_seconds - emulator_small) / (samples - 2)
-    marginal = (lava.seconds - small.seconds) / (samples - 2)
+    marginal = (lava_seconds - small_seconds) / (samples - 2)
     return {"samples": samples, "emulator_ms": 1e3 * emulator_per, "emulator_marginal_ms": 1e3 * emulator_marginal,
             "lava_ms": 1e3 * lava_per, "lava_marginal_ms": 1e3 * marginal, "ratio": lava_per / emulator_per,
             "ratio_marginal": marginal / emulator_marginal, "equal": f"{equal}/{size}", "all_equal": equal == size}
 
 
-def fmnist() -> tuple[str, str]:
+def fmnist(off_epochs: int | None) -> tuple[str, str]:
     """Fashion-MNIST 784-256-10 on-chip DFA: learn on the training split less the config's
     validation split (where the settings were chosen), validation accuracy after every epoch,
-    test accuracy once, at the end. Returns (markdown table, summary clause)."""
+    test accuracy once, at the end; beside it the config's off-chip rule trained in torch on the
+    same network and split (:func:`off_chip`). Returns (markdown table, summary clause)."""
     from neurocredit.config import build_network
     from neurocredit.data import hold_out_validation, load_dataset
     from neurocredit.learn.onchip import evaluate_fixed, learn_emulator, make_dfa_plan
@@ -158,15 +163,20 @@ def fmnist() -> tuple[str, str]:
     result = learn_emulator(plan, dataset.x_train, dataset.y_train, epochs=epochs, on_epoch=measure)
     test = evaluate_fixed(plan, result.weights, dataset.x_test, dataset.y_test)
     per = result.seconds / result.samples
+    off = off_chip(FMNIST, off_epochs)
+    print("fmnist off-chip", off, file=sys.stderr, flush=True)
     curve = " -> ".join(f"{value:.2%}" for value in validation)
     table = ("Fashion-MNIST 784-256-10 on-chip DFA, 8-bit fixed point, SGD 2^k, batch 1, learned on the training "
              f"split less the validation split ({len(dataset.y_validation)} samples, where the settings were "
-             "chosen):\n\n| config | settings | validation by epoch (from random) | test (once, at the end) "
-             "| epochs x samples | emulator s (ms/sample) |\n|---|---|---|---|---|---|\n"
+             "chosen), and the same network, rule and split off chip:\n\n| config | settings | validation by epoch "
+             "(from random) | test (once, at the end) | epochs x samples | emulator s (ms/sample) | off-chip (torch) "
+             "test | off-chip s |\n|---|---|---|---|---|---|---|---|\n"
              f"| {Path(FMNIST).name} | error_shift {options.error_shift}, feedback_shift {options.feedback_shift}, "
              f"2^{options.hidden_exponent} / 2^{options.output_exponent} | {curve} | **{test:.2%}** | {epochs} x "
-             f"{len(dataset.y_train)} | {result.seconds:.0f} ({1e3 * per:.2f}) |\n")
-    return table, f"FMNIST 784-256-10 on-chip DFA test **{test:.2%}** ({epochs} epoch(s), validation {curve})"
+             f"{len(dataset.y_train)} | {result.seconds:.0f} ({1e3 * per:.2f}) | {off['accuracy']:.2%} "
+             f"({off['epochs']} epochs, float, Adam, batched) | {off['seconds']:.0f} |\n")
+    return table, (f"FMNIST 784-256-10 on-chip DFA test **{test:.2%}** ({epochs} epoch(s), validation {curve}; "
+                   f"off-chip {off['accuracy']:.2%})")
 
 
 def main() -> int:
@@ -209,7 +219,7 @@ def main() -> int:
         summary_parts.append("; ".join(r.split("|")[1].strip() + " off/on " + r.split("|")[3].split(" (")[0].strip()
                                        + " / " + r.split("|")[4].split(" (")[0].strip() for r in rows))
     if args.fmnist:
-        table, clause = fmnist()
+        table, clause = fmnist(args.off_epochs)
         lines += ["", table]
         summary_parts.append(clause)
     summary_parts.append("emulator vs Lava fixed point per sample " + ", ".join(
