@@ -126,10 +126,8 @@ def _run_network(plan, input_spikes: np.ndarray, targets: np.ndarray, period: in
     """The part both learning networks share: the input and target files and sources, one
     plastic ``LearningDense`` into ``make_neuron(index, layer)`` per layer, the target into the
     output's ``a_third_factor_in``, ``connect_feedback(neurons)``, an output sink; run, read the
-    weights. ``output_counts`` holds the output spikes per sample, (samples, period, n_out)."""
-    from neurocredit.deploy.lava_backend import import_lava
-
-    import_lava()  # a no-op after the first call; the callers need it earlier, for their neuron classes
+    weights. ``output_counts`` holds the output spikes per sample, (samples, period, n_out).
+    Its callers have imported Lava (``import_lava``)."""
     from neurocredit.deploy.lava_io.process import SpikeFileSink, SpikeFileSource
 
     began = time.perf_counter()
