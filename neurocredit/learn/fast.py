@@ -31,11 +31,11 @@ product adds 0, and a synapse to which every product adds 0 keeps its value (Lav
 rounding leave ``value << 7`` alone) -- except a tag at -257, whose shifted value Lava saturates
 to -32769 (the engine keeps a count of such tags and treats them exactly). A computed row runs in
 whole-row loops the compiler vectorizes (one or two plain products fused with the values and the
-rounding; otherwise one pass per product), in int32 where no term can wrap (twice the vector
-lanes of int64), products that add zeros on that row skipped, and the new values go straight
-into the weights and tags unless an evaluated product reads a variable that an earlier target of the step has written (then all
-targets are computed from the old values first, as Lava does). CHL's Dense sums read a
-transposed copy of the weights (one contiguous row per spike), kept equal row by row as its
+rounding; otherwise one pass per product), in int32 where no term can wrap (twice the vector lanes
+of int64), products that add zeros on that row skipped, and the new values go straight into the
+weights and tags unless an evaluated product reads a variable that an earlier target of the step
+has written (then all targets are computed from the old values first, as Lava does). CHL's Dense
+sums read a transposed copy of the weights (one contiguous row per spike), kept equal row by row as its
 engine writes them (once a sample); DFA's engine rewrites weight rows every step, so its sums
 read the weights as they are.
 
