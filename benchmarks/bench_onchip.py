@@ -166,13 +166,15 @@ def fmnist(off_epochs: int | None) -> tuple[str, str]:
     off = off_chip(FMNIST, off_epochs)
     print("fmnist off-chip", off, file=sys.stderr, flush=True)
     curve = " -> ".join(f"{value:.2%}" for value in validation)
+    tag = (f", tag 2^{options.tag_exponent} moved every {options.tag_samples} sample(s), rate shifts "
+           f"{list(options.rate_shifts)}" if options.tag_samples else "")
     table = ("Fashion-MNIST 784-256-10 on-chip DFA, 8-bit fixed point, SGD 2^k, batch 1, learned on the training "
              f"split less the validation split ({len(dataset.y_validation)} samples, where the settings were "
              "chosen), and the same network, rule and split off chip:\n\n| config | settings | validation by epoch "
              "(from random) | test (once, at the end) | epochs x samples | emulator s (ms/sample) | off-chip (torch) "
              "test | off-chip s |\n|---|---|---|---|---|---|---|---|\n"
              f"| {Path(FMNIST).name} | error_shift {options.error_shift}, feedback_shift {options.feedback_shift}, "
-             f"2^{options.hidden_exponent} / 2^{options.output_exponent} | {curve} | **{test:.2%}** | {epochs} x "
+             f"2^{options.hidden_exponent} / 2^{options.output_exponent}{tag} | {curve} | **{test:.2%}** | {epochs} x "
              f"{len(dataset.y_train)} | {result.seconds:.0f} ({1e3 * per:.2f}) | {off['accuracy']:.2%} "
              f"({off['epochs']} epochs, float, Adam, batched) | {off['seconds']:.0f} |\n")
     return table, (f"FMNIST 784-256-10 on-chip DFA test **{test:.2%}** ({epochs} epoch(s), validation {curve}; "

@@ -11,11 +11,15 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.learn.engine import LearningSynapses, RuleSpec, compile_rule
 from neurocredit.learn.onchip import dfa_rule_strings
 
+_TAG_DW, _TAG_DT = dfa_rule_strings(-3, tag_exponent=-2)
+
 # The on-chip DFA weight rule and the STDP-style CHL rule (tag accumulates the phase-signed
 # pre/post trace products, transferred to the weight every 2 epochs), each with x0, y0 and u
 # dependencies exercised.
 RULES = {
-    "dfa": RuleSpec(dw=dfa_rule_strings(-3), x1_impulse=20.5, x1_tau=6, t_epoch=4, rng_seed=7),
+    "dfa": RuleSpec(dw=dfa_rule_strings(-3)[0], x1_impulse=20.5, x1_tau=6, t_epoch=4, rng_seed=7),
+    # the DFA products in the tag, moved to the weight by y1 on a post spike (the transfer bAP)
+    "dfa-tag": RuleSpec(dw=_TAG_DW, dt=_TAG_DT, x1_impulse=20.5, x1_tau=6, t_epoch=4, rng_seed=7),
     "chl": RuleSpec(dw="u1*t", dt="x0*y1*y2 - x0*y1*y3 + y0*x1*y2 - y0*x1*y3 - u1*t", x1_impulse=12.25,
                     x1_tau=5, x2_impulse=3, x2_tau=10, t_epoch=3, rng_seed=11),
 }
@@ -114,13 +118,13 @@ def test_rules_lava_rejects_are_one_error(text, words):
 
 def test_impossible_power_of_two_scale_is_one_error():
     with pytest.raises(NeurocreditError, match=r"E in -7\.\.8"):
-        compile_rule(RuleSpec(dw=dfa_rule_strings(-8)), where="layer fc1 DFA rule")
+        compile_rule(RuleSpec(dw=dfa_rule_strings(-8)[0]), where="layer fc1 DFA rule")
     with pytest.raises(NeurocreditError, match="must within -7 and 9"):
         compile_rule(RuleSpec(dw="2^9*u0*x1"))
 
 
 def test_weights_outside_the_learning_range_are_one_error():
-    spec = RuleSpec(dw=dfa_rule_strings(-3))
+    spec = RuleSpec(dw=dfa_rule_strings(-3)[0])
     with pytest.raises(NeurocreditError, match=r"\[-256, 255\]"):
         LearningSynapses(compile_rule(spec), np.array([[300]]), fixed=True)
 

@@ -19,6 +19,7 @@ from neurocredit.learn.onchip import (
     encode_stream,
     make_chl_plan,
     make_dfa_plan,
+    with_epoch_samples,
 )
 from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
 
@@ -47,11 +48,14 @@ def _assert_same(a, b):
 def _pair(kind):
     rng = np.random.default_rng(8)
     x, y = rng.random((6, 12)), rng.integers(0, 3, 6)
-    if kind == "dfa":
+    if kind.startswith("dfa"):
         network = _network(steps=10)
+        # dfa-tag: the tag moves to the weight every 2 samples, at half rate from the second
+        # 3-sample epoch on
+        tag = dict(tag_samples=2, tag_exponent=-1, rate_shifts=[0, 1]) if kind == "dfa-tag" else {}
         options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1,
-                                feedback_shift=3, settle=2)
-        plan = make_dfa_plan(network, options)
+                                feedback_shift=3, settle=2, **tag)
+        plan = with_epoch_samples(make_dfa_plan(network, options), 3)
         spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level)
         return DfaEmulator(plan), DfaEmulator(plan), spikes, targets, plan.neuron.period
     plan = make_chl_plan(_network(), ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, weight_exponent=-1, settle=2))
@@ -59,7 +63,7 @@ def _pair(kind):
     return ChlEmulator(plan), ChlEmulator(plan), spikes, targets, plan.period
 
 
-@pytest.mark.parametrize("kind", ["dfa", "chl"])
+@pytest.mark.parametrize("kind", ["dfa", "dfa-tag", "chl"])
 def test_compiled_run_equals_the_numpy_steps_bit_for_bit(kind):
     ours, reference, spikes, targets, period = _pair(kind)
     reference.compiled = False
@@ -71,7 +75,7 @@ def test_compiled_run_equals_the_numpy_steps_bit_for_bit(kind):
     assert all(np.count_nonzero(w != s) > 0 for w, s in zip(ours.weights, start))  # every layer learned
 
 
-@pytest.mark.parametrize("kind", ["dfa", "chl"])
+@pytest.mark.parametrize("kind", ["dfa", "dfa-tag", "chl"])
 def test_numpy_steps_and_compiled_runs_can_alternate(kind):
     ours, reference, spikes, targets, period = _pair(kind)
     reference.compiled = False

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from neurocredit.cli import main
-from neurocredit.learn.onchip import DfaEmulator, OnChipOptions, encode_stream, make_dfa_plan
+from neurocredit.learn.onchip import DfaEmulator, OnChipOptions, encode_stream, make_dfa_plan, with_epoch_samples
 from neurocredit.network import EncoderSpec, LIFParameters, Network, NeuronSpec, init_layers
 
 CONFIG = "models/digits-dfa-onchip.yaml"
@@ -24,17 +24,20 @@ def _tiny_network(seed=3):
 
 @pytest.mark.needs_lava
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("tagged", [False, True], ids=["every_step", "tag"])
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed_pt", "floating_pt"])
-def test_dfa_network_emulator_equals_lava(fixed):
+def test_dfa_network_emulator_equals_lava(fixed, tagged):
     from neurocredit.learn.lava_run import run_dfa_network
 
     network = _tiny_network()
     rng = np.random.default_rng(4)
     x, y = rng.random((6, 12)), rng.integers(0, 3, 6)
-    # large rates so that every layer changes a lot in 60 steps
+    # large rates so that every layer changes a lot in 60 steps; with a tag, it moves to the weight
+    # every 2 samples, at half rate in the second 3-sample epoch
+    tag = dict(tag_samples=2, tag_exponent=-1, rate_shifts=[0, 1]) if tagged else {}
     options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1, feedback_shift=3,
-                            settle=2)
-    plan = make_dfa_plan(network, options, fixed=fixed)
+                            settle=2, **tag)
+    plan = with_epoch_samples(make_dfa_plan(network, options, fixed=fixed), 3)
     spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level, fixed=fixed)
     emulator = DfaEmulator(plan)
     counts = emulator.run(spikes, targets)
@@ -260,3 +263,33 @@ def test_learning_in_chunks_of_samples_gives_the_weights_of_one_call(rule):
     for ours, theirs in zip(chunked.weights, whole.weights):
         np.testing.assert_array_equal(ours, theirs)
     assert any(np.count_nonzero(w != s) > 0 for w, s in zip(whole.weights, starts))
+
+
+def test_tag_options_lava_cannot_run_are_one_error_each():
+    from neurocredit.errors import NeurocreditError
+
+    network = _tiny_network()
+    with pytest.raises(NeurocreditError, match=r"rate_shifts needs onchip\.tag_samples > 0"):
+        make_dfa_plan(network, OnChipOptions(rate_shifts=[1]))
+    with pytest.raises(NeurocreditError, match=r"rate_shifts=\[0, 2\]: each must be 0 or 1"):
+        make_dfa_plan(network, OnChipOptions(tag_samples=1, rate_shifts=[0, 2]))
+    with pytest.raises(NeurocreditError, match=r"tag_samples=-1 must be 0"):
+        make_dfa_plan(network, OnChipOptions(tag_samples=-1))
+    # the transfer's scale 2^(k - a - 1) = 2^(-7 - 0 - 1) is below Lava's 2^-7
+    with pytest.raises(NeurocreditError, match=r"onchip\.tag_exponent=0\): Lava rejects dw='2\^-8\*y0\*t\*y1'"):
+        make_dfa_plan(network, OnChipOptions(tag_samples=1, tag_exponent=0))
+
+
+def test_the_transfer_rate_follows_the_epoch_schedule():
+    from neurocredit.learn.neurons import dfa_transfer
+
+    # 10 steps per sample, the tag moves every 2 samples, epochs of 3 samples at shifts 0, 1, then 1
+    params = make_dfa_plan(_tiny_network(), OnChipOptions(tag_samples=2, rate_shifts=[0, 1]), fixed=True).neuron
+    params = params._replace(epoch_samples=3)
+    sent = {step: dfa_transfer(params, step, True) for step in range(100) if dfa_transfer(params, step, True)[0]}
+    # the last step of samples 1, 3, 5, 7, 9 (0-based); sample 1 is in epoch 0, 3 and 5 in epoch 1, ...
+    assert sent == {19: (True, 64), 39: (True, 32), 59: (True, 32), 79: (True, 32), 99: (True, 32)}
+    float_params = make_dfa_plan(_tiny_network(), OnChipOptions(tag_samples=2, rate_shifts=[0, 1]),
+                                 fixed=False).neuron._replace(epoch_samples=3)
+    assert dfa_transfer(float_params, 39, False) == (True, 1.0)
+    assert dfa_transfer(make_dfa_plan(_tiny_network(), OnChipOptions()).neuron, 19, True) == (False, 0)

@@ -634,8 +634,10 @@ if numba is not None:
     @_jit
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
                     biases, spikes, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f,
-                    randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch, pre_input, out):
-        settle, trace_shift, trace_impulse, error_shift, feedback_shift = neuron
+                    randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch, pre_input,
+                    out, rate_shifts, baps):
+        settle, trace_shift, trace_impulse, error_shift, feedback_shift = neuron[:5]
+        transfer_samples, transfer_level, epoch_samples = neuron[5:]
         n_layers = len(weights)
         last = n_layers - 1
         for s in range(inputs.shape[0]):
@@ -648,6 +650,13 @@ if numba is not None:
             for j in range(inputs.shape[1]):
                 pre_input[j] = inputs[s, j] != 0
             gate = phase >= settle
+            # neurons.dfa_transfer: the tag's transfer bAP and y1 level
+            bap, level = False, 0
+            if transfer_samples > 0:
+                sample = (first_step + s) // period
+                if phase == period - 1 and sample % transfer_samples == transfer_samples - 1:
+                    epoch = sample // epoch_samples if epoch_samples > 0 else 0
+                    bap, level = True, transfer_level >> rate_shifts[min(epoch, rate_shifts.size - 1)]
             for index in range(n_layers):
                 pre = pre_input if index == 0 else spikes[index - 1]
                 work = scratch[index]
@@ -668,10 +677,13 @@ if numba is not None:
                         active = post[i] or vs[index][i] > 0
                         delta, shift = _wrap32(np.int64(feedback_buffers[index][i]) * active), feedback_shift
                     y2, y3 = _split_sign(delta, shift, gate)
-                    y[0, i] = 0
+                    y[0, i] = level
                     y[1, i] = y2
                     y[2, i] = y3
-                _engine_step(index, s, engine_step + s + 1, pre, post, weights[index], tag_2[index], tag_1[index],
+                if transfer_samples > 0:  # the engine sees the transfer bAP, not the spikes
+                    _fill(baps[index], bap)
+                _engine_step(index, s, engine_step + s + 1, pre, baps[index] if transfer_samples > 0 else post,
+                             weights[index], tag_2[index], tag_1[index],
                              xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on, y_decay,
                              randoms_f, randoms_i, work)
             for index in range(last):  # B e, from the transposed B: one row per non-zero error
@@ -891,12 +903,14 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
     trace = np.ascontiguousarray(emulator.trace, np.int32)
     _dfa_kernel(np.ascontiguousarray(input_spikes, np.uint8), np.ascontiguousarray(targets, np.int32),
                 emulator.time_step, neuron.period,
-                (neuron.settle, neuron.trace_shift, neuron.trace_impulse, neuron.error_shift, neuron.feedback_shift),
+                (neuron.settle, neuron.trace_shift, neuron.trace_impulse, neuron.error_shift, neuron.feedback_shift,
+                 neuron.transfer_samples, int(neuron.transfer_level), neuron.epoch_samples),
                 tuple(e.weights for e in engines), tuple(e.tag_2 for e in engines), tuple(e.tag_1 for e in engines),
                 tuple(e.x for e in engines), ys, tuple(emulator.buffers), us, vs, static["biases"], spikes,
                 static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
                 static["feedback_exp"], feedback_buffers, trace, error, _work(static, engines),
-                np.zeros(input_spikes.shape[1], np.bool_), out)
+                np.zeros(input_spikes.shape[1], np.bool_), out,
+                np.array(tuple(neuron.rate_shifts) or (0,), np.int64), tuple(np.zeros_like(s) for s in spikes))
     _finish(emulator, us, vs, ys, steps, learn=True)
     emulator.trace = trace
     return out

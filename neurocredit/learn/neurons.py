@@ -30,6 +30,13 @@ Shifts apply to magnitudes (rounding toward zero), so positive and negative erro
 alike: a floor shift of a signed value would turn every small negative error into -1 and
 make the weights drift.
 
+With a tag (``transfer_samples`` N > 0, :func:`dfa_transfer`) both kinds of neuron also send,
+at the last step of every N-th sample, a back-propagating spike (bAP) and ``y1`` = the
+transfer level ``transfer_level >> rate_shifts[epoch]`` (64 or 32 in fixed point): the rule
+moves the tag to the weight on that bAP (``y0`` dependency), scaled by y1, so the neuron sets
+the learning rate epoch by epoch. Their own spikes then do not go to the learning engine (no
+product reads them).
+
 With the weight rule ``dw = -2^k*u0*x1*y2 + 2^k*u0*x1*y3`` this is
 ``dW = -2^k x1 (y2 - y3) = -2^k x1 delta``: delta = e for the output layer and
 ``(B e) f'(v)`` for hidden layers, the DFA update with the presynaptic trace x1 as activity.
@@ -48,7 +55,8 @@ class DfaNeuronParameters(NamedTuple):
     """period, settle: steps per sample and steps without learning at its start;
     trace_shift, trace_impulse: the output spike filter; target_level: the output trace the
     label's neuron should reach; error_shift, feedback_shift: right shifts of the output error
-    and of the hidden neurons' B e (on magnitudes)."""
+    and of the hidden neurons' B e (on magnitudes); transfer_samples, transfer_level,
+    epoch_samples, rate_shifts: the tag transfer (:func:`dfa_transfer`; 0 samples: none)."""
 
     period: int
     settle: int
@@ -57,6 +65,27 @@ class DfaNeuronParameters(NamedTuple):
     target_level: int = 96
     error_shift: int = 0
     feedback_shift: int = 0
+    transfer_samples: int = 0
+    transfer_level: float = 64
+    epoch_samples: int = 0
+    rate_shifts: tuple = ()
+
+
+def dfa_transfer(params: DfaNeuronParameters, step: int, fixed: bool) -> tuple[bool, float]:
+    """``(bap, y1)`` a DFA neuron sends at time step ``step`` (0-based, from the start of the
+    run) when it learns through the tag (``transfer_samples`` N > 0): a bAP at the last step of
+    every N-th sample, with ``y1 = transfer_level >> rate_shifts[epoch]`` (float: times
+    ``2**-shift``; the last shift holds after the list ends; epochs of ``epoch_samples``
+    samples); else ``(False, 0)``."""
+    if params.transfer_samples <= 0:
+        return False, 0
+    sample, phase = divmod(int(step), params.period)
+    if phase != params.period - 1 or sample % params.transfer_samples != params.transfer_samples - 1:
+        return False, 0
+    shifts = tuple(params.rate_shifts)
+    epoch = sample // params.epoch_samples if params.epoch_samples > 0 else 0
+    shift = int(shifts[min(epoch, len(shifts) - 1)]) if shifts else 0
+    return True, (int(params.transfer_level) >> shift) if fixed else params.transfer_level * 2.0**-shift
 
 
 def _shift(values: np.ndarray, shift: int, fixed: bool) -> np.ndarray:

@@ -22,6 +22,13 @@ product (see :mod:`neurocredit.learn.engine`), so a weight changes by about
 ``2**(k-3) x1 y`` per step; the float engine's x1 impulse is scaled by 2**-3 (and by
 ``2**weight_exp``, its weight unit) to change weights the same way on average.
 
+With ``onchip.tag_samples`` N > 0 the same products go to the tag instead, at a finer
+``2**tag_exponent``, and every N samples the neurons send a transfer bAP that moves the tag to
+the weight scaled by their ``y1`` (:func:`dfa_rule_strings`,
+:func:`~neurocredit.learn.neurons.dfa_transfer`): updates far below one 8-bit weight step add up
+before they are rounded, and the neurons set the learning rate of each epoch
+(``onchip.rate_shifts``) without a new rule.
+
 :class:`DfaEmulator` runs the whole network step by step in numpy -- Lava's LIF
 (``deploy.emulator.lif_fixed_step``, bit-exact with ``PyLifModelBitAcc``), Lava's Dense
 timing (one step late), our neurons and :class:`~neurocredit.learn.engine.LearningSynapses` --
@@ -44,7 +51,7 @@ import numpy as np
 
 from neurocredit.errors import NeurocreditError, require_at_least_one
 from neurocredit.learn.engine import CompiledRule, EngineCounts, LearningSynapses, RuleSpec, compile_rule
-from neurocredit.learn.neurons import DfaNeuronParameters, hidden_third_factor, output_third_factor
+from neurocredit.learn.neurons import DfaNeuronParameters, dfa_transfer, hidden_third_factor, output_third_factor
 from neurocredit.network import Network
 
 # Lava's fixed-point LIF constants (deploy.quantize.LAVA): decay unity and activation shift.
@@ -63,6 +70,12 @@ class OnChipOptions:
     the random feedback B (Dense weights and weight_exp); feedback_shift: the hidden neurons'
     magnitude shift of B e; message_bits: graded-spike width of the feedback Dense; seed: B and
     the sample order; rng_seed: the learning engine's trace generators.
+
+    tag_samples: 0, the weight learns every step (the rule above); N > 0, the products go to the
+    tag at ``2**tag_exponent`` and the tag moves to the weight every N samples
+    (:func:`dfa_rule_strings`), so that updates far below one weight step add up in the finer tag
+    before they are rounded; tag_exponent: a of ``2**a``; rate_shifts: with a tag, 0 (full rate)
+    or 1 (half rate) per epoch, the last value holding after the list ends.
     """
 
     hidden_exponent: int = -7
@@ -80,6 +93,9 @@ class OnChipOptions:
     message_bits: int = 16
     seed: int = 0
     rng_seed: int = 1
+    tag_samples: int = 0
+    tag_exponent: int = -4
+    rate_shifts: list[int] = dataclasses.field(default_factory=list)
 
 
 class LayerPlan(NamedTuple):
@@ -143,9 +159,23 @@ class DfaPlan(NamedTuple):
         return dataclasses.replace(self.quantized, layers=layers)
 
 
-def dfa_rule_strings(exponent: int) -> str:
-    """The weight rule of one layer: ``-2^k*u0*x1*y2 + 2^k*u0*x1*y3``."""
-    return f"-2^{int(exponent)}*u0*x1*y2 + 2^{int(exponent)}*u0*x1*y3"
+def dfa_rule_strings(exponent: int, tag_exponent: Optional[int] = None) -> tuple[str, Optional[str]]:
+    """``(dw, dt)`` of one layer. Without a tag: ``dw = -2^k*u0*x1*y2 + 2^k*u0*x1*y3``, no dt.
+    With one (``tag_exponent`` a)::
+
+        dt = -2^a*u0*x1*y2 + 2^a*u0*x1*y3 - y0*t       dw = 2^(k-a-1)*y0*t*y1
+
+    the same products accumulate in the tag, and on the neuron's transfer bAP (``y0``) the tag
+    moves to the weight, scaled by ``y1`` (:func:`~neurocredit.learn.neurons.dfa_transfer`:
+    fixed point 64 at full rate, 32 at half; ``t*y1`` loses 5 bits, so the weight gets exactly
+    ``2^(k-a) t`` or half that), and is cleared.
+    Both read the tag before the step (Lava computes every target from the old values), so the
+    step's own products stay in the new tag."""
+    k = int(exponent)
+    if tag_exponent is None:
+        return f"-2^{k}*u0*x1*y2 + 2^{k}*u0*x1*y3", None
+    a = int(tag_exponent)
+    return f"2^{k - a - 1}*y0*t*y1", f"-2^{a}*u0*x1*y2 + 2^{a}*u0*x1*y3 - y0*t"
 
 
 def check_engine_capacity(network: Network, target_name: str = "loihi2"):
@@ -204,10 +234,21 @@ def make_dfa_plan(network: Network, options: OnChipOptions, fixed: bool = True,
     steps = int(network.encoder.steps)
     if not 0 <= options.settle < steps:
         raise NeurocreditError(f"onchip.settle={options.settle} must be in 0..{steps - 1} (steps per sample)")
+    if options.tag_samples < 0:
+        raise NeurocreditError(f"onchip.tag_samples={options.tag_samples} must be 0 (no tag) or a number of samples")
+    if options.rate_shifts and not options.tag_samples:
+        raise NeurocreditError("onchip.rate_shifts needs onchip.tag_samples > 0 (the transfer carries the rate)")
+    if any(shift not in (0, 1) for shift in options.rate_shifts):
+        raise NeurocreditError(f"onchip.rate_shifts={list(options.rate_shifts)}: each must be 0 or 1 (y1 = 64 >> "
+                               "shift; the engine moves t*y1/32 to the weight, exact for y1 = 64 and 32 only: a "
+                               "smaller y1 floors every odd tag, a drift toward negative weights)")
     quantized = quantize(network)
     neuron = DfaNeuronParameters(period=steps, settle=options.settle, trace_shift=options.trace_shift,
                                  trace_impulse=options.trace_impulse, target_level=options.target_level,
-                                 error_shift=options.error_shift, feedback_shift=options.feedback_shift)
+                                 error_shift=options.error_shift, feedback_shift=options.feedback_shift,
+                                 transfer_samples=options.tag_samples, transfer_level=64 if fixed else 2.0,
+                                 rate_shifts=tuple(int(v) for v in options.rate_shifts))
+    tag_exponent = options.tag_exponent if options.tag_samples else None
     layers = []
     n_layers = len(quantized.layers)
     for index, fixed_layer in enumerate(quantized.layers):
@@ -215,9 +256,11 @@ def make_dfa_plan(network: Network, options: OnChipOptions, fixed: bool = True,
         impulse = float(options.x1_impulse)
         if not fixed:
             impulse = impulse * 2.0**-3 * 2.0 ** fixed_layer.weight_exp
-        spec = RuleSpec(dw=dfa_rule_strings(exponent), x1_impulse=impulse, x1_tau=options.x1_tau, t_epoch=1,
+        dw, dt = dfa_rule_strings(exponent, tag_exponent)
+        spec = RuleSpec(dw=dw, dt=dt, x1_impulse=impulse, x1_tau=options.x1_tau, t_epoch=1,
                         rng_seed=options.rng_seed + index * 4)
-        rule = compile_rule(spec, where=f"layer {fixed_layer.name} DFA rule (onchip.*_exponent={exponent})")
+        where = f"onchip.*_exponent={exponent}" + (f", onchip.tag_exponent={tag_exponent}" if dt else "")
+        rule = compile_rule(spec, where=f"layer {fixed_layer.name} DFA rule ({where})")
         layers.append(_layer_plan(quantized, fixed_layer, rule, fixed))
     feedback = _random_feedback(options.seed, layers, network.n_outputs, options.feedback_scale,
                                 [options.feedback_exp] * (len(layers) - 1), fixed)
@@ -305,6 +348,8 @@ class DfaEmulator:
         pre = np.asarray(input_spikes).astype(bool)
         n_layers = len(plan.layers)
         error = None
+        tagged = plan.neuron.transfer_samples > 0
+        bap, level = dfa_transfer(plan.neuron, self.time_step - 1, fixed)
         for index, layer in enumerate(plan.layers):
             engine = self.engines[index]
             activation = self.buffers[index]
@@ -315,8 +360,8 @@ class DfaEmulator:
                 self.trace, error, y2, y3 = output_third_factor(plan.neuron, phase, self.trace, spikes, target, fixed)
             else:
                 y2, y3 = hidden_third_factor(plan.neuron, phase, self.feedback_buffers[index], spikes, voltage, fixed)
-            y1 = np.zeros_like(y2)
-            engine.step(pre, spikes, np.stack([y1, y2, y3]))
+            y1 = np.full_like(y2, level if bap else 0)
+            engine.step(pre, np.full(spikes.shape, bap) if tagged else spikes, np.stack([y1, y2, y3]))
             pre = spikes
         for index, fb in enumerate(plan.feedback):
             weights = self.feedback_weights[index]
@@ -419,6 +464,14 @@ def _learn_passes(emulator, plan, features: np.ndarray, labels: np.ndarray, coun
     return LearnResult(emulator.weights, emulator.counts, time.perf_counter() - began, seen, correct / max(seen, 1))
 
 
+def with_epoch_samples(plan, count: int):
+    """``plan`` with its neurons told the epoch length (``count`` samples), which a rate schedule
+    (``onchip.rate_shifts``) counts epochs by; other plans unchanged."""
+    if isinstance(plan, DfaPlan) and plan.neuron.rate_shifts:
+        return plan._replace(neuron=plan.neuron._replace(epoch_samples=int(count)))
+    return plan
+
+
 def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epochs: int = 1,
                    limit: Optional[int] = None, progress: bool = False,
                    emulator: Optional[DfaEmulator] = None, on_epoch=None, chunk: int = CHUNK_SAMPLES) -> LearnResult:
@@ -426,7 +479,9 @@ def learn_emulator(plan: DfaPlan, features: np.ndarray, labels: np.ndarray, epoc
     emulator, one sample at a time in a seeded order (``chunk`` samples encoded per call);
     ``on_epoch(epoch, emulator)`` is called after each pass (e.g. to measure a validation split)."""
     count = len(features) if limit is None else min(int(limit), len(features))
-    emulator = emulator if emulator is not None else DfaEmulator(plan)
+    if emulator is None:
+        plan = with_epoch_samples(plan, count)
+        emulator = DfaEmulator(plan)
     rng = np.random.default_rng(plan.neuron.period + 7919 * (int(plan.layers[0].rule.spec.rng_seed)))
     return _learn_passes(emulator, plan, features, labels, count, epochs, rng, progress, on_epoch, chunk)
 

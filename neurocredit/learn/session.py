@@ -36,6 +36,7 @@ from neurocredit.learn.onchip import (
     learn_emulator,
     make_chl_plan,
     make_dfa_plan,
+    with_epoch_samples,
 )
 from neurocredit.network import Network
 
@@ -143,6 +144,7 @@ def learn_on_chip(network: Network, x_train: np.ndarray, y_train: np.ndarray, x_
     start = [layer.weights.copy() for layer in plan.layers]
     before = _accuracy(plan, start, x_test, y_test)
     count = len(x_train) if limit is None else min(limit, len(x_train))
+    plan = with_epoch_samples(plan, count)
     seconds: dict[str, float] = {}
     agreement = None
     weights = None

@@ -26,6 +26,7 @@ from neurocredit.learn.neurons import (
     chl_nudge,
     chl_reset,
     chl_traces,
+    dfa_transfer,
     hidden_third_factor,
     output_third_factor,
 )
@@ -33,17 +34,21 @@ from neurocredit.learn.neurons import (
 
 def _params(proc_params, kind):
     values = {name: proc_params.get(name, None) for name in kind._fields}
-    return kind(**{name: (float(value) if name == "sign_level" else int(value))
-                   for name, value in values.items() if value is not None})
+    def convert(name, value):
+        if isinstance(value, (tuple, list)):
+            return tuple(int(v) for v in value)
+        return float(value) if name in ("sign_level", "transfer_level") else int(value)
+
+    return kind(**{name: convert(name, value) for name, value in values.items() if value is not None})
 
 
 class _SendsTraces:
     """Stores y1..y3 in the neuron's Vars and sends them with this step's spikes (the bAP) to
     the LearningDense."""
 
-    def _send_traces(self, y1, y2, y3) -> None:
+    def _send_traces(self, y1, y2, y3, bap=None) -> None:
         self.y1, self.y2, self.y3 = y1, y2, y3
-        self.s_out_bap.send(self.s_out_buff)
+        self.s_out_bap.send(self.s_out_buff if bap is None else bap)
         self.s_out_y1.send(self.y1)
         self.s_out_y2.send(self.y2)
         self.s_out_y3.send(self.y3)
@@ -63,6 +68,16 @@ class _DfaMixin(_SendsTraces):
             self.u[:] = 0
             self.v[:] = 0
 
+    def _send_dfa(self, y2, y3) -> None:
+        """Sends y2/y3 with this step's spikes, or, when the tag moves to the weight
+        (:func:`~neurocredit.learn.neurons.dfa_transfer`), with the transfer bAP and y1."""
+        if self._dfa.transfer_samples <= 0:
+            self._send_traces(self.y1, y2, y3)
+            return
+        bap, level = dfa_transfer(self._dfa, self.time_step - 1, self.fixed)
+        y1 = np.full(y2.shape, level if bap else 0, y2.dtype)
+        self._send_traces(y1, y2, y3, np.full(y2.shape, bap, bool))
+
 
 
 class _HiddenMixin(_DfaMixin):
@@ -71,7 +86,7 @@ class _HiddenMixin(_DfaMixin):
         super().run_spk()
         feedback = self.a_third_factor_in.recv()
         y2, y3 = hidden_third_factor(self._dfa, self._phase, feedback, self.s_out_buff, self.v, self.fixed)
-        self._send_traces(self.y1, y2, y3)
+        self._send_dfa(y2, y3)
 
 
 class _OutputMixin(_DfaMixin):
@@ -84,7 +99,7 @@ class _OutputMixin(_DfaMixin):
         self._trace, error, y2, y3 = output_third_factor(self._dfa, self._phase, self._trace, self.s_out_buff,
                                                          target, self.fixed)
         self.s_out_error.send(error)
-        self._send_traces(self.y1, y2, y3)
+        self._send_dfa(y2, y3)
 
 
 class _ChlMixin(_SendsTraces):
