@@ -122,17 +122,16 @@ if numba is not None:
         return count
 
     @_jit
-    def _dense_rows(weights, spikes, exponent, active, out):
+    def _dense_rows(weights, spikes, exponent, out):
         """``weights[:, spikes].sum(axis=1)`` (int64), shifted, through Lava's int32 port, from the
         weights as the engine holds them (n_post, n_pre): for weights the engine rewrites at every
-        step (DFA), where keeping a transposed copy would cost more than it saves. ``active``: work
-        space, n_pre."""
-        count = _spiking(spikes, active)
+        step (DFA), where keeping a transposed copy would cost more than it saves. Every column is
+        read, the silent ones adding 0: a select the compiler vectorizes, faster than gathering
+        the spiking columns one by one (digits DFA: 0.072 against 0.087 ms per sample)."""
         for i in range(weights.shape[0]):
-            row = weights[i]
             total = np.int64(0)
-            for k in range(count):
-                total += row[active[k]]
+            for j in range(weights.shape[1]):
+                total += np.int64(weights[i, j]) if spikes[j] else np.int64(0)
             out[i] = _wrap32(_shift(total, exponent))
 
     @_jit
@@ -662,7 +661,7 @@ if numba is not None:
                 work = scratch[index]
                 activation = work[9]
                 _copy(activation, buffers[index])
-                _dense_rows(weights[index], pre, settings[index, 3], work[11], buffers[index])
+                _dense_rows(weights[index], pre, settings[index, 3], buffers[index])
                 _lif(us[index], vs[index], activation, biases[index], settings[index, 0], settings[index, 1],
                      settings[index, 2], spikes[index])
                 y = ys[index]
