@@ -37,7 +37,7 @@ weights and tags unless an evaluated product reads a variable that an earlier ta
 has written (then all targets are computed from the old values first, as Lava does). CHL's Dense
 sums read a transposed copy of the weights (one contiguous row per spike), kept equal row by row as its
 engine writes them (once a sample); DFA's engine rewrites weight rows every step, so its sums
-read the weights as they are.
+read the weights as they are, every column through a select (silent ones add 0), which vectorizes.
 
 ``numba`` is the optional extra ``onchip`` (``pip install neurocredit[onchip]``); without it
 :func:`available` is False and the emulators run their numpy steps (same results, slower).
