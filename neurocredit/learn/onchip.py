@@ -360,7 +360,7 @@ class DfaEmulator:
                 self.trace, error, y2, y3 = output_third_factor(plan.neuron, phase, self.trace, spikes, target, fixed)
             else:
                 y2, y3 = hidden_third_factor(plan.neuron, phase, self.feedback_buffers[index], spikes, voltage, fixed)
-            y1 = np.full_like(y2, level if bap else 0)
+            y1 = np.full_like(y2, level)  # dfa_transfer: 0 without a bAP
             engine.step(pre, np.full(spikes.shape, bap) if tagged else spikes, np.stack([y1, y2, y3]))
             pre = spikes
         for index, fb in enumerate(plan.feedback):

@@ -75,7 +75,7 @@ class _DfaMixin(_SendsTraces):
             self._send_traces(self.y1, y2, y3)
             return
         bap, level = dfa_transfer(self._dfa, self.time_step - 1, self.fixed)
-        y1 = np.full(y2.shape, level if bap else 0, y2.dtype)
+        y1 = np.full(y2.shape, level, y2.dtype)  # dfa_transfer: 0 without a bAP
         self._send_traces(y1, y2, y3, np.full(y2.shape, bap, bool))
 
 
