@@ -306,6 +306,7 @@ class LearningSynapses:
     def __post_init__(self) -> None:
         n_post, n_pre = self.weights.shape
         kind = np.int64 if self.fixed else np.float64
+        tag_kind = np.int32 if self.fixed else np.float64  # tags in [-257, 255]: int32 halves the compiled engine's traffic
         self.weights = np.array(self.weights, dtype=np.int32 if self.fixed else np.float64)
         if self.fixed:
             low, high = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}[self.sign_mode]
@@ -314,8 +315,8 @@ class LearningSynapses:
                     f"learning weights must be integers in [{low}, {high}] for sign mode {self.sign_mode} "
                     f"(Lava's 8-bit + sign learning range); got [{self.weights.min()}, {self.weights.max()}]"
                 )
-        self.tag_1 = np.zeros((n_post, n_pre), kind) if self.tag_1 is None else np.array(self.tag_1, kind)
-        self.tag_2 = np.zeros((n_post, n_pre), kind) if self.tag_2 is None else np.array(self.tag_2, kind)
+        self.tag_1 = np.zeros((n_post, n_pre), tag_kind) if self.tag_1 is None else np.array(self.tag_1, tag_kind)
+        self.tag_2 = np.zeros((n_post, n_pre), tag_kind) if self.tag_2 is None else np.array(self.tag_2, tag_kind)
         self.x = np.zeros((2, n_pre), kind)
         self.y = np.zeros((3, n_post), kind)
         self.tx = np.zeros(n_pre, np.int64)
@@ -550,6 +551,6 @@ class LearningSynapses:
                 return _clip(result, 0, 2**bits - 1).astype(np.int32)
             return -_clip(-result, 0, 2**bits - 1).astype(np.int32)
         if name == "tag_2":
-            return _clip(result, 0, 2**bits - 1)
-        return _clip(result, -(2**bits) - 1, 2**bits - 1)
+            return _clip(result, 0, 2**bits - 1).astype(np.int32)
+        return _clip(result, -(2**bits) - 1, 2**bits - 1).astype(np.int32)
 

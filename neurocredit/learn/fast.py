@@ -36,8 +36,14 @@ of int64), products that add zeros on that row skipped, and the new values go st
 weights and tags unless an evaluated product reads a variable that an earlier target of the step
 has written (then all targets are computed from the old values first, as Lava does). CHL's Dense
 sums read a transposed copy of the weights (one contiguous row per spike), kept equal row by row as its
-engine writes them (once a sample); DFA's engine rewrites weight rows every step, so its sums
-read the weights as they are, every column through a select (silent ones add 0), which vectorizes.
+engine writes them (once a sample), and so do DFA's layers that learn through a tag (the weights
+change only at the transfers); DFA's engine
+without a tag rewrites weight rows every step, so its sums read the weights as they are, every
+column through a select (silent ones add 0), which vectorizes. Where at most two products add
+non-zeros on a target's rows (both on-chip rules), the choice of products and the int32 check are
+taken once for all rows of the step, not per row. Tags are int32 (half the traffic of int64). The
+three together, A/B in alternating processes (ms per sample): digits DFA 0.073 -> 0.067, CHL 0.124
+-> 0.115, Fashion-MNIST 784-256-10 DFA with its tag 2.10 -> 1.51.
 
 ``numba`` is the optional extra ``onchip`` (``pip install neurocredit[onchip]``); without it
 :func:`available` is False and the emulators run their numpy steps (same results, slower).
@@ -366,6 +372,11 @@ if numba is not None:
         row would count references to its array at every row). ``work``: (2, n_pre) int64 work
         space (the accumulators, the synaptic products); ``work_32``: (1, n_pre) int32, the accumulators
         of :func:`_update_row_int32`."""
+        if in_place:
+            found = _update_plain_rows(source, target, count, row_list, table, rows, cols, column_bound, scalar,
+                                       synaptic, bounds, masks, products)
+            if found >= 0:
+                return found
         n_pre = source.shape[1]
         limit = np.int64(1) << 15
         found = 0
@@ -453,6 +464,57 @@ if numba is not None:
                 for j in range(n_pre):
                     work[0, j] = max(np.int64(source[i, j]) << 7, low)
             found += _store_row(source, pending, target, i, work, in_place, bounds)
+        return found
+
+    @_inline
+    def _update_plain_rows(source, target, count, row_list, table, rows, cols, column_bound, scalar, synaptic, bounds,
+                           masks, products):
+        """``_update_rows`` in place when the rows need no per-row decisions (every row of both
+        on-chip rules): at most two products add non-zeros on the target's rows, neither reads a
+        synaptic variable, and :func:`_plain` holds for each at its largest row factor. Each row is
+        then :func:`_update_plain_row` with the products whose row factor is non-zero there, in
+        table order, as ``_update_rows`` picks them; the decisions are taken once for all rows
+        (DFA on digits: about 25 hidden rows a step). Returns how many new values are -257, or -1
+        when the conditions do not hold (nothing written)."""
+        reached = np.int64(0)
+        for a in range(count):
+            reached |= masks[row_list[target, a]]
+        reached &= products
+        p1 = p2 = -1
+        for p in range(table.shape[0]):
+            if (reached >> p) & 1 and table[p, 2] != 0:
+                if synaptic[p] or p2 >= 0:
+                    return -1
+                if p1 < 0:
+                    p1 = p
+                else:
+                    p2 = p
+        if p1 < 0:
+            return -1
+        q = p2 if p2 >= 0 else p1
+        scale_1, scale_2 = scalar[p1] * table[p1, 2], scalar[q] * table[q, 2]
+        largest_1 = largest_2 = np.int64(0)
+        for a in range(count):
+            i = row_list[target, a]
+            largest_1 = max(largest_1, abs(rows[p1, i] * scale_1))
+            largest_2 = max(largest_2, abs(rows[q, i] * scale_2))
+        shift_1, exponent_1, shift_2, exponent_2 = table[p1, 4], table[p1, 3], table[q, 4], table[q, 3]
+        if not (_plain(column_bound[p1], largest_1, shift_1, exponent_1)
+                and _plain(column_bound[q], largest_2, shift_2, exponent_2)):
+            return -1
+        found = 0
+        for a in range(count):
+            i = row_list[target, a]
+            factor_1, factor_2 = rows[p1, i] * scale_1, rows[q, i] * scale_2
+            if p2 < 0 or factor_2 == 0:
+                found += _update_plain_row(source, i, cols, p1, factor_1, shift_1, exponent_1, p1, factor_1, shift_1,
+                                           exponent_1, False, bounds)
+            elif factor_1 == 0:
+                found += _update_plain_row(source, i, cols, q, factor_2, shift_2, exponent_2, q, factor_2, shift_2,
+                                           exponent_2, False, bounds)
+            else:
+                found += _update_plain_row(source, i, cols, p1, factor_1, shift_1, exponent_1, q, factor_2, shift_2,
+                                           exponent_2, True, bounds)
         return found
 
     @_inline
@@ -634,7 +696,7 @@ if numba is not None:
     def _dfa_kernel(inputs, targets_in, first_step, period, neuron, weights, tag_2, tag_1, xs, ys, buffers, us, vs,
                     biases, spikes, settings, tables, targets, x_int, x_frac, x_decay, x_on, y_decay, randoms_f,
                     randoms_i, engine_step, feedback_t, feedback_exp, feedback_buffers, trace, error, scratch, pre_input,
-                    out, rate_shifts, baps):
+                    out, rate_shifts, baps, weights_t, transposed):
         settle, trace_shift, trace_impulse, error_shift, feedback_shift = neuron[:5]
         transfer_samples, transfer_level, epoch_samples = neuron[5:]
         n_layers = len(weights)
@@ -661,7 +723,10 @@ if numba is not None:
                 work = scratch[index]
                 activation = work[9]
                 _copy(activation, buffers[index])
-                _dense_rows(weights[index], pre, settings[index, 3], buffers[index])
+                if transposed[index]:
+                    _dense(weights_t[index], pre, settings[index, 3], work[11], work[10], buffers[index])
+                else:
+                    _dense_rows(weights[index], pre, settings[index, 3], buffers[index])
                 _lif(us[index], vs[index], activation, biases[index], settings[index, 0], settings[index, 1],
                      settings[index, 2], spikes[index])
                 y = ys[index]
@@ -685,6 +750,8 @@ if numba is not None:
                              weights[index], tag_2[index], tag_1[index],
                              xs[index], y, tables, targets, settings, x_int, x_frac, x_decay, x_on, y_decay,
                              randoms_f, randoms_i, work)
+                if transposed[index]:
+                    _transpose_rows(weights[index], weights_t[index], work[5][0], work[8][0])
             for index in range(last):  # B e, from the transposed B: one row per non-zero error
                 total = scratch[index][10]
                 _fill(total, 0)
@@ -861,10 +928,12 @@ def _transposed(matrices) -> tuple:
     return tuple(np.ascontiguousarray(np.asarray(w, np.int64).T) for w in matrices) or (np.zeros((1, 1), np.int64),)
 
 
-def _transposed_weights(engines) -> tuple:
-    """Each engine's weights transposed (n_pre, n_post), what the CHL kernel's ``_dense`` reads; the
-    kernels keep them equal to the weights as the engines write rows."""
-    return tuple(np.ascontiguousarray(e.weights.T) for e in engines)
+def _transposed_weights(engines, which=None) -> tuple:
+    """Each engine's weights transposed (n_pre, n_post), what the kernels' ``_dense`` reads (only
+    where ``which`` is true, if given; the weights themselves elsewhere, unread); the kernels keep
+    them equal to the weights as the engines write rows."""
+    return tuple(np.ascontiguousarray(e.weights.T) if which is None or which[index] else e.weights
+                 for index, e in enumerate(engines))
 
 
 def _check(emulator) -> None:
@@ -894,6 +963,10 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
     bool and leaves ``emulator`` exactly as its numpy steps would."""
     plan, engines, steps, static, randoms, us, vs = _start(emulator, input_spikes, True)
     neuron = plan.neuron
+    # a layer learning through a tag rewrites its weights only at the transfers: its Dense sums
+    # read a transposed copy (one row per spike) kept equal row by row as the engine writes them;
+    # a layer whose rule writes the weights every step reads them as they are (_dense_rows)
+    transposed = np.array([bool(row[2]) for row in static["rule"][1]], np.bool_)
     spikes = tuple(np.zeros(layer.n_out, np.bool_) for layer in plan.layers)
     ys = tuple(np.array(e.y, np.int64) for e in engines)
     error = np.zeros(plan.layers[-1].n_out, np.int64)
@@ -909,7 +982,8 @@ def run_dfa(emulator, input_spikes: np.ndarray, targets: np.ndarray) -> np.ndarr
                 static["settings"], *static["rule"], *randoms, engines[0].time_step, static["feedback"],
                 static["feedback_exp"], feedback_buffers, trace, error, _work(static, engines),
                 np.zeros(input_spikes.shape[1], np.bool_), out,
-                np.array(tuple(neuron.rate_shifts) or (0,), np.int64), tuple(np.zeros_like(s) for s in spikes))
+                np.array(tuple(neuron.rate_shifts) or (0,), np.int64), tuple(np.zeros_like(s) for s in spikes),
+                _transposed_weights(engines, transposed), transposed)
     _finish(emulator, us, vs, ys, steps, learn=True)
     emulator.trace = trace
     return out
