@@ -306,7 +306,7 @@ class LearningSynapses:
     def __post_init__(self) -> None:
         n_post, n_pre = self.weights.shape
         kind = np.int64 if self.fixed else np.float64
-        tag_kind = np.int32 if self.fixed else np.float64  # tags in [-257, 255]: int32 halves the compiled engine's traffic
+        tag_kind = np.int32 if self.fixed else np.float64  # tags hold [-257, 255]: int32 halves the kernels' traffic
         self.weights = np.array(self.weights, dtype=np.int32 if self.fixed else np.float64)
         if self.fixed:
             low, high = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}[self.sign_mode]
