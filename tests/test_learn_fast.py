@@ -87,6 +87,40 @@ def test_numpy_steps_and_compiled_runs_can_alternate(kind):
     _assert_same(ours, reference)
 
 
+@pytest.mark.parametrize("kind", ["dfa", "dfa-tag", "chl"])
+@pytest.mark.parametrize("delta_rows", [64, 2])
+def test_long_rows_with_silent_column_blocks_match_the_numpy_engine(kind, delta_rows, monkeypatch):
+    """Rows of 100 columns (three whole blocks of 32 and a tail) whose first and third blocks
+    never spike: the compiled single-product row updates skip the silent blocks and share the
+    deltas of equal row factors; with two delta rows (one kept factor a step, the others
+    computed on the spare row) as with 64, the numpy engine's integers."""
+    monkeypatch.setattr(fast, "_DELTA_ROWS", delta_rows)
+    rng = np.random.default_rng(4)
+    x, y = rng.random((6, 100)), rng.integers(0, 3, 6)
+    x[:, 0:32] = 0
+    x[:, 64:96] = 0
+    network = _network(sizes=(100, 40, 3), steps=8 if kind == "chl" else 10)
+    if kind == "chl":
+        plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, weight_exponent=-1,
+                                                 settle=2))
+        spikes, targets = encode_chl_stream(plan, x, y, np.arange(6))
+        ours, reference = ChlEmulator(plan), ChlEmulator(plan)
+    else:
+        tag = dict(tag_samples=2, tag_exponent=-1, rate_shifts=[0, 1]) if kind == "dfa-tag" else {}
+        options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1,
+                                feedback_shift=3, settle=2, **tag)
+        plan = with_epoch_samples(make_dfa_plan(network, options), 3)
+        spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level)
+        ours, reference = DfaEmulator(plan), DfaEmulator(plan)
+    reference.compiled = False
+    np.testing.assert_array_equal(ours.run(spikes, targets), reference.run(spikes, targets))
+    _assert_same(ours, reference)
+    learned = ours.engines[0].weights != ours.plan.layers[0].weights
+    if kind == "dfa-tag":
+        learned |= ours.engines[0].tag_1 != 0
+    assert learned[:, 32:64].any() and not learned[:, 0:32].any()  # learned, and only where inputs spiked
+
+
 def test_a_tag_at_minus_257_is_saturated_like_the_numpy_engine():
     ours, reference, spikes, targets, period = _pair("chl")
     reference.compiled = False
