@@ -45,11 +45,14 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-def _pair(kind):
+def _pair(kind, x=None, y=None, sizes=(12, 9, 3)):
+    """Two emulators of one plan (``kind``: dfa, dfa-tag, chl) on ``x``, ``y`` (6 samples; random
+    by default), their input spikes, targets and period."""
     rng = np.random.default_rng(8)
-    x, y = rng.random((6, 12)), rng.integers(0, 3, 6)
+    if x is None:
+        x, y = rng.random((6, sizes[0])), rng.integers(0, sizes[-1], 6)
     if kind.startswith("dfa"):
-        network = _network(steps=10)
+        network = _network(sizes, steps=10)
         # dfa-tag: the tag moves to the weight every 2 samples, at half rate from the second
         # 3-sample epoch on
         tag = dict(tag_samples=2, tag_exponent=-1, rate_shifts=[0, 1]) if kind == "dfa-tag" else {}
@@ -58,7 +61,8 @@ def _pair(kind):
         plan = with_epoch_samples(make_dfa_plan(network, options), 3)
         spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level)
         return DfaEmulator(plan), DfaEmulator(plan), spikes, targets, plan.neuron.period
-    plan = make_chl_plan(_network(), ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, weight_exponent=-1, settle=2))
+    plan = make_chl_plan(_network(sizes), ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, weight_exponent=-1,
+                                                     settle=2))
     spikes, targets = encode_chl_stream(plan, x, y, np.arange(6))
     return ChlEmulator(plan), ChlEmulator(plan), spikes, targets, plan.period
 
@@ -99,19 +103,7 @@ def test_long_rows_with_silent_column_blocks_match_the_numpy_engine(kind, delta_
     x, y = rng.random((6, 100)), rng.integers(0, 3, 6)
     x[:, 0:32] = 0
     x[:, 64:96] = 0
-    network = _network(sizes=(100, 40, 3), steps=8 if kind == "chl" else 10)
-    if kind == "chl":
-        plan = make_chl_plan(network, ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, weight_exponent=-1,
-                                                 settle=2))
-        spikes, targets = encode_chl_stream(plan, x, y, np.arange(6))
-        ours, reference = ChlEmulator(plan), ChlEmulator(plan)
-    else:
-        tag = dict(tag_samples=2, tag_exponent=-1, rate_shifts=[0, 1]) if kind == "dfa-tag" else {}
-        options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1,
-                                feedback_shift=3, settle=2, **tag)
-        plan = with_epoch_samples(make_dfa_plan(network, options), 3)
-        spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level)
-        ours, reference = DfaEmulator(plan), DfaEmulator(plan)
+    ours, reference, spikes, targets, _ = _pair(kind, x, y, sizes=(100, 40, 3))
     reference.compiled = False
     np.testing.assert_array_equal(ours.run(spikes, targets), reference.run(spikes, targets))
     _assert_same(ours, reference)

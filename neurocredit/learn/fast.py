@@ -80,6 +80,7 @@ _SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 MAX_FACTORS = 4
 MAX_PRODUCTS = 62
 _COLUMNS = 6 + 4 * MAX_FACTORS
+_FACTOR_KEYS = 2 * 512  # _update_single_rows' index: (product 0 or 1) x row factor in (-256, 256)
 _DELTA_ROWS = 64  # distinct row factors a step whose deltas _update_single_rows keeps (Fashion-MNIST DFA: ~20)
 _BLOCK = 32  # columns per block that a single-product row update skips when their factors are all 0
 
@@ -603,7 +604,7 @@ if numba is not None:
         counting = lowest <= -257
         n_pre = source.shape[1]
         tail = np.uint64(n_pre - n_pre % _BLOCK)
-        keys = 2 * 512  # lists[0, keys + d]: the factor kept in deltas row d
+        keys = _FACTOR_KEYS  # lists[0, keys + d]: the factor kept in deltas row d
         spare = deltas.shape[0] - 1
         used = 2
         for a in range(count):
@@ -1056,7 +1057,7 @@ def _scratch(engines, products: list[int]):
 def _lists(n_pre: int) -> np.ndarray:
     """``lists`` of :func:`_update_single_rows`: its index of row factors (-1: none) and kept
     factors, and two lists of column blocks."""
-    return np.full((3, max(2 * 512 + 2 + _DELTA_ROWS, n_pre // _BLOCK + 1)), -1, np.int64)
+    return np.full((3, max(_FACTOR_KEYS + 2 + _DELTA_ROWS, n_pre // _BLOCK + 1)), -1, np.int64)
 
 
 def _work(static: dict, engines) -> tuple:
