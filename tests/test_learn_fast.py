@@ -113,6 +113,36 @@ def test_long_rows_with_silent_column_blocks_match_the_numpy_engine(kind, delta_
     assert learned[:, 32:64].any() and not learned[:, 0:32].any()  # learned, and only where inputs spiked
 
 
+def test_tags_driven_to_minus_257_on_long_rows_match_the_numpy_engine():
+    """On-chip DFA with a tag twice as fast as Fashion-MNIST's (2^-3 per product, the largest
+    for which every term fits int16: the single-product row updates), on rows of 96 columns,
+    step by step: saturated tags reach -257 (only where the step's shared random rounds -32769
+    down: a cut of 127) inside those row updates' whole blocks (no last columns), which must
+    count them (a tag at -257 is then handled apart) to give the numpy engine's integers."""
+    rng = np.random.default_rng(6)
+    x, y = rng.random((46, 96)), rng.integers(0, 3, 46)
+    network = _network((96, 40, 3), steps=10)
+    # the connection random (numpy's default_rng(2), whatever the seed) first gives a cut of 127
+    # at steps 398, 405 and 450: 46 samples of 10 steps, the tag moved to the weight once
+    options = OnChipOptions(hidden_exponent=-2, output_exponent=-2, x1_impulse=16, error_shift=1, feedback_shift=3,
+                            settle=2, tag_samples=23, tag_exponent=-3)
+    plan = make_dfa_plan(network, options)
+    spikes, targets = encode_stream(network, x, y, np.arange(46), options.target_level)
+    ours, reference = DfaEmulator(plan), DfaEmulator(plan)
+    reference.compiled = False
+    # one call up to step 451: step 449 (a cut of 127) leaves whole blocks of tags at -257, and
+    # step 450, a settle step, adds nothing: only the count carried from step to step makes the
+    # engine saturate them to -256 as Lava does (later steps would hide a wrong count)
+    at_257 = []
+    for part in (slice(0, 451), slice(451, None)):
+        out = fast.run_dfa(ours, spikes[part], targets[part])
+        for step in range(part.start, part.stop or len(spikes)):
+            np.testing.assert_array_equal(out[step - part.start], reference.step(spikes[step], targets[step]))
+            at_257.append(np.count_nonzero(reference.engines[0].tag_1 == -257))
+        _assert_same(ours, reference)
+    assert at_257[449] > 32 and at_257[450] == 0  # whole blocks at -257, saturated the step after
+
+
 def test_a_tag_at_minus_257_is_saturated_like_the_numpy_engine():
     ours, reference, spikes, targets, period = _pair("chl")
     reference.compiled = False

@@ -56,6 +56,12 @@ sums (exact: |sum| <= n_pre * 256). A/B against the kernel above, alternating pr
 pairs (ms per sample): Fashion-MNIST 1.54 -> 0.74 (300 samples a call), digits DFA 0.072 -> 0.067,
 CHL 0.119 -> 0.112.
 
+Then: those deltas with the shift as a constant and the count of -257 from each block's least
+value (both kept the loops in int64 before), DFA's Dense sums without a tag in int32, and the
+transfer's transposed rows in tiles; A/B, alternating processes, three pairs (ms per sample):
+Fashion-MNIST 0.752 -> 0.663, digits DFA 0.066 -> 0.060, CHL 0.116 -> 0.114 (unchanged: its rows
+are reached by two products, which these paths do not take).
+
 ``numba`` is the optional extra ``onchip`` (``pip install neurocredit[onchip]``); without it
 :func:`available` is False and the emulators run their numpy steps (same results, slower).
 """
@@ -82,6 +88,7 @@ MAX_PRODUCTS = 62
 _COLUMNS = 6 + 4 * MAX_FACTORS
 _FACTOR_KEYS = 2 * 512  # _update_single_rows' index: (product 0 or 1) x row factor in (-256, 256)
 _DELTA_ROWS = 64  # distinct row factors a step whose deltas _update_single_rows keeps (Fashion-MNIST DFA: ~20)
+_INT32_SUM_COLUMNS = 1 << 22  # a Dense sum of fewer weights in [-256, 255] fits int32
 _BLOCK = 32  # columns per block that a single-product row update skips when their factors are all 0
 
 # numba is the optional extra ``onchip``; the neuron arithmetic is the emulator's (one definition)
@@ -147,7 +154,17 @@ if numba is not None:
         weights as the engine holds them (n_post, n_pre): for weights the engine rewrites at every
         step (DFA), where keeping a transposed copy would cost more than it saves. Every column is
         read, the silent ones adding 0: a select the compiler vectorizes, faster than gathering
-        the spiking columns one by one (digits DFA: 0.072 against 0.087 ms per sample)."""
+        the spiking columns one by one (digits DFA: 0.072 against 0.087 ms per sample). The sums
+        are int32 (twice the vector lanes of int64; 1364 against 785 cycles a step on digits'
+        64 x 100), exact while ``n_pre * 256 < 2**31`` (the engine's weights lie in [-256, 255]),
+        else int64."""
+        if weights.shape[1] < _INT32_SUM_COLUMNS:
+            for i in range(weights.shape[0]):
+                total = np.int32(0)
+                for j in range(weights.shape[1]):
+                    total = np.int32(total + weights[i, j] * np.int32(spikes[j]))
+                out[i] = _wrap32(_shift(np.int64(total), exponent))
+            return
         for i in range(weights.shape[0]):
             total = np.int64(0)
             for j in range(weights.shape[1]):
@@ -169,14 +186,29 @@ if numba is not None:
         for i in range(n_post):
             out[i] = _wrap32(_shift(np.int64(total[i]), exponent))
 
-    @_inline
+    @_jit
     def _transpose_rows(weights, weights_t, row_list, count):
-        """The rows ``row_list[:count]`` of ``weights`` (the ones the engine wrote) into the columns
-        of their transposed copy."""
-        for a in range(count):
+        """The rows ``row_list[:count]`` (ascending) of ``weights`` (the ones the engine wrote) into
+        the columns of their transposed copy. Runs of ``_BLOCK`` consecutive rows (a tag's transfer
+        writes every row) go in tiles of 16 columns x ``_BLOCK`` rows, whose pieces of the copy's
+        rows stay in the cache (256 x 784, alone: 1.2 against 1.8 cycles an element row by row)."""
+        a = 0
+        while a < count:
             i = row_list[a]
+            if a + _BLOCK <= count and row_list[a + _BLOCK - 1] == i + _BLOCK - 1:
+                n_pre = weights.shape[1]
+                for start in range(0, n_pre - 15, 16):  # tiles of 16 columns x _BLOCK rows
+                    for k in range(_BLOCK):
+                        for j in range(start, start + 16):
+                            weights_t[j, i + k] = weights[i + k, j]
+                for k in range(_BLOCK):
+                    for j in range(n_pre - n_pre % 16, n_pre):
+                        weights_t[j, i + k] = weights[i + k, j]
+                a += _BLOCK
+                continue
             for j in range(weights.shape[1]):
                 weights_t[j, i] = weights[i, j]
+            a += 1
 
     @_inline
     def _split_sign(delta, shift, gate):
@@ -537,8 +569,12 @@ if numba is not None:
             _column_blocks(cols, p1, deltas, lists, 0)
             if slot_2:
                 _column_blocks(cols, q, deltas, lists, 1)
+            # 2**exponent wrapped to int16, read back from memory by _update_single_rows: with
+            # ``1 << exponent`` in view the compiler turns the multiply into an int64 shift again
+            powers = deltas[deltas.shape[0] - 1]
+            powers[0], powers[1] = np.int16(np.int64(1) << exponent_1), np.int16(np.int64(1) << exponent_2)
             return _update_single_rows(source, row_list[target], count, rows[p1], rows[q], scale_1, scale_2, shift_1,
-                                       exponent_1, shift_2, exponent_2, slot_2, cut, lowest, highest, deltas, lists)
+                                       shift_2, slot_2, cut, lowest, highest, deltas, lists)
         for a in range(count):
             i = row_list[target, a]
             factor_1, factor_2 = rows[p1, i] * scale_1, rows[q, i] * scale_2
@@ -572,8 +608,8 @@ if numba is not None:
         lists[1 + slot, count] = -1
 
     @_jit
-    def _update_single_rows(source, row_list, count, rows_1, rows_2, scale_1, scale_2, shift_1, exponent_1, shift_2,
-                            exponent_2, slot_2, cut, lowest, highest, deltas, lists):
+    def _update_single_rows(source, row_list, count, rows_1, rows_2, scale_1, scale_2, shift_1, shift_2, slot_2, cut,
+                            lowest, highest, deltas, lists):
         """The rows ``row_list[:count]`` updated in place, each by one product alone (the first,
         row factors ``rows_1 * scale_1``, where it is non-zero; else the second), under the
         conditions of :func:`_update_plain_row`, in int16 arithmetic (the caller checks that every
@@ -588,16 +624,19 @@ if numba is not None:
         (Fashion-MNIST DFA: about 20 for 98 rows a step), so each distinct factor's deltas are
         computed once into a row of ``deltas`` (int16, |delta| <= 257; rows 0 and 1 hold the two
         products' column factors, ``slot_2``: the second's, 0 when both are one product; the
-        last row serves factors that are not kept: beyond 255, or more than the rows) and each
-        row adds them. ``lists[0]``: the ``deltas`` row of each factor, -1 between calls, then
+        row before the last serves factors that are not kept: beyond 255, or more than the rows;
+        the last row holds the two products' ``2**exponent``) and each row adds them.
+        ``lists[0]``: the ``deltas`` row of each factor, -1 between calls, then
         the factors kept; ``lists[1 + slot]``: the column blocks (:func:`_column_blocks`). A
         column factor of 0 adds a term of 0 and leaves the value (it lies in that range), so only
         the listed blocks and the last columns are read.
 
         One compiled loop nest (a call per row would cost about as much as a row), blocks of
         ``_BLOCK`` = 32 columns (int16's vector lanes: a shorter trip count does not vectorize),
-        unsigned indices (no negative-index check), and the count of -257 only where the clamp
-        reaches it."""
+        unsigned indices (no negative-index check), the shifts of one- and two-trace products
+        (0, 3) as constants (a variable one the compiler widens to int64: a row of deltas 6x
+        slower), and the count of -257 only where the clamp can reach it, from each block's least
+        value (counting every element widened the block loop to int64: 4 times the vectors)."""
         found = 0
         kind = np.int16
         cut_k, lowest_k, highest_k = kind(cut), kind(lowest), kind(highest)
@@ -605,7 +644,8 @@ if numba is not None:
         n_pre = source.shape[1]
         tail = np.uint64(n_pre - n_pre % _BLOCK)
         keys = _FACTOR_KEYS  # lists[0, keys + d]: the factor kept in deltas row d
-        spare = deltas.shape[0] - 1
+        spare = deltas.shape[0] - 2
+        powers = deltas[spare + 1]
         used = 2
         for a in range(count):
             i = np.uint64(row_list[a])
@@ -621,49 +661,68 @@ if numba is not None:
                     lists[0, key] = d
                     lists[0, keys + d] = key
                     used += 1
-                column = deltas[slot]
                 factor = kind(row_factor * (scale_1 if first else scale_2))
-                shift, exponent = kind(shift_1 if first else shift_2), kind(exponent_1 if first else exponent_2)
-                for b in range(listed.size):
-                    if listed[b] < 0:
-                        break
-                    start = np.uint64(listed[b])
-                    for k in range(_BLOCK):
-                        deltas[d, start + np.uint64(k)] = _delta(column[start + np.uint64(k)], factor, shift, exponent,
-                                                                 cut_k)
-                for j in range(tail, np.uint64(n_pre)):
-                    deltas[d, j] = _delta(column[j], factor, shift, exponent, cut_k)
+                shift = shift_1 if first else shift_2
+                power = powers[0 if first else 1]
+                # the shifts of products of one and of two traces as constants: the compiler then
+                # keeps the arithmetic in int16 (a variable shift it widens to int64: 6x slower)
+                if shift == 3:
+                    _fill_deltas(deltas, d, slot, listed, tail, np.uint64(n_pre), factor, 3, power, cut_k)
+                elif shift == 0:
+                    _fill_deltas(deltas, d, slot, listed, tail, np.uint64(n_pre), factor, 0, power, cut_k)
+                else:
+                    _fill_deltas(deltas, d, slot, listed, tail, np.uint64(n_pre), factor, shift, power, cut_k)
             delta = deltas[d]
             for b in range(listed.size):
                 if listed[b] < 0:
                     break
                 start = np.uint64(listed[b])
                 if counting:
+                    smallest = highest_k  # the block's least new value: -257 is rare, counted then
                     for k in range(_BLOCK):
-                        found += _add(source, i, start + np.uint64(k), delta[start + np.uint64(k)], lowest_k, highest_k)
+                        smallest = min(smallest, _add(source, i, start + np.uint64(k), delta[start + np.uint64(k)],
+                                                      lowest_k, highest_k))
+                    if smallest == -257:
+                        for k in range(_BLOCK):
+                            found += 1 if source[i, start + np.uint64(k)] == -257 else 0
                 else:
                     for k in range(_BLOCK):
                         _add(source, i, start + np.uint64(k), delta[start + np.uint64(k)], lowest_k, highest_k)
             for j in range(tail, np.uint64(n_pre)):
-                found += _add(source, i, j, delta[j], lowest_k, highest_k)
+                found += 1 if _add(source, i, j, delta[j], lowest_k, highest_k) == -257 else 0
         for d in range(2, used):
             lists[0, lists[0, keys + d]] = -1
         return found if counting else 0
 
     @_inline
-    def _delta(column, factor, shift, exponent, cut):
+    def _fill_deltas(deltas, d, slot, listed, tail, end, factor, shift, power, cut):
+        """``deltas[d]`` on the listed blocks and the last columns: :func:`_delta` of the column
+        factors ``deltas[slot]``."""
+        column = deltas[slot]
+        for b in range(listed.size):
+            if listed[b] < 0:
+                break
+            start = np.uint64(listed[b])
+            for k in range(_BLOCK):
+                deltas[d, start + np.uint64(k)] = _delta(column[start + np.uint64(k)], factor, shift, power, cut)
+        for j in range(tail, end):
+            deltas[d, j] = _delta(column[j], factor, shift, power, cut)
+
+    @_inline
+    def _delta(column, factor, shift, power, cut):
         """What one product adds to a value in :func:`_update_single_rows`, in int16:
-        ``(term >> 7) + ((term & 127) > cut)``, ``term = (column * factor >> shift) << exponent``."""
+        ``(term >> 7) + ((term & 127) > cut)``, ``term = (column * factor >> shift) << exponent``
+        (``power``: ``2**exponent`` wrapped to int16, the same low 16 bits)."""
         kind = np.int16
-        term = kind(kind(kind(kind(column) * factor) >> shift) << exponent)
+        term = kind(kind(kind(kind(column) * factor) >> shift) * power)
         return kind(kind(term >> kind(7)) + (kind(1) if kind(term & kind(127)) > cut else kind(0)))
 
     @_inline
     def _add(target, i, j, delta, lowest, highest):
-        """``target[i, j] + delta`` clamped (int16), stored; 1 when it became -257."""
+        """``target[i, j] + delta`` clamped (int16), stored and returned."""
         value = min(max(np.int16(np.int16(target[i, j]) + delta), lowest), highest)
         target[i, j] = value
-        return 1 if value == -257 else 0
+        return value
 
     @_inline
     def _synaptic_factor(table, p):
@@ -1039,8 +1098,8 @@ def _scratch(engines, products: list[int]):
     steps: how many tags sit at -257, set at each call by :func:`_work`), the activation, a sum,
     an index list, a row's accumulators and synaptic products, each product's largest |column
     factor|, per post neuron the products with non-zero row factors (one bit each), a row's
-    int32 accumulators, :func:`_update_single_rows`' column factors and deltas (int16) and its
-    lists (:func:`_lists`), and the weights' int32 Dense sums."""
+    int32 accumulators, :func:`_update_single_rows`' column factors, deltas and powers (int16)
+    and its lists (:func:`_lists`), and the weights' int32 Dense sums."""
     out = []
     for engine, count in zip(engines, products):
         n_post, n_pre = engine.weights.shape
@@ -1050,7 +1109,7 @@ def _scratch(engines, products: list[int]):
                     np.zeros(4, np.int64), np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
                     np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros(count, np.int64),
                     np.zeros(n_post, np.int64), np.zeros((1, n_pre), np.int32),
-                    np.zeros((2 + _DELTA_ROWS, n_pre), np.int16), _lists(n_pre), np.zeros(n_post, np.int32)))
+                    np.zeros((3 + _DELTA_ROWS, max(n_pre, 2)), np.int16), _lists(n_pre), np.zeros(n_post, np.int32)))
     return tuple(out)
 
 
