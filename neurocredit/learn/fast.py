@@ -117,10 +117,25 @@ def product_table(rule: CompiledRule) -> np.ndarray:
 
 
 if numba is not None:
+    from llvmlite import ir as _ir
+    from numba.extending import intrinsic as _intrinsic
+
     from neurocredit.deploy.lif_compiled import lif_neuron, shift as _shift, wrap32 as _wrap32
 
     _jit = numba.njit(cache=True, nogil=True, _nrt=False)
     _inline = numba.njit(cache=True, nogil=True, inline="always", _nrt=False)  # small helpers: inlined, no call per element
+
+    @_intrinsic
+    def _opaque(typingctx, value):
+        """``value`` unchanged, hidden from the optimizer (an empty inline assembly statement):
+        ``x * _opaque(1 << e)`` in int16 stays a multiply the compiler vectorizes in int16 lanes,
+        where it would turn ``x * (1 << e)`` into a variable shift, which it widens to int64."""
+
+        def codegen(context, builder, signature, args):
+            kind = args[0].type
+            return builder.call(_ir.InlineAsm(_ir.FunctionType(kind, [kind]), "", "=r,0"), [args[0]])
+
+        return value(value), codegen
 
     @_inline
     def _fill(array, value):
@@ -569,12 +584,8 @@ if numba is not None:
             _column_blocks(cols, p1, deltas, lists, 0)
             if slot_2:
                 _column_blocks(cols, q, deltas, lists, 1)
-            # 2**exponent wrapped to int16, read back from memory by _update_single_rows: with
-            # ``1 << exponent`` in view the compiler turns the multiply into an int64 shift again
-            powers = deltas[deltas.shape[0] - 1]
-            powers[0], powers[1] = np.int16(np.int64(1) << exponent_1), np.int16(np.int64(1) << exponent_2)
             return _update_single_rows(source, row_list[target], count, rows[p1], rows[q], scale_1, scale_2, shift_1,
-                                       shift_2, slot_2, cut, lowest, highest, deltas, lists)
+                                       exponent_1, shift_2, exponent_2, slot_2, cut, lowest, highest, deltas, lists)
         for a in range(count):
             i = row_list[target, a]
             factor_1, factor_2 = rows[p1, i] * scale_1, rows[q, i] * scale_2
@@ -608,8 +619,8 @@ if numba is not None:
         lists[1 + slot, count] = -1
 
     @_jit
-    def _update_single_rows(source, row_list, count, rows_1, rows_2, scale_1, scale_2, shift_1, shift_2, slot_2, cut,
-                            lowest, highest, deltas, lists):
+    def _update_single_rows(source, row_list, count, rows_1, rows_2, scale_1, scale_2, shift_1, exponent_1, shift_2,
+                            exponent_2, slot_2, cut, lowest, highest, deltas, lists):
         """The rows ``row_list[:count]`` updated in place, each by one product alone (the first,
         row factors ``rows_1 * scale_1``, where it is non-zero; else the second), under the
         conditions of :func:`_update_plain_row`, in int16 arithmetic (the caller checks that every
@@ -624,9 +635,8 @@ if numba is not None:
         (Fashion-MNIST DFA: about 20 for 98 rows a step), so each distinct factor's deltas are
         computed once into a row of ``deltas`` (int16, |delta| <= 257; rows 0 and 1 hold the two
         products' column factors, ``slot_2``: the second's, 0 when both are one product; the
-        row before the last serves factors that are not kept: beyond 255, or more than the rows;
-        the last row holds the two products' ``2**exponent``) and each row adds them.
-        ``lists[0]``: the ``deltas`` row of each factor, -1 between calls, then
+        last row serves factors that are not kept: beyond 255, or more than the rows) and each
+        row adds them. ``lists[0]``: the ``deltas`` row of each factor, -1 between calls, then
         the factors kept; ``lists[1 + slot]``: the column blocks (:func:`_column_blocks`). A
         column factor of 0 adds a term of 0 and leaves the value (it lies in that range), so only
         the listed blocks and the last columns are read.
@@ -644,8 +654,7 @@ if numba is not None:
         n_pre = source.shape[1]
         tail = np.uint64(n_pre - n_pre % _BLOCK)
         keys = _FACTOR_KEYS  # lists[0, keys + d]: the factor kept in deltas row d
-        spare = deltas.shape[0] - 2
-        powers = deltas[spare + 1]
+        spare = deltas.shape[0] - 1
         used = 2
         for a in range(count):
             i = np.uint64(row_list[a])
@@ -663,7 +672,7 @@ if numba is not None:
                     used += 1
                 factor = kind(row_factor * (scale_1 if first else scale_2))
                 shift = shift_1 if first else shift_2
-                power = powers[0 if first else 1]
+                power = _opaque(kind(np.int64(1) << (exponent_1 if first else exponent_2)))  # 2**15 wraps: same bits
                 # the shifts of products of one and of two traces as constants: the compiler then
                 # keeps the arithmetic in int16 (a variable shift it widens to int64: 6x slower)
                 if shift == 3:
@@ -1098,8 +1107,8 @@ def _scratch(engines, products: list[int]):
     steps: how many tags sit at -257, set at each call by :func:`_work`), the activation, a sum,
     an index list, a row's accumulators and synaptic products, each product's largest |column
     factor|, per post neuron the products with non-zero row factors (one bit each), a row's
-    int32 accumulators, :func:`_update_single_rows`' column factors, deltas and powers (int16)
-    and its lists (:func:`_lists`), and the weights' int32 Dense sums."""
+    int32 accumulators, :func:`_update_single_rows`' column factors and deltas (int16) and its
+    lists (:func:`_lists`), and the weights' int32 Dense sums."""
     out = []
     for engine, count in zip(engines, products):
         n_post, n_pre = engine.weights.shape
@@ -1109,7 +1118,7 @@ def _scratch(engines, products: list[int]):
                     np.zeros(4, np.int64), np.zeros(n_post, np.int32), np.zeros(n_post, np.int64),
                     np.zeros(max(n_pre, n_post), np.int64), np.zeros((2, n_pre), np.int64), np.zeros(count, np.int64),
                     np.zeros(n_post, np.int64), np.zeros((1, n_pre), np.int32),
-                    np.zeros((3 + _DELTA_ROWS, max(n_pre, 2)), np.int16), _lists(n_pre), np.zeros(n_post, np.int32)))
+                    np.zeros((2 + _DELTA_ROWS, n_pre), np.int16), _lists(n_pre), np.zeros(n_post, np.int32)))
     return tuple(out)
 
 
