@@ -45,7 +45,7 @@ FMNIST = "models/fmnist-dfa-onchip.yaml"
 # the emulator's timed runs per stream length (Lava's: 3): its 20-sample digits runs last 1.5-3 ms,
 # where a burst of other work on the machine weighs; CHL, 12 fresh emulators in one process
 # (2026-12-06): 0.118-0.178 ms per sample, and a median of three once read 0.183
-EMULATOR_RUNS = 3
+EMULATOR_RUNS = 7
 
 
 def off_chip(path: str, epochs: int | None) -> dict:
