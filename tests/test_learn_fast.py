@@ -115,15 +115,16 @@ def test_long_rows_with_silent_column_blocks_match_the_numpy_engine(kind, delta_
 
 def test_tags_driven_to_minus_257_on_long_rows_match_the_numpy_engine():
     """On-chip DFA with a tag twice as fast as Fashion-MNIST's (2^-3 per product, the largest
-    for which every term fits int16: the single-product row updates), on rows of 96 columns,
-    step by step: saturated tags reach -257 (only where the step's shared random rounds -32769
-    down: a cut of 127) inside those row updates' whole blocks (no last columns), which must
-    count them (a tag at -257 is then handled apart) to give the numpy engine's integers."""
+    for which every term fits int16: the single-product row updates), on rows of 96 columns, in
+    two compiled calls checked step by step against the numpy engine: saturated tags reach -257
+    (only where the step's shared random rounds -32769 down: a cut of 127) inside those row
+    updates' whole blocks (no last columns), which must count them (a tag at -257 is then handled
+    apart) to give the numpy engine's integers."""
     rng = np.random.default_rng(6)
     x, y = rng.random((46, 96)), rng.integers(0, 3, 46)
     network = _network((96, 40, 3), steps=10)
     # the connection random (numpy's default_rng(2), whatever the seed) first gives a cut of 127
-    # at steps 398, 405 and 450: 46 samples of 10 steps, the tag moved to the weight once
+    # at steps 397, 404 and 449 (from 0): 46 samples of 10 steps, the tag moved to the weight once
     options = OnChipOptions(hidden_exponent=-2, output_exponent=-2, x1_impulse=16, error_shift=1, feedback_shift=3,
                             settle=2, tag_samples=23, tag_exponent=-3)
     plan = make_dfa_plan(network, options)
