@@ -12,9 +12,8 @@ For each on-chip config (``models/digits-dfa-onchip.yaml``, ``models/digits-chl-
 * speed: the emulator and Lava fixed point learn the same ``--speed-samples`` samples from the
   same start, in this process, interleaved (emulator, Lava, emulator on 2 samples, Lava on 2
   samples, each the median of 3 runs, the emulator's of ``EMULATOR_RUNS`` after two untimed
-  runs, see ``warm_up``);
-  their integer weights are compared and the seconds per sample reported two ways, the same on
-  both sides: the whole run (Lava: build, start, run, stop; the emulator: its setup and the
+  runs, see ``warm_up``); their integer weights are compared and the seconds per sample reported
+  two ways, the same on both sides: the whole run (Lava: build, start, run, stop; the emulator: its setup and the
   compiled run) and the marginal cost per sample (the difference between the runs of
   ``--speed-samples`` and of 2 samples, which removes each side's start-up).
 
@@ -114,15 +113,14 @@ def speed(path: str, rule: str, samples: int) -> dict:
 
     spikes, targets = stream(samples)
     few = stream(2)
-    emulator_class(plan).run(*few)  # compile (or load the compiled kernels) outside the timing
 
     def warm_up(inputs):
-        """Two untimed runs before the emulator's timed ones: right after Lava's runs, a fresh
-        emulator's first two runs pay for memory pages the process gave back (Fashion-MNIST, 20
-        samples, one process, 2026-12-06: 2.3-2.5 and 0.9-1.1 ms per sample with about 200 and
-        1,000 page faults, then 0.70-0.85 with none; before any Lava run 0.72-0.80), and a median
-        of three would read the second. Lava's own first run is slower too; its median of three
-        leaves that one out."""
+        """Two untimed runs before the emulator's timed ones (the first also compiles the kernels,
+        or loads them, outside the timing): right after Lava's runs, a fresh emulator's first two
+        runs pay for memory pages the process gave back (Fashion-MNIST, 20 samples, one process,
+        2026-12-06: 2.3-2.5 and 0.9-1.1 ms per sample with about 200 and 1,000 page faults, then
+        0.70-0.85 with none; before any Lava run 0.72-0.80), and a median of three would read the
+        second. Lava's own first run is slower too; its median of three leaves that one out."""
         for _ in range(2):
             emulator_class(plan).run(*inputs)
 
@@ -133,13 +131,12 @@ def speed(path: str, rule: str, samples: int) -> dict:
         return emulator, time.perf_counter() - began
 
     # the same two stream lengths on both sides, interleaved, each the median of 3 runs (the
-    # emulator's of EMULATOR_RUNS): one
-    # Lava run's start-up varies by more than 20 samples cost (a single 2-sample run once took
-    # longer than the 20-sample one). Each emulator is dropped after its run (a learning session
-    # holds one): with earlier emulators still held, each new one's run took twice as long
-    # (Fashion-MNIST 784-256-10, 2026-12-06: 3.3 against 1.7 ms per sample; the learning loop
-    # itself, one emulator, 1.4 ms per sample over 3,000 samples either way), so the weights
-    # compared with Lava's come from one more run, untimed, at the end
+    # emulator's of EMULATOR_RUNS): one Lava run's start-up varies by more than 20 samples cost (a
+    # single 2-sample run once took longer than the 20-sample one). Each emulator is dropped after
+    # its run (a learning session holds one): with earlier emulators still held, each new one's
+    # run took twice as long (Fashion-MNIST 784-256-10, 2026-12-06: 3.3 against 1.7 ms per sample;
+    # the learning loop itself, one emulator, 1.4 ms per sample over 3,000 samples either way), so
+    # the weights compared with Lava's come from one more run, untimed, at the end
     warm_up((spikes, targets))
     emulator_seconds = float(np.median([emulate((spikes, targets))[1] for _ in range(EMULATOR_RUNS)]))
     lava_seconds = []

@@ -45,9 +45,10 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-def _pair(kind, x=None, y=None, sizes=(12, 9, 3)):
-    """Two emulators of one plan (``kind``: dfa, dfa-tag, chl) on ``x``, ``y`` (6 samples; random
-    by default), their input spikes, targets and period."""
+def _pair(kind, x=None, y=None, sizes=(12, 9, 3), **dfa_options):
+    """Two emulators of one plan (``kind``: dfa, dfa-tag, chl; ``dfa_options``: OnChipOptions
+    fields over the DFA ones below) on ``x``, ``y`` (6 random samples by default), their input
+    spikes, targets and period."""
     rng = np.random.default_rng(8)
     if x is None:
         x, y = rng.random((6, sizes[0])), rng.integers(0, sizes[-1], 6)
@@ -56,14 +57,14 @@ def _pair(kind, x=None, y=None, sizes=(12, 9, 3)):
         # dfa-tag: the tag moves to the weight every 2 samples, at half rate from the second
         # 3-sample epoch on
         tag = dict(tag_samples=2, tag_exponent=-1, rate_shifts=[0, 1]) if kind == "dfa-tag" else {}
-        options = OnChipOptions(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1,
-                                feedback_shift=3, settle=2, **tag)
+        options = OnChipOptions(**{**dict(hidden_exponent=-4, output_exponent=-4, x1_impulse=16, error_shift=1,
+                                          feedback_shift=3, settle=2), **tag, **dfa_options})
         plan = with_epoch_samples(make_dfa_plan(network, options), 3)
-        spikes, targets = encode_stream(network, x, y, np.arange(6), options.target_level)
+        spikes, targets = encode_stream(network, x, y, np.arange(len(y)), options.target_level)
         return DfaEmulator(plan), DfaEmulator(plan), spikes, targets, plan.neuron.period
     plan = make_chl_plan(_network(sizes), ChlOptions(tag_exponent=-3, hidden_tag_exponent=-3, weight_exponent=-1,
                                                      settle=2))
-    spikes, targets = encode_chl_stream(plan, x, y, np.arange(6))
+    spikes, targets = encode_chl_stream(plan, x, y, np.arange(len(y)))
     return ChlEmulator(plan), ChlEmulator(plan), spikes, targets, plan.period
 
 
@@ -122,14 +123,10 @@ def test_tags_driven_to_minus_257_on_long_rows_match_the_numpy_engine():
     apart) to give the numpy engine's integers."""
     rng = np.random.default_rng(6)
     x, y = rng.random((46, 96)), rng.integers(0, 3, 46)
-    network = _network((96, 40, 3), steps=10)
     # the connection random (numpy's default_rng(2), whatever the seed) first gives a cut of 127
     # at steps 397, 404 and 449 (from 0): 46 samples of 10 steps, the tag moved to the weight once
-    options = OnChipOptions(hidden_exponent=-2, output_exponent=-2, x1_impulse=16, error_shift=1, feedback_shift=3,
-                            settle=2, tag_samples=23, tag_exponent=-3)
-    plan = make_dfa_plan(network, options)
-    spikes, targets = encode_stream(network, x, y, np.arange(46), options.target_level)
-    ours, reference = DfaEmulator(plan), DfaEmulator(plan)
+    ours, reference, spikes, targets, _ = _pair("dfa", x, y, sizes=(96, 40, 3), hidden_exponent=-2,
+                                                output_exponent=-2, tag_samples=23, tag_exponent=-3)
     reference.compiled = False
     # one call up to step 451: step 449 (a cut of 127) leaves whole blocks of tags at -257, and
     # step 450, a settle step, adds nothing: only the count carried from step to step makes the
