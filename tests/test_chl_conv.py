@@ -192,7 +192,7 @@ def test_rate_conv_ep_learns_digits_in_a_short_run(tmp_path, capsys):
     from neurocredit.io import save_network
 
     result = train(load_config("digits-chl-conv-rate"), epochs=1, progress=False, log=quiet, max_batches=25)
-    assert result.test_accuracy > 0.75  # 81.6 % when written; chance is 10 %
+    assert result.test_accuracy > 0.75  # 83.8 % at feedback gain 0.001 (81.6 % at 0.01); chance is 10 %
     network = result.network
     assert [layer.kind for layer in network.layers] == ["conv2d", "conv2d", "dense"] and network.layers[1].pool == 2
     np.testing.assert_array_equal(network.extras["chl/feedback_2"], network.layers[2].weight.T)
