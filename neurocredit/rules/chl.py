@@ -38,9 +38,11 @@ Deployment: backends run feed-forward stacks only, so the saved network is ``W_i
 feedback matrices are saved in ``extras['chl/feedback_<i>']`` (i = 1-based hidden layer) and
 the gain in ``extras['chl/feedback_gain']``. The free fixed point differs from the
 feed-forward pass by terms of order γ; for ``γ -> 0`` they coincide (and EP becomes
-backpropagation, Xie & Seung 2003), which is why the rate configs use a small gain (0.05): the
-saved feed-forward network then predicts about as well as the settled one (``rule.predict`` is
-the settled free phase; ``neurocredit eval`` is feed-forward). The settling starts from one
+backpropagation, Xie & Seung 2003), which is why the rate configs use a small gain (0.05 dense;
+0.001 conv, where the transposed convolution sums many kernel taps and 0.01 still left the saved
+network 0.6-1.8 points below the settled one on validation): the saved feed-forward network then
+predicts about as well as the settled one (``rule.predict`` is the settled free phase;
+``neurocredit eval`` is feed-forward). The settling starts from one
 feed-forward sweep, so few iterations suffice; the nudge needs about one iteration per layer
 to reach the first layer (Gauss-Seidel order), so ``nudged_steps`` should be at least the
 number of layers plus a few.
