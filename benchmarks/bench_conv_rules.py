@@ -2,7 +2,8 @@
 
 Contenders, all on the architecture, neuron, encoder (T) and batch of
 ``models/fmnist-bptt-conv-snn.yaml`` (1x28x28 -> conv16@5x5 -> pool2 -> conv32@5x5 -> pool2 -> 10),
-except spiking DFA's LIF ``du`` (1.0 against 0.5 since 2026-12-06, chosen on validation: its config's comment):
+except spiking DFA's LIF ``du`` (1.0 against 0.5 since 2026-12-06) and spiking sigprop's channels (32/64
+against 16/32 since 2026-12-07), each chosen on validation (their configs' comments):
 
 * spiking: BPTT with Norse's surrogate (the baseline), online spiking DFA, surrogate-free sigprop
   (``models/fmnist-{bptt,dfa,sigprop}-conv-snn.yaml``);
