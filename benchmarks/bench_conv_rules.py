@@ -3,7 +3,9 @@
 Contenders, all on the architecture, neuron, encoder (T) and batch of
 ``models/fmnist-bptt-conv-snn.yaml`` (1x28x28 -> conv16@5x5 -> pool2 -> conv32@5x5 -> pool2 -> 10),
 except spiking DFA's LIF ``du`` (1.0 against 0.5 since 2026-12-06) and spiking sigprop's channels (32/64
-against 16/32 since 2026-12-07), each chosen on validation (their configs' comments):
+against 16/32 since 2026-12-07), each chosen on validation (their configs' comments); spiking sigprop
+also trains on BPTT's layers (16/32 channels, the row "sigprop (BPTT's layers)"), the like-for-like
+seconds per epoch of the speed target:
 
 * spiking: BPTT with Norse's surrogate (the baseline), online spiking DFA, surrogate-free sigprop
   (``models/fmnist-{bptt,dfa,sigprop}-conv-snn.yaml``);
@@ -43,6 +45,7 @@ from common import config_with, publish, run_child, run_worker, training_memory 
 MODELS = ROOT / "models"
 SPIKING = {"bptt": "fmnist-bptt-conv-snn", "dfa": "fmnist-dfa-conv-snn", "sigprop": "fmnist-sigprop-conv-snn"}
 RATE = {"dfa (rate)": "fmnist-dfa-conv-rate", "sigprop (rate)": "fmnist-sigprop-conv-rate"}
+SAME_LAYERS = "sigprop (BPTT's layers)"
 TARGETS = {"dfa": 0.895, "sigprop": 0.90, "dfa (rate)": 0.90, "sigprop (rate)": 0.91}
 
 
@@ -60,6 +63,12 @@ def worker_train(args) -> dict:
     torch.set_num_threads(args.threads)
     names = {**SPIKING, **({} if args.skip_rate else RATE)}
     configs = {label: config_with(MODELS / f"{name}.yaml", epochs=args.epochs) for label, name in names.items()}
+    # the speed target compares rules on one architecture: sigprop also on BPTT's layers
+    sigprop, bptt_layers = configs["sigprop"], configs["bptt"].network.layers
+    if sigprop.network.layers != bptt_layers:
+        configs[SAME_LAYERS] = dataclasses.replace(
+            sigprop, network=dataclasses.replace(sigprop.network, layers=bptt_layers))
+        names[SAME_LAYERS] = f"{SPIKING['sigprop']}-bptt-layers"
     if args.validation is not None:  # a smaller validation split: its per-epoch evaluation is not free
         configs = {label: dataclasses.replace(config, data=dataclasses.replace(config.data, validation=args.validation))
                    for label, config in configs.items()}

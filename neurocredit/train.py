@@ -92,8 +92,10 @@ class TrainingSession:
                  dataset: Optional[Dataset] = None, device: str = "cpu") -> None:
         import torch
 
+        from neurocredit.allocator import keep_freed_memory
         from neurocredit.rules import rule_class
 
+        keep_freed_memory()  # large per-batch tensors reuse freed memory (neurocredit.allocator)
         if epochs is not None:
             config = config.replace_training(epochs=epochs)
         if seed is not None:

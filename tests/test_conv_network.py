@@ -19,6 +19,7 @@ from neurocredit.conv import (
     im2col_indices,
     sum_pool,
     synaptic_input,
+    torch_sum_pool,
     torch_synaptic_input,
     unfuse_conv_pool,
     unfuse_dense_pool,
@@ -103,6 +104,24 @@ def test_im2col_marks_padding_and_fan_out_counts_border_reach():
     layer = Conv2d(np.ones((2, 1, 3, 3)), None, (1, 3, 3), 1, 1, "c")
     # a corner pixel reaches 4 positions, an edge pixel 6, the centre 9; times 2 channels
     assert fan_out(layer).tolist() == [8, 12, 8, 12, 18, 12, 8, 12, 8]
+
+
+@pytest.mark.parametrize("pool, shape", [(1, (3, 5, 4)), (2, (16, 28, 28)), (2, (4, 9, 7)), (3, (2, 8, 9)), (4, (3, 8, 8))])
+def test_torch_sum_pool_is_the_strided_reduction_bit_for_bit(pool, shape):
+    """The explicit sums add in the order of torch's own ``sum`` over the pool dimensions (float
+    inputs, where the order shows), and agree with numpy's sum pool; remainder rows and columns
+    are dropped."""
+    import torch
+
+    channels, height, width = shape
+    hp, wp = height // pool, width // pool
+    for dtype in (torch.float32, torch.float64):
+        inputs = torch.randn(6, channels * height * width, dtype=dtype, generator=torch.Generator().manual_seed(pool))
+        cut = inputs.reshape(-1, *shape)[:, :, : hp * pool, : wp * pool]
+        reduced = cut.reshape(-1, channels, hp, pool, wp, pool).sum(dim=(3, 5))
+        assert torch.equal(torch_sum_pool(inputs, shape, pool), reduced)
+    np.testing.assert_allclose(torch_sum_pool(inputs, shape, pool).numpy(),
+                               sum_pool(inputs.numpy().reshape(-1, *shape), pool), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("height, padding", [(10, (1, 0)), (9, (0, 0))])  # 9 rows: the pool drops one

@@ -155,6 +155,15 @@ def test_block_simulation_equals_step_by_step():
     assert torch.equal(state.synaptic_current, stepped.synaptic_current)
     assert torch.equal(state.membrane_voltage, stepped.membrane_voltage)
     np.testing.assert_allclose(torch.stack(seen).numpy(), torch.stack(pre_reset).numpy(), rtol=1e-12, atol=1e-12)
+    # copy_voltage=False hands on the state itself (no copy): the same values, and the same spikes
+    state = zero_states([7], 3, torch.float64, None)[0]
+    carry, uncopied, seen_uncopied = torch.zeros(3, 7, dtype=torch.float64), [], []
+    for currents in block_products:
+        state, spikes, carry = lif_block(params, state, currents, carry, bias, copy_voltage=False,
+                                         on_step=lambda v, u: seen_uncopied.append(v.clone()))
+        uncopied.append(spikes)
+    assert torch.equal(torch.cat(uncopied), torch.cat(blocks))
+    assert torch.equal(torch.stack(seen_uncopied), torch.stack(seen))
 
 
 @pytest.mark.parametrize("kind", ["boxcar", "triangle", "fast_sigmoid"])
