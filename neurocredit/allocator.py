@@ -1,4 +1,6 @@
-"""The C allocator's handling of large blocks, set once per process for training.
+"""The C allocator's handling of large blocks, set once per process: by every ``neurocredit``
+command and by :class:`neurocredit.train.TrainingSession` (so benchmarks and library users who
+train get it too).
 
 Spiking rules allocate tensors of tens of MiB at every batch (a block's currents and spikes:
 steps x rows x neurons). glibc's malloc serves blocks above its mmap threshold (128 KiB, raised
@@ -6,7 +8,9 @@ dynamically up to 32 MiB) with fresh ``mmap`` calls and returns them on ``free``
 pays the kernel's page faults and zero filling again. Keeping freed memory in the heap (no
 ``mmap`` below 1 GiB, no trimming) makes the next batch reuse it: spiking sigprop on Fashion-MNIST's
 conv network (16/32 channels, two threads) trained at 0.239 s per batch without it and 0.150 s with
-it (2026-12-07). The cost: the process keeps its peak heap mapped until it exits.
+it (2026-12-07), and a Norse simulation of the 32/64 model on 1,000 images at 80 steps took 188 s
+without it and 121 s with it (the same accuracy). The cost: the process keeps its peak heap mapped
+until it exits.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from neurocredit import __version__
+from neurocredit.allocator import keep_freed_memory
 from neurocredit.commands import COMMANDS
 from neurocredit.errors import NeurocreditError, require_at_least_one
 
@@ -63,6 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USER_ERROR
     try:
         set_threads(args.threads)
+        keep_freed_memory()  # training and simulation reuse their large blocks (neurocredit.allocator)
         return int(args.handler(args) or 0)
     except NeurocreditError as error:
         if args.debug:
