@@ -89,7 +89,6 @@ def lif_block(
     carry: Any,
     bias: Any,
     on_step: Optional[Callable[[Any, Any], None]] = None,
-    copy_voltage: bool = True,
 ) -> tuple[LIFState, Any, Any]:
     """:func:`lif_step` for one population over a block of steps, in place (torch, no autograd),
     with the one-step synaptic delay.
@@ -97,9 +96,8 @@ def lif_block(
     ``source_currents`` (steps, batch, n) is ``W s[t]`` for the source's spikes of this block;
     the population receives them one step late: ``carry`` (``W s`` of the source's last step
     before the block, zeros at the start) at the first step, then ``source_currents[t-1]``.
-    ``on_step(v, u)`` receives every step's pre-reset voltage ``v`` (a copy it may overwrite; with
-    ``copy_voltage=False`` the state itself, read only, which saves a copy per step) and synaptic
-    current ``u`` (read only). Returns ``(state, spikes (steps, batch, n), carry for the
+    ``on_step(v, u)`` receives every step's pre-reset voltage ``v`` and synaptic current ``u``, the
+    state itself (read only: copy what you keep). Returns ``(state, spikes (steps, batch, n), carry for the
     next block)``. The same operations in the same order as :func:`lif_step`, so the same bits,
     without a fresh tensor per operation and step (tested against it).
     """
@@ -112,13 +110,12 @@ def lif_block(
     # comparisons written straight into float tensors: a bool mask copied into the spikes costs
     # more than a second comparison
     kept = torch.empty_like(voltage)
-    scratch = torch.empty_like(voltage) if on_step is not None and copy_voltage else None
     for t in range(source_currents.shape[0]):
         current.mul_(keep_current).add_(carry if t == 0 else source_currents[t - 1])
         voltage.mul_(keep_voltage).add_(current).add_(bias)
         torch.gt(voltage, vth, out=spikes[t])
         if on_step is not None:
-            on_step(voltage if scratch is None else scratch.copy_(voltage), current)
+            on_step(voltage, current)
         voltage.mul_(torch.le(voltage, vth, out=kept))
     # the carry is copied: a view would keep the whole block of currents alive
     return LIFState(current, voltage), spikes, source_currents[-1].clone()

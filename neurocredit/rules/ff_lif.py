@@ -67,7 +67,7 @@ class SpikingFF(ForwardForwardLayers, SpikingRule):
                 total = voltage_sums[index]
                 states[index], spikes, carries[index] = lif_block(
                     self.params, states[index], currents, carries[index], bias,
-                    lambda voltage, current, total=total: total.add_(voltage), copy_voltage=False)
+                    lambda voltage, current, total=total: total.add_(voltage))
                 # delivered at this block's steps: the previous block's last step, then all but the last
                 input_sums[index] += last_sources[index] + source[:-1].sum(dim=0)
                 last_sources[index] = source[-1].clone()

@@ -133,8 +133,7 @@ class SpikingSigpropLayer:
         steps, rows, n_in = source.shape
         currents = self.synapses.current(self.weight, source.reshape(steps * rows, n_in)).view(steps, rows, -1)
         self.state, spikes, self.window_carry = lif_block(
-            self.params, self.state, currents, self.window_carry, self.synapses.bias(self.bias), observe,
-            copy_voltage=False)
+            self.params, self.state, currents, self.window_carry, self.synapses.bias(self.bias), observe)
         self.input_sum += self.last_source + source[:-1].sum(dim=0)
         return spikes
 

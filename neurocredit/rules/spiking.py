@@ -52,8 +52,8 @@ def voltage_surrogate(kind: str, voltage: torch.Tensor, vth: float, width: float
 
 def add_voltage_surrogate(total: torch.Tensor, kind: str, voltage: torch.Tensor, vth: float, width: float) -> None:
     """``total += voltage_surrogate(kind, voltage, vth, width)``, in place, with fewer temporaries
-    (``voltage`` is overwritten)."""
-    distance = voltage.sub_(vth).abs_()
+    (``voltage`` is only read)."""
+    distance = (voltage - vth).abs_()
     if kind == "boxcar":
         total.add_(distance < width * vth)
     else:
