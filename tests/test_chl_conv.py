@@ -91,6 +91,85 @@ def test_transposed_feedback_is_the_adjoint_of_the_convolution():
         torch.testing.assert_close(torch_synaptic_input(layer, weight, below), below @ matrix.T)
 
 
+def remainder_rate_network(seed=0):
+    """1x8x8 -> conv 3@2x2 -> 3x7x7 -> 2x2 pool (a remainder row and column) fused into conv 4@1x1
+    -> 4x3x3 -> 2x2 pool (remainder again) fused into dense 3; tanh rate units."""
+    from neurocredit.network import init_typed_layers
+
+    layers = init_typed_layers((1, 8, 8), [{"conv": {"channels": 3, "kernel": 2}}, {"pool": 2},
+                                           {"conv": {"channels": 4, "kernel": 1}}, {"pool": 2}],
+                               3, np.random.default_rng(seed), gain=1.5)
+    return Network(layers, NeuronSpec("rate", "tanh"), EncoderSpec())
+
+
+@pytest.mark.parametrize("make", [pooled_rate_network, remainder_rate_network])
+def test_pooled_transposed_feedback_is_the_adjoint_of_the_fused_convolution(make):
+    """Sum pool + pooled-form kernel and its transpose (transposed conv, then each value spread
+    over its pool block) are the fused layer's synapses, remainder rows and columns included."""
+    from neurocredit.conv import dense_matrix, torch_synaptic_input, torch_transposed_input
+
+    network = make()
+    pooled_convs = [layer for layer in network.layers if layer.kind == "conv2d" and layer.pool > 1]
+    assert pooled_convs
+    for layer in pooled_convs:
+        matrix = torch.tensor(dense_matrix(layer))
+        weight = torch.tensor(layer.weight, dtype=DTYPE)
+        above = torch.randn(3, layer.n_out, dtype=DTYPE)
+        below = torch.randn(3, layer.n_in, dtype=DTYPE)
+        torch.testing.assert_close(torch_transposed_input(layer, weight, above, pooled=True), above @ matrix)
+        torch.testing.assert_close(torch_synaptic_input(layer, weight, below, pooled=True), below @ matrix.T)
+
+
+@pytest.mark.parametrize("make", [pooled_rate_network, strided_rate_network, remainder_rate_network])
+@pytest.mark.parametrize("nudge", ["symmetric", "positive", "clamped"])
+def test_pooled_settling_gives_the_fused_gradients_in_trainable_form(make, nudge):
+    """What training runs (pooled form, trainable-form products) equals the fused path followed by
+    the fusion's adjoint, to float64 rounding: the same sums in another order."""
+    network = make()
+    rule = rate_rule(network)
+    generator = torch.Generator().manual_seed(4)
+    features = torch.rand(6, network.n_inputs, dtype=DTYPE, generator=generator)
+    labels = torch.randint(0, network.n_outputs, (6,), generator=generator)
+    weights, biases = rule.synaptic_parameters()
+    common = (weights, biases, rule.feedback(weights), 0.5, "tanh", features, labels, network.n_outputs, 0.3, nudge,
+              "cross_entropy", 12, 8, network.layers)
+    fused_w, fused_b, fused_free = ep_gradients(*common)
+    pooled_w, pooled_b, pooled_free = ep_gradients(*common, rule.unfused_layers)
+    expected = rule.trainable_gradients(fused_w, fused_b)
+    got = [*pooled_w, *pooled_b]
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    for g, e in zip(got, expected):
+        assert float(e.abs().max()) > 0
+        torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-12)
+    for g, e in zip(pooled_free, fused_free):
+        torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-12)
+
+
+def test_rate_chl_training_step_on_a_pooled_network_follows_the_fused_gradient():
+    """One SGD step of the rule (lr 1) moves each trainable tensor by minus the fused path's
+    gradient in trainable form."""
+    network = pooled_rate_network()
+    cls = rule_class("chl", "rate")
+    rule = cls(network, cls.parse_options({"feedback_gain": 0.5, "beta": 0.3, "free_steps": 12, "nudged_steps": 8}),
+               TrainingConfig(optimizer="sgd", learning_rate=1.0, momentum=0.0), network.n_outputs)
+    rule.weights = [w.to(DTYPE) for w in rule.weights]
+    rule.biases = [b.to(DTYPE) for b in rule.biases]
+    rule.dtype = DTYPE
+    rule.optimizer = torch.optim.SGD(rule.parameters(), lr=1.0)
+    generator = torch.Generator().manual_seed(5)
+    features = torch.rand(6, network.n_inputs, dtype=DTYPE, generator=generator)
+    labels = torch.randint(0, network.n_outputs, (6,), generator=generator)
+    weights, biases = rule.synaptic_parameters()
+    o = rule.options
+    fused = ep_gradients(weights, biases, rule.feedback(weights), o.feedback_gain, "tanh", features, labels,
+                         network.n_outputs, o.beta, o.nudge, o.cost, o.free_steps, o.nudged_steps, network.layers)
+    expected = rule.trainable_gradients(fused[0], fused[1])
+    before = [p.detach().clone() for p in rule.parameters()]
+    rule.train_batch(features, labels)
+    for after, old, gradient in zip(rule.parameters(), before, expected):
+        torch.testing.assert_close(old - after, gradient, rtol=1e-9, atol=1e-12)
+
+
 def test_random_feedback_on_a_conv_network_is_one_clear_line():
     with pytest.raises(NeurocreditError, match="feedback: random.*feedback: symmetric"):
         rate_rule(pooled_rate_network(), feedback="random")

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 
-from neurocredit.conv import torch_synaptic_input, torch_transposed_input, torch_weight_product
+from neurocredit.conv import torch_local_gradients, torch_synaptic_input, torch_transposed_input, torch_weight_product
 from neurocredit.neurons import activation, rate_forward
 from neurocredit.rules.base import RateRule, one_hot
 from neurocredit.rules.chl import RateCHLOptions, feedback_extras, feedback_matrices, layer_scales, saved_random_feedback
@@ -25,43 +25,59 @@ class Nudge(NamedTuple):
 
 
 def feedforward_states(weights, biases, activation_name: str, features: torch.Tensor,
-                       layers: Optional[Sequence[Any]] = None) -> list[torch.Tensor]:
+                       layers: Optional[Sequence[Any]] = None, pooled: bool = False) -> list[torch.Tensor]:
     """One bottom-up sweep without feedback: the feed-forward network's activities (the
-    settling's starting point, and exactly what the deployed network computes)."""
-    return rate_forward(weights, biases, activation_name, features, layers=layers)[1]
+    settling's starting point, and what the deployed network computes; ``pooled``: see
+    :func:`upward`)."""
+    if not pooled:
+        return rate_forward(weights, biases, activation_name, features, layers=layers)[1]
+    states, below, last = [], features, len(weights) - 1
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
+        pre = upward(layers, index, weight, below, pooled) + bias
+        below = pre if index == last else activation(activation_name, pre)
+        states.append(below)
+    return states
 
 
-def upward(layers: Optional[Sequence[Any]], index: int, weight, below: torch.Tensor) -> torch.Tensor:
+def upward(layers: Optional[Sequence[Any]], index: int, weight, below: torch.Tensor,
+           pooled: bool = False) -> torch.Tensor:
     """What layer ``index`` receives from the layer below: ``below @ Wᵀ``, or the convolution
-    when ``layers`` (the network's layer specs; None: all dense) make it a Conv2d."""
-    return below @ weight.T if layers is None else torch_synaptic_input(layers[index], weight, below)
+    when ``layers`` (the network's layer specs; None: all dense) make it a Conv2d. ``pooled``: a
+    conv with a fused pool sum-pools, then convolves with its pooled-form kernel (the same sums,
+    p**2 times fewer multiplications, another order of float additions;
+    :func:`neurocredit.conv.torch_synaptic_input`)."""
+    return below @ weight.T if layers is None else torch_synaptic_input(layers[index], weight, below, pooled)
 
 
-def downward(layers: Optional[Sequence[Any]], index: int, feedback, above: torch.Tensor) -> torch.Tensor:
+def downward(layers: Optional[Sequence[Any]], index: int, feedback, above: torch.Tensor,
+             pooled: bool = False) -> torch.Tensor:
     """What hidden layer ``index`` receives from layer ``index + 1`` through ``feedback``: ``above
     @ Fᵀ`` (F (n_i, n_{i+1}), :func:`~neurocredit.rules.chl.feedback_matrices`), or, when layer
-    ``index + 1`` is a Conv2d, the transposed convolution with its kernel ``F``."""
+    ``index + 1`` is a Conv2d, the transposed convolution with its kernel ``F`` (``pooled``: that
+    of :func:`upward`'s pooled form, :func:`neurocredit.conv.torch_transposed_input`)."""
     if layers is None or layers[index + 1].kind != "conv2d":
         return above @ feedback.T
-    return torch_transposed_input(layers[index + 1], feedback, above)
+    return torch_transposed_input(layers[index + 1], feedback, above, pooled)
 
 
 def settle_step(
     weights, biases, feedback, gain: float, activation_name: str, features: torch.Tensor,
     states: Sequence[torch.Tensor], nudge: Nudge = Nudge(), input_drive: Optional[torch.Tensor] = None,
-    layers: Optional[Sequence[Any]] = None,
+    layers: Optional[Sequence[Any]] = None, pooled: bool = False,
 ) -> list[torch.Tensor]:
     """One settling iteration (bottom-up, each layer sees the already-updated layer below and
     the previous state of the layer above); returns the new states. Pure: no tensor is modified.
     ``input_drive``: ``W_1 x + b_1``, constant while the input is clamped (computed once per phase).
     ``layers``: the network's layer specs when it has Conv2d layers (weights fused, biases per
-    neuron: :meth:`~neurocredit.rules.base.Rule.synaptic_parameters`); None: dense."""
+    neuron: :meth:`~neurocredit.rules.base.Rule.synaptic_parameters`); None: dense. ``pooled``:
+    fused pools run as sum pool + pooled-form conv (:func:`upward`, :func:`downward`)."""
     new_states, below = [], features
     last = len(weights) - 1
     for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = input_drive if index == 0 and input_drive is not None else upward(layers, index, weight, below) + bias
+        pre = (input_drive if index == 0 and input_drive is not None
+               else upward(layers, index, weight, below, pooled) + bias)
         if index < last:
-            pre = pre + gain * downward(layers, index, feedback[index], states[index + 1])
+            pre = pre + gain * downward(layers, index, feedback[index], states[index + 1], pooled)
             state = activation(activation_name, pre)
         elif nudge.clamp:
             state = nudge.target
@@ -77,14 +93,15 @@ def settle_step(
 
 
 def settle(weights, biases, feedback, gain, activation_name, features, states, steps: int,
-           nudge: Nudge = Nudge(), layers: Optional[Sequence[Any]] = None) -> tuple[list[torch.Tensor], float]:
+           nudge: Nudge = Nudge(), layers: Optional[Sequence[Any]] = None,
+           pooled: bool = False) -> tuple[list[torch.Tensor], float]:
     """``steps`` iterations of :func:`settle_step`; returns the states and the largest absolute
     change of any state in the last iteration (the convergence measure)."""
     change = float("inf")
-    drive = upward(layers, 0, weights[0], features) + biases[0]
+    drive = upward(layers, 0, weights[0], features, pooled) + biases[0]
     for _ in range(steps):
         new_states = settle_step(weights, biases, feedback, gain, activation_name, features, states, nudge, drive,
-                                 layers)
+                                 layers, pooled)
         change = max(float((new - old).detach().abs().max()) for new, old in zip(new_states, states))
         states = new_states
     return list(states), change
@@ -101,20 +118,32 @@ def cost_value(cost: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.
 def contrastive_gradients(
     features: torch.Tensor, positive: Sequence[torch.Tensor], negative: Sequence[torch.Tensor],
     scales: Sequence[float], denominator: float, layers: Optional[Sequence[Any]] = None,
+    unfused: Optional[Sequence[Any]] = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """``-(α_i/denominator) mean_batch(s_i s_{i-1}ᵀ|positive - s_i s_{i-1}ᵀ|negative)`` and the
     bias terms: the CHL/EP estimate of the loss gradient for every layer. A Conv2d layer's
     product is per kernel tap, summed over the positions it connects
-    (:func:`~neurocredit.conv.torch_weight_product`); its bias term stays per neuron."""
+    (:func:`~neurocredit.conv.torch_weight_product`); its bias term stays per neuron.
+    ``unfused`` (the rule's :meth:`~neurocredit.network.Network.unfused` triples): the products of
+    the trainable form instead (pooled-form kernels on sum-pooled inputs, per-channel biases;
+    :func:`~neurocredit.conv.torch_local_gradients`), what
+    :meth:`~neurocredit.rules.base.Rule.trainable_gradients` makes of the fused ones."""
     batch = features.shape[0]
     weight_grads, bias_grads = [], []
     below_pos, below_neg = features, features
     for scale, pos, neg in zip(scales, positive, negative):
         factor = -scale / (denominator * batch)
-        layer = None if layers is None else layers[len(weight_grads)]
-        weight_grads.append(factor * (torch_weight_product(layer, pos, below_pos)
-                                      - torch_weight_product(layer, neg, below_neg)))
-        bias_grads.append(factor * (pos - neg).sum(dim=0))
+        index = len(weight_grads)
+        if unfused is not None:
+            (weight_pos, bias_pos), (weight_neg, bias_neg) = (torch_local_gradients(unfused[index], pos, below_pos),
+                                                              torch_local_gradients(unfused[index], neg, below_neg))
+            weight_grads.append(factor * (weight_pos - weight_neg))
+            bias_grads.append(factor * (bias_pos - bias_neg))
+        else:
+            layer = None if layers is None else layers[index]
+            weight_grads.append(factor * (torch_weight_product(layer, pos, below_pos)
+                                          - torch_weight_product(layer, neg, below_neg)))
+            bias_grads.append(factor * (pos - neg).sum(dim=0))
         below_pos, below_neg = pos, neg
     return weight_grads, bias_grads
 
@@ -123,28 +152,37 @@ def ep_gradients(
     weights, biases, feedback, gain: float, activation_name: str, features: torch.Tensor, labels: torch.Tensor,
     n_classes: int, beta: float, nudge: str = "symmetric", cost: str = "cross_entropy",
     free_steps: int = 20, nudged_steps: int = 10, layers: Optional[Sequence[Any]] = None,
+    unfused: Optional[Sequence[Any]] = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     """Both phases and the contrastive update for one batch (``layers``: see :func:`settle_step`).
 
+    ``unfused`` (the rule's :meth:`~neurocredit.network.Network.unfused` triples, with ``layers``):
+    the fused pools run as sum pool + pooled-form conv in both phases (``pooled``,
+    :func:`upward`), and the gradients come in the trainable form (:func:`contrastive_gradients`).
+    The same sums as the fused path, about p**2 times fewer multiplications in a pooled conv (the
+    bulk of a conv network's), another order of float additions.
+
     Returns ``(weight_grads, bias_grads, free_states)``.
     """
+    pooled = unfused is not None
     target = one_hot(labels, n_classes, features.dtype)
-    start = feedforward_states(weights, biases, activation_name, features, layers)
-    free, _ = settle(weights, biases, feedback, gain, activation_name, features, start, free_steps, layers=layers)
+    start = feedforward_states(weights, biases, activation_name, features, layers, pooled)
+    free, _ = settle(weights, biases, feedback, gain, activation_name, features, start, free_steps, layers=layers,
+                     pooled=pooled)
     scales = layer_scales(len(weights), gain)
 
     def nudged(boundary: Nudge) -> list[torch.Tensor]:
         return settle(weights, biases, feedback, gain, activation_name, features, free, nudged_steps, boundary,
-                      layers)[0]
+                      layers, pooled)[0]
 
     if nudge == "clamped":
-        grads = contrastive_gradients(features, nudged(Nudge(cost=cost, target=target, clamp=True)), free, scales,
-                                      1.0, layers)
+        positive, negative, denominator = nudged(Nudge(cost=cost, target=target, clamp=True)), free, 1.0
     elif nudge == "positive":
-        grads = contrastive_gradients(features, nudged(Nudge(beta, cost, target)), free, scales, beta, layers)
+        positive, negative, denominator = nudged(Nudge(beta, cost, target)), free, beta
     else:
-        grads = contrastive_gradients(features, nudged(Nudge(beta, cost, target)), nudged(Nudge(-beta, cost, target)),
-                                      scales, 2.0 * beta, layers)
+        positive, negative = nudged(Nudge(beta, cost, target)), nudged(Nudge(-beta, cost, target))
+        denominator = 2.0 * beta
+    grads = contrastive_gradients(features, positive, negative, scales, denominator, layers, unfused)
     return grads[0], grads[1], free
 
 
@@ -180,12 +218,15 @@ class RateCHL(CHLFeedback, RateRule):
     def train_batch(self, features: torch.Tensor, labels: torch.Tensor) -> float:
         o = self.options
         weights, biases = self.synaptic_parameters()
+        # a pooled network settles in the pooled form and gets trainable-form gradients directly
+        unfused = None if self.spec.is_dense else self.unfused_layers
         weight_grads, bias_grads, free = ep_gradients(
             weights, biases, self.feedback(weights), o.feedback_gain, self.spec.neuron.activation,
             features.to(self.dtype), labels, self.n_classes, o.beta, o.nudge, o.cost, o.free_steps, o.nudged_steps,
-            self.spec.layers,
+            self.spec.layers, unfused,
         )
-        self.apply_gradients(self.trainable_gradients(weight_grads, bias_grads))
+        self.apply_gradients(weight_grads + bias_grads if unfused is not None
+                             else self.trainable_gradients(weight_grads, bias_grads))
         return float(cost_value(o.cost, free[-1], labels))
 
     @torch.no_grad()
@@ -193,10 +234,10 @@ class RateCHL(CHLFeedback, RateRule):
         """Free-phase states (and the last change) for ``features``."""
         features = features.to(self.dtype)
         weights, biases = self.synaptic_parameters()
-        layers, name = self.spec.layers, self.spec.neuron.activation
-        start = feedforward_states(weights, biases, name, features, layers)
+        layers, name, pooled = self.spec.layers, self.spec.neuron.activation, not self.spec.is_dense
+        start = feedforward_states(weights, biases, name, features, layers, pooled)
         return settle(weights, biases, self.feedback(weights), self.options.feedback_gain, name, features, start,
-                      steps or self.options.free_steps, layers=layers)
+                      steps or self.options.free_steps, layers=layers, pooled=pooled)
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> torch.Tensor:
