@@ -192,20 +192,20 @@ def torch_transposed_input(layer, weight, outputs, pooled: bool = False):
 
     lead = outputs.shape[:-1]
     images = outputs.reshape(-1, *layer.output_shape)
-    _, height, width = layer.input_shape
+    _, full_height, full_width = layer.input_shape
+    height, width = full_height, full_width
     (kh, kw), stride, padding = layer.kernel_size, layer.stride, layer.padding
     pool = int(layer.pool) if pooled else 1
     if pool > 1:
         weight = weight[:, :, ::pool, ::pool]
         kh, kw = weight.shape[2:]
         stride, padding = tuple(s // pool for s in stride), tuple(q // pool for q in padding)
-        height, width = pooled_hw(height, width, pool)
+        height, width = pooled_hw(full_height, full_width, pool)
     (sh, sw), (ph, pw) = stride, padding
     _, oh, ow = layer.output_shape
     extra = (height - ((oh - 1) * sh - 2 * ph + kh), width - ((ow - 1) * sw - 2 * pw + kw))
     back = torch.nn.functional.conv_transpose2d(images, weight, stride=stride, padding=padding, output_padding=extra)
     if pool > 1:
-        _, full_height, full_width = layer.input_shape
         back = back.repeat_interleave(pool, dim=2).repeat_interleave(pool, dim=3)
         back = torch.nn.functional.pad(back, (0, full_width - width * pool, 0, full_height - height * pool))
     return back.reshape(*lead, -1)

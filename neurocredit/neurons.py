@@ -188,12 +188,15 @@ def run_lif_network(network: Network, input_spikes: np.ndarray, record_states: b
 
 
 def rate_forward(weights: Sequence[Any], biases: Sequence[Any], activation_name: str, features: Any,
-                 linear_output: bool = True, layers: Optional[Sequence[Any]] = None) -> tuple[list[Any], list[Any]]:
+                 linear_output: bool = True, layers: Optional[Sequence[Any]] = None,
+                 pooled: bool = False) -> tuple[list[Any], list[Any]]:
     """The rate network ``h_i = f(W_i h_{i-1} + b_i)`` for numpy arrays or torch tensors; the last
     layer is linear (its pre-activation is the output, "logits") unless ``linear_output`` is False.
 
     ``layers`` (the network's layer specs) make Conv2d layers convolve (numpy im2col or torch
     ``conv2d``, :mod:`neurocredit.conv`); ``biases`` must then be per neuron (``neuron_bias``).
+    ``pooled`` (torch): a conv with a fused pool sum-pools, then convolves with its pooled-form
+    kernel (:func:`neurocredit.conv.torch_synaptic_input`).
     Returns ``(pre_activations, activities)``, lists over layers; ``activities[-1]`` is the output.
     """
     hidden = features
@@ -203,7 +206,7 @@ def rate_forward(weights: Sequence[Any], biases: Sequence[Any], activation_name:
         if layers is not None and layers[index].kind == "conv2d":
             from neurocredit.conv import conv_forward, torch_synaptic_input
 
-            convolved = (torch_synaptic_input(layers[index], weight, hidden) if hasattr(hidden, "detach")
+            convolved = (torch_synaptic_input(layers[index], weight, hidden, pooled) if hasattr(hidden, "detach")
                          else conv_forward(layers[index], np.asarray(hidden, dtype=np.float64),
                                            np.asarray(weight, dtype=np.float64)))
             pre = convolved + bias

@@ -29,14 +29,7 @@ def feedforward_states(weights, biases, activation_name: str, features: torch.Te
     """One bottom-up sweep without feedback: the feed-forward network's activities (the
     settling's starting point, and what the deployed network computes; ``pooled``: see
     :func:`upward`)."""
-    if not pooled:
-        return rate_forward(weights, biases, activation_name, features, layers=layers)[1]
-    states, below, last = [], features, len(weights) - 1
-    for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = upward(layers, index, weight, below, pooled) + bias
-        below = pre if index == last else activation(activation_name, pre)
-        states.append(below)
-    return states
+    return rate_forward(weights, biases, activation_name, features, layers=layers, pooled=pooled)[1]
 
 
 def upward(layers: Optional[Sequence[Any]], index: int, weight, below: torch.Tensor,
@@ -131,9 +124,8 @@ def contrastive_gradients(
     batch = features.shape[0]
     weight_grads, bias_grads = [], []
     below_pos, below_neg = features, features
-    for scale, pos, neg in zip(scales, positive, negative):
+    for index, (scale, pos, neg) in enumerate(zip(scales, positive, negative)):
         factor = -scale / (denominator * batch)
-        index = len(weight_grads)
         if unfused is not None:
             (weight_pos, bias_pos), (weight_neg, bias_neg) = (torch_local_gradients(unfused[index], pos, below_pos),
                                                               torch_local_gradients(unfused[index], neg, below_neg))
