@@ -31,7 +31,13 @@ nudged phase (started from the free state, ``nudged_steps`` iterations) with ``+
     ∂L/∂b_i ≈ -(α_i / β) [ s_i |nudged - s_i |free ]
 
 (symmetric: ``|+β - |-β`` over ``2β``; clamped: no division by β), handed to Adam/SGD as the
-gradient. For β -> 0 with symmetric feedback this is the gradient of the cost at the free
+gradient. The two phases of layer ``i`` differ by ``O(β γ^(N-i))`` (5e-7 in the first layer of a
+three-layer network at ``γ = 0.001``), below float32's resolution of either phase's product summed
+over a batch (and a conv's positions), so the products are taken of the differences
+(``a b - c d = (a - c)(b + d)/2 + (a + c)(b - d)/2``; before 2026-12-07 the two products were
+subtracted, and the first conv kernel's float32 update was uncorrelated with its float64 one). The
+states themselves are float32, which still limits the first layer at such gains (cosine ~0.88 with
+the float64 update on fmnist-chl-conv-rate's 32/64 network, 0.999+ for the layers above). For β -> 0 with symmetric feedback this is the gradient of the cost at the free
 equilibrium (the EP theorem; tested against recurrent backprop in ``tests/test_chl.py``).
 
 Deployment: backends run feed-forward stacks only, so the saved network is ``W_i, b_i``; the

@@ -126,16 +126,22 @@ def contrastive_gradients(
     below_pos, below_neg = features, features
     for index, (scale, pos, neg) in enumerate(zip(scales, positive, negative)):
         factor = -scale / (denominator * batch)
+        # a b - c d = (a - c)(b + d)/2 + (a + c)(b - d)/2: the phases differ by O(β gain^k),
+        # below float32's resolution of each product, so the differences are taken first
+        post_change, post_mean = pos - neg, 0.5 * (pos + neg)
+        pre_change = None if index == 0 else below_pos - below_neg
+        pre_mean = below_pos if index == 0 else 0.5 * (below_pos + below_neg)
         if unfused is not None:
-            (weight_pos, bias_pos), (weight_neg, bias_neg) = (torch_local_gradients(unfused[index], pos, below_pos),
-                                                              torch_local_gradients(unfused[index], neg, below_neg))
-            weight_grads.append(factor * (weight_pos - weight_neg))
-            bias_grads.append(factor * (bias_pos - bias_neg))
+            weight, bias = torch_local_gradients(unfused[index], post_change, pre_mean)
+            if pre_change is not None:
+                weight = weight + torch_local_gradients(unfused[index], post_mean, pre_change)[0]
         else:
             layer = None if layers is None else layers[index]
-            weight_grads.append(factor * (torch_weight_product(layer, pos, below_pos)
-                                          - torch_weight_product(layer, neg, below_neg)))
-            bias_grads.append(factor * (pos - neg).sum(dim=0))
+            weight, bias = torch_weight_product(layer, post_change, pre_mean), post_change.sum(dim=0)
+            if pre_change is not None:
+                weight = weight + torch_weight_product(layer, post_mean, pre_change)
+        weight_grads.append(factor * weight)
+        bias_grads.append(factor * bias)
         below_pos, below_neg = pos, neg
     return weight_grads, bias_grads
 
