@@ -37,8 +37,9 @@ over a batch (and a conv's positions), so the products are taken of the differen
 (``a b - c d = (a - c)(b + d)/2 + (a + c)(b - d)/2``; before 2026-12-07 the two products were
 subtracted, and the first conv kernel's float32 update was uncorrelated with its float64 one). The
 states themselves are float32, which still limits the first layer at such gains (cosine ~0.88 with
-the float64 update on fmnist-chl-conv-rate's 32/64 network, 0.999+ for the layers above). For β -> 0 with symmetric feedback this is the gradient of the cost at the free
-equilibrium (the EP theorem; tested against recurrent backprop in ``tests/test_chl.py``).
+the float64 update on fmnist-chl-conv-rate's 32/64 network, 0.999+ for the layers above). For
+β -> 0 with symmetric feedback this is the gradient of the cost at the free equilibrium (the EP
+theorem; tested against recurrent backprop in ``tests/test_chl.py``).
 
 Deployment: backends run feed-forward stacks only, so the saved network is ``W_i, b_i``; the
 feedback matrices are saved in ``extras['chl/feedback_<i>']`` (i = 1-based hidden layer) and

@@ -108,6 +108,18 @@ def cost_value(cost: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.
     return torch.nn.functional.cross_entropy(outputs, labels)
 
 
+def pre_post_products(post: torch.Tensor, pre: torch.Tensor, layer: Any = None,
+                      unfused: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Σ_batch post ⊗ pre`` through one layer's synapses and ``Σ_batch post`` (its bias term):
+    per kernel tap of the fused layer (:func:`~neurocredit.conv.torch_weight_product`; ``layer``
+    None: dense), or in the trainable form when ``unfused`` (the layer's
+    :meth:`~neurocredit.network.Network.unfused` triple) is given
+    (:func:`~neurocredit.conv.torch_local_gradients`)."""
+    if unfused is not None:
+        return torch_local_gradients(unfused, post, pre)
+    return torch_weight_product(layer, post, pre), post.sum(dim=0)
+
+
 def contrastive_gradients(
     features: torch.Tensor, positive: Sequence[torch.Tensor], negative: Sequence[torch.Tensor],
     scales: Sequence[float], denominator: float, layers: Optional[Sequence[Any]] = None,
@@ -125,21 +137,16 @@ def contrastive_gradients(
     weight_grads, bias_grads = [], []
     below_pos, below_neg = features, features
     for index, (scale, pos, neg) in enumerate(zip(scales, positive, negative)):
-        factor = -scale / (denominator * batch)
+        where = {"layer": None if layers is None else layers[index],
+                 "unfused": None if unfused is None else unfused[index]}
         # a b - c d = (a - c)(b + d)/2 + (a + c)(b - d)/2: the phases differ by O(β gain^k),
         # below float32's resolution of each product, so the differences are taken first
-        post_change, post_mean = pos - neg, 0.5 * (pos + neg)
-        pre_change = None if index == 0 else below_pos - below_neg
-        pre_mean = below_pos if index == 0 else 0.5 * (below_pos + below_neg)
-        if unfused is not None:
-            weight, bias = torch_local_gradients(unfused[index], post_change, pre_mean)
-            if pre_change is not None:
-                weight = weight + torch_local_gradients(unfused[index], post_mean, pre_change)[0]
+        if below_pos is below_neg:  # the clamped input
+            weight, bias = pre_post_products(pos - neg, below_pos, **where)
         else:
-            layer = None if layers is None else layers[index]
-            weight, bias = torch_weight_product(layer, post_change, pre_mean), post_change.sum(dim=0)
-            if pre_change is not None:
-                weight = weight + torch_weight_product(layer, post_mean, pre_change)
+            weight, bias = pre_post_products(pos - neg, 0.5 * (below_pos + below_neg), **where)
+            weight = weight + pre_post_products(0.5 * (pos + neg), below_pos - below_neg, **where)[0]
+        factor = -scale / (denominator * batch)
         weight_grads.append(factor * weight)
         bias_grads.append(factor * bias)
         below_pos, below_neg = pos, neg
