@@ -231,6 +231,29 @@ def activation(name: str, pre_activation: Any) -> Any:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def activation_change(name: str, pre_activation: Any, change: Any, activity: Any = None) -> Any:
+    """``f(a + Δ) - f(a)`` for torch tensors, accurate to the precision of ``Δ`` when ``|Δ| << |a|``
+    (subtracting the two activations loses it: float32 resolves ``f`` near 1 only to ~6e-8).
+    tanh: ``(1 - h²) u / (1 + h u)`` with ``h = tanh(a)``, ``u = tanh(Δ)`` (the addition theorem);
+    sigmoid through ``σ(x) = (1 + tanh(x/2)) / 2``;
+    relu: ``max(Δ, -a)`` where ``a >= 0``, ``relu(a + Δ)`` elsewhere. Pass ``activity = f(a)``
+    when it is at hand (a settling reuses it every step)."""
+    if name == "tanh":
+        h = pre_activation.tanh() if activity is None else activity
+        u = change.tanh()
+        w = h * u
+        # (u - h w) / (1 + w), in place on this call's own temporaries (large conv states:
+        # every fresh tensor costs page faults); so not differentiable through ``change``
+        return u.addcmul_(h, w, value=-1.0).div_(w.add_(1.0))
+    if name == "sigmoid":
+        h = None if activity is None else 2.0 * activity - 1.0
+        return 0.5 * activation_change("tanh", 0.5 * pre_activation, 0.5 * change, h)
+    if name == "relu":
+        return (pre_activation >= 0) * change.maximum(-pre_activation) + (pre_activation < 0) * (
+            pre_activation + change).clamp(min=0)
+    raise ValueError(f"unknown activation {name!r}")
+
+
 def activation_derivative(name: str, pre_activation: Any, activity: Any = None) -> Any:
     """``f'(a)`` for the same nonlinearities (relu'(0) = 0). Pass ``activity = f(a)`` when it
     is at hand: tanh and sigmoid derivatives then reuse it instead of recomputing ``f``."""

@@ -15,7 +15,8 @@ from neurocredit.errors import NeurocreditError
 from neurocredit.io import load_network, save_network
 from neurocredit.rules import rule_class
 from neurocredit.rules.chl import RateCHLOptions, SpikingCHLOptions, layer_scales, make_feedback, phase_weights
-from neurocredit.rules.chl_rate import cost_value, ep_gradients, feedforward_states, settle
+from neurocredit.neurons import activation, activation_change
+from neurocredit.rules.chl_rate import Nudge, cost_value, ep_gradients, feedforward_states, settle, settle_nudged
 from neurocredit.rules.chl_traces import TraceParameters, chl_trace_step, trace_initial_state
 from neurocredit.sim import simulate
 from neurocredit.train import train
@@ -61,6 +62,41 @@ def test_free_phase_settles(gain):
     assert change_again < 1e-9
     # feedback moved the state away from the feed-forward pass, less so for a smaller gain
     assert max(float((s - f).abs().max()) for s, f in zip(states, start)) > 1e-4
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu"])
+def test_activation_change_keeps_float32_precision_of_small_changes(name):
+    """f(a + Δ) - f(a) for |Δ| ~ 1e-6: float32 activations subtracted keep about one digit of it
+    (their rounding is ~6e-8); the addition-theorem form keeps float32's relative precision."""
+    generator = torch.Generator().manual_seed(3)
+    pre = 2.0 * torch.randn(4096, generator=generator, dtype=DTYPE)
+    change = 1e-6 * torch.randn(4096, generator=generator, dtype=DTYPE)
+    exact = activation_change(name, pre, change)
+    assert torch.allclose(exact, activation(name, pre + change) - activation(name, pre), rtol=1e-6, atol=1e-15)
+    single_pre, single_change = pre.float(), change.float()
+    got = activation_change(name, single_pre, single_change, activation(name, single_pre)).double()
+    subtracted = (activation(name, single_pre + single_change) - activation(name, single_pre)).double()
+    # against the float64 change of the float32 inputs (their own rounding is not the method's)
+    reference = activation_change(name, single_pre.double(), single_change.double())
+    scale = reference.abs().max()
+    assert float((got - reference).abs().max() / scale) < 1e-5
+    if name != "relu":  # relu's change is Δ itself where a > 0 (exact either way when a + Δ rounds to a + Δ)
+        assert float((subtracted - reference).abs().max() / scale) > 1e-2
+
+
+@pytest.mark.parametrize("boundary", [Nudge(0.5), Nudge(-0.5), Nudge(0.5, "mse"), Nudge(0.0), Nudge(clamp=True)],
+                         ids=["plus", "minus", "mse", "free", "clamped"])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_nudged_phase_as_changes_is_the_settling_from_the_free_state(boundary, name):
+    weights, biases, features, labels = tiny_network()
+    boundary = boundary._replace(target=torch.nn.functional.one_hot(labels, 3).to(DTYPE))
+    feedback = transposes(weights)
+    start = feedforward_states(weights, biases, name, features)
+    free, _ = settle(weights, biases, feedback, 0.5, name, features, start, 3)  # not yet settled
+    nudged, _ = settle(weights, biases, feedback, 0.5, name, features, free, 5, boundary)
+    changes = settle_nudged(weights, biases, feedback, 0.5, name, features, free, 5, boundary)
+    for state, change, want in zip(free, changes, nudged):
+        assert torch.allclose(state + change, want, rtol=0, atol=1e-12)
 
 
 def test_smaller_gain_keeps_the_fixed_point_closer_to_the_feedforward_pass():

@@ -165,10 +165,12 @@ def mid_rate_network(seed=0):
 @pytest.mark.parametrize("pooled", [False, True])
 def test_float32_ep_update_at_a_small_feedback_gain_matches_float64(pooled):
     """At feedback gain 0.001 the phases of the first layer differ by O(beta gain^2) ~ 5e-7,
-    below float32's resolution of each phase's product summed over 64 samples x 256 positions;
-    the update takes the phases' differences first, so float32 keeps the float64 direction
-    (per tensor; with the two phases' products subtracted, the smallest cosine here was 0.09 in
-    the fused form, 0.22 in the trainable form)."""
+    below float32's resolution of each phase's product summed over 64 samples x 256 positions
+    and near that of the states themselves; the nudged phases run as changes from the free
+    state and the update takes the phases' differences first, so float32 keeps the float64
+    update (1 - cosine ~1e-12 per tensor; with the two phases' products subtracted 0.09 (fused
+    form) / 0.22 (trainable form); with the products of differences but the nudged states
+    settled in float32, 0.01 to 0.16 for the first layer's kernel and biases)."""
     network = mid_rate_network()
     rule = rate_rule(network)
     features, labels = seeded_batch(network, 64, 6)
@@ -183,10 +185,7 @@ def test_float32_ep_update_at_a_small_feedback_gain_matches_float64(pooled):
         return [g.to(DTYPE) for g in got_w + got_b]
 
     cosines = [cosine(single, double) for single, double in zip(update(torch.float32), update(DTYPE))]
-    # the fused form's per-neuron biases of the first layer sum only 64 samples' differences,
-    # each resolved to float32's rounding of the states themselves: not checked there
-    checked = cosines if pooled else cosines[:len(weights)]
-    assert min(checked) > 0.95
+    assert 1.0 - min(cosines) < 1e-6
 
 
 def test_rate_chl_training_step_on_a_pooled_network_follows_the_fused_gradient():

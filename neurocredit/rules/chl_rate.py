@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from neurocredit.conv import torch_local_gradients, torch_synaptic_input, torch_transposed_input, torch_weight_product
-from neurocredit.neurons import activation, rate_forward
+from neurocredit.neurons import activation, activation_change, rate_forward
 from neurocredit.rules.base import RateRule, one_hot
 from neurocredit.rules.chl import RateCHLOptions, feedback_extras, feedback_matrices, layer_scales, saved_random_feedback
 
@@ -53,6 +53,28 @@ def downward(layers: Optional[Sequence[Any]], index: int, feedback, above: torch
     return torch_transposed_input(layers[index + 1], feedback, above, pooled)
 
 
+def hidden_input(layers, index, weight, bias, feedback, gain: float, below, above, pooled: bool = False,
+                 drive: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """A hidden layer's pre-activation ``W_i below + b_i + γ F_i above`` (``drive``: ``W_i below +
+    b_i`` when already at hand)."""
+    if drive is None:
+        drive = upward(layers, index, weight, below, pooled) + bias
+    return drive + gain * downward(layers, index, feedback[index], above, pooled)
+
+
+def output_state(nudge: Nudge, pre: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """The output layer's new state from its feed-forward input ``pre`` and its ``previous``
+    state under the boundary condition ``nudge``."""
+    if nudge.clamp:
+        return nudge.target
+    if nudge.beta == 0.0:
+        return pre
+    if nudge.cost == "mse":  # the stationarity condition s - pre + β (s - y) = 0, solved exactly
+        return (pre + nudge.beta * nudge.target) / (1.0 + nudge.beta)
+    # cross-entropy: s = pre - β (softmax(s) - y), iterated with the previous s
+    return pre - nudge.beta * (torch.softmax(previous, dim=1) - nudge.target)
+
+
 def settle_step(
     weights, biases, feedback, gain: float, activation_name: str, features: torch.Tensor,
     states: Sequence[torch.Tensor], nudge: Nudge = Nudge(), input_drive: Optional[torch.Tensor] = None,
@@ -67,19 +89,12 @@ def settle_step(
     new_states, below = [], features
     last = len(weights) - 1
     for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = (input_drive if index == 0 and input_drive is not None
-               else upward(layers, index, weight, below, pooled) + bias)
         if index < last:
-            pre = pre + gain * downward(layers, index, feedback[index], states[index + 1], pooled)
-            state = activation(activation_name, pre)
-        elif nudge.clamp:
-            state = nudge.target
-        elif nudge.beta == 0.0:
-            state = pre
-        elif nudge.cost == "mse":  # the stationarity condition s - pre + β (s - y) = 0, solved exactly
-            state = (pre + nudge.beta * nudge.target) / (1.0 + nudge.beta)
-        else:  # cross-entropy: s = pre - β (softmax(s) - y), iterated with the previous s
-            state = pre - nudge.beta * (torch.softmax(states[index], dim=1) - nudge.target)
+            state = activation(activation_name, hidden_input(
+                layers, index, weight, bias, feedback, gain, below, states[index + 1], pooled,
+                input_drive if index == 0 else None))
+        else:
+            state = output_state(nudge, upward(layers, index, weight, below, pooled) + bias, states[index])
         new_states.append(state)
         below = state
     return new_states
@@ -98,6 +113,50 @@ def settle(weights, biases, feedback, gain, activation_name, features, states, s
         change = max(float((new - old).detach().abs().max()) for new, old in zip(new_states, states))
         states = new_states
     return list(states), change
+
+
+def settle_nudged(weights, biases, feedback, gain, activation_name, features, free: Sequence[torch.Tensor],
+                  steps: int, nudge: Nudge, layers: Optional[Sequence[Any]] = None,
+                  pooled: bool = False) -> list[torch.Tensor]:
+    """The nudged phase from the ``free`` states, as the changes ``δ_i = s_i - free_i``: the same
+    iteration as :func:`settle` (in exact arithmetic ``free_i + δ_i`` are its states), written so
+    that float32 keeps the nudge. The first layer's two phases differ by ``O(β γ^(N-1))``
+    (5e-7 at γ = 0.001 in a three-layer network), near float32's resolution of a state of order
+    one, so the pre-activations are split into the free states' (computed once) and the change's
+    ``W_i δ_{i-1} + γ F_i δ_{i+1}`` (linear, no bias), and the hidden states' change is
+    :func:`~neurocredit.neurons.activation_change` plus the free state's own residual
+    ``f(a_i) - free_i`` (common to every nudge, so it cancels in their difference)."""
+    last = len(weights) - 1
+    reference, below = [], features
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
+        reference.append(hidden_input(layers, index, weight, bias, feedback, gain, below, free[index + 1], pooled)
+                         if index < last else upward(layers, index, weight, below, pooled) + bias)
+        below = free[index]
+    activity = [activation(activation_name, pre) for pre in reference[:-1]]
+    residual = [value - state for value, state in zip(activity, free)] + [reference[-1] - free[-1]]
+    changes = [torch.zeros_like(state) for state in free]
+    for _ in range(steps):
+        new_changes, below = [], None
+        for index, weight in enumerate(weights):
+            if index < last:
+                change = gain * downward(layers, index, feedback[index], changes[index + 1], pooled)
+                if below is not None:
+                    change += upward(layers, index, weight, below, pooled)
+                delta = activation_change(activation_name, reference[index], change, activity[index])
+                delta += residual[index]
+            else:  # output_state(nudge, free + change, free + δ) - free, without forming free + change
+                change = residual[index]
+                if below is not None:
+                    change = change + upward(layers, index, weight, below, pooled)
+                delta = output_state(nudge, change, free[index] + changes[index])
+                if nudge.clamp:
+                    delta = delta - free[index]
+                elif nudge.beta != 0.0 and nudge.cost == "mse":
+                    delta = delta - nudge.beta / (1.0 + nudge.beta) * free[index]
+            new_changes.append(delta)
+            below = delta
+        changes = new_changes
+    return changes
 
 
 def cost_value(cost: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -121,13 +180,14 @@ def pre_post_products(post: torch.Tensor, pre: torch.Tensor, layer: Any = None,
 
 
 def contrastive_gradients(
-    features: torch.Tensor, positive: Sequence[torch.Tensor], negative: Sequence[torch.Tensor],
+    features: torch.Tensor, differences: Sequence[torch.Tensor], means: Sequence[torch.Tensor],
     scales: Sequence[float], denominator: float, layers: Optional[Sequence[Any]] = None,
     unfused: Optional[Sequence[Any]] = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """``-(α_i/denominator) mean_batch(s_i s_{i-1}ᵀ|positive - s_i s_{i-1}ᵀ|negative)`` and the
-    bias terms: the CHL/EP estimate of the loss gradient for every layer. A Conv2d layer's
-    product is per kernel tap, summed over the positions it connects
+    bias terms: the CHL/EP estimate of the loss gradient for every layer, from the phases'
+    ``differences`` (positive - negative) and ``means`` ((positive + negative) / 2) per layer.
+    A Conv2d layer's product is per kernel tap, summed over the positions it connects
     (:func:`~neurocredit.conv.torch_weight_product`); its bias term stays per neuron.
     ``unfused`` (the rule's :meth:`~neurocredit.network.Network.unfused` triples): the products of
     the trainable form instead (pooled-form kernels on sum-pooled inputs, per-channel biases;
@@ -135,21 +195,19 @@ def contrastive_gradients(
     :meth:`~neurocredit.rules.base.Rule.trainable_gradients` makes of the fused ones."""
     batch = features.shape[0]
     weight_grads, bias_grads = [], []
-    below_pos, below_neg = features, features
-    for index, (scale, pos, neg) in enumerate(zip(scales, positive, negative)):
+    below_difference, below_mean = None, features
+    for index, (scale, difference, mean) in enumerate(zip(scales, differences, means)):
         where = {"layer": None if layers is None else layers[index],
                  "unfused": None if unfused is None else unfused[index]}
         # a b - c d = (a - c)(b + d)/2 + (a + c)(b - d)/2: the phases differ by O(β gain^k),
         # below float32's resolution of each product, so the differences are taken first
-        if below_pos is below_neg:  # the clamped input
-            weight, bias = pre_post_products(pos - neg, below_pos, **where)
-        else:
-            weight, bias = pre_post_products(pos - neg, 0.5 * (below_pos + below_neg), **where)
-            weight = weight + pre_post_products(0.5 * (pos + neg), below_pos - below_neg, **where)[0]
+        weight, bias = pre_post_products(difference, below_mean, **where)
+        if below_difference is not None:  # None: the clamped input
+            weight = weight + pre_post_products(mean, below_difference, **where)[0]
         factor = -scale / (denominator * batch)
         weight_grads.append(factor * weight)
         bias_grads.append(factor * bias)
-        below_pos, below_neg = pos, neg
+        below_difference, below_mean = difference, mean
     return weight_grads, bias_grads
 
 
@@ -160,6 +218,8 @@ def ep_gradients(
     unfused: Optional[Sequence[Any]] = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     """Both phases and the contrastive update for one batch (``layers``: see :func:`settle_step`).
+    The nudged phases run as changes from the free states (:func:`settle_nudged`), and the
+    update is formed from their difference and mean (:func:`contrastive_gradients`).
 
     ``unfused`` (the rule's :meth:`~neurocredit.network.Network.unfused` triples, with ``layers``):
     the fused pools run as sum pool + pooled-form conv in both phases (``pooled``,
@@ -177,17 +237,20 @@ def ep_gradients(
     scales = layer_scales(len(weights), gain)
 
     def nudged(boundary: Nudge) -> list[torch.Tensor]:
-        return settle(weights, biases, feedback, gain, activation_name, features, free, nudged_steps, boundary,
-                      layers, pooled)[0]
+        return settle_nudged(weights, biases, feedback, gain, activation_name, features, free, nudged_steps,
+                             boundary, layers, pooled)
 
-    if nudge == "clamped":
-        positive, negative, denominator = nudged(Nudge(cost=cost, target=target, clamp=True)), free, 1.0
-    elif nudge == "positive":
-        positive, negative, denominator = nudged(Nudge(beta, cost, target)), free, beta
-    else:
+    if nudge == "symmetric":
         positive, negative = nudged(Nudge(beta, cost, target)), nudged(Nudge(-beta, cost, target))
+        differences = [p - n for p, n in zip(positive, negative)]
+        means = [s + 0.5 * (p + n) for s, p, n in zip(free, positive, negative)]
         denominator = 2.0 * beta
-    grads = contrastive_gradients(features, positive, negative, scales, denominator, layers, unfused)
+    else:  # against the free phase itself: its change is zero
+        clamped = nudge == "clamped"
+        differences = nudged(Nudge(cost=cost, target=target, clamp=True) if clamped else Nudge(beta, cost, target))
+        means = [s + 0.5 * d for s, d in zip(free, differences)]
+        denominator = 1.0 if clamped else beta
+    grads = contrastive_gradients(features, differences, means, scales, denominator, layers, unfused)
     return grads[0], grads[1], free
 
 
