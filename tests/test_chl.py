@@ -13,9 +13,9 @@ from neurocredit.config import load_config, models_dir
 from neurocredit.data import load_digits
 from neurocredit.errors import NeurocreditError
 from neurocredit.io import load_network, save_network
+from neurocredit.neurons import activation, activation_change
 from neurocredit.rules import rule_class
 from neurocredit.rules.chl import RateCHLOptions, SpikingCHLOptions, layer_scales, make_feedback, phase_weights
-from neurocredit.neurons import activation, activation_change
 from neurocredit.rules.chl_rate import Nudge, cost_value, ep_gradients, feedforward_states, settle, settle_nudged
 from neurocredit.rules.chl_traces import TraceParameters, chl_trace_step, trace_initial_state
 from neurocredit.sim import simulate
@@ -86,7 +86,7 @@ def test_activation_change_keeps_float32_precision_of_small_changes(name):
 
 @pytest.mark.parametrize("boundary", [Nudge(0.5), Nudge(-0.5), Nudge(0.5, "mse"), Nudge(0.0), Nudge(clamp=True)],
                          ids=["plus", "minus", "mse", "free", "clamped"])
-@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu"])
 def test_nudged_phase_as_changes_is_the_settling_from_the_free_state(boundary, name):
     weights, biases, features, labels = tiny_network()
     boundary = boundary._replace(target=torch.nn.functional.one_hot(labels, 3).to(DTYPE))
