@@ -115,25 +115,48 @@ def settle(weights, biases, feedback, gain, activation_name, features, states, s
     return list(states), change
 
 
+class FreeReference(NamedTuple):
+    """What every nudged phase from the same free states shares (:func:`settle_nudged`): each
+    layer's ``pre``-activation at the free states, the hidden layers' ``activity`` ``f(pre)``,
+    and each layer's ``residual``, what one more free iteration would change (``f(pre) - free``;
+    the output's ``pre - free``)."""
+
+    pre: list
+    activity: list
+    residual: list
+
+
+def free_reference(weights, biases, feedback, gain, activation_name, features, free: Sequence[torch.Tensor],
+                   layers: Optional[Sequence[Any]] = None, pooled: bool = False) -> FreeReference:
+    """The :class:`FreeReference` of the ``free`` states (one sweep; ``layers``, ``pooled``: see
+    :func:`settle_step`)."""
+    last = len(weights) - 1
+    pre, below = [], features
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
+        pre.append(hidden_input(layers, index, weight, bias, feedback, gain, below, free[index + 1], pooled)
+                   if index < last else upward(layers, index, weight, below, pooled) + bias)
+        below = free[index]
+    activity = [activation(activation_name, value) for value in pre[:-1]]
+    residual = [value - state for value, state in zip(activity, free)] + [pre[-1] - free[-1]]
+    return FreeReference(pre, activity, residual)
+
+
 def settle_nudged(weights, biases, feedback, gain, activation_name, features, free: Sequence[torch.Tensor],
                   steps: int, nudge: Nudge, layers: Optional[Sequence[Any]] = None,
-                  pooled: bool = False) -> list[torch.Tensor]:
+                  pooled: bool = False, reference: Optional[FreeReference] = None) -> list[torch.Tensor]:
     """The nudged phase from the ``free`` states, as the changes ``δ_i = s_i - free_i``: the same
     iteration as :func:`settle` (in exact arithmetic ``free_i + δ_i`` are its states), written so
     that float32 keeps the nudge. The first layer's two phases differ by ``O(β γ^(N-1))``
     (5e-7 at γ = 0.001 in a three-layer network), near float32's resolution of a state of order
-    one, so the pre-activations are split into the free states' (computed once) and the change's
+    one, so the pre-activations are split into the free states' (``reference``, computed by
+    :func:`free_reference` when not given; pass it to share it between phases) and the change's
     ``W_i δ_{i-1} + γ F_i δ_{i+1}`` (linear, no bias), and the hidden states' change is
     :func:`~neurocredit.neurons.activation_change` plus the free state's own residual
     ``f(a_i) - free_i`` (common to every nudge, so it cancels in their difference)."""
+    if reference is None:
+        reference = free_reference(weights, biases, feedback, gain, activation_name, features, free, layers, pooled)
     last = len(weights) - 1
-    reference, below = [], features
-    for index, (weight, bias) in enumerate(zip(weights, biases)):
-        reference.append(hidden_input(layers, index, weight, bias, feedback, gain, below, free[index + 1], pooled)
-                         if index < last else upward(layers, index, weight, below, pooled) + bias)
-        below = free[index]
-    activity = [activation(activation_name, pre) for pre in reference[:-1]]
-    residual = [value - state for value, state in zip(activity, free)] + [reference[-1] - free[-1]]
+    residual = reference.residual
     changes = [torch.zeros_like(state) for state in free]
     for _ in range(steps):
         new_changes, below = [], None
@@ -142,7 +165,7 @@ def settle_nudged(weights, biases, feedback, gain, activation_name, features, fr
                 change = gain * downward(layers, index, feedback[index], changes[index + 1], pooled)
                 if below is not None:
                     change += upward(layers, index, weight, below, pooled)
-                delta = activation_change(activation_name, reference[index], change, activity[index])
+                delta = activation_change(activation_name, reference.pre[index], change, reference.activity[index])
                 delta += residual[index]
             else:  # output_state(nudge, free + change, free + δ) - free, without forming free + change
                 change = residual[index]
@@ -236,9 +259,11 @@ def ep_gradients(
                      pooled=pooled)
     scales = layer_scales(len(weights), gain)
 
+    reference = free_reference(weights, biases, feedback, gain, activation_name, features, free, layers, pooled)
+
     def nudged(boundary: Nudge) -> list[torch.Tensor]:
         return settle_nudged(weights, biases, feedback, gain, activation_name, features, free, nudged_steps,
-                             boundary, layers, pooled)
+                             boundary, layers, pooled, reference)
 
     if nudge == "symmetric":
         positive, negative = nudged(Nudge(beta, cost, target)), nudged(Nudge(-beta, cost, target))
